@@ -1,0 +1,159 @@
+//! `POST /v1/messages`: resolve the model, adapt the body, call Bedrock
+//! (streamed or not), and answer in the Anthropic format.
+
+use std::sync::Arc;
+
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::{authenticate, read_body, AppState};
+use crate::http::body::{full, ResBody};
+use crate::http::error::ApiError;
+use crate::models::{resolve, Resolved};
+use crate::stream::{rewrite_message, sse_body, EventTranslator, StreamRun, Usage};
+use crate::translate::betas;
+use crate::translate::{parse_messages_request, MessagesRequest};
+use crate::upstream::UpstreamError;
+use crate::usage::{Meter, Outcome};
+
+pub async fn handle(state: &Arc<AppState>, req: Request<Incoming>, rid: &str) -> Result<Response<ResBody>, ApiError> {
+    let (cfg, key) = authenticate(state, &req)?;
+    let mut meter = Meter::start(rid, "messages");
+    meter.record.key_id.clone_from(&key.id);
+    meter.record.user_id.clone_from(&key.user_id);
+    meter.record.team_id.clone_from(&key.team_id);
+
+    let result = async {
+        let (parts, bytes) = read_body(req, cfg.limits.max_body_bytes).await?;
+        let mut request = parse_messages_request(&bytes, true)?;
+        drop(bytes);
+        tracing::Span::current().record("model", request.model.as_str());
+        meter.record.model.clone_from(&request.model);
+        meter.record.stream = request.stream;
+        let resolved = resolve(&request.model, &cfg.mappings, state.geo(&cfg))
+            .ok_or_else(|| ApiError::NotFound(format!("model: {}", request.model)))?;
+        meter.record.bedrock_model.clone_from(&resolved.bedrock_id);
+
+        let rejected = state.betas.rejected(&resolved.bedrock_id);
+        let sent = {
+            let requested = betas::requested(&parts.headers, request.body.get("betas"));
+            betas::select(&requested, resolved.context_1m, &cfg.extra_betas, &rejected)
+        };
+        request.adapt(&resolved.caps, &sent);
+        Ok::<_, ApiError>((request, resolved, sent))
+    }
+    .await;
+    let (mut request, resolved, mut sent) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            state.usage.record(meter.finish(e.status().as_u16(), Outcome::Error, Usage::default()));
+            return Err(e);
+        }
+    };
+
+    // One retry, when Bedrock refuses a beta it had not refused before.
+    let mut retried = false;
+    loop {
+        let body = request.bedrock_body(&sent);
+        let outcome = if request.stream {
+            start_stream(state, &request, &resolved, body, &cfg.limits, rid, meter).await
+        } else {
+            invoke(state, &request, &resolved, body, cfg.limits.request_timeout, meter).await
+        };
+        match outcome {
+            Ok(res) => return Ok(res),
+            Err((err, m)) => {
+                if let Some(msg) = err.validation_message() {
+                    if !retried && state.betas.learn(&resolved.bedrock_id, msg, &sent) {
+                        sent.retain(|b| !msg.contains(b.as_str()));
+                        retried = true;
+                        meter = m;
+                        continue;
+                    }
+                }
+                let api = client_error(&err, &request);
+                state.usage.record(m.finish(api.status().as_u16(), Outcome::Error, Usage::default()));
+                return Err(api);
+            }
+        }
+    }
+}
+
+/// The client's view of a failed call. A refused `{"role":"system"}` message
+/// becomes the token Claude Code recognises and heals from.
+fn client_error(err: &UpstreamError, request: &MessagesRequest) -> ApiError {
+    if request.has_system_messages && err.validation_message().is_some_and(|m| m.contains("system")) {
+        return ApiError::InvalidRequest("capability_rejected: mid_conv_system".into());
+    }
+    if !matches!(err, UpstreamError::Service { .. }) {
+        tracing::warn!(error = %err, "Bedrock call failed");
+    }
+    err.to_api(false)
+}
+
+type Attempt = Result<Response<ResBody>, (UpstreamError, Meter)>;
+
+async fn invoke(
+    state: &Arc<AppState>,
+    request: &MessagesRequest,
+    resolved: &Resolved,
+    body: Vec<u8>,
+    timeout: std::time::Duration,
+    meter: Meter,
+) -> Attempt {
+    let answer = match tokio::time::timeout(timeout, state.bedrock.invoke(&resolved.bedrock_id, body)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return Err((e, meter)),
+        Err(_) => return Err((UpstreamError::Timeout, meter)),
+    };
+    let (body, usage) = match rewrite_message(&answer, &request.model) {
+        Ok(x) => x,
+        Err(e) => return Err((UpstreamError::Protocol(e.to_string()), meter)),
+    };
+    state.usage.record(meter.finish(200, Outcome::Ok, usage));
+    let mut res = Response::new(full(body));
+    res.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(res)
+}
+
+/// Holds the response status until Bedrock's first frame, so that an
+/// exception before any content still becomes a real HTTP status.
+async fn start_stream(
+    state: &Arc<AppState>,
+    request: &MessagesRequest,
+    resolved: &Resolved,
+    body: Vec<u8>,
+    limits: &crate::config::Limits,
+    rid: &str,
+    meter: Meter,
+) -> Attempt {
+    let deadline = tokio::time::Instant::now() + limits.first_byte_timeout;
+    let mut rx = match tokio::time::timeout_at(deadline, state.bedrock.stream(&resolved.bedrock_id, body)).await {
+        Ok(Ok(rx)) => rx,
+        Ok(Err(e)) => return Err((e, meter)),
+        Err(_) => return Err((UpstreamError::Timeout, meter)),
+    };
+    let first = match tokio::time::timeout_at(deadline, rx.recv()).await {
+        Ok(Ok(Some(f))) => f,
+        Ok(Ok(None)) => return Err((UpstreamError::Protocol("empty event stream".into()), meter)),
+        Ok(Err(e)) => return Err((UpstreamError::from_sdk(e), meter)),
+        Err(_) => return Err((UpstreamError::Timeout, meter)),
+    };
+    let run = StreamRun {
+        rx,
+        first: Some(first),
+        translator: EventTranslator::new(request.model.clone()),
+        limits: *limits,
+        request_id: rid.to_owned(),
+        meter: Some(meter),
+        sink: state.usage.clone(),
+    };
+    let mut res = Response::new(sse_body(run));
+    *res.status_mut() = StatusCode::OK;
+    let h = res.headers_mut();
+    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells nginx-style proxies in front of the gateway not to buffer events.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(res)
+}

@@ -1,0 +1,143 @@
+//! Where a request goes in: routing on the path (the query, e.g. Claude
+//! Code's `?beta=true`, is ignored), authentication, body limits, and the
+//! `request-id` every response carries.
+
+mod count_tokens;
+mod messages;
+mod models;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use crate::auth;
+use crate::config::{ConfigStore, KeyEntry, RuntimeConfig};
+use crate::http::body::{full, ResBody};
+use crate::http::error::ApiError;
+use crate::models::geo_for_region;
+use crate::translate::betas::BetaMemory;
+use crate::upstream::Bedrock;
+use crate::usage::UsageSink;
+
+/// A client must deliver its whole body within this time.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct AppState {
+    pub config: Arc<ConfigStore>,
+    pub bedrock: Bedrock,
+    pub betas: BetaMemory,
+    pub usage: Arc<UsageSink>,
+}
+
+impl AppState {
+    /// The inference-profile geo: forced by the snapshot, else derived from
+    /// the snapshot's region, else from the AWS environment's region.
+    fn geo<'a>(&'a self, cfg: &'a RuntimeConfig) -> &'a str {
+        if let Some(g) = cfg.geo.as_deref() {
+            return g;
+        }
+        geo_for_region(cfg.region.as_deref().unwrap_or(self.bedrock.region()))
+    }
+}
+
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<ResBody>, Infallible> {
+    let rid = request_id();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %rid,
+        method = %req.method(),
+        path = req.uri().path(),
+        key_id = tracing::field::Empty,
+        model = tracing::field::Empty,
+    );
+    let result = route(&state, req, &rid).instrument(span.clone()).await;
+    let mut res = result.unwrap_or_else(|e| {
+        span.in_scope(|| tracing::info!(status = e.status().as_u16(), error = %e, "request refused"));
+        e.into_response(&rid)
+    });
+    res.headers_mut().insert("request-id", HeaderValue::from_str(&rid).expect("request ids are ASCII"));
+    Ok(res)
+}
+
+async fn route(state: &Arc<AppState>, req: Request<Incoming>, rid: &str) -> Result<Response<ResBody>, ApiError> {
+    let path = req.uri().path();
+    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    match (req.method(), path) {
+        (&Method::POST, "/v1/messages") => messages::handle(state, req, rid).await,
+        (&Method::POST, "/v1/messages/count_tokens") => count_tokens::handle(state, req, rid).await,
+        (&Method::GET, "/v1/models") => models::list(state, &req),
+        (&Method::GET, p) if p.starts_with("/v1/models/") => {
+            let id = p["/v1/models/".len()..].to_owned();
+            models::get(state, &req, &id)
+        }
+        (&Method::GET | &Method::HEAD, "/api/hello") => Ok(json(StatusCode::OK, "{}")),
+        (&Method::GET, "/health") => Ok(json(StatusCode::OK, r#"{"status":"ok"}"#)),
+        (&Method::GET, "/ready") => Ok(match state.config.get() {
+            Some(c) => json(StatusCode::OK, format!(r#"{{"status":"ready","config_version":{}}}"#, c.version)),
+            None => json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"waiting for configuration"}"#),
+        }),
+        (_, "/v1/messages" | "/v1/messages/count_tokens" | "/v1/models" | "/api/hello" | "/health" | "/ready") => {
+            Err(ApiError::MethodNotAllowed(format!("{} is not allowed on {path}", req.method())))
+        }
+        _ => Err(ApiError::NotFound(format!("no endpoint at {path}"))),
+    }
+}
+
+/// The current configuration and the request's key, or the error to answer.
+fn authenticate(state: &AppState, req: &Request<Incoming>) -> Result<(Arc<RuntimeConfig>, Arc<KeyEntry>), ApiError> {
+    let cfg = state
+        .config
+        .get()
+        .ok_or_else(|| ApiError::Unavailable("the gateway has not received its configuration yet".into()))?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let key = auth::authenticate(&cfg, req.headers(), now)?.clone();
+    tracing::Span::current().record("key_id", key.id.as_str());
+    Ok((cfg, key))
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (before reading,
+/// when Content-Length already says so) and slow senders.
+async fn read_body(req: Request<Incoming>, limit: u64) -> Result<(http::request::Parts, Bytes), ApiError> {
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > limit) {
+        return Err(ApiError::RequestTooLarge(n, limit));
+    }
+    let (parts, body) = req.into_parts();
+    let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, limited.collect())
+        .await
+        .map_err(|_| ApiError::InvalidRequest("timed out reading the request body".into()))?;
+    match collected {
+        Ok(c) => Ok((parts, c.to_bytes())),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::RequestTooLarge(limit + 1, limit)),
+        Err(e) => Err(ApiError::InvalidRequest(format!("could not read the request body: {e}"))),
+    }
+}
+
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<ResBody> {
+    let mut res = Response::new(full(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+/// `req_` and 24 random base-62 characters, like Anthropic's ids.
+fn request_id() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut id = String::with_capacity(28);
+    id.push_str("req_");
+    for _ in 0..24 {
+        id.push(ALPHABET[fastrand::usize(..ALPHABET.len())] as char);
+    }
+    id
+}

@@ -1,0 +1,37 @@
+//! The data plane's configuration: one validated, indexed snapshot, swapped
+//! atomically so that the hot path reads it without a lock.
+
+mod file;
+mod snapshot;
+
+pub use file::watch_file;
+pub use snapshot::{KeyEntry, KeyHash, Limits, RuntimeConfig, SnapshotError};
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+
+/// Holds the last-known-good configuration. `None` until the first snapshot
+/// arrives; the data plane is not ready before that.
+#[derive(Default)]
+pub struct ConfigStore {
+    current: ArcSwapOption<RuntimeConfig>,
+}
+
+impl ConfigStore {
+    pub fn get(&self) -> Option<Arc<RuntimeConfig>> {
+        self.current.load_full()
+    }
+
+    /// Installs `next` unless it is older than what is held.
+    pub fn install(&self, next: RuntimeConfig) -> Result<u64, SnapshotError> {
+        if let Some(cur) = self.current.load().as_ref() {
+            if next.version < cur.version {
+                return Err(SnapshotError::Stale { offered: next.version, held: cur.version });
+            }
+        }
+        let v = next.version;
+        self.current.store(Some(Arc::new(next)));
+        Ok(v)
+    }
+}

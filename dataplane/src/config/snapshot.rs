@@ -1,0 +1,230 @@
+//! Turning a wire snapshot into the indexed form the request path uses.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ccag_proto::config::v1 as pb;
+use subtle::ConstantTimeEq;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("snapshot is not valid proto3 JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("key {id:?}: sha256 must be 64 lowercase hex characters")]
+    BadKeyHash { id: String },
+    #[error("key {id:?}: the same hash appears twice")]
+    DuplicateKey { id: String },
+    #[error("model mapping {0:?}: anthropic_id and bedrock_id must both be set")]
+    BadMapping(String),
+    #[error("snapshot version {offered} is older than the held version {held}")]
+    Stale { offered: u64, held: u64 },
+}
+
+/// SHA-256 of an API key. Equality is constant-time so that a lookup never
+/// leaks how much of a stored hash a guess matched.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyHash(pub [u8; 32]);
+
+impl PartialEq for KeyHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+impl Eq for KeyHash {}
+impl Hash for KeyHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The digest is already uniformly distributed.
+        state.write(&self.0[..8]);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    pub id: String,
+    pub name: String,
+    pub user_id: String,
+    pub team_id: String,
+    pub active: bool,
+    /// Unix seconds; `None` when the key never expires.
+    pub expires_at: Option<i64>,
+}
+
+/// Limits with every default filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_body_bytes: u64,
+    pub first_byte_timeout: Duration,
+    pub stream_idle_timeout: Duration,
+    pub max_stream_duration: Duration,
+    pub ping_interval: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // Bedrock refuses bodies above 25,000,000 bytes; refusing earlier
+            // gives the client a clear 413 instead of an upstream 400.
+            max_body_bytes: 25_000_000,
+            first_byte_timeout: Duration::from_secs(120),
+            stream_idle_timeout: Duration::from_secs(300),
+            max_stream_duration: Duration::from_secs(3600),
+            ping_interval: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+impl Limits {
+    fn from_pb(l: Option<&pb::Limits>) -> Self {
+        let d = Limits::default();
+        let Some(l) = l else { return d };
+        let ms = |v: u32, dflt: Duration| if v == 0 { dflt } else { Duration::from_millis(v.into()) };
+        Limits {
+            max_body_bytes: if l.max_body_bytes == 0 { d.max_body_bytes } else { l.max_body_bytes },
+            first_byte_timeout: ms(l.first_byte_timeout_ms, d.first_byte_timeout),
+            stream_idle_timeout: ms(l.stream_idle_timeout_ms, d.stream_idle_timeout),
+            max_stream_duration: ms(l.max_stream_duration_ms, d.max_stream_duration),
+            ping_interval: ms(l.ping_interval_ms, d.ping_interval),
+            request_timeout: ms(l.request_timeout_ms, d.request_timeout),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RuntimeConfig {
+    pub version: u64,
+    keys: HashMap<KeyHash, Arc<KeyEntry>>,
+    pub mappings: HashMap<String, String>,
+    pub catalogue: Vec<pb::ModelInfo>,
+    pub region: Option<String>,
+    pub geo: Option<String>,
+    pub limits: Limits,
+    pub extra_betas: HashSet<String>,
+}
+
+impl RuntimeConfig {
+    pub fn from_json(text: &[u8]) -> Result<Self, SnapshotError> {
+        let snap: pb::Snapshot = serde_json::from_slice(text)?;
+        Self::from_snapshot(snap)
+    }
+
+    pub fn from_snapshot(s: pb::Snapshot) -> Result<Self, SnapshotError> {
+        let mut keys = HashMap::with_capacity(s.keys.len());
+        for k in s.keys {
+            let hash = parse_hash(&k.sha256).ok_or_else(|| SnapshotError::BadKeyHash { id: k.id.clone() })?;
+            let active = k.status == pb::KeyStatus::Active as i32;
+            let entry = KeyEntry {
+                id: k.id,
+                name: k.name,
+                user_id: k.user_id,
+                team_id: k.team_id,
+                active,
+                expires_at: (k.expires_at > 0).then_some(k.expires_at),
+            };
+            let id = entry.id.clone();
+            if keys.insert(KeyHash(hash), Arc::new(entry)).is_some() {
+                return Err(SnapshotError::DuplicateKey { id });
+            }
+        }
+        let mut mappings = HashMap::with_capacity(s.model_mappings.len());
+        for m in s.model_mappings {
+            if m.anthropic_id.trim().is_empty() || m.bedrock_id.trim().is_empty() {
+                return Err(SnapshotError::BadMapping(m.anthropic_id));
+            }
+            mappings.insert(m.anthropic_id.trim().to_owned(), m.bedrock_id.trim().to_owned());
+        }
+        let routing = s.routing.unwrap_or_default();
+        let nonempty = |v: String| (!v.trim().is_empty()).then(|| v.trim().to_owned());
+        Ok(RuntimeConfig {
+            version: s.version,
+            keys,
+            mappings,
+            catalogue: s.models,
+            region: nonempty(routing.region),
+            geo: nonempty(routing.geo),
+            limits: Limits::from_pb(s.limits.as_ref()),
+            extra_betas: s.extra_betas.into_iter().map(|b| b.trim().to_owned()).filter(|b| !b.is_empty()).collect(),
+        })
+    }
+
+    pub fn key(&self, hash: &KeyHash) -> Option<&Arc<KeyEntry>> {
+        self.keys.get(hash)
+    }
+
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+fn parse_hash(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 || s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    fn snapshot(json: &str) -> Result<RuntimeConfig, SnapshotError> {
+        RuntimeConfig::from_json(json.as_bytes())
+    }
+
+    #[test]
+    fn proto3_json_snapshot_is_indexed_by_key_hash() {
+        let cfg = snapshot(&format!(
+            r#"{{"version":"7","keys":[{{"id":"k1","sha256":"{HASH}","status":"KEY_STATUS_ACTIVE","userId":"u1"}}]}}"#
+        ))
+        .unwrap();
+        assert_eq!(cfg.version, 7);
+        let mut h = [0u8; 32];
+        hex::decode_to_slice(HASH, &mut h).unwrap();
+        let k = cfg.key(&KeyHash(h)).unwrap();
+        assert!(k.active);
+        assert_eq!(k.user_id, "u1");
+    }
+
+    #[test]
+    fn key_without_active_status_is_inactive() {
+        let cfg = snapshot(&format!(r#"{{"keys":[{{"id":"k1","sha256":"{HASH}","status":"KEY_STATUS_REVOKED"}}]}}"#)).unwrap();
+        let mut h = [0u8; 32];
+        hex::decode_to_slice(HASH, &mut h).unwrap();
+        assert!(!cfg.key(&KeyHash(h)).unwrap().active);
+    }
+
+    #[test]
+    fn malformed_key_hash_is_rejected() {
+        let err = snapshot(r#"{"keys":[{"id":"k1","sha256":"abc"}]}"#).unwrap_err();
+        assert!(matches!(err, SnapshotError::BadKeyHash { .. }));
+    }
+
+    #[test]
+    fn duplicate_key_hash_is_rejected() {
+        let err = snapshot(&format!(r#"{{"keys":[{{"id":"a","sha256":"{HASH}"}},{{"id":"b","sha256":"{HASH}"}}]}}"#)).unwrap_err();
+        assert!(matches!(err, SnapshotError::DuplicateKey { .. }));
+    }
+
+    #[test]
+    fn zero_limits_fall_back_to_defaults() {
+        let cfg = snapshot(r#"{"limits":{"pingIntervalMs":250}}"#).unwrap();
+        assert_eq!(cfg.limits.ping_interval, Duration::from_millis(250));
+        assert_eq!(cfg.limits.max_body_bytes, Limits::default().max_body_bytes);
+    }
+
+    #[test]
+    fn stale_snapshot_is_refused_by_the_store() {
+        let store = super::super::ConfigStore::default();
+        store.install(snapshot(r#"{"version":"5"}"#).unwrap()).unwrap();
+        let err = store.install(snapshot(r#"{"version":"4"}"#).unwrap()).unwrap_err();
+        assert!(matches!(err, SnapshotError::Stale { offered: 4, held: 5 }));
+        assert_eq!(store.get().unwrap().version, 5);
+    }
+}

@@ -1,0 +1,119 @@
+//! The one error type a client ever sees. Each variant maps to exactly one
+//! HTTP status and one Anthropic `error.type`.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+
+use super::body::{full, ResBody};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    Authentication(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("request body is {0} bytes or larger; the limit is {1} bytes")]
+    RequestTooLarge(u64, u64),
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_secs: u64 },
+    #[error("{0}")]
+    Api(String),
+    #[error("{0}")]
+    NotSupported(String),
+    #[error("{0}")]
+    BadGateway(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    Overloaded(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Authentication(_) => StatusCode::UNAUTHORIZED,
+            ApiError::PermissionDenied(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Api(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            // 529 is Anthropic's "overloaded"; clients retry it.
+            ApiError::Overloaded(_) => StatusCode::from_u16(529).expect("529 is a valid status"),
+        }
+    }
+
+    /// The Anthropic `error.type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest(_) | ApiError::MethodNotAllowed(_) => "invalid_request_error",
+            ApiError::Authentication(_) => "authentication_error",
+            ApiError::PermissionDenied(_) => "permission_error",
+            ApiError::NotFound(_) => "not_found_error",
+            ApiError::RequestTooLarge(..) => "request_too_large",
+            ApiError::RateLimited { .. } => "rate_limit_error",
+            ApiError::Api(_) | ApiError::BadGateway(_) | ApiError::Unavailable(_) => "api_error",
+            ApiError::NotSupported(_) => "not_supported",
+            ApiError::Timeout(_) => "timeout_error",
+            ApiError::Overloaded(_) => "overloaded_error",
+        }
+    }
+
+    /// Errors that a retry cannot fix carry `x-should-retry: false`, so that
+    /// Claude Code does not spend minutes retrying them.
+    fn should_retry(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Authentication(_) | ApiError::PermissionDenied(_) | ApiError::NotSupported(_) => {
+                Some("false")
+            }
+            _ => None,
+        }
+    }
+
+    /// `{"type":"error","error":{...},"request_id":...}`
+    pub fn body_json(&self, request_id: &str) -> String {
+        serde_json::json!({
+            "type": "error",
+            "error": {"type": self.kind(), "message": self.to_string()},
+            "request_id": request_id,
+        })
+        .to_string()
+    }
+
+    /// The same error as one SSE `error` event, for failures after the
+    /// response status has already been sent.
+    pub fn sse_event(&self, request_id: &str) -> Bytes {
+        let mut out = String::with_capacity(128);
+        out.push_str("event: error\ndata: ");
+        out.push_str(&self.body_json(request_id));
+        out.push_str("\n\n");
+        Bytes::from(out)
+    }
+
+    pub fn into_response(self, request_id: &str) -> Response<ResBody> {
+        let mut res = Response::new(full(self.body_json(request_id)));
+        *res.status_mut() = self.status();
+        let h = res.headers_mut();
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(v) = self.should_retry() {
+            h.insert("x-should-retry", HeaderValue::from_static(v));
+        }
+        if let ApiError::RateLimited { retry_after_secs, .. } = &self {
+            h.insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        res
+    }
+}

@@ -1,0 +1,236 @@
+//! Rewriting single Anthropic events as they come out of Bedrock: the
+//! response `model` becomes the client's name, and Bedrock's
+//! `amazon-bedrock-invocationMetrics` is read for metering and removed.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::Value;
+
+const METRICS: &str = "amazon-bedrock-invocationMetrics";
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+}
+
+impl Usage {
+    fn merge_anthropic(&mut self, u: &Value) {
+        let get = |k: &str| u.get(k).and_then(Value::as_u64);
+        if let Some(v) = get("input_tokens") {
+            self.input_tokens = v;
+        }
+        if let Some(v) = get("output_tokens") {
+            self.output_tokens = v;
+        }
+        if let Some(v) = get("cache_creation_input_tokens") {
+            self.cache_creation_input_tokens = v;
+        }
+        if let Some(v) = get("cache_read_input_tokens") {
+            self.cache_read_input_tokens = v;
+        }
+    }
+
+    /// Bedrock's own count is authoritative where it gives one.
+    fn merge_metrics(&mut self, m: &Value) {
+        let get = |k: &str| m.get(k).and_then(Value::as_u64);
+        if let Some(v) = get("inputTokenCount") {
+            self.input_tokens = v;
+        }
+        if let Some(v) = get("outputTokenCount") {
+            self.output_tokens = v;
+        }
+        if let Some(v) = get("cacheWriteInputTokenCount") {
+            self.cache_creation_input_tokens = v;
+        }
+        if let Some(v) = get("cacheReadInputTokenCount") {
+            self.cache_read_input_tokens = v;
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("Bedrock sent an event that is not an Anthropic stream event: {0}")]
+pub struct BadEvent(String);
+
+pub struct EventTranslator {
+    client_model: String,
+    pub usage: Usage,
+    pub saw_stop: bool,
+}
+
+impl EventTranslator {
+    pub fn new(client_model: String) -> Self {
+        EventTranslator { client_model, usage: Usage::default(), saw_stop: false }
+    }
+
+    /// One Bedrock chunk (the JSON of one Anthropic event) → one SSE event.
+    pub fn event(&mut self, chunk: &[u8]) -> Result<Bytes, BadEvent> {
+        let kind = event_type(chunk).ok_or_else(|| BadEvent(String::from_utf8_lossy(chunk).into_owned()))?;
+        match kind {
+            "message_start" => {
+                let mut v: Value = parse(chunk)?;
+                if let Some(msg) = v.get_mut("message").and_then(Value::as_object_mut) {
+                    msg.insert("model".into(), Value::String(self.client_model.clone()));
+                    if let Some(u) = msg.get("usage") {
+                        self.usage.merge_anthropic(u);
+                    }
+                }
+                Ok(sse("message_start", &serde_json::to_vec(&v).expect("JSON value serialises")))
+            }
+            "message_delta" => {
+                // Once or twice a stream; a full parse is cheap enough here.
+                let v: Value = parse(chunk)?;
+                if let Some(u) = v.get("usage") {
+                    self.usage.merge_anthropic(u);
+                }
+                Ok(sse(kind, chunk))
+            }
+            "message_stop" => {
+                self.saw_stop = true;
+                if !contains(chunk, METRICS.as_bytes()) {
+                    return Ok(sse(kind, chunk));
+                }
+                let mut v: Value = parse(chunk)?;
+                if let Some(m) = v.as_object_mut().and_then(|o| o.remove(METRICS)) {
+                    self.usage.merge_metrics(&m);
+                }
+                Ok(sse(kind, &serde_json::to_vec(&v).expect("JSON value serialises")))
+            }
+            // Content deltas are the bulk of a stream: relayed byte for byte.
+            _ => Ok(sse(kind, chunk)),
+        }
+    }
+}
+
+/// A non-streaming Bedrock response → the client's body, plus its usage.
+pub fn rewrite_message(body: &[u8], client_model: &str) -> Result<(Bytes, Usage), BadEvent> {
+    let mut v: Value = parse(body)?;
+    let mut usage = Usage::default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("model".into(), Value::String(client_model.to_owned()));
+        if let Some(m) = obj.remove(METRICS) {
+            usage.merge_metrics(&m);
+        }
+        if let Some(u) = obj.get("usage") {
+            usage.merge_anthropic(u);
+        }
+    } else {
+        return Err(BadEvent("response is not a JSON object".into()));
+    }
+    Ok((Bytes::from(serde_json::to_vec(&v).expect("JSON value serialises")), usage))
+}
+
+fn parse(b: &[u8]) -> Result<Value, BadEvent> {
+    serde_json::from_slice(b).map_err(|e| BadEvent(e.to_string()))
+}
+
+fn sse(kind: &str, data: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(kind.len() + data.len() + 16);
+    out.put_slice(b"event: ");
+    out.put_slice(kind.as_bytes());
+    out.put_slice(b"\ndata: ");
+    out.put_slice(data);
+    out.put_slice(b"\n\n");
+    out.freeze()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The event's `type`. Bedrock writes it first (`{"type":"…"`), which is
+/// read without parsing the event; anything else falls back to a parse.
+fn event_type(chunk: &[u8]) -> Option<&str> {
+    const PREFIX: &[u8] = br#"{"type":""#;
+    if let Some(rest) = chunk.strip_prefix(PREFIX) {
+        let end = rest.iter().position(|b| *b == b'"')?;
+        let t = std::str::from_utf8(&rest[..end]).ok()?;
+        if !t.is_empty() && !t.contains('\\') {
+            return Some(t);
+        }
+    }
+    #[derive(Deserialize)]
+    struct Typed<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: &'a str,
+    }
+    serde_json::from_slice::<Typed>(chunk).ok().map(|t| t.kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tr() -> EventTranslator {
+        EventTranslator::new("claude-sonnet-4-5".into())
+    }
+
+    fn data(b: &Bytes) -> Value {
+        let s = std::str::from_utf8(b).unwrap();
+        let line = s.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+        serde_json::from_str(line).unwrap()
+    }
+
+    #[test]
+    fn deltas_are_relayed_byte_for_byte() {
+        let chunk = br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#;
+        let out = tr().event(chunk).unwrap();
+        assert_eq!(&out[..], [b"event: content_block_delta\ndata: ".as_slice(), chunk, b"\n\n"].concat());
+    }
+
+    #[test]
+    fn message_start_carries_the_client_model_name_and_input_usage() {
+        let mut t = tr();
+        let out = t
+            .event(br#"{"type":"message_start","message":{"model":"claude-sonnet-4-5-20250929","usage":{"input_tokens":25,"output_tokens":1}}}"#)
+            .unwrap();
+        assert_eq!(data(&out)["message"]["model"], "claude-sonnet-4-5");
+        assert_eq!(t.usage.input_tokens, 25);
+    }
+
+    #[test]
+    fn message_delta_usage_is_cumulative() {
+        let mut t = tr();
+        t.event(br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}"#).unwrap();
+        t.event(br#"{"type":"message_delta","delta":{},"usage":{"output_tokens":9}}"#).unwrap();
+        assert_eq!(t.usage.output_tokens, 9);
+    }
+
+    #[test]
+    fn invocation_metrics_are_metered_and_stripped() {
+        let mut t = tr();
+        let out = t
+            .event(br#"{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":9,"outputTokenCount":5,"cacheReadInputTokenCount":3,"invocationLatency":321,"firstByteLatency":123}}"#)
+            .unwrap();
+        assert_eq!(&out[..], b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+        assert_eq!(t.usage, Usage { input_tokens: 9, output_tokens: 5, cache_creation_input_tokens: 0, cache_read_input_tokens: 3 });
+        assert!(t.saw_stop);
+    }
+
+    #[test]
+    fn event_type_is_found_when_not_first() {
+        let out = tr().event(br#"{"index":0,"type":"content_block_stop"}"#).unwrap();
+        assert!(out.starts_with(b"event: content_block_stop\n"));
+    }
+
+    #[test]
+    fn untyped_chunk_is_an_error() {
+        assert!(tr().event(b"{}").is_err());
+        assert!(tr().event(b"not json").is_err());
+    }
+
+    #[test]
+    fn non_streaming_body_gets_client_model_and_usage() {
+        let (b, u) = rewrite_message(
+            br#"{"id":"msg_bdrk_1","model":"claude-x","usage":{"input_tokens":3,"output_tokens":4,"cache_read_input_tokens":1}}"#,
+            "sonnet",
+        )
+        .unwrap();
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["model"], "sonnet");
+        assert_eq!((u.input_tokens, u.output_tokens, u.cache_read_input_tokens), (3, 4, 1));
+    }
+}

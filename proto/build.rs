@@ -1,0 +1,18 @@
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // A vendored protoc keeps the build free of system packages.
+    std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?);
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    let descriptors = out.join("descriptors.bin");
+    let protos = ["ccag/config/v1/snapshot.proto"];
+    println!("cargo:rerun-if-changed=ccag");
+    prost_build::Config::new()
+        .file_descriptor_set_path(&descriptors)
+        .compile_protos(&protos, &["."])?;
+    let set = std::fs::read(&descriptors)?;
+    pbjson_build::Builder::new()
+        .register_descriptors(&set)?
+        .build(&[".ccag"])?;
+    Ok(())
+}
