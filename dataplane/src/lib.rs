@@ -31,20 +31,26 @@ pub struct Settings {
 impl Settings {
     pub fn from_env() -> Result<Self, String> {
         let addr = std::env::var("CCAG_DATAPLANE_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
-        let addr = addr.parse().map_err(|e| format!("CCAG_DATAPLANE_ADDR={addr:?}: {e}"))?;
+        let addr = addr
+            .parse()
+            .map_err(|e| format!("CCAG_DATAPLANE_ADDR={addr:?}: {e}"))?;
         let config_file = std::env::var_os("CCAG_DATAPLANE_CONFIG").map(PathBuf::from);
         Ok(Settings { addr, config_file })
     }
 }
 
 /// Runs the data plane until `shutdown` resolves.
-pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
+pub async fn run(
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
     let store = Arc::new(config::ConfigStore::default());
     match settings.config_file {
         Some(path) => config::watch_file(path, store.clone()).await?,
-        None => {
-            return Err("no configuration source: set CCAG_DATAPLANE_CONFIG to a snapshot file (proto3 JSON)".into())
-        }
+        None => return Err(
+            "no configuration source: set CCAG_DATAPLANE_CONFIG to a snapshot file (proto3 JSON)"
+                .into(),
+        ),
     }
     let bedrock = upstream::Bedrock::from_env().await;
     let (sink, rx) = usage::UsageSink::new();
@@ -55,7 +61,9 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         betas: Default::default(),
         usage: Arc::new(sink),
     });
-    let listener = TcpListener::bind(settings.addr).await.map_err(|e| format!("bind {}: {e}", settings.addr))?;
+    let listener = TcpListener::bind(settings.addr)
+        .await
+        .map_err(|e| format!("bind {}: {e}", settings.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(addr = %local, region = state.bedrock.region(), "data plane listening");
     // A plain line on stdout lets scripts and tests learn a port chosen by the OS.

@@ -50,7 +50,10 @@ pub struct Meter {
 
 impl Meter {
     pub fn start(request_id: &str, operation: &'static str) -> Self {
-        let started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let started_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         Meter {
             record: UsageRecord {
                 request_id: request_id.to_owned(),
@@ -98,13 +101,22 @@ const CAPACITY: usize = 65_536;
 impl UsageSink {
     pub fn new() -> (Self, mpsc::Receiver<UsageRecord>) {
         let (tx, rx) = mpsc::channel(CAPACITY);
-        (UsageSink { tx, dropped: AtomicU64::new(0) }, rx)
+        (
+            UsageSink {
+                tx,
+                dropped: AtomicU64::new(0),
+            },
+            rx,
+        )
     }
 
     pub fn record(&self, r: UsageRecord) {
         if self.tx.try_send(r).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::error!(dropped_total = n, "usage channel full; a usage record was dropped");
+            tracing::error!(
+                dropped_total = n,
+                "usage channel full; a usage record was dropped"
+            );
         }
     }
 }

@@ -32,13 +32,23 @@ pub fn hash_key(key: &[u8]) -> KeyHash {
 
 /// Finds the active key for a request, or the 401 to answer with. The error
 /// texts never echo the presented key.
-pub fn authenticate<'c>(cfg: &'c RuntimeConfig, headers: &HeaderMap, now_unix: i64) -> Result<&'c Arc<KeyEntry>, ApiError> {
+pub fn authenticate<'c>(
+    cfg: &'c RuntimeConfig,
+    headers: &HeaderMap,
+    now_unix: i64,
+) -> Result<&'c Arc<KeyEntry>, ApiError> {
     let key = presented(headers).ok_or_else(|| {
-        ApiError::Authentication("missing API key: send it as x-api-key or Authorization: Bearer".into())
+        ApiError::Authentication(
+            "missing API key: send it as x-api-key or Authorization: Bearer".into(),
+        )
     })?;
-    let entry = cfg.key(&hash_key(key)).ok_or_else(|| ApiError::Authentication("invalid x-api-key".into()))?;
+    let entry = cfg
+        .key(&hash_key(key))
+        .ok_or_else(|| ApiError::Authentication("invalid x-api-key".into()))?;
     if !entry.active {
-        return Err(ApiError::Authentication("this API key is disabled or revoked".into()));
+        return Err(ApiError::Authentication(
+            "this API key is disabled or revoked".into(),
+        ));
     }
     if entry.expires_at.is_some_and(|t| t <= now_unix) {
         return Err(ApiError::Authentication("this API key has expired".into()));
@@ -70,7 +80,12 @@ mod tests {
     #[test]
     fn x_api_key_is_accepted() {
         let c = cfg("KEY_STATUS_ACTIVE", 0);
-        assert_eq!(authenticate(&c, &headers(&[("x-api-key", "sk-good")]), 0).unwrap().id, "k1");
+        assert_eq!(
+            authenticate(&c, &headers(&[("x-api-key", "sk-good")]), 0)
+                .unwrap()
+                .id,
+            "k1"
+        );
     }
 
     #[test]
@@ -82,14 +97,20 @@ mod tests {
     #[test]
     fn both_headers_together_are_accepted() {
         let c = cfg("KEY_STATUS_ACTIVE", 0);
-        let h = headers(&[("x-api-key", "sk-good"), ("authorization", "Bearer sk-good")]);
+        let h = headers(&[
+            ("x-api-key", "sk-good"),
+            ("authorization", "Bearer sk-good"),
+        ]);
         assert!(authenticate(&c, &h, 0).is_ok());
     }
 
     #[test]
     fn unknown_key_is_refused() {
         let c = cfg("KEY_STATUS_ACTIVE", 0);
-        assert!(matches!(authenticate(&c, &headers(&[("x-api-key", "sk-bad")]), 0), Err(ApiError::Authentication(_))));
+        assert!(matches!(
+            authenticate(&c, &headers(&[("x-api-key", "sk-bad")]), 0),
+            Err(ApiError::Authentication(_))
+        ));
     }
 
     #[test]

@@ -21,7 +21,10 @@ pub enum ApiError {
     #[error("request body is {0} bytes or larger; the limit is {1} bytes")]
     RequestTooLarge(u64, u64),
     #[error("{message}")]
-    RateLimited { message: String, retry_after_secs: u64 },
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     Api(String),
     #[error("{0}")]
@@ -76,9 +79,9 @@ impl ApiError {
     /// Claude Code does not spend minutes retrying them.
     fn should_retry(&self) -> Option<&'static str> {
         match self {
-            ApiError::Authentication(_) | ApiError::PermissionDenied(_) | ApiError::NotSupported(_) => {
-                Some("false")
-            }
+            ApiError::Authentication(_)
+            | ApiError::PermissionDenied(_)
+            | ApiError::NotSupported(_) => Some("false"),
             _ => None,
         }
     }
@@ -107,12 +110,21 @@ impl ApiError {
         let mut res = Response::new(full(self.body_json(request_id)));
         *res.status_mut() = self.status();
         let h = res.headers_mut();
-        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         if let Some(v) = self.should_retry() {
             h.insert("x-should-retry", HeaderValue::from_static(v));
         }
-        if let ApiError::RateLimited { retry_after_secs, .. } = &self {
-            h.insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        if let ApiError::RateLimited {
+            retry_after_secs, ..
+        } = &self
+        {
+            h.insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(*retry_after_secs),
+            );
         }
         res
     }

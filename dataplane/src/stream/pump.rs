@@ -44,7 +44,13 @@ struct Pump {
 
 pub fn sse_body(run: StreamRun) -> ResBody {
     let now = Instant::now();
-    let pump = Pump { run, started: now, last_upstream: now, last_write: now, outcome: None };
+    let pump = Pump {
+        run,
+        started: now,
+        last_upstream: now,
+        last_write: now,
+        outcome: None,
+    };
     let s = futures_util::stream::unfold(pump, |mut p| async move {
         let b = p.next().await?;
         Some((Ok::<_, Infallible>(Frame::data(b)), p))
@@ -60,41 +66,39 @@ impl Pump {
         if let Some(first) = self.run.first.take() {
             return Some(self.on_frame(first));
         }
-        loop {
-            let idle_at = self.last_upstream + self.run.limits.stream_idle_timeout;
-            let end_at = self.started + self.run.limits.max_stream_duration;
-            let ping_at = self.last_write + self.run.limits.ping_interval;
-            tokio::select! {
-                biased;
-                r = self.run.rx.recv() => {
-                    self.last_upstream = Instant::now();
-                    self.last_write = self.last_upstream;
-                    return match r {
-                        Ok(Some(frame)) => Some(self.on_frame(frame)),
-                        Ok(None) if self.run.translator.saw_stop => {
-                            self.outcome = Some(Outcome::Ok);
-                            None
-                        }
-                        Ok(None) => Some(self.fail(ApiError::Overloaded("Bedrock ended the stream before it was complete".into()))),
-                        Err(e) => {
-                            let e = UpstreamError::from_sdk(e);
-                            tracing::warn!(error = %e, "Bedrock stream failed after it had started");
-                            Some(self.fail(e.to_api(true)))
-                        }
-                    };
+        let idle_at = self.last_upstream + self.run.limits.stream_idle_timeout;
+        let end_at = self.started + self.run.limits.max_stream_duration;
+        let ping_at = self.last_write + self.run.limits.ping_interval;
+        tokio::select! {
+            biased;
+            r = self.run.rx.recv() => {
+                self.last_upstream = Instant::now();
+                self.last_write = self.last_upstream;
+                match r {
+                    Ok(Some(frame)) => Some(self.on_frame(frame)),
+                    Ok(None) if self.run.translator.saw_stop => {
+                        self.outcome = Some(Outcome::Ok);
+                        None
+                    }
+                    Ok(None) => Some(self.fail(ApiError::Overloaded("Bedrock ended the stream before it was complete".into()))),
+                    Err(e) => {
+                        let e = UpstreamError::from_stream(e);
+                        tracing::warn!(error = %e, "Bedrock stream failed after it had started");
+                        Some(self.fail(e.to_api(true)))
+                    }
                 }
-                _ = sleep_until(ping_at) => {
-                    self.last_write = Instant::now();
-                    return Some(Bytes::from_static(PING));
-                }
-                _ = sleep_until(idle_at.min(end_at)) => {
-                    let why = if idle_at <= end_at {
-                        format!("Bedrock sent nothing for {}", secs(self.run.limits.stream_idle_timeout))
-                    } else {
-                        format!("the stream exceeded the gateway's limit of {}", secs(self.run.limits.max_stream_duration))
-                    };
-                    return Some(self.fail(ApiError::Timeout(why)));
-                }
+            }
+            _ = sleep_until(ping_at) => {
+                self.last_write = Instant::now();
+                Some(Bytes::from_static(PING))
+            }
+            _ = sleep_until(idle_at.min(end_at)) => {
+                let why = if idle_at <= end_at {
+                    format!("Bedrock sent nothing for {}", secs(self.run.limits.stream_idle_timeout))
+                } else {
+                    format!("the stream exceeded the gateway's limit of {}", secs(self.run.limits.max_stream_duration))
+                };
+                Some(self.fail(ApiError::Timeout(why)))
             }
         }
     }
@@ -104,7 +108,9 @@ impl Pump {
             // A frame kind newer than this SDK: nothing a client could use.
             return Bytes::new();
         };
-        let Some(bytes) = part.bytes() else { return Bytes::new() };
+        let Some(bytes) = part.bytes() else {
+            return Bytes::new();
+        };
         if let Some(m) = self.run.meter.as_mut() {
             m.mark_first_token();
         }
@@ -112,7 +118,9 @@ impl Pump {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "untranslatable Bedrock event");
-                self.fail(ApiError::BadGateway("the gateway received an unexpected event from Bedrock".into()))
+                self.fail(ApiError::BadGateway(
+                    "the gateway received an unexpected event from Bedrock".into(),
+                ))
             }
         }
     }

@@ -1,4 +1,5 @@
 use aws_sdk_bedrockruntime::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_bedrockruntime::types::error::ResponseStreamError;
 
 use crate::http::error::ApiError;
 
@@ -33,15 +34,43 @@ impl UpstreamError {
             },
             SdkError::TimeoutError(_) => UpstreamError::Timeout,
             SdkError::DispatchFailure(d) if d.is_timeout() => UpstreamError::Timeout,
-            SdkError::DispatchFailure(_) => UpstreamError::Unreachable(DisplayErrorContext(&err).to_string()),
+            SdkError::DispatchFailure(_) => {
+                UpstreamError::Unreachable(DisplayErrorContext(&err).to_string())
+            }
             _ => UpstreamError::Protocol(DisplayErrorContext(&err).to_string()),
         }
+    }
+
+    /// Exceptions inside an event stream carry no error code in their
+    /// metadata; the SDK variant says which one arrived.
+    pub fn from_stream<R: std::fmt::Debug>(err: SdkError<ResponseStreamError, R>) -> Self {
+        if let SdkError::ServiceError(s) = &err {
+            let e = s.err();
+            let code = match e {
+                ResponseStreamError::ThrottlingException(_) => "throttlingException",
+                ResponseStreamError::ModelStreamErrorException(_) => "modelStreamErrorException",
+                ResponseStreamError::ValidationException(_) => "validationException",
+                ResponseStreamError::ServiceUnavailableException(_) => {
+                    "serviceUnavailableException"
+                }
+                ResponseStreamError::ModelTimeoutException(_) => "modelTimeoutException",
+                ResponseStreamError::InternalServerException(_) => "internalServerException",
+                _ => e.code().unwrap_or("UnknownError"),
+            };
+            return UpstreamError::Service {
+                code: code.to_owned(),
+                message: e.message().unwrap_or_default().to_owned(),
+            };
+        }
+        Self::from_sdk(err)
     }
 
     /// The ValidationException message, if this is one.
     pub fn validation_message(&self) -> Option<&str> {
         match self {
-            UpstreamError::Service { code, message } if code.eq_ignore_ascii_case("ValidationException") => {
+            UpstreamError::Service { code, message }
+                if code.eq_ignore_ascii_case("ValidationException") =>
+            {
                 Some(message)
             }
             _ => None,
@@ -53,10 +82,16 @@ impl UpstreamError {
     /// `overloaded_error`, which Claude Code retries.
     pub fn to_api(&self, mid_stream: bool) -> ApiError {
         let (code, message) = match self {
-            UpstreamError::Timeout => return ApiError::Timeout("Bedrock did not answer in time".into()),
-            UpstreamError::Unreachable(_) => return ApiError::BadGateway("the gateway could not reach Bedrock".into()),
+            UpstreamError::Timeout => {
+                return ApiError::Timeout("Bedrock did not answer in time".into())
+            }
+            UpstreamError::Unreachable(_) => {
+                return ApiError::BadGateway("the gateway could not reach Bedrock".into())
+            }
             UpstreamError::Protocol(_) => {
-                return ApiError::BadGateway("the gateway received an unexpected answer from Bedrock".into())
+                return ApiError::BadGateway(
+                    "the gateway received an unexpected answer from Bedrock".into(),
+                )
             }
             UpstreamError::Service { code, message } => (code.as_str(), message.as_str()),
         };
@@ -110,7 +145,10 @@ mod tests {
     use super::*;
 
     fn svc(code: &str, msg: &str) -> UpstreamError {
-        UpstreamError::Service { code: code.into(), message: msg.into() }
+        UpstreamError::Service {
+            code: code.into(),
+            message: msg.into(),
+        }
     }
 
     #[test]
@@ -150,12 +188,22 @@ mod tests {
 
     #[test]
     fn throttling_carries_a_retry_after() {
-        assert!(matches!(svc("ThrottlingException", "x").to_api(false), ApiError::RateLimited { retry_after_secs: 2, .. }));
+        assert!(matches!(
+            svc("ThrottlingException", "x").to_api(false),
+            ApiError::RateLimited {
+                retry_after_secs: 2,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn context_length_wording_is_relayed_verbatim() {
-        let e = svc("ValidationException", "Input is too long for requested model.").to_api(false);
+        let e = svc(
+            "ValidationException",
+            "Input is too long for requested model.",
+        )
+        .to_api(false);
         assert_eq!(e.to_string(), "Input is too long for requested model.");
     }
 
@@ -166,13 +214,28 @@ mod tests {
             "Model arn:aws:bedrock:us-east-1:123456789012:inference-profile/x is bad for account 123456789012.",
         )
         .to_api(false);
-        assert_eq!(e.to_string(), "Model <redacted-arn> is bad for account <redacted-account>.");
+        assert_eq!(
+            e.to_string(),
+            "Model <redacted-arn> is bad for account <redacted-account>."
+        );
     }
 
     #[test]
     fn gateway_side_failures_are_not_blamed_on_the_client() {
         assert_eq!(UpstreamError::Timeout.to_api(false).status().as_u16(), 504);
-        assert_eq!(UpstreamError::Unreachable("x".into()).to_api(false).status().as_u16(), 502);
-        assert_eq!(svc("UnrecognizedClientException", "bad key").to_api(false).status().as_u16(), 500);
+        assert_eq!(
+            UpstreamError::Unreachable("x".into())
+                .to_api(false)
+                .status()
+                .as_u16(),
+            502
+        );
+        assert_eq!(
+            svc("UnrecognizedClientException", "bad key")
+                .to_api(false)
+                .status()
+                .as_u16(),
+            500
+        );
     }
 }
