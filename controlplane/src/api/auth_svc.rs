@@ -1,0 +1,192 @@
+//! AuthService: login, identity, and API tokens for automation.
+
+use std::sync::OnceLock;
+
+use ccag_proto::admin::v1::auth_service_server::AuthService;
+use ccag_proto::admin::v1::*;
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+
+use super::{audit, expiry, ok, require, ts, ts_opt, ApiError, ApiResult, Paging, Shared};
+use crate::auth::{hash_password, verify_password};
+use crate::store::entities::{api_tokens, users};
+use crate::store::ids;
+
+pub struct AuthApi(pub Shared);
+
+fn to_proto(t: api_tokens::Model) -> ApiToken {
+    ApiToken {
+        id: t.id,
+        name: t.name,
+        user_id: t.user_id,
+        prefix: t.prefix,
+        created_at: ts(t.created_at),
+        expires_at: ts_opt(t.expires_at),
+        revoked: t.revoked,
+        last_used_at: ts_opt(t.last_used_at),
+    }
+}
+
+/// Checked when the user does not exist, so that a wrong username costs as
+/// long as a wrong password and does not reveal which accounts exist.
+fn decoy_hash() -> &'static str {
+    static H: OnceLock<String> = OnceLock::new();
+    H.get_or_init(|| hash_password("decoy password that matches nothing"))
+}
+
+#[tonic::async_trait]
+impl AuthService for AuthApi {
+    async fn login(&self, req: tonic::Request<LoginRequest>) -> ApiResult<LoginResponse> {
+        let r = req.into_inner();
+        let denied = || ApiError::Unauthenticated("invalid username or password".into());
+        let user = users::Entity::find()
+            .filter(users::Column::Email.eq(r.username.trim()))
+            .one(&self.0.db)
+            .await
+            .map_err(ApiError::from)?;
+        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let password = r.password.clone();
+        let hash_for_check = hash.clone().unwrap_or_else(|| decoy_hash().to_owned());
+        // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+        let matches =
+            tokio::task::spawn_blocking(move || verify_password(&password, &hash_for_check))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let user = match user {
+            Some(u) if matches && hash.is_some() && u.status == "active" => u,
+            _ => return Err(denied().into()),
+        };
+        let (token, exp) = self.0.auth.issue_session(&user.id)?;
+        ok(LoginResponse {
+            token,
+            expires_at: ts(exp),
+            principal: Some(Principal {
+                role: if user.role == "admin" {
+                    Role::Admin
+                } else {
+                    Role::Member
+                } as i32,
+                email: user.email.unwrap_or_default(),
+                user_id: user.id,
+                via: "session".into(),
+            }),
+        })
+    }
+
+    async fn who_am_i(&self, req: tonic::Request<WhoAmIRequest>) -> ApiResult<Principal> {
+        let who = self.0.caller(&req).await?;
+        ok(Principal {
+            user_id: who.user_id,
+            email: who.email,
+            role: who.role as i32,
+            via: who.via.into(),
+        })
+    }
+
+    async fn create_api_token(
+        &self,
+        req: tonic::Request<CreateApiTokenRequest>,
+    ) -> ApiResult<CreateApiTokenResponse> {
+        let who = self.0.caller(&req).await?;
+        let r = req.into_inner();
+        let name = require("name", &r.name, 100)?;
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let owner = if r.user_id.trim().is_empty() {
+            who.user_id.clone()
+        } else {
+            super::users::find(&txn, &r.user_id).await?.id
+        };
+        who.require_self_or_admin(&owner)?;
+        let token = ids::new_api_token();
+        let row = api_tokens::ActiveModel {
+            id: Set(ids::new_id("tok")),
+            name: Set(name),
+            prefix: Set(ids::visible_prefix(&token)),
+            token_hash: Set(ids::sha256_hex(&token)),
+            user_id: Set(owner),
+            revoked: Set(false),
+            created_at: Set(Utc::now()),
+            last_used_at: Set(None),
+            expires_at: Set(expiry(r.ttl_days)),
+        }
+        .insert(&txn)
+        .await
+        .map_err(ApiError::from)?;
+        audit(
+            &txn,
+            &who.user_id,
+            "api_token.create",
+            "api_token",
+            &row.id,
+            None,
+            Some(&row),
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(CreateApiTokenResponse {
+            api_token: Some(to_proto(row)),
+            token,
+        })
+    }
+
+    async fn list_api_tokens(
+        &self,
+        req: tonic::Request<ListApiTokensRequest>,
+    ) -> ApiResult<ListApiTokensResponse> {
+        let who = self.0.caller(&req).await?;
+        let r = req.into_inner();
+        let paging = Paging::from(r.page.as_ref())?;
+        let mut q = api_tokens::Entity::find();
+        if !who.is_admin() {
+            q = q.filter(api_tokens::Column::UserId.eq(who.user_id.clone()));
+        }
+        if !r.user_id.trim().is_empty() {
+            q = q.filter(api_tokens::Column::UserId.eq(r.user_id.trim()));
+        }
+        let rows = q
+            .order_by_asc(api_tokens::Column::CreatedAt)
+            .order_by_asc(api_tokens::Column::Id)
+            .offset(paging.offset)
+            .limit(paging.fetch())
+            .all(&self.0.db)
+            .await
+            .map_err(ApiError::from)?;
+        let (rows, next_page_token) = paging.finish(rows);
+        ok(ListApiTokensResponse {
+            api_tokens: rows.into_iter().map(to_proto).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn revoke_api_token(
+        &self,
+        req: tonic::Request<RevokeApiTokenRequest>,
+    ) -> ApiResult<ApiToken> {
+        let who = self.0.caller(&req).await?;
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let before = api_tokens::Entity::find_by_id(req.get_ref().id.trim())
+            .one(&txn)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound("api token not found".into()))?;
+        who.require_self_or_admin(&before.user_id)?;
+        let mut am: api_tokens::ActiveModel = before.clone().into();
+        am.revoked = Set(true);
+        let after = am.update(&txn).await.map_err(ApiError::from)?;
+        audit(
+            &txn,
+            &who.user_id,
+            "api_token.revoke",
+            "api_token",
+            &after.id,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(to_proto(after))
+    }
+}

@@ -1,0 +1,308 @@
+//! KeyService: virtual API keys. The plaintext exists only in the
+//! CreateKey response; the database holds its SHA-256.
+
+use ccag_proto::admin::v1::key_service_server::KeyService;
+use ccag_proto::admin::v1::*;
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+
+use super::{audit, expiry, limit, ok, require, ts, ts_opt, ApiError, ApiResult, Paging, Shared};
+use crate::auth::Principal;
+use crate::store::entities::api_keys;
+use crate::store::ids;
+
+pub struct KeysApi(pub Shared);
+
+fn status_of(s: &str) -> KeyStatus {
+    match s {
+        "active" => KeyStatus::Active,
+        "disabled" => KeyStatus::Disabled,
+        _ => KeyStatus::Revoked,
+    }
+}
+
+fn to_proto(k: api_keys::Model) -> ApiKey {
+    ApiKey {
+        status: status_of(&k.status) as i32,
+        id: k.id,
+        name: k.name,
+        prefix: k.prefix,
+        user_id: k.user_id,
+        team_id: k.team_id.unwrap_or_default(),
+        rpm: k.rpm as u32,
+        tpm: k.tpm as u32,
+        created_at: ts(k.created_at),
+        last_used_at: ts_opt(k.last_used_at),
+        expires_at: ts_opt(k.expires_at),
+        updated_at: ts(k.updated_at),
+    }
+}
+
+/// The key, if the caller may see it. Members asking for another user's key
+/// get PERMISSION_DENIED whether or not it exists.
+async fn find_for<C: ConnectionTrait>(
+    c: &C,
+    who: &Principal,
+    id: &str,
+) -> Result<api_keys::Model, ApiError> {
+    let found = api_keys::Entity::find_by_id(id.trim()).one(c).await?;
+    match found {
+        Some(k) if who.is_admin() || k.user_id == who.user_id => Ok(k),
+        _ if !who.is_admin() => Err(ApiError::PermissionDenied(
+            "members may only act on their own keys".into(),
+        )),
+        _ => Err(ApiError::NotFound(format!("key {:?} not found", id.trim()))),
+    }
+}
+
+#[tonic::async_trait]
+impl KeyService for KeysApi {
+    async fn create_key(
+        &self,
+        req: tonic::Request<CreateKeyRequest>,
+    ) -> ApiResult<CreateKeyResponse> {
+        let who = self.0.caller(&req).await?;
+        let r = req.into_inner();
+        let name = require("name", &r.name, 100)?;
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let owner = if r.user_id.trim().is_empty() {
+            who.user_id.clone()
+        } else {
+            super::users::find(&txn, &r.user_id).await?.id
+        };
+        who.require_self_or_admin(&owner)?;
+        if !who.is_admin() && (r.rpm != 0 || r.tpm != 0) {
+            return Err(ApiError::PermissionDenied("only admins set key limits".into()).into());
+        }
+        let team_id = if r.team_id.trim().is_empty() {
+            None
+        } else {
+            let team = super::teams::find(&txn, &r.team_id).await?;
+            if !who.is_admin() {
+                let user = super::users::find(&txn, &owner).await?;
+                let member = super::users::to_proto(&txn, user)
+                    .await?
+                    .team_ids
+                    .contains(&team.id);
+                if !member {
+                    return Err(ApiError::PermissionDenied(
+                        "you are not a member of that team".into(),
+                    )
+                    .into());
+                }
+            }
+            Some(team.id)
+        };
+        let key = ids::new_key();
+        let now = Utc::now();
+        let row = api_keys::ActiveModel {
+            id: Set(ids::new_id("key")),
+            name: Set(name),
+            prefix: Set(ids::visible_prefix(&key)),
+            key_hash: Set(ids::sha256_hex(&key)),
+            user_id: Set(owner),
+            team_id: Set(team_id),
+            status: Set("active".into()),
+            rpm: Set(limit("rpm", r.rpm)?),
+            tpm: Set(limit("tpm", r.tpm)?),
+            created_at: Set(now),
+            updated_at: Set(now),
+            last_used_at: Set(None),
+            expires_at: Set(expiry(r.ttl_days)),
+        }
+        .insert(&txn)
+        .await
+        .map_err(ApiError::from)?;
+        audit(
+            &txn,
+            &who.user_id,
+            "key.create",
+            "key",
+            &row.id,
+            None,
+            Some(&row),
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(CreateKeyResponse {
+            api_key: Some(to_proto(row)),
+            key,
+        })
+    }
+
+    async fn get_key(&self, req: tonic::Request<GetKeyRequest>) -> ApiResult<ApiKey> {
+        let who = self.0.caller(&req).await?;
+        ok(to_proto(
+            find_for(&self.0.db, &who, &req.get_ref().id).await?,
+        ))
+    }
+
+    async fn list_keys(&self, req: tonic::Request<ListKeysRequest>) -> ApiResult<ListKeysResponse> {
+        let who = self.0.caller(&req).await?;
+        let r = req.into_inner();
+        let paging = Paging::from(r.page.as_ref())?;
+        let mut q = api_keys::Entity::find();
+        if !who.is_admin() {
+            q = q.filter(api_keys::Column::UserId.eq(who.user_id.clone()));
+        }
+        if !r.user_id.trim().is_empty() {
+            let user = super::users::find(&self.0.db, &r.user_id).await;
+            let uid = match user {
+                Ok(u) => u.id,
+                Err(_) if !who.is_admin() => return ok(ListKeysResponse::default()),
+                Err(e) => return Err(e.into()),
+            };
+            q = q.filter(api_keys::Column::UserId.eq(uid));
+        }
+        if !r.team_id.trim().is_empty() {
+            let team = super::teams::find(&self.0.db, &r.team_id).await?;
+            q = q.filter(api_keys::Column::TeamId.eq(team.id));
+        }
+        match KeyStatus::try_from(r.status) {
+            Ok(KeyStatus::Unspecified) => {}
+            Ok(s) => {
+                q = q.filter(api_keys::Column::Status.eq(match s {
+                    KeyStatus::Active => "active",
+                    KeyStatus::Disabled => "disabled",
+                    _ => "revoked",
+                }))
+            }
+            Err(_) => {
+                return Err(ApiError::InvalidArgument(format!(
+                    "status: unknown value {}",
+                    r.status
+                ))
+                .into())
+            }
+        }
+        let rows = q
+            .order_by_asc(api_keys::Column::CreatedAt)
+            .order_by_asc(api_keys::Column::Id)
+            .offset(paging.offset)
+            .limit(paging.fetch())
+            .all(&self.0.db)
+            .await
+            .map_err(ApiError::from)?;
+        let (rows, next_page_token) = paging.finish(rows);
+        ok(ListKeysResponse {
+            keys: rows.into_iter().map(to_proto).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn update_key(&self, req: tonic::Request<UpdateKeyRequest>) -> ApiResult<ApiKey> {
+        let who = self.0.caller(&req).await?;
+        let r = req.into_inner();
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let before = find_for(&txn, &who, &r.id).await?;
+        if !who.is_admin() && (r.rpm.is_some() || r.tpm.is_some() || r.team_id.is_some()) {
+            return Err(ApiError::PermissionDenied(
+                "only admins change key limits and teams".into(),
+            )
+            .into());
+        }
+        let mut am: api_keys::ActiveModel = before.clone().into();
+        if let Some(n) = &r.name {
+            am.name = Set(require("name", n, 100)?);
+        }
+        match KeyStatus::try_from(r.status) {
+            Ok(KeyStatus::Unspecified) => {}
+            Ok(s @ (KeyStatus::Active | KeyStatus::Disabled)) => {
+                if before.status == "revoked" {
+                    return Err(
+                        ApiError::FailedPrecondition("a revoked key stays revoked".into()).into(),
+                    );
+                }
+                am.status = Set(if s == KeyStatus::Active {
+                    "active"
+                } else {
+                    "disabled"
+                }
+                .into());
+            }
+            _ => {
+                return Err(ApiError::InvalidArgument(
+                    "status: use RevokeKey to revoke a key".into(),
+                )
+                .into())
+            }
+        }
+        if let Some(v) = r.rpm {
+            am.rpm = Set(limit("rpm", v)?);
+        }
+        if let Some(v) = r.tpm {
+            am.tpm = Set(limit("tpm", v)?);
+        }
+        if let Some(t) = &r.team_id {
+            am.team_id = Set(if t.trim().is_empty() {
+                None
+            } else {
+                Some(super::teams::find(&txn, t).await?.id)
+            });
+        }
+        am.updated_at = Set(Utc::now());
+        let after = am.update(&txn).await.map_err(ApiError::from)?;
+        audit(
+            &txn,
+            &who.user_id,
+            "key.update",
+            "key",
+            &after.id,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(to_proto(after))
+    }
+
+    async fn revoke_key(&self, req: tonic::Request<RevokeKeyRequest>) -> ApiResult<ApiKey> {
+        let who = self.0.caller(&req).await?;
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let before = find_for(&txn, &who, &req.get_ref().id).await?;
+        if before.status == "revoked" {
+            return ok(to_proto(before));
+        }
+        let mut am: api_keys::ActiveModel = before.clone().into();
+        am.status = Set("revoked".into());
+        am.updated_at = Set(Utc::now());
+        let after = am.update(&txn).await.map_err(ApiError::from)?;
+        audit(
+            &txn,
+            &who.user_id,
+            "key.revoke",
+            "key",
+            &after.id,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(to_proto(after))
+    }
+
+    async fn delete_key(&self, req: tonic::Request<DeleteKeyRequest>) -> ApiResult<DeleteResponse> {
+        let who = self.0.caller(&req).await?;
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let before = find_for(&txn, &who, &req.get_ref().id).await?;
+        api_keys::Entity::delete_by_id(before.id.clone())
+            .exec(&txn)
+            .await
+            .map_err(ApiError::from)?;
+        audit(
+            &txn,
+            &who.user_id,
+            "key.delete",
+            "key",
+            &before.id,
+            Some(&before),
+            None,
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(DeleteResponse {})
+    }
+}

@@ -1,0 +1,283 @@
+//! The gRPC admin API: one module per service, sharing the error type,
+//! paging, timestamps and the audit writer defined here.
+
+mod audit_svc;
+mod auth_svc;
+mod endpoints;
+mod keys;
+mod models;
+mod settings;
+mod status;
+mod teams;
+mod users;
+
+pub use audit_svc::AuditApi;
+pub use auth_svc::AuthApi;
+pub use endpoints::EndpointsApi;
+pub use keys::KeysApi;
+pub use models::ModelsApi;
+pub use settings::SettingsApi;
+pub use status::StatusApi;
+pub use teams::TeamsApi;
+pub use users::UsersApi;
+
+use std::sync::Arc;
+
+use ccag_proto::admin::v1::Page;
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, Set, SqlErr};
+use serde::Serialize;
+use tonic::{Code, Status};
+
+use crate::auth::{Auth, Principal};
+use crate::store::entities::audit_log;
+use crate::store::Backend;
+
+/// Everything a service needs.
+pub struct Ctx {
+    pub db: DatabaseConnection,
+    pub backend: Backend,
+    pub auth: Auth,
+    pub started_at: DateTime<Utc>,
+}
+
+impl Ctx {
+    pub async fn caller<T>(&self, req: &tonic::Request<T>) -> Result<Principal, ApiError> {
+        self.auth.principal(&self.db, req.metadata()).await
+    }
+}
+
+pub type Shared = Arc<Ctx>;
+
+/// Each variant is one gRPC status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<DbErr> for ApiError {
+    fn from(e: DbErr) -> Self {
+        match e.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                ApiError::AlreadyExists("a record with that name already exists".into())
+            }
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
+                ApiError::FailedPrecondition("a referenced record does not exist".into())
+            }
+            _ => match e {
+                DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
+                    tracing::error!(error = %e, "database unavailable");
+                    ApiError::Unavailable("the database is unavailable".into())
+                }
+                _ => {
+                    tracing::error!(error = %e, "database error");
+                    ApiError::Internal("internal database error".into())
+                }
+            },
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Self {
+        let code = match &e {
+            ApiError::InvalidArgument(_) => Code::InvalidArgument,
+            ApiError::NotFound(_) => Code::NotFound,
+            ApiError::AlreadyExists(_) => Code::AlreadyExists,
+            ApiError::PermissionDenied(_) => Code::PermissionDenied,
+            ApiError::Unauthenticated(_) => Code::Unauthenticated,
+            ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
+            ApiError::Unavailable(_) => Code::Unavailable,
+            ApiError::Internal(_) => Code::Internal,
+        };
+        Status::new(code, e.to_string())
+    }
+}
+
+pub type ApiResult<T> = Result<tonic::Response<T>, Status>;
+
+pub fn ok<T>(v: T) -> ApiResult<T> {
+    Ok(tonic::Response::new(v))
+}
+
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub fn ts_opt(t: Option<DateTime<Utc>>) -> String {
+    t.map(ts).unwrap_or_default()
+}
+
+pub const DEFAULT_PAGE: u64 = 50;
+pub const MAX_PAGE: u64 = 500;
+
+/// Offset paging: the token is the offset of the next page, opaque to clients.
+pub struct Paging {
+    pub offset: u64,
+    pub limit: u64,
+}
+
+impl Paging {
+    pub fn from(p: Option<&Page>) -> Result<Self, ApiError> {
+        let (size, token) = p
+            .map(|p| (u64::from(p.page_size), p.page_token.as_str()))
+            .unwrap_or((0, ""));
+        let limit = if size == 0 {
+            DEFAULT_PAGE
+        } else {
+            size.min(MAX_PAGE)
+        };
+        let offset = if token.is_empty() {
+            0
+        } else {
+            token
+                .strip_prefix("o")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| {
+                    ApiError::InvalidArgument("page_token: not a token this server issued".into())
+                })?
+        };
+        Ok(Paging { offset, limit })
+    }
+
+    /// Fetch one more than the page to learn whether another follows.
+    pub fn fetch(&self) -> u64 {
+        self.limit + 1
+    }
+
+    pub fn finish<T>(&self, mut rows: Vec<T>) -> (Vec<T>, String) {
+        let more = rows.len() as u64 > self.limit;
+        rows.truncate(self.limit as usize);
+        let next = if more {
+            format!("o{}", self.offset + self.limit)
+        } else {
+            String::new()
+        };
+        (rows, next)
+    }
+}
+
+/// Appends one audit entry, in the caller's transaction so that the change
+/// and its record commit together.
+pub async fn audit<C: ConnectionTrait, T: Serialize>(
+    c: &C,
+    actor: &str,
+    action: &str,
+    resource_type: &str,
+    resource_id: &str,
+    before: Option<&T>,
+    after: Option<&T>,
+) -> Result<(), ApiError> {
+    let json = |v: Option<&T>| v.and_then(|v| serde_json::to_string(v).ok());
+    audit_log::ActiveModel {
+        at: Set(Utc::now()),
+        actor: Set(actor.to_owned()),
+        action: Set(action.to_owned()),
+        resource_type: Set(resource_type.to_owned()),
+        resource_id: Set(resource_id.to_owned()),
+        before_json: Set(json(before)),
+        after_json: Set(json(after)),
+        ..Default::default()
+    }
+    .insert(c)
+    .await?;
+    Ok(())
+}
+
+pub fn require(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ApiError::InvalidArgument(format!(
+            "{field}: must not be empty"
+        )));
+    }
+    if v.chars().count() > max {
+        return Err(ApiError::InvalidArgument(format!(
+            "{field}: at most {max} characters"
+        )));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(ApiError::InvalidArgument(format!(
+            "{field}: control characters are not allowed"
+        )));
+    }
+    Ok(v.to_owned())
+}
+
+pub fn optional(field: &str, value: &str, max: usize) -> Result<Option<String>, ApiError> {
+    if value.trim().is_empty() {
+        Ok(None)
+    } else {
+        require(field, value, max).map(Some)
+    }
+}
+
+pub fn expiry(ttl_days: u32) -> Option<DateTime<Utc>> {
+    (ttl_days > 0).then(|| Utc::now() + chrono::Duration::days(i64::from(ttl_days)))
+}
+
+pub fn limit(field: &str, v: u32) -> Result<i64, ApiError> {
+    if v > 100_000_000 {
+        return Err(ApiError::InvalidArgument(format!("{field}: too large")));
+    }
+    Ok(i64::from(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paging_defaults_and_caps() {
+        let p = Paging::from(None).unwrap();
+        assert_eq!((p.offset, p.limit), (0, DEFAULT_PAGE));
+        let p = Paging::from(Some(&Page {
+            page_size: 10_000,
+            page_token: "o20".into(),
+        }))
+        .unwrap();
+        assert_eq!((p.offset, p.limit), (20, MAX_PAGE));
+    }
+
+    #[test]
+    fn paging_rejects_foreign_tokens() {
+        assert!(Paging::from(Some(&Page {
+            page_size: 1,
+            page_token: "x".into()
+        }))
+        .is_err());
+    }
+
+    #[test]
+    fn paging_reports_a_next_token_only_when_more_rows_exist() {
+        let p = Paging {
+            offset: 0,
+            limit: 2,
+        };
+        assert_eq!(p.finish(vec![1, 2, 3]), (vec![1, 2], "o2".to_string()));
+        assert_eq!(p.finish(vec![1, 2]), (vec![1, 2], String::new()));
+    }
+
+    #[test]
+    fn required_fields_are_trimmed_and_bounded() {
+        assert_eq!(require("name", "  a ", 5).unwrap(), "a");
+        assert!(require("name", "   ", 5).is_err());
+        assert!(require("name", "abcdef", 5).is_err());
+        assert!(require("name", "a\u{0}b", 5).is_err());
+    }
+}

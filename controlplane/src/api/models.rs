@@ -1,0 +1,177 @@
+//! ModelService: the catalogue served at /v1/models and explicit Bedrock
+//! mappings that win over the data plane's built-in resolution.
+
+use ccag_proto::admin::v1::model_service_server::ModelService;
+use ccag_proto::admin::v1::*;
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use super::{audit, ok, optional, require, ts, ApiError, ApiResult, Paging, Shared};
+use crate::store::entities::models;
+use crate::store::ids;
+
+pub struct ModelsApi(pub Shared);
+
+fn to_proto(m: models::Model) -> Model {
+    Model {
+        id: m.id,
+        anthropic_id: m.anthropic_id,
+        bedrock_id: m.bedrock_id,
+        display_name: m.display_name,
+        listed: m.listed,
+        created_at: ts(m.created_at),
+        updated_at: ts(m.updated_at),
+    }
+}
+
+fn model_name(field: &str, v: &str) -> Result<String, ApiError> {
+    let s = require(field, v, 2048)?;
+    if s.contains(char::is_whitespace) {
+        return Err(ApiError::InvalidArgument(format!(
+            "{field}: must not contain spaces"
+        )));
+    }
+    Ok(s)
+}
+
+async fn find<C: ConnectionTrait>(c: &C, id: &str) -> Result<models::Model, ApiError> {
+    let id = id.trim();
+    models::Entity::find()
+        .filter(
+            Condition::any()
+                .add(models::Column::Id.eq(id))
+                .add(models::Column::AnthropicId.eq(id)),
+        )
+        .one(c)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("model {id:?} not found")))
+}
+
+#[tonic::async_trait]
+impl ModelService for ModelsApi {
+    async fn create_model(&self, req: tonic::Request<CreateModelRequest>) -> ApiResult<Model> {
+        let who = self.0.caller(&req).await?;
+        who.require_admin()?;
+        let r = req.into_inner();
+        let now = Utc::now();
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let row = models::ActiveModel {
+            id: Set(ids::new_id("mdl")),
+            anthropic_id: Set(model_name("anthropic_id", &r.anthropic_id)?),
+            bedrock_id: Set(if r.bedrock_id.trim().is_empty() {
+                String::new()
+            } else {
+                model_name("bedrock_id", &r.bedrock_id)?
+            }),
+            display_name: Set(optional("display_name", &r.display_name, 200)?.unwrap_or_default()),
+            listed: Set(r.listed),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .map_err(ApiError::from)?;
+        audit(
+            &txn,
+            &who.user_id,
+            "model.create",
+            "model",
+            &row.id,
+            None,
+            Some(&row),
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(to_proto(row))
+    }
+
+    async fn get_model(&self, req: tonic::Request<GetModelRequest>) -> ApiResult<Model> {
+        self.0.caller(&req).await?.require_admin()?;
+        ok(to_proto(find(&self.0.db, &req.get_ref().id).await?))
+    }
+
+    async fn list_models(
+        &self,
+        req: tonic::Request<ListModelsRequest>,
+    ) -> ApiResult<ListModelsResponse> {
+        self.0.caller(&req).await?.require_admin()?;
+        let paging = Paging::from(req.get_ref().page.as_ref())?;
+        let rows = models::Entity::find()
+            .order_by_asc(models::Column::AnthropicId)
+            .offset(paging.offset)
+            .limit(paging.fetch())
+            .all(&self.0.db)
+            .await
+            .map_err(ApiError::from)?;
+        let (rows, next_page_token) = paging.finish(rows);
+        ok(ListModelsResponse {
+            models: rows.into_iter().map(to_proto).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn update_model(&self, req: tonic::Request<UpdateModelRequest>) -> ApiResult<Model> {
+        let who = self.0.caller(&req).await?;
+        who.require_admin()?;
+        let r = req.into_inner();
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let before = find(&txn, &r.id).await?;
+        let mut am: models::ActiveModel = before.clone().into();
+        if let Some(b) = &r.bedrock_id {
+            am.bedrock_id = Set(if b.trim().is_empty() {
+                String::new()
+            } else {
+                model_name("bedrock_id", b)?
+            });
+        }
+        if let Some(d) = &r.display_name {
+            am.display_name = Set(optional("display_name", d, 200)?.unwrap_or_default());
+        }
+        if let Some(l) = r.listed {
+            am.listed = Set(l);
+        }
+        am.updated_at = Set(Utc::now());
+        let after = am.update(&txn).await.map_err(ApiError::from)?;
+        audit(
+            &txn,
+            &who.user_id,
+            "model.update",
+            "model",
+            &after.id,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(to_proto(after))
+    }
+
+    async fn delete_model(
+        &self,
+        req: tonic::Request<DeleteModelRequest>,
+    ) -> ApiResult<DeleteResponse> {
+        let who = self.0.caller(&req).await?;
+        who.require_admin()?;
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let before = find(&txn, &req.get_ref().id).await?;
+        models::Entity::delete_by_id(before.id.clone())
+            .exec(&txn)
+            .await
+            .map_err(ApiError::from)?;
+        audit(
+            &txn,
+            &who.user_id,
+            "model.delete",
+            "model",
+            &before.id,
+            Some(&before),
+            None,
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(DeleteResponse {})
+    }
+}

@@ -1,0 +1,252 @@
+//! TeamService. Teams are an admin concern; members see theirs through
+//! their user record.
+
+use ccag_proto::admin::v1::team_service_server::TeamService;
+use ccag_proto::admin::v1::*;
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use super::{audit, limit, ok, optional, require, ts, ApiError, ApiResult, Paging, Shared};
+use crate::store::entities::{team_members, teams};
+use crate::store::ids;
+
+pub struct TeamsApi(pub Shared);
+
+async fn to_proto<C: ConnectionTrait>(c: &C, t: teams::Model) -> Result<Team, ApiError> {
+    let member_ids = team_members::Entity::find()
+        .filter(team_members::Column::TeamId.eq(t.id.clone()))
+        .order_by_asc(team_members::Column::UserId)
+        .all(c)
+        .await?
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    Ok(Team {
+        id: t.id,
+        name: t.name,
+        description: t.description,
+        member_rpm: t.member_rpm as u32,
+        member_tpm: t.member_tpm as u32,
+        member_ids,
+        created_at: ts(t.created_at),
+        updated_at: ts(t.updated_at),
+    })
+}
+
+/// Finds a team by id or name.
+pub async fn find<C: ConnectionTrait>(c: &C, id_or_name: &str) -> Result<teams::Model, ApiError> {
+    let id = id_or_name.trim();
+    teams::Entity::find()
+        .filter(
+            Condition::any()
+                .add(teams::Column::Id.eq(id))
+                .add(teams::Column::Name.eq(id)),
+        )
+        .one(c)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("team {id:?} not found")))
+}
+
+#[tonic::async_trait]
+impl TeamService for TeamsApi {
+    async fn create_team(&self, req: tonic::Request<CreateTeamRequest>) -> ApiResult<Team> {
+        let who = self.0.caller(&req).await?;
+        who.require_admin()?;
+        let r = req.into_inner();
+        let name = require("name", &r.name, 100)?;
+        let now = Utc::now();
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let row = teams::ActiveModel {
+            id: Set(ids::new_id("team")),
+            name: Set(name),
+            description: Set(optional("description", &r.description, 1000)?.unwrap_or_default()),
+            member_rpm: Set(limit("member_rpm", r.member_rpm)?),
+            member_tpm: Set(limit("member_tpm", r.member_tpm)?),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::AlreadyExists(_) => {
+                ApiError::AlreadyExists("a team with that name exists".into())
+            }
+            other => other,
+        })?;
+        audit(
+            &txn,
+            &who.user_id,
+            "team.create",
+            "team",
+            &row.id,
+            None,
+            Some(&row),
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(to_proto(&self.0.db, row).await?)
+    }
+
+    async fn get_team(&self, req: tonic::Request<GetTeamRequest>) -> ApiResult<Team> {
+        self.0.caller(&req).await?.require_admin()?;
+        let t = find(&self.0.db, &req.get_ref().id).await?;
+        ok(to_proto(&self.0.db, t).await?)
+    }
+
+    async fn list_teams(
+        &self,
+        req: tonic::Request<ListTeamsRequest>,
+    ) -> ApiResult<ListTeamsResponse> {
+        self.0.caller(&req).await?.require_admin()?;
+        let r = req.into_inner();
+        let paging = Paging::from(r.page.as_ref())?;
+        let mut q = teams::Entity::find();
+        if !r.query.trim().is_empty() {
+            q = q.filter(teams::Column::Name.contains(r.query.trim()));
+        }
+        let rows = q
+            .order_by_asc(teams::Column::Name)
+            .offset(paging.offset)
+            .limit(paging.fetch())
+            .all(&self.0.db)
+            .await
+            .map_err(ApiError::from)?;
+        let (rows, next_page_token) = paging.finish(rows);
+        let mut out = Vec::with_capacity(rows.len());
+        for t in rows {
+            out.push(to_proto(&self.0.db, t).await?);
+        }
+        ok(ListTeamsResponse {
+            teams: out,
+            next_page_token,
+        })
+    }
+
+    async fn update_team(&self, req: tonic::Request<UpdateTeamRequest>) -> ApiResult<Team> {
+        let who = self.0.caller(&req).await?;
+        who.require_admin()?;
+        let r = req.into_inner();
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let before = find(&txn, &r.id).await?;
+        let mut am: teams::ActiveModel = before.clone().into();
+        if let Some(n) = &r.name {
+            am.name = Set(require("name", n, 100)?);
+        }
+        if let Some(d) = &r.description {
+            am.description = Set(optional("description", d, 1000)?.unwrap_or_default());
+        }
+        if let Some(v) = r.member_rpm {
+            am.member_rpm = Set(limit("member_rpm", v)?);
+        }
+        if let Some(v) = r.member_tpm {
+            am.member_tpm = Set(limit("member_tpm", v)?);
+        }
+        am.updated_at = Set(Utc::now());
+        let after = am.update(&txn).await.map_err(ApiError::from)?;
+        audit(
+            &txn,
+            &who.user_id,
+            "team.update",
+            "team",
+            &after.id,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(to_proto(&self.0.db, after).await?)
+    }
+
+    async fn delete_team(
+        &self,
+        req: tonic::Request<DeleteTeamRequest>,
+    ) -> ApiResult<DeleteResponse> {
+        let who = self.0.caller(&req).await?;
+        who.require_admin()?;
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let before = find(&txn, &req.get_ref().id).await?;
+        teams::Entity::delete_by_id(before.id.clone())
+            .exec(&txn)
+            .await
+            .map_err(ApiError::from)?;
+        audit(
+            &txn,
+            &who.user_id,
+            "team.delete",
+            "team",
+            &before.id,
+            Some(&before),
+            None,
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(DeleteResponse {})
+    }
+
+    async fn add_member(&self, req: tonic::Request<TeamMemberRequest>) -> ApiResult<Team> {
+        let who = self.0.caller(&req).await?;
+        who.require_admin()?;
+        let r = req.into_inner();
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let team = find(&txn, &r.team_id).await?;
+        let user = super::users::find(&txn, &r.user_id).await?;
+        let row = team_members::ActiveModel {
+            team_id: Set(team.id.clone()),
+            user_id: Set(user.id.clone()),
+            created_at: Set(Utc::now()),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::AlreadyExists(_) => {
+                ApiError::AlreadyExists("that user is already a member".into())
+            }
+            other => other,
+        })?;
+        audit(
+            &txn,
+            &who.user_id,
+            "team.add_member",
+            "team",
+            &team.id,
+            None,
+            Some(&row),
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(to_proto(&self.0.db, team).await?)
+    }
+
+    async fn remove_member(&self, req: tonic::Request<TeamMemberRequest>) -> ApiResult<Team> {
+        let who = self.0.caller(&req).await?;
+        who.require_admin()?;
+        let r = req.into_inner();
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let team = find(&txn, &r.team_id).await?;
+        let user = super::users::find(&txn, &r.user_id).await?;
+        let existing = team_members::Entity::find_by_id((team.id.clone(), user.id.clone()))
+            .one(&txn)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound("that user is not a member of the team".into()))?;
+        team_members::Entity::delete_by_id((team.id.clone(), user.id.clone()))
+            .exec(&txn)
+            .await
+            .map_err(ApiError::from)?;
+        audit(
+            &txn,
+            &who.user_id,
+            "team.remove_member",
+            "team",
+            &team.id,
+            Some(&existing),
+            None,
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(to_proto(&self.0.db, team).await?)
+    }
+}

@@ -1,0 +1,326 @@
+//! UserService.
+
+use ccag_proto::admin::v1::user_service_server::UserService;
+use ccag_proto::admin::v1::*;
+use chrono::Utc;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use super::{audit, ok, optional, require, ts, ApiError, ApiResult, Paging, Shared};
+use crate::auth::hash_password;
+use crate::store::entities::{team_members, users};
+use crate::store::ids;
+
+pub struct UsersApi(pub Shared);
+
+pub fn role_str(r: i32) -> Result<Option<&'static str>, ApiError> {
+    match Role::try_from(r) {
+        Ok(Role::Unspecified) => Ok(None),
+        Ok(Role::Admin) => Ok(Some("admin")),
+        Ok(Role::Member) => Ok(Some("member")),
+        Err(_) => Err(ApiError::InvalidArgument(format!(
+            "role: unknown value {r}"
+        ))),
+    }
+}
+
+fn status_str(s: i32) -> Result<Option<&'static str>, ApiError> {
+    match UserStatus::try_from(s) {
+        Ok(UserStatus::Unspecified) => Ok(None),
+        Ok(UserStatus::Active) => Ok(Some("active")),
+        Ok(UserStatus::Disabled) => Ok(Some("disabled")),
+        Err(_) => Err(ApiError::InvalidArgument(format!(
+            "status: unknown value {s}"
+        ))),
+    }
+}
+
+fn email(v: &str) -> Result<String, ApiError> {
+    let e = require("email", v, 254)?;
+    if e.contains(char::is_whitespace) {
+        return Err(ApiError::InvalidArgument(
+            "email: must not contain spaces".into(),
+        ));
+    }
+    Ok(e)
+}
+
+fn password(v: &str) -> Result<String, ApiError> {
+    if v.chars().count() < 8 {
+        return Err(ApiError::InvalidArgument(
+            "password: at least 8 characters".into(),
+        ));
+    }
+    if v.len() > 1024 {
+        return Err(ApiError::InvalidArgument(
+            "password: at most 1024 bytes".into(),
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+pub async fn to_proto<C: ConnectionTrait>(c: &C, u: users::Model) -> Result<User, ApiError> {
+    let team_ids = team_members::Entity::find()
+        .filter(team_members::Column::UserId.eq(u.id.clone()))
+        .order_by_asc(team_members::Column::TeamId)
+        .all(c)
+        .await?
+        .into_iter()
+        .map(|m| m.team_id)
+        .collect();
+    Ok(User {
+        id: u.id,
+        email: u.email.unwrap_or_default(),
+        subject: u.subject.unwrap_or_default(),
+        display_name: u.display_name,
+        role: if u.role == "admin" {
+            Role::Admin
+        } else {
+            Role::Member
+        } as i32,
+        status: if u.status == "active" {
+            UserStatus::Active
+        } else {
+            UserStatus::Disabled
+        } as i32,
+        created_at: ts(u.created_at),
+        updated_at: ts(u.updated_at),
+        team_ids,
+    })
+}
+
+/// Finds a user by id or email.
+pub async fn find<C: ConnectionTrait>(c: &C, id_or_email: &str) -> Result<users::Model, ApiError> {
+    let id = id_or_email.trim();
+    users::Entity::find()
+        .filter(
+            Condition::any()
+                .add(users::Column::Id.eq(id))
+                .add(users::Column::Email.eq(id)),
+        )
+        .one(c)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("user {id:?} not found")))
+}
+
+/// Refuses a change that would leave no active admin.
+async fn keep_an_admin<C: ConnectionTrait>(c: &C, leaving: &users::Model) -> Result<(), ApiError> {
+    if leaving.role != "admin" || leaving.status != "active" {
+        return Ok(());
+    }
+    let others = users::Entity::find()
+        .filter(users::Column::Role.eq("admin"))
+        .filter(users::Column::Status.eq("active"))
+        .filter(users::Column::Id.ne(leaving.id.clone()))
+        .count(c)
+        .await?;
+    if others == 0 {
+        return Err(ApiError::FailedPrecondition(
+            "this is the last active admin".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl UserService for UsersApi {
+    async fn create_user(&self, req: tonic::Request<CreateUserRequest>) -> ApiResult<User> {
+        let who = self.0.caller(&req).await?;
+        who.require_admin()?;
+        let r = req.into_inner();
+        let email = optional("email", &r.email, 254)?
+            .map(|e| email(&e))
+            .transpose()?;
+        let subject = optional("subject", &r.subject, 255)?;
+        if email.is_none() && subject.is_none() {
+            return Err(
+                ApiError::InvalidArgument("email or subject: one is required".into()).into(),
+            );
+        }
+        let display_name = optional("display_name", &r.display_name, 200)?.unwrap_or_default();
+        let role = role_str(r.role)?.unwrap_or("member");
+        let password_hash = if r.password.is_empty() {
+            None
+        } else {
+            Some(hash_password(&password(&r.password)?))
+        };
+        let now = Utc::now();
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let row = users::ActiveModel {
+            id: Set(ids::new_id("usr")),
+            email: Set(email),
+            subject: Set(subject),
+            display_name: Set(display_name),
+            role: Set(role.into()),
+            status: Set("active".into()),
+            password_hash: Set(password_hash),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| match ApiError::from(e) {
+            ApiError::AlreadyExists(_) => {
+                ApiError::AlreadyExists("a user with that email or subject exists".into())
+            }
+            other => other,
+        })?;
+        audit(
+            &txn,
+            &who.user_id,
+            "user.create",
+            "user",
+            &row.id,
+            None,
+            Some(&row),
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(to_proto(&self.0.db, row).await?)
+    }
+
+    async fn get_user(&self, req: tonic::Request<GetUserRequest>) -> ApiResult<User> {
+        let who = self.0.caller(&req).await?;
+        let u = find(&self.0.db, &req.get_ref().id).await;
+        // A member asking about someone else learns nothing, not even existence.
+        let u = match u {
+            Ok(u) if who.is_admin() || u.id == who.user_id => u,
+            Ok(_) | Err(ApiError::NotFound(_)) if !who.is_admin() => {
+                return Err(ApiError::PermissionDenied(
+                    "members may only read their own user".into(),
+                )
+                .into())
+            }
+            other => other?,
+        };
+        ok(to_proto(&self.0.db, u).await?)
+    }
+
+    async fn list_users(
+        &self,
+        req: tonic::Request<ListUsersRequest>,
+    ) -> ApiResult<ListUsersResponse> {
+        let who = self.0.caller(&req).await?;
+        let r = req.into_inner();
+        let paging = Paging::from(r.page.as_ref())?;
+        let mut q = users::Entity::find();
+        if !who.is_admin() {
+            q = q.filter(users::Column::Id.eq(who.user_id.clone()));
+        }
+        if let Some(role) = role_str(r.role)? {
+            q = q.filter(users::Column::Role.eq(role));
+        }
+        if let Some(status) = status_str(r.status)? {
+            q = q.filter(users::Column::Status.eq(status));
+        }
+        if !r.query.trim().is_empty() {
+            let needle = r.query.trim().to_owned();
+            q = q.filter(
+                Condition::any()
+                    .add(users::Column::Email.contains(needle.clone()))
+                    .add(users::Column::DisplayName.contains(needle)),
+            );
+        }
+        let rows = q
+            .order_by_asc(users::Column::CreatedAt)
+            .order_by_asc(users::Column::Id)
+            .offset(paging.offset)
+            .limit(paging.fetch())
+            .all(&self.0.db)
+            .await
+            .map_err(ApiError::from)?;
+        let (rows, next_page_token) = paging.finish(rows);
+        let mut out = Vec::with_capacity(rows.len());
+        for u in rows {
+            out.push(to_proto(&self.0.db, u).await?);
+        }
+        ok(ListUsersResponse {
+            users: out,
+            next_page_token,
+        })
+    }
+
+    async fn update_user(&self, req: tonic::Request<UpdateUserRequest>) -> ApiResult<User> {
+        let who = self.0.caller(&req).await?;
+        who.require_admin()?;
+        let r = req.into_inner();
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let before = find(&txn, &r.id).await?;
+        let mut am: users::ActiveModel = before.clone().into();
+        if let Some(e) = &r.email {
+            am.email = Set(optional("email", e, 254)?.map(|e| email(&e)).transpose()?);
+        }
+        if let Some(s) = &r.subject {
+            am.subject = Set(optional("subject", s, 255)?);
+        }
+        if let Some(d) = &r.display_name {
+            am.display_name = Set(optional("display_name", d, 200)?.unwrap_or_default());
+        }
+        let new_role = role_str(r.role)?;
+        let new_status = status_str(r.status)?;
+        if new_role.is_some_and(|x| x != "admin") || new_status.is_some_and(|s| s != "active") {
+            keep_an_admin(&txn, &before).await?;
+        }
+        if let Some(role) = new_role {
+            am.role = Set(role.into());
+        }
+        if let Some(status) = new_status {
+            am.status = Set(status.into());
+        }
+        if let Some(p) = &r.password {
+            am.password_hash = Set(Some(hash_password(&password(p)?)));
+        }
+        am.updated_at = Set(Utc::now());
+        let after = am.update(&txn).await.map_err(ApiError::from)?;
+        if after.email.is_none() && after.subject.is_none() {
+            return Err(
+                ApiError::InvalidArgument("email or subject: one is required".into()).into(),
+            );
+        }
+        audit(
+            &txn,
+            &who.user_id,
+            "user.update",
+            "user",
+            &after.id,
+            Some(&before),
+            Some(&after),
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(to_proto(&self.0.db, after).await?)
+    }
+
+    async fn delete_user(
+        &self,
+        req: tonic::Request<DeleteUserRequest>,
+    ) -> ApiResult<DeleteResponse> {
+        let who = self.0.caller(&req).await?;
+        who.require_admin()?;
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let before = find(&txn, &req.get_ref().id).await?;
+        if before.id == who.user_id {
+            return Err(ApiError::FailedPrecondition("you cannot delete yourself".into()).into());
+        }
+        keep_an_admin(&txn, &before).await?;
+        // Keys, tokens and memberships go with the user (ON DELETE CASCADE).
+        users::Entity::delete_by_id(before.id.clone())
+            .exec(&txn)
+            .await
+            .map_err(ApiError::from)?;
+        audit(
+            &txn,
+            &who.user_id,
+            "user.delete",
+            "user",
+            &before.id,
+            Some(&before),
+            None,
+        )
+        .await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(DeleteResponse {})
+    }
+}

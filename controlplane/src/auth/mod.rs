@@ -1,0 +1,186 @@
+//! Who is calling: session tokens (from Login), API tokens for automation,
+//! passwords, and the bootstrap admin.
+
+mod bootstrap;
+mod password;
+
+pub use bootstrap::ensure_admin;
+pub use password::{hash_password, verify_password};
+
+use std::time::Duration;
+
+use ccag_proto::admin::v1::Role;
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::api::ApiError;
+use crate::store::entities::{api_tokens, system_secrets, users};
+use crate::store::ids;
+
+const ISSUER: &str = "ccag-controlplane";
+
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: String,
+    pub email: String,
+    pub role: Role,
+    pub via: &'static str,
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::PermissionDenied(
+                "this needs the admin role".into(),
+            ))
+        }
+    }
+
+    /// Admins may act on anyone; members only on themselves.
+    pub fn require_self_or_admin(&self, user_id: &str) -> Result<(), ApiError> {
+        if self.is_admin() || self.user_id == user_id {
+            Ok(())
+        } else {
+            Err(ApiError::PermissionDenied(
+                "members may only act on their own resources".into(),
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iss: String,
+    iat: i64,
+    exp: i64,
+}
+
+pub struct Auth {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    pub session_ttl: Duration,
+}
+
+impl Auth {
+    /// Loads the session signing key, creating it on first start. It lives in
+    /// the database so that every control-plane replica signs alike.
+    pub async fn load(db: &DatabaseConnection, session_ttl: Duration) -> Result<Self, ApiError> {
+        const NAME: &str = "session_signing_key";
+        let secret = match system_secrets::Entity::find_by_id(NAME).one(db).await? {
+            Some(s) => s.value,
+            None => {
+                let value = ids::random_base62(64);
+                let row = system_secrets::ActiveModel {
+                    name: Set(NAME.into()),
+                    value: Set(value.clone()),
+                    created_at: Set(Utc::now()),
+                };
+                match row.insert(db).await {
+                    Ok(_) => value,
+                    // Another replica won the race: use its key.
+                    Err(_) => {
+                        system_secrets::Entity::find_by_id(NAME)
+                            .one(db)
+                            .await?
+                            .ok_or_else(|| {
+                                ApiError::Internal("session signing key vanished".into())
+                            })?
+                            .value
+                    }
+                }
+            }
+        };
+        Ok(Auth {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            session_ttl,
+        })
+    }
+
+    pub fn issue_session(
+        &self,
+        user_id: &str,
+    ) -> Result<(String, chrono::DateTime<Utc>), ApiError> {
+        let now = Utc::now();
+        let exp = now
+            + chrono::Duration::from_std(self.session_ttl).unwrap_or(chrono::Duration::hours(12));
+        let claims = Claims {
+            sub: user_id.into(),
+            iss: ISSUER.into(),
+            iat: now.timestamp(),
+            exp: exp.timestamp(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| ApiError::Internal(format!("signing a session token: {e}")))?;
+        Ok((token, exp))
+    }
+
+    /// The caller named by `authorization: Bearer …`.
+    pub async fn principal(
+        &self,
+        db: &DatabaseConnection,
+        meta: &tonic::metadata::MetadataMap,
+    ) -> Result<Principal, ApiError> {
+        let raw = meta
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::Unauthenticated("missing authorization metadata; run `ccag login`".into())
+            })?;
+        let token = raw
+            .strip_prefix("Bearer ")
+            .or_else(|| raw.strip_prefix("bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::Unauthenticated("authorization must be `Bearer <token>`".into())
+            })?;
+        let bad = || ApiError::Unauthenticated("invalid or expired token".into());
+        let (user_id, via) = if token.starts_with(ids::TOKEN_PREFIX) {
+            let hash = ids::sha256_hex(token);
+            let row = api_tokens::Entity::find()
+                .filter(api_tokens::Column::TokenHash.eq(hash.clone()))
+                .one(db)
+                .await?
+                .ok_or_else(bad)?;
+            let same: bool = row.token_hash.as_bytes().ct_eq(hash.as_bytes()).into();
+            if !same || row.revoked || row.expires_at.is_some_and(|t| t <= Utc::now()) {
+                return Err(bad());
+            }
+            (row.user_id, "api_token")
+        } else {
+            let mut v = Validation::new(Algorithm::HS256);
+            v.set_issuer(&[ISSUER]);
+            v.leeway = 5;
+            let data =
+                jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|_| bad())?;
+            (data.claims.sub, "session")
+        };
+        let user = users::Entity::find_by_id(user_id)
+            .one(db)
+            .await?
+            .ok_or_else(bad)?;
+        if user.status != "active" {
+            return Err(ApiError::Unauthenticated("this user is disabled".into()));
+        }
+        Ok(Principal {
+            role: if user.role == "admin" {
+                Role::Admin
+            } else {
+                Role::Member
+            },
+            email: user.email.clone().unwrap_or_default(),
+            user_id: user.id,
+            via,
+        })
+    }
+}

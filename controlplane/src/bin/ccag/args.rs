@@ -1,0 +1,617 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The endpoint used when neither `--endpoint`, `CCAG_ENDPOINT` nor a saved
+/// session names one.
+pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:8091";
+
+const AFTER_HELP: &str = "\
+Output:
+  Tables by default. With --json, single objects print as one JSON object
+  (snake_case field names, enum values as lowercase words such as admin,
+  member, active, disabled, revoked) and list commands print one JSON array
+  holding the items of the fetched page(s). Without --all a list fetches one
+  page; when more exist, a note naming the next --page-token goes to stderr.
+
+Authentication:
+  --token or CCAG_TOKEN, otherwise the session saved by `ccag login` in
+  $CCAG_CONFIG_DIR/session.json (default $XDG_CONFIG_HOME/ccag or
+  ~/.config/ccag). A saved session is only sent to the endpoint it was made for.
+
+Exit codes:
+  0 success, 1 other error, 2 bad arguments, 3 control plane unreachable,
+  4 not logged in or not authenticated, 5 permission denied, 6 not found,
+  7 already exists, 8 invalid argument. Failures print one line
+  `ccag: <message>` on stderr.";
+
+/// ccag: the command-line client of the CCAG control plane.
+#[derive(Debug, Parser)]
+#[command(name = "ccag", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Control-plane gRPC URL [default: the saved session's, else http://127.0.0.1:8091]
+    #[arg(long, env = "CCAG_ENDPOINT", global = true, value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// Bearer token (session or API token) [default: the saved session's]
+    #[arg(long, env = "CCAG_TOKEN", global = true, hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// Machine-readable JSON output
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign in with a username (email) and password and save the session
+    Login(LoginArgs),
+    /// Forget the saved session
+    Logout,
+    /// Show who the current token belongs to
+    Whoami,
+    /// Show the control plane's status
+    Status,
+    /// Manage users
+    #[command(subcommand)]
+    Users(UsersCmd),
+    /// Manage teams
+    #[command(subcommand)]
+    Teams(TeamsCmd),
+    /// Manage API keys for the gateway
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Manage the model catalogue
+    #[command(subcommand)]
+    Models(ModelsCmd),
+    /// Manage Bedrock endpoints
+    #[command(subcommand)]
+    Endpoints(EndpointsCmd),
+    /// Manage settings
+    #[command(subcommand)]
+    Settings(SettingsCmd),
+    /// Read the audit log
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Manage API tokens for the admin API (automation)
+    #[command(subcommand)]
+    Tokens(TokensCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Username (the user's email); prompted for when missing
+    #[arg(long, short = 'u')]
+    pub username: Option<String>,
+    /// Read the password from stdin instead of prompting
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// Paging options shared by every list command.
+#[derive(Debug, Args, Default, Clone)]
+pub struct PageArgs {
+    /// Items per page (server default 50, at most 500)
+    #[arg(long, value_name = "N")]
+    pub page_size: Option<u32>,
+    /// Start at this page (the next_page_token of a previous list)
+    #[arg(long, value_name = "TOKEN")]
+    pub page_token: Option<String>,
+    /// Follow next_page_token until the last page
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Member,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UserStatusArg {
+    Active,
+    Disabled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyStatusArg {
+    Active,
+    Disabled,
+    Revoked,
+}
+
+/// The statuses UpdateKey accepts; revocation is `keys revoke`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyUpdateStatusArg {
+    Active,
+    Disabled,
+}
+
+// ------------------------------------------------------------------ users
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCmd {
+    /// Create a user
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Display name
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_enum, default_value_t = RoleArg::Member)]
+        role: RoleArg,
+        /// OIDC subject, for users who sign in through SSO
+        #[arg(long)]
+        subject: Option<String>,
+        /// Read a password from stdin (enables `ccag login` for the user)
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users
+    List {
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+        #[arg(long, value_enum)]
+        status: Option<UserStatusArg>,
+        /// Substring of email or display name
+        #[arg(long)]
+        query: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show a user
+    Get {
+        /// User id or email
+        #[arg(value_name = "ID_OR_EMAIL")]
+        id: String,
+    },
+    /// Change a user; options not given are left as they are
+    Update {
+        /// User id or email
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Display name
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+        #[arg(long, value_enum)]
+        status: Option<UserStatusArg>,
+        /// Read a new password from stdin
+        #[arg(long)]
+        password_stdin: bool,
+        /// OIDC subject
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// Delete a user
+    Delete {
+        /// User id or email
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+}
+
+// ------------------------------------------------------------------ teams
+
+#[derive(Debug, Subcommand)]
+pub enum TeamsCmd {
+    /// Create a team
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// Default requests per minute for each member (0: unlimited)
+        #[arg(long, value_name = "N")]
+        member_rpm: Option<u32>,
+        /// Default tokens per minute for each member (0: unlimited)
+        #[arg(long, value_name = "N")]
+        member_tpm: Option<u32>,
+    },
+    /// List teams
+    List {
+        /// Substring of the team name
+        #[arg(long)]
+        query: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show a team
+    Get {
+        /// Team id or name
+        #[arg(value_name = "ID_OR_NAME")]
+        id: String,
+    },
+    /// Change a team; options not given are left as they are
+    Update {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long, value_name = "N")]
+        member_rpm: Option<u32>,
+        #[arg(long, value_name = "N")]
+        member_tpm: Option<u32>,
+    },
+    /// Delete a team
+    Delete {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Add a user to a team
+    AddMember {
+        /// Team id or name
+        team: String,
+        /// User id or email
+        user: String,
+    },
+    /// Remove a user from a team
+    RemoveMember {
+        /// Team id or name
+        team: String,
+        /// User id or email
+        user: String,
+    },
+}
+
+// ------------------------------------------------------------------ keys
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Create a key; the plaintext key is shown once
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Owner (user id or email) [default: you]
+        #[arg(long)]
+        user: Option<String>,
+        /// Team id
+        #[arg(long)]
+        team: Option<String>,
+        /// Requests per minute (0: no per-key limit)
+        #[arg(long, value_name = "N")]
+        rpm: Option<u32>,
+        /// Tokens per minute (0: no per-key limit)
+        #[arg(long, value_name = "N")]
+        tpm: Option<u32>,
+        /// Days until the key expires (0: never)
+        #[arg(long, value_name = "N")]
+        ttl_days: Option<u32>,
+    },
+    /// List keys
+    List {
+        /// Owner (user id or email)
+        #[arg(long)]
+        user: Option<String>,
+        /// Team id
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<KeyStatusArg>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show a key (never the plaintext key)
+    Get {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Change a key; options not given are left as they are
+    Update {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_enum)]
+        status: Option<KeyUpdateStatusArg>,
+        #[arg(long, value_name = "N")]
+        rpm: Option<u32>,
+        #[arg(long, value_name = "N")]
+        tpm: Option<u32>,
+        /// Team id (empty: no team)
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Revoke a key, immediately and for good
+    Revoke {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Delete a key
+    Delete {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+}
+
+// ------------------------------------------------------------------ models
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCmd {
+    /// Add a model to the catalogue
+    Create {
+        /// The name clients send, e.g. claude-sonnet-4-5
+        #[arg(long)]
+        anthropic_id: String,
+        /// Bedrock inference profile, foundation model id or ARN
+        #[arg(long)]
+        bedrock_id: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// List the model at GET /v1/models
+        #[arg(long)]
+        listed: bool,
+    },
+    /// List models
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show a model
+    Get {
+        /// Model id or anthropic id
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Change a model; options not given are left as they are
+    Update {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long)]
+        bedrock_id: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// List the model at GET /v1/models
+        #[arg(long, value_name = "true|false")]
+        listed: Option<bool>,
+    },
+    /// Delete a model
+    Delete {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+}
+
+// ------------------------------------------------------------------ endpoints
+
+#[derive(Debug, Subcommand)]
+pub enum EndpointsCmd {
+    /// Add a Bedrock endpoint
+    Create {
+        #[arg(long)]
+        name: String,
+        /// AWS region, e.g. us-east-1
+        #[arg(long)]
+        region: String,
+        /// IAM role to assume, for another account
+        #[arg(long, value_name = "ARN")]
+        role_arn: Option<String>,
+        /// Create the endpoint disabled
+        #[arg(long)]
+        disabled: bool,
+        /// Lower runs first
+        #[arg(long, value_name = "N", allow_hyphen_values = true)]
+        priority: Option<i32>,
+    },
+    /// List endpoints
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show an endpoint
+    Get {
+        /// Endpoint id or name
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+    /// Change an endpoint; options not given are left as they are
+    Update {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        /// IAM role to assume (empty: none)
+        #[arg(long, value_name = "ARN")]
+        role_arn: Option<String>,
+        #[arg(long, value_name = "true|false")]
+        enabled: Option<bool>,
+        #[arg(long, value_name = "N", allow_hyphen_values = true)]
+        priority: Option<i32>,
+    },
+    /// Delete an endpoint
+    Delete {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+}
+
+// ------------------------------------------------------------------ settings
+
+#[derive(Debug, Subcommand)]
+pub enum SettingsCmd {
+    /// List settings
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show a setting
+    Get { key: String },
+    /// Set a setting
+    Set {
+        key: String,
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
+    /// Delete a setting
+    Delete { key: String },
+}
+
+// ------------------------------------------------------------------ audit
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// List audit entries
+    List {
+        /// User id of whoever made the change
+        #[arg(long)]
+        actor: Option<String>,
+        /// e.g. key, user
+        #[arg(long)]
+        resource_type: Option<String>,
+        #[arg(long)]
+        resource_id: Option<String>,
+        /// e.g. key.create
+        #[arg(long)]
+        action: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+}
+
+// ------------------------------------------------------------------ tokens
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCmd {
+    /// Create an API token for the admin API; the token is shown once
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Owner (user id or email) [default: you]
+        #[arg(long)]
+        user: Option<String>,
+        /// Days until the token expires (0: never)
+        #[arg(long, value_name = "N")]
+        ttl_days: Option<u32>,
+    },
+    /// List API tokens
+    List {
+        /// Owner (user id or email)
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Revoke an API token
+    Revoke {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ccag").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = parse(&["users", "list", "--json", "--endpoint", "http://x:1"]).unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.endpoint.as_deref(), Some("http://x:1"));
+        let cli = parse(&["--json", "--token", "t", "status"]).unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn users_create_defaults_to_member() {
+        let cli = parse(&["users", "create", "--email", "a@b.c"]).unwrap();
+        match cli.command {
+            Command::Users(UsersCmd::Create {
+                email,
+                role,
+                password_stdin,
+                ..
+            }) => {
+                assert_eq!(email, "a@b.c");
+                assert_eq!(role, RoleArg::Member);
+                assert!(!password_stdin);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn enums_are_lowercase_words() {
+        assert!(parse(&["users", "create", "--email", "a", "--role", "admin"]).is_ok());
+        assert!(parse(&["users", "create", "--email", "a", "--role", "ROLE_ADMIN"]).is_err());
+        assert!(parse(&["keys", "list", "--status", "revoked"]).is_ok());
+        // Revocation is its own verb.
+        assert!(parse(&["keys", "update", "k", "--status", "revoked"]).is_err());
+        assert!(parse(&["users", "update", "u", "--status", "disabled"]).is_ok());
+    }
+
+    #[test]
+    fn list_paging_flags() {
+        let cli = parse(&["users", "list", "--page-size", "2", "--page-token", "abc", "--all"]).unwrap();
+        match cli.command {
+            Command::Users(UsersCmd::List { page, .. }) => {
+                assert_eq!(page.page_size, Some(2));
+                assert_eq!(page.page_token.as_deref(), Some("abc"));
+                assert!(page.all);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(parse(&["users", "list", "--page-size", "-1"]).is_err());
+        assert!(parse(&["users", "list", "--page-size", "lots"]).is_err());
+    }
+
+    #[test]
+    fn negative_priority_and_hyphen_values() {
+        let cli = parse(&["endpoints", "create", "--name", "e", "--region", "r", "--priority", "-5"]).unwrap();
+        match cli.command {
+            Command::Endpoints(EndpointsCmd::Create { priority, disabled, .. }) => {
+                assert_eq!(priority, Some(-5));
+                assert!(!disabled);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let cli = parse(&["settings", "set", "k", "-v"]).unwrap();
+        match cli.command {
+            Command::Settings(SettingsCmd::Set { key, value }) => {
+                assert_eq!((key.as_str(), value.as_str()), ("k", "-v"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bool_update_flags_take_values() {
+        let cli = parse(&["models", "update", "m", "--listed", "false"]).unwrap();
+        match cli.command {
+            Command::Models(ModelsCmd::Update { listed, .. }) => assert_eq!(listed, Some(false)),
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(parse(&["models", "update", "m", "--listed", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn missing_required_arguments_are_usage_errors() {
+        let err = parse(&["keys", "create"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let err = parse(&["teams", "add-member", "t"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let err = parse(&["bogus"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,440 @@
+//! Rendering: JSON objects with snake_case fields in a stable order, and
+//! comfy-table tables.
+
+use ccag_proto::admin::v1 as pb;
+use comfy_table::{presets, ContentArrangement, Table};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
+
+/// An object whose fields keep their order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Record(pub Vec<(&'static str, Value)>);
+
+impl Record {
+    pub fn new() -> Self {
+        Self(Vec::new())
+    }
+
+    pub fn field(mut self, name: &'static str, value: impl Into<Value>) -> Self {
+        self.0.push((name, value.into()));
+        self
+    }
+
+    /// Puts `name` first (used for a plaintext key or token).
+    pub fn prepend(mut self, name: &'static str, value: impl Into<Value>) -> Self {
+        self.0.insert(0, (name, value.into()));
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+}
+
+impl Serialize for Record {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+pub fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
+    // Serialising a Record or Vec<Record> of serde_json values cannot fail.
+    let mut s = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_string());
+    s.push('\n');
+    s
+}
+
+// ------------------------------------------------------------------ enums
+
+pub fn role_name(v: i32) -> String {
+    match pb::Role::try_from(v) {
+        Ok(pb::Role::Admin) => "admin".into(),
+        Ok(pb::Role::Member) => "member".into(),
+        Ok(pb::Role::Unspecified) => "unspecified".into(),
+        Err(_) => format!("unknown({v})"),
+    }
+}
+
+pub fn user_status_name(v: i32) -> String {
+    match pb::UserStatus::try_from(v) {
+        Ok(pb::UserStatus::Active) => "active".into(),
+        Ok(pb::UserStatus::Disabled) => "disabled".into(),
+        Ok(pb::UserStatus::Unspecified) => "unspecified".into(),
+        Err(_) => format!("unknown({v})"),
+    }
+}
+
+pub fn key_status_name(v: i32) -> String {
+    match pb::KeyStatus::try_from(v) {
+        Ok(pb::KeyStatus::Active) => "active".into(),
+        Ok(pb::KeyStatus::Disabled) => "disabled".into(),
+        Ok(pb::KeyStatus::Revoked) => "revoked".into(),
+        Ok(pb::KeyStatus::Unspecified) => "unspecified".into(),
+        Err(_) => format!("unknown({v})"),
+    }
+}
+
+// ------------------------------------------------------------------ records
+
+/// Something that prints as an object, and as a row of a list.
+pub trait Resource {
+    /// Plural noun, e.g. "users", for "No users found.".
+    const PLURAL: &'static str;
+    /// The fields a list table shows.
+    const COLUMNS: &'static [&'static str];
+    fn record(&self) -> Record;
+}
+
+fn strings(v: &[String]) -> Value {
+    Value::Array(v.iter().cloned().map(Value::String).collect())
+}
+
+impl Resource for pb::Principal {
+    const PLURAL: &'static str = "principals";
+    const COLUMNS: &'static [&'static str] = &["user_id", "email", "role", "via"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("user_id", self.user_id.clone())
+            .field("email", self.email.clone())
+            .field("role", role_name(self.role))
+            .field("via", self.via.clone())
+    }
+}
+
+impl Resource for pb::User {
+    const PLURAL: &'static str = "users";
+    const COLUMNS: &'static [&'static str] = &["id", "email", "display_name", "role", "status", "created_at"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("id", self.id.clone())
+            .field("email", self.email.clone())
+            .field("display_name", self.display_name.clone())
+            .field("role", role_name(self.role))
+            .field("status", user_status_name(self.status))
+            .field("subject", self.subject.clone())
+            .field("team_ids", strings(&self.team_ids))
+            .field("created_at", self.created_at.clone())
+            .field("updated_at", self.updated_at.clone())
+    }
+}
+
+impl Resource for pb::Team {
+    const PLURAL: &'static str = "teams";
+    const COLUMNS: &'static [&'static str] = &["id", "name", "description", "member_rpm", "member_tpm", "member_ids"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("id", self.id.clone())
+            .field("name", self.name.clone())
+            .field("description", self.description.clone())
+            .field("member_rpm", self.member_rpm)
+            .field("member_tpm", self.member_tpm)
+            .field("member_ids", strings(&self.member_ids))
+            .field("created_at", self.created_at.clone())
+            .field("updated_at", self.updated_at.clone())
+    }
+}
+
+impl Resource for pb::ApiKey {
+    const PLURAL: &'static str = "keys";
+    const COLUMNS: &'static [&'static str] = &["id", "name", "prefix", "user_id", "team_id", "status", "rpm", "tpm", "expires_at"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("id", self.id.clone())
+            .field("name", self.name.clone())
+            .field("prefix", self.prefix.clone())
+            .field("user_id", self.user_id.clone())
+            .field("team_id", self.team_id.clone())
+            .field("status", key_status_name(self.status))
+            .field("rpm", self.rpm)
+            .field("tpm", self.tpm)
+            .field("created_at", self.created_at.clone())
+            .field("updated_at", self.updated_at.clone())
+            .field("last_used_at", self.last_used_at.clone())
+            .field("expires_at", self.expires_at.clone())
+    }
+}
+
+impl Resource for pb::Model {
+    const PLURAL: &'static str = "models";
+    const COLUMNS: &'static [&'static str] = &["id", "anthropic_id", "bedrock_id", "display_name", "listed"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("id", self.id.clone())
+            .field("anthropic_id", self.anthropic_id.clone())
+            .field("bedrock_id", self.bedrock_id.clone())
+            .field("display_name", self.display_name.clone())
+            .field("listed", self.listed)
+            .field("created_at", self.created_at.clone())
+            .field("updated_at", self.updated_at.clone())
+    }
+}
+
+impl Resource for pb::Endpoint {
+    const PLURAL: &'static str = "endpoints";
+    const COLUMNS: &'static [&'static str] = &["id", "name", "region", "role_arn", "enabled", "priority"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("id", self.id.clone())
+            .field("name", self.name.clone())
+            .field("region", self.region.clone())
+            .field("role_arn", self.role_arn.clone())
+            .field("enabled", self.enabled)
+            .field("priority", self.priority)
+            .field("created_at", self.created_at.clone())
+            .field("updated_at", self.updated_at.clone())
+    }
+}
+
+impl Resource for pb::Setting {
+    const PLURAL: &'static str = "settings";
+    const COLUMNS: &'static [&'static str] = &["key", "value", "updated_at"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("key", self.key.clone())
+            .field("value", self.value.clone())
+            .field("updated_at", self.updated_at.clone())
+    }
+}
+
+/// The before/after snapshots as JSON values when they parse, else strings.
+fn embedded_json(s: &str) -> Value {
+    if s.trim().is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_string()))
+}
+
+impl Resource for pb::AuditEntry {
+    const PLURAL: &'static str = "audit entries";
+    const COLUMNS: &'static [&'static str] = &["at", "actor", "action", "resource_type", "resource_id"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("id", self.id.clone())
+            .field("at", self.at.clone())
+            .field("actor", self.actor.clone())
+            .field("action", self.action.clone())
+            .field("resource_type", self.resource_type.clone())
+            .field("resource_id", self.resource_id.clone())
+            .field("before_json", embedded_json(&self.before_json))
+            .field("after_json", embedded_json(&self.after_json))
+    }
+}
+
+impl Resource for pb::ApiToken {
+    const PLURAL: &'static str = "API tokens";
+    const COLUMNS: &'static [&'static str] = &["id", "name", "user_id", "prefix", "revoked", "expires_at", "last_used_at"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("id", self.id.clone())
+            .field("name", self.name.clone())
+            .field("user_id", self.user_id.clone())
+            .field("prefix", self.prefix.clone())
+            .field("revoked", self.revoked)
+            .field("created_at", self.created_at.clone())
+            .field("expires_at", self.expires_at.clone())
+            .field("last_used_at", self.last_used_at.clone())
+    }
+}
+
+impl Resource for pb::Status {
+    const PLURAL: &'static str = "statuses";
+    const COLUMNS: &'static [&'static str] = &["version", "database", "started_at", "users", "teams", "active_keys"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("version", self.version.clone())
+            .field("database", self.database.clone())
+            .field("started_at", self.started_at.clone())
+            .field("users", self.users)
+            .field("teams", self.teams)
+            .field("active_keys", self.active_keys)
+    }
+}
+
+// ------------------------------------------------------------------ human
+
+/// A value as a table cell; empty strings and nulls show as "-".
+pub fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) if s.is_empty() => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(a) if a.is_empty() => "-".into(),
+        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(", "),
+        Value::Object(_) => v.to_string(),
+    }
+}
+
+fn new_table() -> Table {
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    t
+}
+
+fn finish(t: Table) -> String {
+    let mut s = t.to_string();
+    s.push('\n');
+    s
+}
+
+/// Field/value rows for one object.
+pub fn object_table(rec: &Record) -> String {
+    let mut t = new_table();
+    t.load_preset(presets::NOTHING);
+    for (k, v) in &rec.0 {
+        t.add_row(vec![k.to_string(), cell(v)]);
+    }
+    // Trailing padding from the preset is noise in a terminal.
+    let s = t.to_string();
+    let mut out: String = s.lines().map(|l| format!("{}\n", l.trim_end())).collect();
+    if out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+/// One row per item with the given columns.
+pub fn list_table(columns: &[&str], rows: &[Record], plural: &str) -> String {
+    if rows.is_empty() {
+        return format!("No {plural} found.\n");
+    }
+    let mut t = new_table();
+    t.set_header(columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>());
+    for r in rows {
+        t.add_row(
+            columns
+                .iter()
+                .map(|c| r.get(c).map(cell).unwrap_or_else(|| "-".into()))
+                .collect::<Vec<_>>(),
+        );
+    }
+    finish(t)
+}
+
+/// How a command's result prints.
+pub fn render_one<T: Resource>(item: &T, json: bool) -> String {
+    let rec = item.record();
+    if json {
+        to_json(&rec)
+    } else {
+        object_table(&rec)
+    }
+}
+
+pub fn render_list<T: Resource>(items: &[T], json: bool) -> String {
+    let recs: Vec<Record> = items.iter().map(Resource::record).collect();
+    if json {
+        to_json(&recs)
+    } else {
+        list_table(T::COLUMNS, &recs, T::PLURAL)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> pb::ApiKey {
+        pb::ApiKey {
+            id: "k1".into(),
+            name: "ci".into(),
+            prefix: "sk-ccag-abc".into(),
+            user_id: "u1".into(),
+            team_id: String::new(),
+            status: pb::KeyStatus::Revoked as i32,
+            rpm: 10,
+            tpm: 0,
+            created_at: "2025-01-01T00:00:00Z".into(),
+            last_used_at: String::new(),
+            expires_at: String::new(),
+            updated_at: "2025-01-02T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn enum_names_are_lowercase_words() {
+        assert_eq!(role_name(pb::Role::Admin as i32), "admin");
+        assert_eq!(role_name(pb::Role::Member as i32), "member");
+        assert_eq!(user_status_name(pb::UserStatus::Disabled as i32), "disabled");
+        assert_eq!(key_status_name(pb::KeyStatus::Revoked as i32), "revoked");
+        assert_eq!(key_status_name(pb::KeyStatus::Active as i32), "active");
+        assert_eq!(role_name(42), "unknown(42)");
+    }
+
+    #[test]
+    fn json_object_has_snake_case_fields_in_order() {
+        let json = render_one(&key(), true);
+        let v: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["status"], "revoked");
+        assert_eq!(v["user_id"], "u1");
+        assert_eq!(v["rpm"], 10);
+        assert_eq!(v["expires_at"], "");
+        assert!(v.get("userId").is_none());
+        // Field order follows the record, not the alphabet.
+        assert!(json.find("\"id\"").unwrap() < json.find("\"name\"").unwrap());
+        assert!(json.find("\"name\"").unwrap() < json.find("\"created_at\"").unwrap());
+    }
+
+    #[test]
+    fn prepend_puts_the_secret_first() {
+        let rec = key().record().prepend("key", "sk-ccag-secret");
+        let json = to_json(&rec);
+        let v: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["key"], "sk-ccag-secret");
+        assert_eq!(v["id"], "k1");
+        assert!(json.trim_start().starts_with("{\n  \"key\""));
+    }
+
+    #[test]
+    fn json_list_is_an_array() {
+        let out = render_list(&[key(), key()], true);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v.as_array().unwrap().len(), 2);
+        let empty: Vec<pb::ApiKey> = vec![];
+        assert_eq!(render_list(&empty, true).trim(), "[]");
+    }
+
+    #[test]
+    fn tables() {
+        let out = render_list(&[key()], false);
+        assert!(out.contains("PREFIX"), "{out}");
+        assert!(out.contains("sk-ccag-abc"), "{out}");
+        assert!(out.contains("revoked"), "{out}");
+        let empty: Vec<pb::User> = vec![];
+        assert_eq!(render_list(&empty, false), "No users found.\n");
+        let one = render_one(&key(), false);
+        assert!(one.lines().any(|l| l.contains("status") && l.contains("revoked")), "{one}");
+        assert!(one.lines().all(|l| l == l.trim_end()));
+    }
+
+    #[test]
+    fn cells() {
+        assert_eq!(cell(&Value::String(String::new())), "-");
+        assert_eq!(cell(&Value::Bool(true)), "yes");
+        assert_eq!(cell(&serde_json::json!(["a", "b"])), "a, b");
+        assert_eq!(cell(&serde_json::json!(7)), "7");
+    }
+
+    #[test]
+    fn audit_snapshots_are_embedded() {
+        let e = pb::AuditEntry {
+            id: "1".into(),
+            at: "t".into(),
+            actor: "u".into(),
+            action: "key.create".into(),
+            resource_type: "key".into(),
+            resource_id: "k".into(),
+            before_json: String::new(),
+            after_json: "{\"name\":\"ci\"}".into(),
+        };
+        let v: Value = serde_json::from_str(&render_one(&e, true)).unwrap();
+        assert_eq!(v["before_json"], Value::Null);
+        assert_eq!(v["after_json"]["name"], "ci");
+    }
+}

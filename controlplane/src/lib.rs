@@ -1,0 +1,107 @@
+//! CCAG control plane: owns all state (users, teams, keys, models,
+//! endpoints, settings, audit log) and serves the gRPC admin API that the
+//! `ccag` CLI and automation use.
+//!
+//! `store` is the database and its entities, `auth` decides who is calling,
+//! `api` holds one module per gRPC service, `server` runs the listeners.
+
+pub mod api;
+pub mod auth;
+mod server;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub struct Settings {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub database_url: Option<String>,
+    pub data_dir: PathBuf,
+    pub admin_username: String,
+    pub admin_password: Option<String>,
+    pub session_ttl: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, String> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let addr = |k: &str, d: &str| -> Result<SocketAddr, String> {
+            let v = var(k).unwrap_or_else(|| d.to_owned());
+            v.parse().map_err(|e| format!("{k}={v:?}: {e}"))
+        };
+        let ttl = match var("CCAG_SESSION_TTL_SECS") {
+            Some(v) => Duration::from_secs(
+                v.parse()
+                    .map_err(|e| format!("CCAG_SESSION_TTL_SECS={v:?}: {e}"))?,
+            ),
+            None => Duration::from_secs(12 * 3600),
+        };
+        Ok(Settings {
+            grpc_addr: addr("CCAG_GRPC_ADDR", "127.0.0.1:8091")?,
+            http_addr: addr("CCAG_HTTP_ADDR", "127.0.0.1:8081")?,
+            database_url: var("DATABASE_URL"),
+            data_dir: PathBuf::from(var("CCAG_DATA_DIR").unwrap_or_else(|| "./data".into())),
+            admin_username: var("ADMIN_USERNAME").unwrap_or_else(|| "admin".into()),
+            admin_password: var("ADMIN_PASSWORD"),
+            session_ttl: ttl,
+        })
+    }
+}
+
+pub async fn run(
+    settings: Settings,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let store = store::open(settings.database_url.as_deref(), &settings.data_dir).await?;
+    tracing::info!(database = store.backend.name(), "database ready");
+    auth::ensure_admin(
+        &store.db,
+        &settings.admin_username,
+        settings.admin_password.as_deref(),
+    )
+    .await
+    .map_err(|e| format!("creating the bootstrap admin: {e}"))?;
+    let auth = auth::Auth::load(&store.db, settings.session_ttl)
+        .await
+        .map_err(|e| e.to_string())?;
+    let ctx = Arc::new(api::Ctx {
+        db: store.db,
+        backend: store.backend,
+        auth,
+        started_at: chrono::Utc::now(),
+    });
+
+    let grpc = TcpListener::bind(settings.grpc_addr)
+        .await
+        .map_err(|e| format!("bind {}: {e}", settings.grpc_addr))?;
+    let http = TcpListener::bind(settings.http_addr)
+        .await
+        .map_err(|e| format!("bind {}: {e}", settings.http_addr))?;
+    let grpc_local = grpc.local_addr().map_err(|e| e.to_string())?;
+    let http_local = http.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(grpc = %grpc_local, http = %http_local, "control plane listening");
+    println!("ccag-controlplane grpc listening on http://{grpc_local}");
+    println!("ccag-controlplane http listening on http://{http_local}");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let http_task = tokio::spawn(server::serve_http(http, ctx.clone(), stop_rx.clone()));
+    let grpc_task = tokio::spawn(server::serve_grpc(grpc, ctx, stop_rx));
+    tokio::pin!(shutdown);
+    tokio::select! {
+        _ = &mut shutdown => {
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        }
+        r = &mut Box::pin(async { grpc_task.await }) => {
+            let _ = stop_tx.send(true);
+            return r.map_err(|e| e.to_string())?;
+        }
+    }
+    let _ = http_task.await;
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! The two listeners: gRPC (admin API, health, reflection) and plain HTTP
+//! (liveness and readiness probes; the portal later).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ccag_proto::admin::v1::{
+    audit_service_server::AuditServiceServer, auth_service_server::AuthServiceServer,
+    endpoint_service_server::EndpointServiceServer, key_service_server::KeyServiceServer,
+    model_service_server::ModelServiceServer, settings_service_server::SettingsServiceServer,
+    status_service_server::StatusServiceServer, team_service_server::TeamServiceServer,
+    user_service_server::UserServiceServer,
+};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sea_orm::ConnectionTrait;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, Shared};
+
+pub async fn serve_grpc(
+    listener: TcpListener,
+    ctx: Shared,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    health
+        .set_serving::<UserServiceServer<api::UsersApi>>()
+        .await;
+    health.set_serving::<KeyServiceServer<api::KeysApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ccag_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| e.to_string())?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ccag_proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| e.to_string())?;
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(AuthServiceServer::new(api::AuthApi(ctx.clone())))
+        .add_service(UserServiceServer::new(api::UsersApi(ctx.clone())))
+        .add_service(TeamServiceServer::new(api::TeamsApi(ctx.clone())))
+        .add_service(KeyServiceServer::new(api::KeysApi(ctx.clone())))
+        .add_service(ModelServiceServer::new(api::ModelsApi(ctx.clone())))
+        .add_service(EndpointServiceServer::new(api::EndpointsApi(ctx.clone())))
+        .add_service(SettingsServiceServer::new(api::SettingsApi(ctx.clone())))
+        .add_service(AuditServiceServer::new(api::AuditApi(ctx.clone())))
+        .add_service(StatusServiceServer::new(api::StatusApi(ctx)))
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop.changed().await;
+        })
+        .await
+        .map_err(|e| format!("gRPC server: {e}"))
+}
+
+pub async fn serve_http(listener: TcpListener, ctx: Shared, mut stop: watch::Receiver<bool>) {
+    loop {
+        let (stream, _) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| probe(ctx.clone(), req));
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+async fn probe(
+    ctx: Arc<api::Ctx>,
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    let (status, body) = match req.uri().path() {
+        "/health" => (200, r#"{"status":"ok"}"#),
+        "/ready" => match ctx.db.execute_unprepared("SELECT 1").await {
+            Ok(_) => (200, r#"{"status":"ready"}"#),
+            Err(_) => (503, r#"{"status":"database unavailable"}"#),
+        },
+        _ => (404, r#"{"error":"not found"}"#),
+    };
+    let mut res = http::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *res.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(res)
+}

@@ -1,0 +1,12 @@
+//! One sea-orm entity per table of `migrations/`.
+
+pub mod api_keys;
+pub mod api_tokens;
+pub mod audit_log;
+pub mod endpoints;
+pub mod models;
+pub mod settings;
+pub mod system_secrets;
+pub mod team_members;
+pub mod teams;
+pub mod users;

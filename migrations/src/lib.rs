@@ -1,0 +1,16 @@
+//! The CCAG schema. Migrations run at control-plane start-up; each is
+//! idempotent (`IF NOT EXISTS`) and recorded in `seaql_migrations`, so a
+//! restart, or two control planes starting together, applies nothing twice.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_initial::Migration)]
+    }
+}
