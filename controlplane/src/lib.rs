@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod fleet;
 mod server;
 pub mod store;
 
@@ -25,6 +26,8 @@ pub struct Settings {
     pub admin_username: String,
     pub admin_password: Option<String>,
     pub session_ttl: Duration,
+    /// The bearer token data planes present; generated and stored when unset.
+    pub dataplane_token: Option<String>,
 }
 
 impl Settings {
@@ -35,10 +38,7 @@ impl Settings {
             v.parse().map_err(|e| format!("{k}={v:?}: {e}"))
         };
         let ttl = match var("CCAG_SESSION_TTL_SECS") {
-            Some(v) => Duration::from_secs(
-                v.parse()
-                    .map_err(|e| format!("CCAG_SESSION_TTL_SECS={v:?}: {e}"))?,
-            ),
+            Some(v) => Duration::from_secs(v.parse().map_err(|e| format!("CCAG_SESSION_TTL_SECS={v:?}: {e}"))?),
             None => Duration::from_secs(12 * 3600),
         };
         Ok(Settings {
@@ -49,39 +49,30 @@ impl Settings {
             admin_username: var("ADMIN_USERNAME").unwrap_or_else(|| "admin".into()),
             admin_password: var("ADMIN_PASSWORD"),
             session_ttl: ttl,
+            dataplane_token: var("CCAG_DATAPLANE_TOKEN"),
         })
     }
 }
 
-pub async fn run(
-    settings: Settings,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), String> {
+pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
     let store = store::open(settings.database_url.as_deref(), &settings.data_dir).await?;
     tracing::info!(database = store.backend.name(), "database ready");
-    auth::ensure_admin(
-        &store.db,
-        &settings.admin_username,
-        settings.admin_password.as_deref(),
-    )
-    .await
-    .map_err(|e| format!("creating the bootstrap admin: {e}"))?;
-    let auth = auth::Auth::load(&store.db, settings.session_ttl)
+    auth::ensure_admin(&store.db, &settings.admin_username, settings.admin_password.as_deref())
         .await
-        .map_err(|e| e.to_string())?;
-    let ctx = Arc::new(api::Ctx {
-        db: store.db,
-        backend: store.backend,
-        auth,
-        started_at: chrono::Utc::now(),
-    });
+        .map_err(|e| format!("creating the bootstrap admin: {e}"))?;
+    let auth = auth::Auth::load(&store.db, settings.session_ttl).await.map_err(|e| e.to_string())?;
+    let dataplane_token = match settings.dataplane_token {
+        Some(t) => t,
+        None => auth::dataplane_token(&store.db, &settings.data_dir).await.map_err(|e| e.to_string())?,
+    };
+    let publisher =
+        fleet::Publisher::start(store.db.clone()).await.map_err(|e| format!("building the first snapshot: {e}"))?;
+    let fleet_api = fleet::DataPlaneApi { db: store.db.clone(), publisher: publisher.clone(), token: dataplane_token };
+    let ctx =
+        Arc::new(api::Ctx { db: store.db, backend: store.backend, auth, started_at: chrono::Utc::now(), publisher });
 
-    let grpc = TcpListener::bind(settings.grpc_addr)
-        .await
-        .map_err(|e| format!("bind {}: {e}", settings.grpc_addr))?;
-    let http = TcpListener::bind(settings.http_addr)
-        .await
-        .map_err(|e| format!("bind {}: {e}", settings.http_addr))?;
+    let grpc = TcpListener::bind(settings.grpc_addr).await.map_err(|e| format!("bind {}: {e}", settings.grpc_addr))?;
+    let http = TcpListener::bind(settings.http_addr).await.map_err(|e| format!("bind {}: {e}", settings.http_addr))?;
     let grpc_local = grpc.local_addr().map_err(|e| e.to_string())?;
     let http_local = http.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(grpc = %grpc_local, http = %http_local, "control plane listening");
@@ -90,7 +81,7 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let http_task = tokio::spawn(server::serve_http(http, ctx.clone(), stop_rx.clone()));
-    let grpc_task = tokio::spawn(server::serve_grpc(grpc, ctx, stop_rx));
+    let grpc_task = tokio::spawn(server::serve_grpc(grpc, ctx, fleet_api, stop_rx));
     tokio::pin!(shutdown);
     tokio::select! {
         _ = &mut shutdown => {

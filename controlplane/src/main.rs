@@ -4,9 +4,7 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> std::process::ExitCode {
     let filter = EnvFilter::try_from_env("CCAG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("CCAG_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         fmt.json().flatten_event(true).init();
     } else {

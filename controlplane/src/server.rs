@@ -8,10 +8,12 @@ use bytes::Bytes;
 use ccag_proto::admin::v1::{
     audit_service_server::AuditServiceServer, auth_service_server::AuthServiceServer,
     endpoint_service_server::EndpointServiceServer, key_service_server::KeyServiceServer,
-    model_service_server::ModelServiceServer, settings_service_server::SettingsServiceServer,
-    status_service_server::StatusServiceServer, team_service_server::TeamServiceServer,
+    model_service_server::ModelServiceServer, pricing_service_server::PricingServiceServer,
+    settings_service_server::SettingsServiceServer, status_service_server::StatusServiceServer,
+    team_service_server::TeamServiceServer, usage_service_server::UsageServiceServer,
     user_service_server::UserServiceServer,
 };
+use ccag_proto::config::v1::data_plane_service_server::DataPlaneServiceServer;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -24,15 +26,12 @@ use crate::api::{self, Shared};
 pub async fn serve_grpc(
     listener: TcpListener,
     ctx: Shared,
+    fleet: crate::fleet::DataPlaneApi,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    health
-        .set_serving::<UserServiceServer<api::UsersApi>>()
-        .await;
+    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    health.set_serving::<UserServiceServer<api::UsersApi>>().await;
     health.set_serving::<KeyServiceServer<api::KeysApi>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ccag_proto::FILE_DESCRIPTOR_SET)
@@ -55,7 +54,10 @@ pub async fn serve_grpc(
         .add_service(EndpointServiceServer::new(api::EndpointsApi(ctx.clone())))
         .add_service(SettingsServiceServer::new(api::SettingsApi(ctx.clone())))
         .add_service(AuditServiceServer::new(api::AuditApi(ctx.clone())))
+        .add_service(UsageServiceServer::new(api::UsageApi(ctx.clone())))
+        .add_service(PricingServiceServer::new(api::PricingApi(ctx.clone())))
         .add_service(StatusServiceServer::new(api::StatusApi(ctx)))
+        .add_service(DataPlaneServiceServer::new(fleet))
         .serve_with_incoming_shutdown(incoming, async move {
             let _ = stop.changed().await;
         })
@@ -99,9 +101,6 @@ async fn probe(
     };
     let mut res = http::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
     *res.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
+    res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     Ok(res)
 }

@@ -9,8 +9,11 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod http;
 pub mod models;
+pub mod ratelimit;
+pub mod report;
 pub mod stream;
 pub mod translate;
 pub mod upstream;
@@ -26,48 +29,106 @@ use tokio::net::TcpListener;
 pub struct Settings {
     pub addr: SocketAddr,
     pub config_file: Option<PathBuf>,
+    pub control: Option<control::ControlSettings>,
 }
 
 impl Settings {
     pub fn from_env() -> Result<Self, String> {
-        let addr = std::env::var("CCAG_DATAPLANE_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
-        let addr = addr
-            .parse()
-            .map_err(|e| format!("CCAG_DATAPLANE_ADDR={addr:?}: {e}"))?;
-        let config_file = std::env::var_os("CCAG_DATAPLANE_CONFIG").map(PathBuf::from);
-        Ok(Settings { addr, config_file })
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let addr = var("CCAG_DATAPLANE_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let addr = addr.parse().map_err(|e| format!("CCAG_DATAPLANE_ADDR={addr:?}: {e}"))?;
+        let config_file = var("CCAG_DATAPLANE_CONFIG").map(PathBuf::from);
+        let control = match var("CCAG_CONTROLPLANE_URL") {
+            None => None,
+            Some(url) => {
+                let token = match (var("CCAG_DATAPLANE_TOKEN"), var("CCAG_DATAPLANE_TOKEN_FILE")) {
+                    (Some(t), _) => t,
+                    (None, Some(f)) => std::fs::read_to_string(&f)
+                        .map_err(|e| format!("CCAG_DATAPLANE_TOKEN_FILE={f:?}: {e}"))?
+                        .trim()
+                        .to_owned(),
+                    (None, None) => {
+                        return Err(
+                            "CCAG_CONTROLPLANE_URL needs CCAG_DATAPLANE_TOKEN or CCAG_DATAPLANE_TOKEN_FILE".into()
+                        )
+                    }
+                };
+                let state_dir =
+                    PathBuf::from(var("CCAG_DATAPLANE_STATE_DIR").unwrap_or_else(|| "./data/dataplane".into()));
+                let id = match var("CCAG_DATAPLANE_ID") {
+                    Some(id) => id,
+                    None => persistent_id(&state_dir)?,
+                };
+                let ca_pem = match var("CCAG_CONTROLPLANE_CA") {
+                    Some(f) => Some(std::fs::read(&f).map_err(|e| format!("CCAG_CONTROLPLANE_CA={f:?}: {e}"))?),
+                    None => None,
+                };
+                Some(control::ControlSettings { url, token, id, state_dir, address: String::new(), ca_pem })
+            }
+        };
+        if config_file.is_some() && control.is_some() {
+            return Err("set either CCAG_DATAPLANE_CONFIG or CCAG_CONTROLPLANE_URL, not both".into());
+        }
+        Ok(Settings { addr, config_file, control })
     }
 }
 
-/// Runs the data plane until `shutdown` resolves.
-pub async fn run(
-    settings: Settings,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), String> {
-    let store = Arc::new(config::ConfigStore::default());
-    match settings.config_file {
-        Some(path) => config::watch_file(path, store.clone()).await?,
-        None => return Err(
-            "no configuration source: set CCAG_DATAPLANE_CONFIG to a snapshot file (proto3 JSON)"
-                .into(),
-        ),
+/// A data plane keeps its id across restarts (the control plane shows it).
+fn persistent_id(state_dir: &std::path::Path) -> Result<String, String> {
+    let path = state_dir.join("id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        if !id.trim().is_empty() {
+            return Ok(id.trim().to_owned());
+        }
     }
-    let bedrock = upstream::Bedrock::from_env().await;
-    let (sink, rx) = usage::UsageSink::new();
-    usage::spawn_log_writer(rx);
-    let state = Arc::new(api::AppState {
-        config: store,
-        bedrock,
-        betas: Default::default(),
-        usage: Arc::new(sink),
-    });
-    let listener = TcpListener::bind(settings.addr)
-        .await
-        .map_err(|e| format!("bind {}: {e}", settings.addr))?;
+    let id = format!("dp-{:016x}", fastrand::u64(..));
+    std::fs::create_dir_all(state_dir).map_err(|e| format!("{}: {e}", state_dir.display()))?;
+    std::fs::write(&path, &id).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(id)
+}
+
+/// Runs the data plane until `shutdown` resolves.
+pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
+    let store = Arc::new(config::ConfigStore::default());
+    let listener = TcpListener::bind(settings.addr).await.map_err(|e| format!("bind {}: {e}", settings.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let limiter = Arc::new(ratelimit::Limiter::new());
+    let (sink, rx) = usage::UsageSink::new(limiter.clone());
+    let usage_task = match (settings.config_file, settings.control) {
+        (Some(path), None) => {
+            config::watch_file(path, store.clone()).await?;
+            report::reporter::spawn_log_only(rx)
+        }
+        (None, Some(mut control)) => {
+            control.address = format!("http://{local}");
+            control::load_persisted(&control.state_dir, &store);
+            control::spawn_watch(control.clone(), store.clone());
+            report::reporter::spawn(rx, control)?
+        }
+        _ => {
+            return Err("no configuration source: set CCAG_CONTROLPLANE_URL (with CCAG_DATAPLANE_TOKEN), \
+                        or CCAG_DATAPLANE_CONFIG to a snapshot file (proto3 JSON)"
+                .into())
+        }
+    };
+    let sweeper = limiter.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            sweeper.sweep(std::time::Instant::now());
+        }
+    });
+    let bedrock = upstream::Bedrock::from_env().await;
+    let state =
+        Arc::new(api::AppState { config: store, bedrock, betas: Default::default(), usage: Arc::new(sink), limiter });
     tracing::info!(addr = %local, region = state.bedrock.region(), "data plane listening");
     // A plain line on stdout lets scripts and tests learn a port chosen by the OS.
     println!("ccag-dataplane listening on http://{local}");
     http::serve(listener, state, shutdown).await;
+    // Every request has finished: once the last sender is gone the usage
+    // writer drains the channel to disk and stops.
+    if tokio::time::timeout(std::time::Duration::from_secs(10), usage_task).await.is_err() {
+        tracing::warn!("usage writer did not finish in time");
+    }
     Ok(())
 }

@@ -1,19 +1,24 @@
 //! One structured usage record per request. Records go to an in-process
-//! channel; its consumer today writes them to the log (target `ccag::usage`),
-//! and the control-plane reporter will drain the same channel.
+//! channel; `report` drains it to the log (target `ccag::usage`) and, with a
+//! control plane, through a durable spool to the control plane.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+
+use crate::ratelimit::{Limiter, Limits, Scope, Subject};
 
 use crate::stream::Usage;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UsageRecord {
     pub request_id: String,
-    pub operation: &'static str,
+    /// A `&'static str` when recorded here; owned when read back (e.g. from the spool).
+    pub operation: Cow<'static, str>,
     pub key_id: String,
     pub user_id: String,
     pub team_id: String,
@@ -23,14 +28,18 @@ pub struct UsageRecord {
     pub stream: bool,
     pub status: u16,
     pub outcome: Outcome,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "deserialize_usage")]
     pub usage: Usage,
     pub ttft_ms: Option<u64>,
     pub duration_ms: u64,
     pub started_at_ms: u64,
+    /// Token limits of the key, user and team, so that the record's tokens
+    /// are charged to the rate limiter when it is recorded. Not reported.
+    #[serde(skip)]
+    pub tpm: [u64; 3],
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Ok,
@@ -42,6 +51,35 @@ pub enum Outcome {
     ClientClosed,
 }
 
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::StreamError => "stream_error",
+            Outcome::ClientClosed => "client_closed",
+        }
+    }
+}
+
+/// `stream::Usage` is serialise-only; this reads back the same four fields.
+fn deserialize_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Usage, D::Error> {
+    #[derive(Deserialize)]
+    struct Fields {
+        input_tokens: u64,
+        output_tokens: u64,
+        cache_creation_input_tokens: u64,
+        cache_read_input_tokens: u64,
+    }
+    let f = Fields::deserialize(d)?;
+    Ok(Usage {
+        input_tokens: f.input_tokens,
+        output_tokens: f.output_tokens,
+        cache_creation_input_tokens: f.cache_creation_input_tokens,
+        cache_read_input_tokens: f.cache_read_input_tokens,
+    })
+}
+
 /// Where a request's identity and timing accumulate until it finishes.
 pub struct Meter {
     pub record: UsageRecord,
@@ -50,14 +88,11 @@ pub struct Meter {
 
 impl Meter {
     pub fn start(request_id: &str, operation: &'static str) -> Self {
-        let started_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         Meter {
             record: UsageRecord {
                 request_id: request_id.to_owned(),
-                operation,
+                operation: Cow::Borrowed(operation),
                 key_id: String::new(),
                 user_id: String::new(),
                 team_id: String::new(),
@@ -70,6 +105,7 @@ impl Meter {
                 ttft_ms: None,
                 duration_ms: 0,
                 started_at_ms,
+                tpm: [0; 3],
             },
             started: Instant::now(),
         }
@@ -93,42 +129,33 @@ impl Meter {
 pub struct UsageSink {
     tx: mpsc::Sender<UsageRecord>,
     dropped: AtomicU64,
+    limiter: Arc<Limiter>,
 }
 
 /// Bounded so that a stalled consumer costs memory only up to this many records.
 const CAPACITY: usize = 65_536;
 
 impl UsageSink {
-    pub fn new() -> (Self, mpsc::Receiver<UsageRecord>) {
+    pub fn new(limiter: Arc<Limiter>) -> (Self, mpsc::Receiver<UsageRecord>) {
         let (tx, rx) = mpsc::channel(CAPACITY);
-        (
-            UsageSink {
-                tx,
-                dropped: AtomicU64::new(0),
-            },
-            rx,
-        )
+        (UsageSink { tx, dropped: AtomicU64::new(0), limiter }, rx)
     }
 
+    /// Charges the record's tokens to the rate limiter, then queues it.
     pub fn record(&self, r: UsageRecord) {
+        let tokens = r.usage.input_tokens + r.usage.output_tokens;
+        if tokens > 0 && r.tpm != [0; 3] {
+            let scopes = [(Scope::Key, &r.key_id), (Scope::User, &r.user_id), (Scope::Team, &r.team_id)];
+            let subjects = scopes.map(|(scope, id)| Subject {
+                scope,
+                id: id.as_str(),
+                limits: Limits { rpm: 0, tpm: r.tpm[scope as usize] },
+            });
+            self.limiter.charge(&subjects, tokens, std::time::Instant::now());
+        }
         if self.tx.try_send(r).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::error!(
-                dropped_total = n,
-                "usage channel full; a usage record was dropped"
-            );
+            tracing::error!(dropped_total = n, "usage channel full; a usage record was dropped");
         }
     }
-}
-
-/// Today's consumer: one log line per record.
-pub fn spawn_log_writer(mut rx: mpsc::Receiver<UsageRecord>) {
-    tokio::spawn(async move {
-        while let Some(r) = rx.recv().await {
-            match serde_json::to_string(&r) {
-                Ok(json) => tracing::info!(target: "ccag::usage", usage = %json, "usage"),
-                Err(e) => tracing::error!(error = %e, "usage record did not serialise"),
-            }
-        }
-    });
 }

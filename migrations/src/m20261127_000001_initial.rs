@@ -4,47 +4,25 @@ use sea_orm_migration::prelude::*;
 pub struct Migration;
 
 fn id(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .string()
-        .not_null()
-        .primary_key()
-        .to_owned()
+    ColumnDef::new(col).string().not_null().primary_key().to_owned()
 }
 fn text(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .string()
-        .not_null()
-        .default("")
-        .to_owned()
+    ColumnDef::new(col).string().not_null().default("").to_owned()
 }
 fn text_null(col: impl IntoIden) -> ColumnDef {
     ColumnDef::new(col).string().null().to_owned()
 }
 fn time(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
+    ColumnDef::new(col).timestamp_with_time_zone().not_null().to_owned()
 }
 fn time_null(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
+    ColumnDef::new(col).timestamp_with_time_zone().null().to_owned()
 }
 fn count(col: impl IntoIden) -> ColumnDef {
-    ColumnDef::new(col)
-        .big_integer()
-        .not_null()
-        .default(0)
-        .to_owned()
+    ColumnDef::new(col).big_integer().not_null().default(0).to_owned()
 }
 fn flag(col: impl IntoIden, default: bool) -> ColumnDef {
-    ColumnDef::new(col)
-        .boolean()
-        .not_null()
-        .default(default)
-        .to_owned()
+    ColumnDef::new(col).boolean().not_null().default(default).to_owned()
 }
 
 #[async_trait::async_trait]
@@ -89,11 +67,7 @@ impl MigrationTrait for Migration {
                 .col(ColumnDef::new(TeamMembers::TeamId).string().not_null())
                 .col(ColumnDef::new(TeamMembers::UserId).string().not_null())
                 .col(time(TeamMembers::CreatedAt))
-                .primary_key(
-                    Index::create()
-                        .col(TeamMembers::TeamId)
-                        .col(TeamMembers::UserId),
-                )
+                .primary_key(Index::create().col(TeamMembers::TeamId).col(TeamMembers::UserId))
                 .foreign_key(
                     ForeignKey::create()
                         .from(TeamMembers::Table, TeamMembers::TeamId)
@@ -199,12 +173,7 @@ impl MigrationTrait for Migration {
                 .col(text(Endpoints::Region))
                 .col(text(Endpoints::RoleArn))
                 .col(flag(Endpoints::Enabled, true))
-                .col(
-                    ColumnDef::new(Endpoints::Priority)
-                        .integer()
-                        .not_null()
-                        .default(0),
-                )
+                .col(ColumnDef::new(Endpoints::Priority).integer().not_null().default(0))
                 .col(time(Endpoints::CreatedAt))
                 .col(time(Endpoints::UpdatedAt))
                 .to_owned(),
@@ -215,12 +184,7 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(Settings::Table)
                 .if_not_exists()
-                .col(
-                    ColumnDef::new(Settings::Key)
-                        .string()
-                        .not_null()
-                        .primary_key(),
-                )
+                .col(ColumnDef::new(Settings::Key).string().not_null().primary_key())
                 .col(ColumnDef::new(Settings::Value).text().not_null())
                 .col(time(Settings::UpdatedAt))
                 .to_owned(),
@@ -232,12 +196,7 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(SystemSecrets::Table)
                 .if_not_exists()
-                .col(
-                    ColumnDef::new(SystemSecrets::Name)
-                        .string()
-                        .not_null()
-                        .primary_key(),
-                )
+                .col(ColumnDef::new(SystemSecrets::Name).string().not_null().primary_key())
                 .col(ColumnDef::new(SystemSecrets::Value).text().not_null())
                 .col(time(SystemSecrets::CreatedAt))
                 .to_owned(),
@@ -248,13 +207,7 @@ impl MigrationTrait for Migration {
             Table::create()
                 .table(AuditLog::Table)
                 .if_not_exists()
-                .col(
-                    ColumnDef::new(AuditLog::Id)
-                        .big_integer()
-                        .not_null()
-                        .auto_increment()
-                        .primary_key(),
-                )
+                .col(ColumnDef::new(AuditLog::Id).big_integer().not_null().auto_increment().primary_key())
                 .col(time(AuditLog::At))
                 .col(text(AuditLog::Actor))
                 .col(text(AuditLog::Action))
@@ -291,8 +244,7 @@ impl MigrationTrait for Migration {
             Teams::Table.into_iden(),
             Users::Table.into_iden(),
         ] {
-            m.drop_table(Table::drop().table(t).if_exists().to_owned())
-                .await?;
+            m.drop_table(Table::drop().table(t).if_exists().to_owned()).await?;
         }
         Ok(())
     }

@@ -11,10 +11,7 @@ pub struct AuditApi(pub Shared);
 
 #[tonic::async_trait]
 impl AuditService for AuditApi {
-    async fn list_audit(
-        &self,
-        req: tonic::Request<ListAuditRequest>,
-    ) -> ApiResult<ListAuditResponse> {
+    async fn list_audit(&self, req: tonic::Request<ListAuditRequest>) -> ApiResult<ListAuditResponse> {
         self.0.caller(&req).await?.require_admin()?;
         let r = req.into_inner();
         let paging = Paging::from(r.page.as_ref())?;
@@ -50,9 +47,6 @@ impl AuditService for AuditApi {
                 after_json: e.after_json.unwrap_or_default(),
             })
             .collect();
-        ok(ListAuditResponse {
-            entries,
-            next_page_token,
-        })
+        ok(ListAuditResponse { entries, next_page_token })
     }
 }

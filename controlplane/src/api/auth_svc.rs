@@ -6,8 +6,7 @@ use ccag_proto::admin::v1::auth_service_server::AuthService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
 use super::{audit, expiry, ok, require, ts, ts_opt, ApiError, ApiResult, Paging, Shared};
@@ -51,10 +50,9 @@ impl AuthService for AuthApi {
         let password = r.password.clone();
         let hash_for_check = hash.clone().unwrap_or_else(|| decoy_hash().to_owned());
         // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-        let matches =
-            tokio::task::spawn_blocking(move || verify_password(&password, &hash_for_check))
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash_for_check))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         let user = match user {
             Some(u) if matches && hash.is_some() && u.status == "active" => u,
             _ => return Err(denied().into()),
@@ -64,11 +62,7 @@ impl AuthService for AuthApi {
             token,
             expires_at: ts(exp),
             principal: Some(Principal {
-                role: if user.role == "admin" {
-                    Role::Admin
-                } else {
-                    Role::Member
-                } as i32,
+                role: if user.role == "admin" { Role::Admin } else { Role::Member } as i32,
                 email: user.email.unwrap_or_default(),
                 user_id: user.id,
                 via: "session".into(),
@@ -78,18 +72,10 @@ impl AuthService for AuthApi {
 
     async fn who_am_i(&self, req: tonic::Request<WhoAmIRequest>) -> ApiResult<Principal> {
         let who = self.0.caller(&req).await?;
-        ok(Principal {
-            user_id: who.user_id,
-            email: who.email,
-            role: who.role as i32,
-            via: who.via.into(),
-        })
+        ok(Principal { user_id: who.user_id, email: who.email, role: who.role as i32, via: who.via.into() })
     }
 
-    async fn create_api_token(
-        &self,
-        req: tonic::Request<CreateApiTokenRequest>,
-    ) -> ApiResult<CreateApiTokenResponse> {
+    async fn create_api_token(&self, req: tonic::Request<CreateApiTokenRequest>) -> ApiResult<CreateApiTokenResponse> {
         let who = self.0.caller(&req).await?;
         let r = req.into_inner();
         let name = require("name", &r.name, 100)?;
@@ -115,27 +101,12 @@ impl AuthService for AuthApi {
         .insert(&txn)
         .await
         .map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "api_token.create",
-            "api_token",
-            &row.id,
-            None,
-            Some(&row),
-        )
-        .await?;
+        audit(&txn, &who.user_id, "api_token.create", "api_token", &row.id, None, Some(&row)).await?;
         txn.commit().await.map_err(ApiError::from)?;
-        ok(CreateApiTokenResponse {
-            api_token: Some(to_proto(row)),
-            token,
-        })
+        ok(CreateApiTokenResponse { api_token: Some(to_proto(row)), token })
     }
 
-    async fn list_api_tokens(
-        &self,
-        req: tonic::Request<ListApiTokensRequest>,
-    ) -> ApiResult<ListApiTokensResponse> {
+    async fn list_api_tokens(&self, req: tonic::Request<ListApiTokensRequest>) -> ApiResult<ListApiTokensResponse> {
         let who = self.0.caller(&req).await?;
         let r = req.into_inner();
         let paging = Paging::from(r.page.as_ref())?;
@@ -155,16 +126,10 @@ impl AuthService for AuthApi {
             .await
             .map_err(ApiError::from)?;
         let (rows, next_page_token) = paging.finish(rows);
-        ok(ListApiTokensResponse {
-            api_tokens: rows.into_iter().map(to_proto).collect(),
-            next_page_token,
-        })
+        ok(ListApiTokensResponse { api_tokens: rows.into_iter().map(to_proto).collect(), next_page_token })
     }
 
-    async fn revoke_api_token(
-        &self,
-        req: tonic::Request<RevokeApiTokenRequest>,
-    ) -> ApiResult<ApiToken> {
+    async fn revoke_api_token(&self, req: tonic::Request<RevokeApiTokenRequest>) -> ApiResult<ApiToken> {
         let who = self.0.caller(&req).await?;
         let txn = self.0.db.begin().await.map_err(ApiError::from)?;
         let before = api_tokens::Entity::find_by_id(req.get_ref().id.trim())
@@ -176,16 +141,7 @@ impl AuthService for AuthApi {
         let mut am: api_tokens::ActiveModel = before.clone().into();
         am.revoked = Set(true);
         let after = am.update(&txn).await.map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "api_token.revoke",
-            "api_token",
-            &after.id,
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
+        audit(&txn, &who.user_id, "api_token.revoke", "api_token", &after.id, Some(&before), Some(&after)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(after))
     }

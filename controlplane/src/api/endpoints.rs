@@ -5,8 +5,8 @@ use ccag_proto::admin::v1::endpoint_service_server::EndpointService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 
 use super::{audit, ok, require, ts, ApiError, ApiResult, Paging, Shared};
@@ -33,18 +33,10 @@ fn region(v: &str) -> Result<String, ApiError> {
     let r = require("region", v, 32)?;
     let parts: Vec<&str> = r.split('-').collect();
     let ok = parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        })
-        && parts
-            .last()
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+        && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
     if !ok {
-        return Err(ApiError::InvalidArgument(format!(
-            "region: {r:?} is not an AWS region name"
-        )));
+        return Err(ApiError::InvalidArgument(format!("region: {r:?} is not an AWS region name")));
     }
     Ok(r)
 }
@@ -54,8 +46,7 @@ fn role_arn(v: &str) -> Result<String, ApiError> {
     if a.is_empty() {
         return Ok(String::new());
     }
-    if !(a.starts_with("arn:aws") && a.contains(":iam::") && a.contains(":role/")) || a.len() > 2048
-    {
+    if !(a.starts_with("arn:aws") && a.contains(":iam::") && a.contains(":role/")) || a.len() > 2048 {
         return Err(ApiError::InvalidArgument(
             "role_arn: must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)".into(),
         ));
@@ -66,11 +57,7 @@ fn role_arn(v: &str) -> Result<String, ApiError> {
 async fn find<C: ConnectionTrait>(c: &C, id: &str) -> Result<endpoints::Model, ApiError> {
     let id = id.trim();
     endpoints::Entity::find()
-        .filter(
-            Condition::any()
-                .add(endpoints::Column::Id.eq(id))
-                .add(endpoints::Column::Name.eq(id)),
-        )
+        .filter(Condition::any().add(endpoints::Column::Id.eq(id)).add(endpoints::Column::Name.eq(id)))
         .one(c)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("endpoint {id:?} not found")))
@@ -78,10 +65,7 @@ async fn find<C: ConnectionTrait>(c: &C, id: &str) -> Result<endpoints::Model, A
 
 #[tonic::async_trait]
 impl EndpointService for EndpointsApi {
-    async fn create_endpoint(
-        &self,
-        req: tonic::Request<CreateEndpointRequest>,
-    ) -> ApiResult<Endpoint> {
+    async fn create_endpoint(&self, req: tonic::Request<CreateEndpointRequest>) -> ApiResult<Endpoint> {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let r = req.into_inner();
@@ -100,16 +84,7 @@ impl EndpointService for EndpointsApi {
         .insert(&txn)
         .await
         .map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "endpoint.create",
-            "endpoint",
-            &row.id,
-            None,
-            Some(&row),
-        )
-        .await?;
+        audit(&txn, &who.user_id, "endpoint.create", "endpoint", &row.id, None, Some(&row)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(row))
     }
@@ -119,10 +94,7 @@ impl EndpointService for EndpointsApi {
         ok(to_proto(find(&self.0.db, &req.get_ref().id).await?))
     }
 
-    async fn list_endpoints(
-        &self,
-        req: tonic::Request<ListEndpointsRequest>,
-    ) -> ApiResult<ListEndpointsResponse> {
+    async fn list_endpoints(&self, req: tonic::Request<ListEndpointsRequest>) -> ApiResult<ListEndpointsResponse> {
         self.0.caller(&req).await?.require_admin()?;
         let paging = Paging::from(req.get_ref().page.as_ref())?;
         let rows = endpoints::Entity::find()
@@ -134,16 +106,10 @@ impl EndpointService for EndpointsApi {
             .await
             .map_err(ApiError::from)?;
         let (rows, next_page_token) = paging.finish(rows);
-        ok(ListEndpointsResponse {
-            endpoints: rows.into_iter().map(to_proto).collect(),
-            next_page_token,
-        })
+        ok(ListEndpointsResponse { endpoints: rows.into_iter().map(to_proto).collect(), next_page_token })
     }
 
-    async fn update_endpoint(
-        &self,
-        req: tonic::Request<UpdateEndpointRequest>,
-    ) -> ApiResult<Endpoint> {
+    async fn update_endpoint(&self, req: tonic::Request<UpdateEndpointRequest>) -> ApiResult<Endpoint> {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let r = req.into_inner();
@@ -167,42 +133,18 @@ impl EndpointService for EndpointsApi {
         }
         am.updated_at = Set(Utc::now());
         let after = am.update(&txn).await.map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "endpoint.update",
-            "endpoint",
-            &after.id,
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
+        audit(&txn, &who.user_id, "endpoint.update", "endpoint", &after.id, Some(&before), Some(&after)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(after))
     }
 
-    async fn delete_endpoint(
-        &self,
-        req: tonic::Request<DeleteEndpointRequest>,
-    ) -> ApiResult<DeleteResponse> {
+    async fn delete_endpoint(&self, req: tonic::Request<DeleteEndpointRequest>) -> ApiResult<DeleteResponse> {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let txn = self.0.db.begin().await.map_err(ApiError::from)?;
         let before = find(&txn, &req.get_ref().id).await?;
-        endpoints::Entity::delete_by_id(before.id.clone())
-            .exec(&txn)
-            .await
-            .map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "endpoint.delete",
-            "endpoint",
-            &before.id,
-            Some(&before),
-            None,
-        )
-        .await?;
+        endpoints::Entity::delete_by_id(before.id.clone()).exec(&txn).await.map_err(ApiError::from)?;
+        audit(&txn, &who.user_id, "endpoint.delete", "endpoint", &before.id, Some(&before), None).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(DeleteResponse {})
     }
@@ -214,12 +156,7 @@ mod tests {
 
     #[test]
     fn aws_region_names_are_accepted() {
-        for r in [
-            "us-east-1",
-            "us-gov-west-1",
-            "ap-southeast-4",
-            "eu-central-2",
-        ] {
+        for r in ["us-east-1", "us-gov-west-1", "ap-southeast-4", "eu-central-2"] {
             assert!(region(r).is_ok(), "{r}");
         }
     }

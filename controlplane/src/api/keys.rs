@@ -5,8 +5,8 @@ use ccag_proto::admin::v1::key_service_server::KeyService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 
 use super::{audit, expiry, limit, ok, require, ts, ts_opt, ApiError, ApiResult, Paging, Shared};
@@ -43,27 +43,18 @@ fn to_proto(k: api_keys::Model) -> ApiKey {
 
 /// The key, if the caller may see it. Members asking for another user's key
 /// get PERMISSION_DENIED whether or not it exists.
-async fn find_for<C: ConnectionTrait>(
-    c: &C,
-    who: &Principal,
-    id: &str,
-) -> Result<api_keys::Model, ApiError> {
+async fn find_for<C: ConnectionTrait>(c: &C, who: &Principal, id: &str) -> Result<api_keys::Model, ApiError> {
     let found = api_keys::Entity::find_by_id(id.trim()).one(c).await?;
     match found {
         Some(k) if who.is_admin() || k.user_id == who.user_id => Ok(k),
-        _ if !who.is_admin() => Err(ApiError::PermissionDenied(
-            "members may only act on their own keys".into(),
-        )),
+        _ if !who.is_admin() => Err(ApiError::PermissionDenied("members may only act on their own keys".into())),
         _ => Err(ApiError::NotFound(format!("key {:?} not found", id.trim()))),
     }
 }
 
 #[tonic::async_trait]
 impl KeyService for KeysApi {
-    async fn create_key(
-        &self,
-        req: tonic::Request<CreateKeyRequest>,
-    ) -> ApiResult<CreateKeyResponse> {
+    async fn create_key(&self, req: tonic::Request<CreateKeyRequest>) -> ApiResult<CreateKeyResponse> {
         let who = self.0.caller(&req).await?;
         let r = req.into_inner();
         let name = require("name", &r.name, 100)?;
@@ -83,15 +74,9 @@ impl KeyService for KeysApi {
             let team = super::teams::find(&txn, &r.team_id).await?;
             if !who.is_admin() {
                 let user = super::users::find(&txn, &owner).await?;
-                let member = super::users::to_proto(&txn, user)
-                    .await?
-                    .team_ids
-                    .contains(&team.id);
+                let member = super::users::to_proto(&txn, user).await?.team_ids.contains(&team.id);
                 if !member {
-                    return Err(ApiError::PermissionDenied(
-                        "you are not a member of that team".into(),
-                    )
-                    .into());
+                    return Err(ApiError::PermissionDenied("you are not a member of that team".into()).into());
                 }
             }
             Some(team.id)
@@ -116,28 +101,14 @@ impl KeyService for KeysApi {
         .insert(&txn)
         .await
         .map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "key.create",
-            "key",
-            &row.id,
-            None,
-            Some(&row),
-        )
-        .await?;
+        audit(&txn, &who.user_id, "key.create", "key", &row.id, None, Some(&row)).await?;
         txn.commit().await.map_err(ApiError::from)?;
-        ok(CreateKeyResponse {
-            api_key: Some(to_proto(row)),
-            key,
-        })
+        ok(CreateKeyResponse { api_key: Some(to_proto(row)), key })
     }
 
     async fn get_key(&self, req: tonic::Request<GetKeyRequest>) -> ApiResult<ApiKey> {
         let who = self.0.caller(&req).await?;
-        ok(to_proto(
-            find_for(&self.0.db, &who, &req.get_ref().id).await?,
-        ))
+        ok(to_proto(find_for(&self.0.db, &who, &req.get_ref().id).await?))
     }
 
     async fn list_keys(&self, req: tonic::Request<ListKeysRequest>) -> ApiResult<ListKeysResponse> {
@@ -170,13 +141,7 @@ impl KeyService for KeysApi {
                     _ => "revoked",
                 }))
             }
-            Err(_) => {
-                return Err(ApiError::InvalidArgument(format!(
-                    "status: unknown value {}",
-                    r.status
-                ))
-                .into())
-            }
+            Err(_) => return Err(ApiError::InvalidArgument(format!("status: unknown value {}", r.status)).into()),
         }
         let rows = q
             .order_by_asc(api_keys::Column::CreatedAt)
@@ -187,10 +152,7 @@ impl KeyService for KeysApi {
             .await
             .map_err(ApiError::from)?;
         let (rows, next_page_token) = paging.finish(rows);
-        ok(ListKeysResponse {
-            keys: rows.into_iter().map(to_proto).collect(),
-            next_page_token,
-        })
+        ok(ListKeysResponse { keys: rows.into_iter().map(to_proto).collect(), next_page_token })
     }
 
     async fn update_key(&self, req: tonic::Request<UpdateKeyRequest>) -> ApiResult<ApiKey> {
@@ -199,10 +161,7 @@ impl KeyService for KeysApi {
         let txn = self.0.db.begin().await.map_err(ApiError::from)?;
         let before = find_for(&txn, &who, &r.id).await?;
         if !who.is_admin() && (r.rpm.is_some() || r.tpm.is_some() || r.team_id.is_some()) {
-            return Err(ApiError::PermissionDenied(
-                "only admins change key limits and teams".into(),
-            )
-            .into());
+            return Err(ApiError::PermissionDenied("only admins change key limits and teams".into()).into());
         }
         let mut am: api_keys::ActiveModel = before.clone().into();
         if let Some(n) = &r.name {
@@ -212,23 +171,11 @@ impl KeyService for KeysApi {
             Ok(KeyStatus::Unspecified) => {}
             Ok(s @ (KeyStatus::Active | KeyStatus::Disabled)) => {
                 if before.status == "revoked" {
-                    return Err(
-                        ApiError::FailedPrecondition("a revoked key stays revoked".into()).into(),
-                    );
+                    return Err(ApiError::FailedPrecondition("a revoked key stays revoked".into()).into());
                 }
-                am.status = Set(if s == KeyStatus::Active {
-                    "active"
-                } else {
-                    "disabled"
-                }
-                .into());
+                am.status = Set(if s == KeyStatus::Active { "active" } else { "disabled" }.into());
             }
-            _ => {
-                return Err(ApiError::InvalidArgument(
-                    "status: use RevokeKey to revoke a key".into(),
-                )
-                .into())
-            }
+            _ => return Err(ApiError::InvalidArgument("status: use RevokeKey to revoke a key".into()).into()),
         }
         if let Some(v) = r.rpm {
             am.rpm = Set(limit("rpm", v)?);
@@ -237,24 +184,11 @@ impl KeyService for KeysApi {
             am.tpm = Set(limit("tpm", v)?);
         }
         if let Some(t) = &r.team_id {
-            am.team_id = Set(if t.trim().is_empty() {
-                None
-            } else {
-                Some(super::teams::find(&txn, t).await?.id)
-            });
+            am.team_id = Set(if t.trim().is_empty() { None } else { Some(super::teams::find(&txn, t).await?.id) });
         }
         am.updated_at = Set(Utc::now());
         let after = am.update(&txn).await.map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "key.update",
-            "key",
-            &after.id,
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
+        audit(&txn, &who.user_id, "key.update", "key", &after.id, Some(&before), Some(&after)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(after))
     }
@@ -270,16 +204,7 @@ impl KeyService for KeysApi {
         am.status = Set("revoked".into());
         am.updated_at = Set(Utc::now());
         let after = am.update(&txn).await.map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "key.revoke",
-            "key",
-            &after.id,
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
+        audit(&txn, &who.user_id, "key.revoke", "key", &after.id, Some(&before), Some(&after)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(after))
     }
@@ -288,20 +213,8 @@ impl KeyService for KeysApi {
         let who = self.0.caller(&req).await?;
         let txn = self.0.db.begin().await.map_err(ApiError::from)?;
         let before = find_for(&txn, &who, &req.get_ref().id).await?;
-        api_keys::Entity::delete_by_id(before.id.clone())
-            .exec(&txn)
-            .await
-            .map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "key.delete",
-            "key",
-            &before.id,
-            Some(&before),
-            None,
-        )
-        .await?;
+        api_keys::Entity::delete_by_id(before.id.clone()).exec(&txn).await.map_err(ApiError::from)?;
+        audit(&txn, &who.user_id, "key.delete", "key", &before.id, Some(&before), None).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(DeleteResponse {})
     }

@@ -9,6 +9,7 @@ mod models;
 mod settings;
 mod status;
 mod teams;
+mod usage;
 mod users;
 
 pub use audit_svc::AuditApi;
@@ -19,6 +20,7 @@ pub use models::ModelsApi;
 pub use settings::SettingsApi;
 pub use status::StatusApi;
 pub use teams::TeamsApi;
+pub use usage::{PricingApi, UsageApi};
 pub use users::UsersApi;
 
 use std::sync::Arc;
@@ -39,6 +41,7 @@ pub struct Ctx {
     pub backend: Backend,
     pub auth: Auth,
     pub started_at: DateTime<Utc>,
+    pub publisher: Arc<crate::fleet::Publisher>,
 }
 
 impl Ctx {
@@ -134,23 +137,15 @@ pub struct Paging {
 
 impl Paging {
     pub fn from(p: Option<&Page>) -> Result<Self, ApiError> {
-        let (size, token) = p
-            .map(|p| (u64::from(p.page_size), p.page_token.as_str()))
-            .unwrap_or((0, ""));
-        let limit = if size == 0 {
-            DEFAULT_PAGE
-        } else {
-            size.min(MAX_PAGE)
-        };
+        let (size, token) = p.map(|p| (u64::from(p.page_size), p.page_token.as_str())).unwrap_or((0, ""));
+        let limit = if size == 0 { DEFAULT_PAGE } else { size.min(MAX_PAGE) };
         let offset = if token.is_empty() {
             0
         } else {
             token
                 .strip_prefix("o")
                 .and_then(|n| n.parse().ok())
-                .ok_or_else(|| {
-                    ApiError::InvalidArgument("page_token: not a token this server issued".into())
-                })?
+                .ok_or_else(|| ApiError::InvalidArgument("page_token: not a token this server issued".into()))?
         };
         Ok(Paging { offset, limit })
     }
@@ -163,11 +158,7 @@ impl Paging {
     pub fn finish<T>(&self, mut rows: Vec<T>) -> (Vec<T>, String) {
         let more = rows.len() as u64 > self.limit;
         rows.truncate(self.limit as usize);
-        let next = if more {
-            format!("o{}", self.offset + self.limit)
-        } else {
-            String::new()
-        };
+        let next = if more { format!("o{}", self.offset + self.limit) } else { String::new() };
         (rows, next)
     }
 }
@@ -202,19 +193,13 @@ pub async fn audit<C: ConnectionTrait, T: Serialize>(
 pub fn require(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     let v = value.trim();
     if v.is_empty() {
-        return Err(ApiError::InvalidArgument(format!(
-            "{field}: must not be empty"
-        )));
+        return Err(ApiError::InvalidArgument(format!("{field}: must not be empty")));
     }
     if v.chars().count() > max {
-        return Err(ApiError::InvalidArgument(format!(
-            "{field}: at most {max} characters"
-        )));
+        return Err(ApiError::InvalidArgument(format!("{field}: at most {max} characters")));
     }
     if v.chars().any(char::is_control) {
-        return Err(ApiError::InvalidArgument(format!(
-            "{field}: control characters are not allowed"
-        )));
+        return Err(ApiError::InvalidArgument(format!("{field}: control characters are not allowed")));
     }
     Ok(v.to_owned())
 }
@@ -246,29 +231,18 @@ mod tests {
     fn paging_defaults_and_caps() {
         let p = Paging::from(None).unwrap();
         assert_eq!((p.offset, p.limit), (0, DEFAULT_PAGE));
-        let p = Paging::from(Some(&Page {
-            page_size: 10_000,
-            page_token: "o20".into(),
-        }))
-        .unwrap();
+        let p = Paging::from(Some(&Page { page_size: 10_000, page_token: "o20".into() })).unwrap();
         assert_eq!((p.offset, p.limit), (20, MAX_PAGE));
     }
 
     #[test]
     fn paging_rejects_foreign_tokens() {
-        assert!(Paging::from(Some(&Page {
-            page_size: 1,
-            page_token: "x".into()
-        }))
-        .is_err());
+        assert!(Paging::from(Some(&Page { page_size: 1, page_token: "x".into() })).is_err());
     }
 
     #[test]
     fn paging_reports_a_next_token_only_when_more_rows_exist() {
-        let p = Paging {
-            offset: 0,
-            limit: 2,
-        };
+        let p = Paging { offset: 0, limit: 2 };
         assert_eq!(p.finish(vec![1, 2, 3]), (vec![1, 2], "o2".to_string()));
         assert_eq!(p.finish(vec![1, 2]), (vec![1, 2], String::new()));
     }

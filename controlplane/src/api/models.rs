@@ -5,8 +5,8 @@ use ccag_proto::admin::v1::model_service_server::ModelService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 
 use super::{audit, ok, optional, require, ts, ApiError, ApiResult, Paging, Shared};
@@ -30,9 +30,7 @@ fn to_proto(m: models::Model) -> Model {
 fn model_name(field: &str, v: &str) -> Result<String, ApiError> {
     let s = require(field, v, 2048)?;
     if s.contains(char::is_whitespace) {
-        return Err(ApiError::InvalidArgument(format!(
-            "{field}: must not contain spaces"
-        )));
+        return Err(ApiError::InvalidArgument(format!("{field}: must not contain spaces")));
     }
     Ok(s)
 }
@@ -40,11 +38,7 @@ fn model_name(field: &str, v: &str) -> Result<String, ApiError> {
 async fn find<C: ConnectionTrait>(c: &C, id: &str) -> Result<models::Model, ApiError> {
     let id = id.trim();
     models::Entity::find()
-        .filter(
-            Condition::any()
-                .add(models::Column::Id.eq(id))
-                .add(models::Column::AnthropicId.eq(id)),
-        )
+        .filter(Condition::any().add(models::Column::Id.eq(id)).add(models::Column::AnthropicId.eq(id)))
         .one(c)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("model {id:?} not found")))
@@ -74,16 +68,7 @@ impl ModelService for ModelsApi {
         .insert(&txn)
         .await
         .map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "model.create",
-            "model",
-            &row.id,
-            None,
-            Some(&row),
-        )
-        .await?;
+        audit(&txn, &who.user_id, "model.create", "model", &row.id, None, Some(&row)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(row))
     }
@@ -93,10 +78,7 @@ impl ModelService for ModelsApi {
         ok(to_proto(find(&self.0.db, &req.get_ref().id).await?))
     }
 
-    async fn list_models(
-        &self,
-        req: tonic::Request<ListModelsRequest>,
-    ) -> ApiResult<ListModelsResponse> {
+    async fn list_models(&self, req: tonic::Request<ListModelsRequest>) -> ApiResult<ListModelsResponse> {
         self.0.caller(&req).await?.require_admin()?;
         let paging = Paging::from(req.get_ref().page.as_ref())?;
         let rows = models::Entity::find()
@@ -107,10 +89,7 @@ impl ModelService for ModelsApi {
             .await
             .map_err(ApiError::from)?;
         let (rows, next_page_token) = paging.finish(rows);
-        ok(ListModelsResponse {
-            models: rows.into_iter().map(to_proto).collect(),
-            next_page_token,
-        })
+        ok(ListModelsResponse { models: rows.into_iter().map(to_proto).collect(), next_page_token })
     }
 
     async fn update_model(&self, req: tonic::Request<UpdateModelRequest>) -> ApiResult<Model> {
@@ -121,11 +100,7 @@ impl ModelService for ModelsApi {
         let before = find(&txn, &r.id).await?;
         let mut am: models::ActiveModel = before.clone().into();
         if let Some(b) = &r.bedrock_id {
-            am.bedrock_id = Set(if b.trim().is_empty() {
-                String::new()
-            } else {
-                model_name("bedrock_id", b)?
-            });
+            am.bedrock_id = Set(if b.trim().is_empty() { String::new() } else { model_name("bedrock_id", b)? });
         }
         if let Some(d) = &r.display_name {
             am.display_name = Set(optional("display_name", d, 200)?.unwrap_or_default());
@@ -135,42 +110,18 @@ impl ModelService for ModelsApi {
         }
         am.updated_at = Set(Utc::now());
         let after = am.update(&txn).await.map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "model.update",
-            "model",
-            &after.id,
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
+        audit(&txn, &who.user_id, "model.update", "model", &after.id, Some(&before), Some(&after)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(after))
     }
 
-    async fn delete_model(
-        &self,
-        req: tonic::Request<DeleteModelRequest>,
-    ) -> ApiResult<DeleteResponse> {
+    async fn delete_model(&self, req: tonic::Request<DeleteModelRequest>) -> ApiResult<DeleteResponse> {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let txn = self.0.db.begin().await.map_err(ApiError::from)?;
         let before = find(&txn, &req.get_ref().id).await?;
-        models::Entity::delete_by_id(before.id.clone())
-            .exec(&txn)
-            .await
-            .map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "model.delete",
-            "model",
-            &before.id,
-            Some(&before),
-            None,
-        )
-        .await?;
+        models::Entity::delete_by_id(before.id.clone()).exec(&txn).await.map_err(ApiError::from)?;
+        audit(&txn, &who.user_id, "model.delete", "model", &before.id, Some(&before), None).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(DeleteResponse {})
     }

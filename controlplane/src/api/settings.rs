@@ -16,23 +16,15 @@ fn key(k: &str) -> Result<String, ApiError> {
     let k = k.trim();
     let valid = !k.is_empty()
         && k.len() <= 128
-        && k.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
-        });
+        && k.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'));
     if !valid {
-        return Err(ApiError::InvalidArgument(
-            "key: 1-128 characters of a-z, 0-9, '_', '.', '-'".into(),
-        ));
+        return Err(ApiError::InvalidArgument("key: 1-128 characters of a-z, 0-9, '_', '.', '-'".into()));
     }
     Ok(k.to_owned())
 }
 
 fn to_proto(s: settings::Model) -> Setting {
-    Setting {
-        key: s.key,
-        value: s.value,
-        updated_at: ts(s.updated_at),
-    }
+    Setting { key: s.key, value: s.value, updated_at: ts(s.updated_at) }
 }
 
 #[tonic::async_trait]
@@ -48,10 +40,7 @@ impl SettingsService for SettingsApi {
         ok(to_proto(s))
     }
 
-    async fn list_settings(
-        &self,
-        req: tonic::Request<ListSettingsRequest>,
-    ) -> ApiResult<ListSettingsResponse> {
+    async fn list_settings(&self, req: tonic::Request<ListSettingsRequest>) -> ApiResult<ListSettingsResponse> {
         self.0.caller(&req).await?.require_admin()?;
         let paging = Paging::from(req.get_ref().page.as_ref())?;
         let rows = settings::Entity::find()
@@ -62,10 +51,7 @@ impl SettingsService for SettingsApi {
             .await
             .map_err(ApiError::from)?;
         let (rows, next_page_token) = paging.finish(rows);
-        ok(ListSettingsResponse {
-            settings: rows.into_iter().map(to_proto).collect(),
-            next_page_token,
-        })
+        ok(ListSettingsResponse { settings: rows.into_iter().map(to_proto).collect(), next_page_token })
     }
 
     async fn set_setting(&self, req: tonic::Request<SetSettingRequest>) -> ApiResult<Setting> {
@@ -74,44 +60,19 @@ impl SettingsService for SettingsApi {
         let r = req.into_inner();
         let k = key(&r.key)?;
         if r.value.len() > MAX_VALUE {
-            return Err(
-                ApiError::InvalidArgument(format!("value: at most {MAX_VALUE} bytes")).into(),
-            );
+            return Err(ApiError::InvalidArgument(format!("value: at most {MAX_VALUE} bytes")).into());
         }
         let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let before = settings::Entity::find_by_id(k.clone())
-            .one(&txn)
-            .await
-            .map_err(ApiError::from)?;
-        let am = settings::ActiveModel {
-            key: Set(k.clone()),
-            value: Set(r.value),
-            updated_at: Set(Utc::now()),
-        };
-        let after = if before.is_some() {
-            am.update(&txn).await
-        } else {
-            am.insert(&txn).await
-        }
-        .map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "setting.set",
-            "setting",
-            &k,
-            before.as_ref(),
-            Some(&after),
-        )
-        .await?;
+        let before = settings::Entity::find_by_id(k.clone()).one(&txn).await.map_err(ApiError::from)?;
+        let am = settings::ActiveModel { key: Set(k.clone()), value: Set(r.value), updated_at: Set(Utc::now()) };
+        let after =
+            if before.is_some() { am.update(&txn).await } else { am.insert(&txn).await }.map_err(ApiError::from)?;
+        audit(&txn, &who.user_id, "setting.set", "setting", &k, before.as_ref(), Some(&after)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(after))
     }
 
-    async fn delete_setting(
-        &self,
-        req: tonic::Request<DeleteSettingRequest>,
-    ) -> ApiResult<DeleteResponse> {
+    async fn delete_setting(&self, req: tonic::Request<DeleteSettingRequest>) -> ApiResult<DeleteResponse> {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let k = key(&req.get_ref().key)?;
@@ -121,20 +82,8 @@ impl SettingsService for SettingsApi {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("setting {k:?} not found")))?;
-        settings::Entity::delete_by_id(k.clone())
-            .exec(&txn)
-            .await
-            .map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "setting.delete",
-            "setting",
-            &k,
-            Some(&before),
-            None,
-        )
-        .await?;
+        settings::Entity::delete_by_id(k.clone()).exec(&txn).await.map_err(ApiError::from)?;
+        audit(&txn, &who.user_id, "setting.delete", "setting", &k, Some(&before), None).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(DeleteResponse {})
     }

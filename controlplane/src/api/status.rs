@@ -18,19 +18,32 @@ impl StatusService for StatusApi {
             version: env!("CARGO_PKG_VERSION").into(),
             database: self.0.backend.name().into(),
             started_at: ts(self.0.started_at),
-            users: users::Entity::find()
-                .count(db)
-                .await
-                .map_err(ApiError::from)?,
-            teams: teams::Entity::find()
-                .count(db)
-                .await
-                .map_err(ApiError::from)?,
+            users: users::Entity::find().count(db).await.map_err(ApiError::from)?,
+            teams: teams::Entity::find().count(db).await.map_err(ApiError::from)?,
             active_keys: api_keys::Entity::find()
                 .filter(api_keys::Column::Status.eq("active"))
                 .count(db)
                 .await
                 .map_err(ApiError::from)?,
+            config_version: self.0.publisher.current().version,
+            dataplanes: {
+                let mut d: Vec<DataPlane> = self
+                    .0
+                    .publisher
+                    .registry
+                    .iter()
+                    .map(|e| DataPlane {
+                        id: e.id.clone(),
+                        address: e.address.clone(),
+                        connected_at: ts(e.connected_at),
+                        acked_version: e.acked_version,
+                        nacked_version: e.nacked_version,
+                        nack_error: e.nack_error.clone(),
+                    })
+                    .collect();
+                d.sort_by(|a, b| a.id.cmp(&b.id));
+                d
+            },
         })
     }
 }

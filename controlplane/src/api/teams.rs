@@ -5,8 +5,8 @@ use ccag_proto::admin::v1::team_service_server::TeamService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 
 use super::{audit, limit, ok, optional, require, ts, ApiError, ApiResult, Paging, Shared};
@@ -33,6 +33,8 @@ async fn to_proto<C: ConnectionTrait>(c: &C, t: teams::Model) -> Result<Team, Ap
         member_ids,
         created_at: ts(t.created_at),
         updated_at: ts(t.updated_at),
+        rpm: t.rpm as u32,
+        tpm: t.tpm as u32,
     })
 }
 
@@ -40,11 +42,7 @@ async fn to_proto<C: ConnectionTrait>(c: &C, t: teams::Model) -> Result<Team, Ap
 pub async fn find<C: ConnectionTrait>(c: &C, id_or_name: &str) -> Result<teams::Model, ApiError> {
     let id = id_or_name.trim();
     teams::Entity::find()
-        .filter(
-            Condition::any()
-                .add(teams::Column::Id.eq(id))
-                .add(teams::Column::Name.eq(id)),
-        )
+        .filter(Condition::any().add(teams::Column::Id.eq(id)).add(teams::Column::Name.eq(id)))
         .one(c)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("team {id:?} not found")))
@@ -67,25 +65,16 @@ impl TeamService for TeamsApi {
             member_tpm: Set(limit("member_tpm", r.member_tpm)?),
             created_at: Set(now),
             updated_at: Set(now),
+            rpm: Set(limit("rpm", r.rpm)?),
+            tpm: Set(limit("tpm", r.tpm)?),
         }
         .insert(&txn)
         .await
         .map_err(|e| match ApiError::from(e) {
-            ApiError::AlreadyExists(_) => {
-                ApiError::AlreadyExists("a team with that name exists".into())
-            }
+            ApiError::AlreadyExists(_) => ApiError::AlreadyExists("a team with that name exists".into()),
             other => other,
         })?;
-        audit(
-            &txn,
-            &who.user_id,
-            "team.create",
-            "team",
-            &row.id,
-            None,
-            Some(&row),
-        )
-        .await?;
+        audit(&txn, &who.user_id, "team.create", "team", &row.id, None, Some(&row)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(&self.0.db, row).await?)
     }
@@ -96,10 +85,7 @@ impl TeamService for TeamsApi {
         ok(to_proto(&self.0.db, t).await?)
     }
 
-    async fn list_teams(
-        &self,
-        req: tonic::Request<ListTeamsRequest>,
-    ) -> ApiResult<ListTeamsResponse> {
+    async fn list_teams(&self, req: tonic::Request<ListTeamsRequest>) -> ApiResult<ListTeamsResponse> {
         self.0.caller(&req).await?.require_admin()?;
         let r = req.into_inner();
         let paging = Paging::from(r.page.as_ref())?;
@@ -119,10 +105,7 @@ impl TeamService for TeamsApi {
         for t in rows {
             out.push(to_proto(&self.0.db, t).await?);
         }
-        ok(ListTeamsResponse {
-            teams: out,
-            next_page_token,
-        })
+        ok(ListTeamsResponse { teams: out, next_page_token })
     }
 
     async fn update_team(&self, req: tonic::Request<UpdateTeamRequest>) -> ApiResult<Team> {
@@ -144,44 +127,26 @@ impl TeamService for TeamsApi {
         if let Some(v) = r.member_tpm {
             am.member_tpm = Set(limit("member_tpm", v)?);
         }
+        if let Some(v) = r.rpm {
+            am.rpm = Set(limit("rpm", v)?);
+        }
+        if let Some(v) = r.tpm {
+            am.tpm = Set(limit("tpm", v)?);
+        }
         am.updated_at = Set(Utc::now());
         let after = am.update(&txn).await.map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "team.update",
-            "team",
-            &after.id,
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
+        audit(&txn, &who.user_id, "team.update", "team", &after.id, Some(&before), Some(&after)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(&self.0.db, after).await?)
     }
 
-    async fn delete_team(
-        &self,
-        req: tonic::Request<DeleteTeamRequest>,
-    ) -> ApiResult<DeleteResponse> {
+    async fn delete_team(&self, req: tonic::Request<DeleteTeamRequest>) -> ApiResult<DeleteResponse> {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let txn = self.0.db.begin().await.map_err(ApiError::from)?;
         let before = find(&txn, &req.get_ref().id).await?;
-        teams::Entity::delete_by_id(before.id.clone())
-            .exec(&txn)
-            .await
-            .map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "team.delete",
-            "team",
-            &before.id,
-            Some(&before),
-            None,
-        )
-        .await?;
+        teams::Entity::delete_by_id(before.id.clone()).exec(&txn).await.map_err(ApiError::from)?;
+        audit(&txn, &who.user_id, "team.delete", "team", &before.id, Some(&before), None).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(DeleteResponse {})
     }
@@ -201,21 +166,10 @@ impl TeamService for TeamsApi {
         .insert(&txn)
         .await
         .map_err(|e| match ApiError::from(e) {
-            ApiError::AlreadyExists(_) => {
-                ApiError::AlreadyExists("that user is already a member".into())
-            }
+            ApiError::AlreadyExists(_) => ApiError::AlreadyExists("that user is already a member".into()),
             other => other,
         })?;
-        audit(
-            &txn,
-            &who.user_id,
-            "team.add_member",
-            "team",
-            &team.id,
-            None,
-            Some(&row),
-        )
-        .await?;
+        audit(&txn, &who.user_id, "team.add_member", "team", &team.id, None, Some(&row)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(&self.0.db, team).await?)
     }
@@ -236,16 +190,7 @@ impl TeamService for TeamsApi {
             .exec(&txn)
             .await
             .map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "team.remove_member",
-            "team",
-            &team.id,
-            Some(&existing),
-            None,
-        )
-        .await?;
+        audit(&txn, &who.user_id, "team.remove_member", "team", &team.id, Some(&existing), None).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(&self.0.db, team).await?)
     }

@@ -4,11 +4,11 @@ use ccag_proto::admin::v1::user_service_server::UserService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 
-use super::{audit, ok, optional, require, ts, ApiError, ApiResult, Paging, Shared};
+use super::{audit, limit, ok, optional, require, ts, ApiError, ApiResult, Paging, Shared};
 use crate::auth::hash_password;
 use crate::store::entities::{team_members, users};
 use crate::store::ids;
@@ -20,9 +20,7 @@ pub fn role_str(r: i32) -> Result<Option<&'static str>, ApiError> {
         Ok(Role::Unspecified) => Ok(None),
         Ok(Role::Admin) => Ok(Some("admin")),
         Ok(Role::Member) => Ok(Some("member")),
-        Err(_) => Err(ApiError::InvalidArgument(format!(
-            "role: unknown value {r}"
-        ))),
+        Err(_) => Err(ApiError::InvalidArgument(format!("role: unknown value {r}"))),
     }
 }
 
@@ -31,32 +29,24 @@ fn status_str(s: i32) -> Result<Option<&'static str>, ApiError> {
         Ok(UserStatus::Unspecified) => Ok(None),
         Ok(UserStatus::Active) => Ok(Some("active")),
         Ok(UserStatus::Disabled) => Ok(Some("disabled")),
-        Err(_) => Err(ApiError::InvalidArgument(format!(
-            "status: unknown value {s}"
-        ))),
+        Err(_) => Err(ApiError::InvalidArgument(format!("status: unknown value {s}"))),
     }
 }
 
 fn email(v: &str) -> Result<String, ApiError> {
     let e = require("email", v, 254)?;
     if e.contains(char::is_whitespace) {
-        return Err(ApiError::InvalidArgument(
-            "email: must not contain spaces".into(),
-        ));
+        return Err(ApiError::InvalidArgument("email: must not contain spaces".into()));
     }
     Ok(e)
 }
 
 fn password(v: &str) -> Result<String, ApiError> {
     if v.chars().count() < 8 {
-        return Err(ApiError::InvalidArgument(
-            "password: at least 8 characters".into(),
-        ));
+        return Err(ApiError::InvalidArgument("password: at least 8 characters".into()));
     }
     if v.len() > 1024 {
-        return Err(ApiError::InvalidArgument(
-            "password: at most 1024 bytes".into(),
-        ));
+        return Err(ApiError::InvalidArgument("password: at most 1024 bytes".into()));
     }
     Ok(v.to_owned())
 }
@@ -75,19 +65,13 @@ pub async fn to_proto<C: ConnectionTrait>(c: &C, u: users::Model) -> Result<User
         email: u.email.unwrap_or_default(),
         subject: u.subject.unwrap_or_default(),
         display_name: u.display_name,
-        role: if u.role == "admin" {
-            Role::Admin
-        } else {
-            Role::Member
-        } as i32,
-        status: if u.status == "active" {
-            UserStatus::Active
-        } else {
-            UserStatus::Disabled
-        } as i32,
+        role: if u.role == "admin" { Role::Admin } else { Role::Member } as i32,
+        status: if u.status == "active" { UserStatus::Active } else { UserStatus::Disabled } as i32,
         created_at: ts(u.created_at),
         updated_at: ts(u.updated_at),
         team_ids,
+        rpm: u.rpm as u32,
+        tpm: u.tpm as u32,
     })
 }
 
@@ -95,11 +79,7 @@ pub async fn to_proto<C: ConnectionTrait>(c: &C, u: users::Model) -> Result<User
 pub async fn find<C: ConnectionTrait>(c: &C, id_or_email: &str) -> Result<users::Model, ApiError> {
     let id = id_or_email.trim();
     users::Entity::find()
-        .filter(
-            Condition::any()
-                .add(users::Column::Id.eq(id))
-                .add(users::Column::Email.eq(id)),
-        )
+        .filter(Condition::any().add(users::Column::Id.eq(id)).add(users::Column::Email.eq(id)))
         .one(c)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("user {id:?} not found")))
@@ -117,9 +97,7 @@ async fn keep_an_admin<C: ConnectionTrait>(c: &C, leaving: &users::Model) -> Res
         .count(c)
         .await?;
     if others == 0 {
-        return Err(ApiError::FailedPrecondition(
-            "this is the last active admin".into(),
-        ));
+        return Err(ApiError::FailedPrecondition("this is the last active admin".into()));
     }
     Ok(())
 }
@@ -130,22 +108,14 @@ impl UserService for UsersApi {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let r = req.into_inner();
-        let email = optional("email", &r.email, 254)?
-            .map(|e| email(&e))
-            .transpose()?;
+        let email = optional("email", &r.email, 254)?.map(|e| email(&e)).transpose()?;
         let subject = optional("subject", &r.subject, 255)?;
         if email.is_none() && subject.is_none() {
-            return Err(
-                ApiError::InvalidArgument("email or subject: one is required".into()).into(),
-            );
+            return Err(ApiError::InvalidArgument("email or subject: one is required".into()).into());
         }
         let display_name = optional("display_name", &r.display_name, 200)?.unwrap_or_default();
         let role = role_str(r.role)?.unwrap_or("member");
-        let password_hash = if r.password.is_empty() {
-            None
-        } else {
-            Some(hash_password(&password(&r.password)?))
-        };
+        let password_hash = if r.password.is_empty() { None } else { Some(hash_password(&password(&r.password)?)) };
         let now = Utc::now();
         let txn = self.0.db.begin().await.map_err(ApiError::from)?;
         let row = users::ActiveModel {
@@ -158,25 +128,16 @@ impl UserService for UsersApi {
             password_hash: Set(password_hash),
             created_at: Set(now),
             updated_at: Set(now),
+            rpm: Set(limit("rpm", r.rpm)?),
+            tpm: Set(limit("tpm", r.tpm)?),
         }
         .insert(&txn)
         .await
         .map_err(|e| match ApiError::from(e) {
-            ApiError::AlreadyExists(_) => {
-                ApiError::AlreadyExists("a user with that email or subject exists".into())
-            }
+            ApiError::AlreadyExists(_) => ApiError::AlreadyExists("a user with that email or subject exists".into()),
             other => other,
         })?;
-        audit(
-            &txn,
-            &who.user_id,
-            "user.create",
-            "user",
-            &row.id,
-            None,
-            Some(&row),
-        )
-        .await?;
+        audit(&txn, &who.user_id, "user.create", "user", &row.id, None, Some(&row)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(&self.0.db, row).await?)
     }
@@ -188,20 +149,14 @@ impl UserService for UsersApi {
         let u = match u {
             Ok(u) if who.is_admin() || u.id == who.user_id => u,
             Ok(_) | Err(ApiError::NotFound(_)) if !who.is_admin() => {
-                return Err(ApiError::PermissionDenied(
-                    "members may only read their own user".into(),
-                )
-                .into())
+                return Err(ApiError::PermissionDenied("members may only read their own user".into()).into())
             }
             other => other?,
         };
         ok(to_proto(&self.0.db, u).await?)
     }
 
-    async fn list_users(
-        &self,
-        req: tonic::Request<ListUsersRequest>,
-    ) -> ApiResult<ListUsersResponse> {
+    async fn list_users(&self, req: tonic::Request<ListUsersRequest>) -> ApiResult<ListUsersResponse> {
         let who = self.0.caller(&req).await?;
         let r = req.into_inner();
         let paging = Paging::from(r.page.as_ref())?;
@@ -236,10 +191,7 @@ impl UserService for UsersApi {
         for u in rows {
             out.push(to_proto(&self.0.db, u).await?);
         }
-        ok(ListUsersResponse {
-            users: out,
-            next_page_token,
-        })
+        ok(ListUsersResponse { users: out, next_page_token })
     }
 
     async fn update_user(&self, req: tonic::Request<UpdateUserRequest>) -> ApiResult<User> {
@@ -272,31 +224,23 @@ impl UserService for UsersApi {
         if let Some(p) = &r.password {
             am.password_hash = Set(Some(hash_password(&password(p)?)));
         }
+        if let Some(v) = r.rpm {
+            am.rpm = Set(limit("rpm", v)?);
+        }
+        if let Some(v) = r.tpm {
+            am.tpm = Set(limit("tpm", v)?);
+        }
         am.updated_at = Set(Utc::now());
         let after = am.update(&txn).await.map_err(ApiError::from)?;
         if after.email.is_none() && after.subject.is_none() {
-            return Err(
-                ApiError::InvalidArgument("email or subject: one is required".into()).into(),
-            );
+            return Err(ApiError::InvalidArgument("email or subject: one is required".into()).into());
         }
-        audit(
-            &txn,
-            &who.user_id,
-            "user.update",
-            "user",
-            &after.id,
-            Some(&before),
-            Some(&after),
-        )
-        .await?;
+        audit(&txn, &who.user_id, "user.update", "user", &after.id, Some(&before), Some(&after)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(&self.0.db, after).await?)
     }
 
-    async fn delete_user(
-        &self,
-        req: tonic::Request<DeleteUserRequest>,
-    ) -> ApiResult<DeleteResponse> {
+    async fn delete_user(&self, req: tonic::Request<DeleteUserRequest>) -> ApiResult<DeleteResponse> {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let txn = self.0.db.begin().await.map_err(ApiError::from)?;
@@ -306,20 +250,8 @@ impl UserService for UsersApi {
         }
         keep_an_admin(&txn, &before).await?;
         // Keys, tokens and memberships go with the user (ON DELETE CASCADE).
-        users::Entity::delete_by_id(before.id.clone())
-            .exec(&txn)
-            .await
-            .map_err(ApiError::from)?;
-        audit(
-            &txn,
-            &who.user_id,
-            "user.delete",
-            "user",
-            &before.id,
-            Some(&before),
-            None,
-        )
-        .await?;
+        users::Entity::delete_by_id(before.id.clone()).exec(&txn).await.map_err(ApiError::from)?;
+        audit(&txn, &who.user_id, "user.delete", "user", &before.id, Some(&before), None).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(DeleteResponse {})
     }

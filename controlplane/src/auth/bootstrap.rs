@@ -3,25 +3,15 @@
 //! it, a strong password is generated once, printed once, and never again.
 
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
 
 use super::{hash_password, verify_password};
 use crate::api::{audit, ApiError};
 use crate::store::entities::users;
 use crate::store::ids;
 
-pub async fn ensure_admin(
-    db: &DatabaseConnection,
-    username: &str,
-    password: Option<&str>,
-) -> Result<(), ApiError> {
-    let existing = users::Entity::find()
-        .filter(users::Column::Email.eq(username))
-        .one(db)
-        .await?;
+pub async fn ensure_admin(db: &DatabaseConnection, username: &str, password: Option<&str>) -> Result<(), ApiError> {
+    let existing = users::Entity::find().filter(users::Column::Email.eq(username)).one(db).await?;
     let txn = db.begin().await?;
     match existing {
         None => {
@@ -40,55 +30,30 @@ pub async fn ensure_admin(
                 password_hash: Set(Some(hash_password(&password))),
                 created_at: Set(now),
                 updated_at: Set(now),
+                rpm: Set(0),
+                tpm: Set(0),
             }
             .insert(&txn)
             .await?;
-            audit(
-                &txn,
-                "system",
-                "user.create",
-                "user",
-                &row.id,
-                None::<&users::Model>,
-                Some(&row),
-            )
-            .await?;
+            audit(&txn, "system", "user.create", "user", &row.id, None::<&users::Model>, Some(&row)).await?;
             txn.commit().await?;
             if generated {
                 // Printed once, on stdout, for whoever started the service.
-                println!(
-                    "ccag-controlplane: generated password for admin user '{username}': {password}"
-                );
+                println!("ccag-controlplane: generated password for admin user '{username}': {password}");
             }
             tracing::info!(username, "bootstrap admin created");
         }
         Some(user) => {
             if let Some(p) = password {
-                if !user
-                    .password_hash
-                    .as_deref()
-                    .is_some_and(|h| verify_password(p, h))
-                {
+                if !user.password_hash.as_deref().is_some_and(|h| verify_password(p, h)) {
                     let mut am: users::ActiveModel = user.clone().into();
                     am.password_hash = Set(Some(hash_password(p)));
                     am.role = Set("admin".into());
                     am.status = Set("active".into());
                     am.updated_at = Set(Utc::now());
                     let after = am.update(&txn).await?;
-                    audit(
-                        &txn,
-                        "system",
-                        "user.update",
-                        "user",
-                        &after.id,
-                        Some(&user),
-                        Some(&after),
-                    )
-                    .await?;
-                    tracing::info!(
-                        username,
-                        "bootstrap admin password reset from ADMIN_PASSWORD"
-                    );
+                    audit(&txn, "system", "user.update", "user", &after.id, Some(&user), Some(&after)).await?;
+                    tracing::info!(username, "bootstrap admin password reset from ADMIN_PASSWORD");
                 }
             }
             txn.commit().await?;

@@ -22,6 +22,44 @@ use crate::store::ids;
 
 const ISSUER: &str = "ccag-controlplane";
 
+/// The data planes' bearer token when `CCAG_DATAPLANE_TOKEN` is not set:
+/// generated once, kept in the database (so every replica agrees) and
+/// written to `DATA_DIR/dataplane-token` (mode 0600) for local data planes.
+pub async fn dataplane_token(db: &DatabaseConnection, data_dir: &std::path::Path) -> Result<String, ApiError> {
+    const NAME: &str = "dataplane_token";
+    let token = match system_secrets::Entity::find_by_id(NAME).one(db).await? {
+        Some(s) => s.value,
+        None => {
+            let value = format!("ccag_dp_{}", ids::random_base62(40));
+            system_secrets::ActiveModel {
+                name: Set(NAME.into()),
+                value: Set(value.clone()),
+                created_at: Set(Utc::now()),
+            }
+            .insert(db)
+            .await?;
+            value
+        }
+    };
+    let path = data_dir.join("dataplane-token");
+    if !path.exists() {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::create_dir_all(data_dir);
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(token.as_bytes()));
+        match written {
+            Ok(()) => tracing::info!(path = %path.display(), "wrote the data-plane token"),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not write the data-plane token file"),
+        }
+    }
+    Ok(token)
+}
+
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user_id: String,
@@ -39,9 +77,7 @@ impl Principal {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::PermissionDenied(
-                "this needs the admin role".into(),
-            ))
+            Err(ApiError::PermissionDenied("this needs the admin role".into()))
         }
     }
 
@@ -50,9 +86,7 @@ impl Principal {
         if self.is_admin() || self.user_id == user_id {
             Ok(())
         } else {
-            Err(ApiError::PermissionDenied(
-                "members may only act on their own resources".into(),
-            ))
+            Err(ApiError::PermissionDenied("members may only act on their own resources".into()))
         }
     }
 }
@@ -92,9 +126,7 @@ impl Auth {
                         system_secrets::Entity::find_by_id(NAME)
                             .one(db)
                             .await?
-                            .ok_or_else(|| {
-                                ApiError::Internal("session signing key vanished".into())
-                            })?
+                            .ok_or_else(|| ApiError::Internal("session signing key vanished".into()))?
                             .value
                     }
                 }
@@ -107,19 +139,10 @@ impl Auth {
         })
     }
 
-    pub fn issue_session(
-        &self,
-        user_id: &str,
-    ) -> Result<(String, chrono::DateTime<Utc>), ApiError> {
+    pub fn issue_session(&self, user_id: &str) -> Result<(String, chrono::DateTime<Utc>), ApiError> {
         let now = Utc::now();
-        let exp = now
-            + chrono::Duration::from_std(self.session_ttl).unwrap_or(chrono::Duration::hours(12));
-        let claims = Claims {
-            sub: user_id.into(),
-            iss: ISSUER.into(),
-            iat: now.timestamp(),
-            exp: exp.timestamp(),
-        };
+        let exp = now + chrono::Duration::from_std(self.session_ttl).unwrap_or(chrono::Duration::hours(12));
+        let claims = Claims { sub: user_id.into(), iss: ISSUER.into(), iat: now.timestamp(), exp: exp.timestamp() };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| ApiError::Internal(format!("signing a session token: {e}")))?;
         Ok((token, exp))
@@ -134,16 +157,12 @@ impl Auth {
         let raw = meta
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                ApiError::Unauthenticated("missing authorization metadata; run `ccag login`".into())
-            })?;
+            .ok_or_else(|| ApiError::Unauthenticated("missing authorization metadata; run `ccag login`".into()))?;
         let token = raw
             .strip_prefix("Bearer ")
             .or_else(|| raw.strip_prefix("bearer "))
             .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::Unauthenticated("authorization must be `Bearer <token>`".into())
-            })?;
+            .ok_or_else(|| ApiError::Unauthenticated("authorization must be `Bearer <token>`".into()))?;
         let bad = || ApiError::Unauthenticated("invalid or expired token".into());
         let (user_id, via) = if token.starts_with(ids::TOKEN_PREFIX) {
             let hash = ids::sha256_hex(token);
@@ -161,23 +180,15 @@ impl Auth {
             let mut v = Validation::new(Algorithm::HS256);
             v.set_issuer(&[ISSUER]);
             v.leeway = 5;
-            let data =
-                jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|_| bad())?;
+            let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|_| bad())?;
             (data.claims.sub, "session")
         };
-        let user = users::Entity::find_by_id(user_id)
-            .one(db)
-            .await?
-            .ok_or_else(bad)?;
+        let user = users::Entity::find_by_id(user_id).one(db).await?.ok_or_else(bad)?;
         if user.status != "active" {
             return Err(ApiError::Unauthenticated("this user is disabled".into()));
         }
         Ok(Principal {
-            role: if user.role == "admin" {
-                Role::Admin
-            } else {
-                Role::Member
-            },
+            role: if user.role == "admin" { Role::Admin } else { Role::Member },
             email: user.email.clone().unwrap_or_default(),
             user_id: user.id,
             via,

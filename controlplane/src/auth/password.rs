@@ -13,11 +13,7 @@ pub fn hash_password(password: &str) -> String {
 
 /// Constant-time by construction (argon2 compares the derived hashes so).
 pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
 #[cfg(test)]

@@ -63,10 +63,7 @@ mod tests {
 
     #[test]
     fn hash_is_lowercase_hex_sha256() {
-        assert_eq!(
-            sha256_hex("test"),
-            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-        );
+        assert_eq!(sha256_hex("test"), "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
     }
 
     #[test]

@@ -33,49 +33,34 @@ pub struct Store {
 /// Connects and applies every pending migration.
 pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Store, String> {
     let (url, backend) = match database_url.map(str::trim).filter(|u| !u.is_empty()) {
-        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
-            (u.to_owned(), Backend::Postgres)
-        }
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => (u.to_owned(), Backend::Postgres),
         Some(u) if u.starts_with("sqlite:") => (u.to_owned(), Backend::Sqlite),
         Some(u) => {
             let scheme = u.split(':').next().unwrap_or("");
-            return Err(format!(
-                "DATABASE_URL: unsupported scheme {scheme:?}; use postgres:// or sqlite:"
-            ));
+            return Err(format!("DATABASE_URL: unsupported scheme {scheme:?}; use postgres:// or sqlite:"));
         }
         None => {
-            std::fs::create_dir_all(data_dir)
-                .map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
+            std::fs::create_dir_all(data_dir).map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
             let file = data_dir.join("ccag.db");
-            (
-                format!("sqlite://{}?mode=rwc", file.display()),
-                Backend::Sqlite,
-            )
+            (format!("sqlite://{}?mode=rwc", file.display()), Backend::Sqlite)
         }
     };
     let mut opts = ConnectOptions::new(url);
-    opts.connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
+    opts.connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(10)).sqlx_logging(false);
     if backend == Backend::Sqlite {
         // One writer at a time is SQLite's rule; a small pool avoids lock storms.
         opts.max_connections(4);
     } else {
         opts.max_connections(16);
     }
-    let db = Database::connect(opts)
-        .await
-        .map_err(|e| format!("connecting to the {} database: {e}", backend.name()))?;
+    let db =
+        Database::connect(opts).await.map_err(|e| format!("connecting to the {} database: {e}", backend.name()))?;
     if backend == Backend::Sqlite {
         use sea_orm::ConnectionTrait;
-        db.execute_unprepared(
-            "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
-        )
-        .await
-        .map_err(|e| format!("configuring SQLite: {e}"))?;
+        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;")
+            .await
+            .map_err(|e| format!("configuring SQLite: {e}"))?;
     }
-    Migrator::up(&db, None)
-        .await
-        .map_err(|e| format!("applying migrations: {e}"))?;
+    Migrator::up(&db, None).await.map_err(|e| format!("applying migrations: {e}"))?;
     Ok(Store { db, backend })
 }

@@ -13,11 +13,7 @@ use crate::http::error::ApiError;
 use crate::models::resolve;
 use crate::translate::{count_tokens_body, parse_messages_request};
 
-pub async fn handle(
-    state: &Arc<AppState>,
-    req: Request<Incoming>,
-    _rid: &str,
-) -> Result<Response<ResBody>, ApiError> {
+pub async fn handle(state: &Arc<AppState>, req: Request<Incoming>, _rid: &str) -> Result<Response<ResBody>, ApiError> {
     let (cfg, _key) = authenticate(state, &req)?;
     let (_parts, bytes) = read_body(req, cfg.limits.max_body_bytes).await?;
     let mut request = parse_messages_request(&bytes, false)?;
@@ -32,25 +28,13 @@ pub async fn handle(
         )));
     };
     let body = count_tokens_body(&mut request, &resolved.caps);
-    let counted = tokio::time::timeout(
-        cfg.limits.request_timeout,
-        state.bedrock.count_tokens(foundation, body),
-    )
-    .await;
+    let counted = tokio::time::timeout(cfg.limits.request_timeout, state.bedrock.count_tokens(foundation, body)).await;
     match counted {
-        Ok(Ok(n)) => Ok(json(
-            StatusCode::OK,
-            format!(r#"{{"input_tokens":{}}}"#, n.max(0)),
-        )),
+        Ok(Ok(n)) => Ok(json(StatusCode::OK, format!(r#"{{"input_tokens":{}}}"#, n.max(0)))),
         Ok(Err(e)) => {
             tracing::info!(error = %e, "Bedrock CountTokens failed; answering not_supported");
-            Err(ApiError::NotSupported(format!(
-                "count_tokens is not available for {} on Bedrock",
-                request.model
-            )))
+            Err(ApiError::NotSupported(format!("count_tokens is not available for {} on Bedrock", request.model)))
         }
-        Err(_) => Err(ApiError::NotSupported(
-            "count_tokens timed out on Bedrock".into(),
-        )),
+        Err(_) => Err(ApiError::NotSupported("count_tokens timed out on Bedrock".into())),
     }
 }

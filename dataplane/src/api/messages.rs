@@ -6,6 +6,7 @@ use std::sync::Arc;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use super::limits::{add_headers, Subjects};
 use super::{authenticate, read_body, AppState};
 use crate::http::body::{full, ResBody};
 use crate::http::error::ApiError;
@@ -16,16 +17,21 @@ use crate::translate::{parse_messages_request, MessagesRequest};
 use crate::upstream::UpstreamError;
 use crate::usage::{Meter, Outcome};
 
-pub async fn handle(
-    state: &Arc<AppState>,
-    req: Request<Incoming>,
-    rid: &str,
-) -> Result<Response<ResBody>, ApiError> {
+pub async fn handle(state: &Arc<AppState>, req: Request<Incoming>, rid: &str) -> Result<Response<ResBody>, ApiError> {
     let (cfg, key) = authenticate(state, &req)?;
     let mut meter = Meter::start(rid, "messages");
     meter.record.key_id.clone_from(&key.id);
     meter.record.user_id.clone_from(&key.user_id);
     meter.record.team_id.clone_from(&key.team_id);
+    let subjects = Subjects::of(&cfg, &key);
+    let admitted = match state.limiter.admit(subjects.as_slice(), cfg.dataplane_count, std::time::Instant::now()) {
+        Ok(a) => a,
+        Err(refused) => {
+            state.usage.record(meter.finish(429, Outcome::Error, Usage::default()));
+            return Err(ApiError::OverLimit(refused));
+        }
+    };
+    meter.record.tpm = subjects.tpm();
 
     let result = async {
         let (parts, bytes) = read_body(req, cfg.limits.max_body_bytes).await?;
@@ -50,9 +56,7 @@ pub async fn handle(
     let (mut request, resolved, mut sent) = match result {
         Ok(r) => r,
         Err(e) => {
-            state
-                .usage
-                .record(meter.finish(e.status().as_u16(), Outcome::Error, Usage::default()));
+            state.usage.record(meter.finish(e.status().as_u16(), Outcome::Error, Usage::default()));
             return Err(e);
         }
     };
@@ -64,18 +68,13 @@ pub async fn handle(
         let outcome = if request.stream {
             start_stream(state, &request, &resolved, body, &cfg.limits, rid, meter).await
         } else {
-            invoke(
-                state,
-                &request,
-                &resolved,
-                body,
-                cfg.limits.request_timeout,
-                meter,
-            )
-            .await
+            invoke(state, &request, &resolved, body, cfg.limits.request_timeout, meter).await
         };
         match outcome {
-            Ok(res) => return Ok(res),
+            Ok(mut res) => {
+                add_headers(res.headers_mut(), &admitted);
+                return Ok(res);
+            }
             Err((err, m)) => {
                 if let Some(msg) = err.validation_message() {
                     if !retried && state.betas.learn(&resolved.bedrock_id, msg, &sent) {
@@ -86,11 +85,7 @@ pub async fn handle(
                     }
                 }
                 let api = client_error(&err, &request);
-                state.usage.record(m.finish(
-                    api.status().as_u16(),
-                    Outcome::Error,
-                    Usage::default(),
-                ));
+                state.usage.record(m.finish(api.status().as_u16(), Outcome::Error, Usage::default()));
                 return Err(api);
             }
         }
@@ -100,11 +95,7 @@ pub async fn handle(
 /// The client's view of a failed call. A refused `{"role":"system"}` message
 /// becomes the token Claude Code recognises and heals from.
 fn client_error(err: &UpstreamError, request: &MessagesRequest) -> ApiError {
-    if request.has_system_messages
-        && err
-            .validation_message()
-            .is_some_and(|m| m.contains("system"))
-    {
+    if request.has_system_messages && err.validation_message().is_some_and(|m| m.contains("system")) {
         return ApiError::InvalidRequest("capability_rejected: mid_conv_system".into());
     }
     if !matches!(err, UpstreamError::Service { .. }) {
@@ -123,23 +114,18 @@ async fn invoke(
     timeout: std::time::Duration,
     meter: Meter,
 ) -> Attempt {
-    let answer =
-        match tokio::time::timeout(timeout, state.bedrock.invoke(&resolved.bedrock_id, body)).await
-        {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => return Err((e, meter)),
-            Err(_) => return Err((UpstreamError::Timeout, meter)),
-        };
+    let answer = match tokio::time::timeout(timeout, state.bedrock.invoke(&resolved.bedrock_id, body)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return Err((e, meter)),
+        Err(_) => return Err((UpstreamError::Timeout, meter)),
+    };
     let (body, usage) = match rewrite_message(&answer, &request.model) {
         Ok(x) => x,
         Err(e) => return Err((UpstreamError::Protocol(e.to_string()), meter)),
     };
     state.usage.record(meter.finish(200, Outcome::Ok, usage));
     let mut res = Response::new(full(body));
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    res.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(res)
 }
 
@@ -155,14 +141,11 @@ async fn start_stream(
     meter: Meter,
 ) -> Attempt {
     let deadline = tokio::time::Instant::now() + limits.first_byte_timeout;
-    let mut rx =
-        match tokio::time::timeout_at(deadline, state.bedrock.stream(&resolved.bedrock_id, body))
-            .await
-        {
-            Ok(Ok(rx)) => rx,
-            Ok(Err(e)) => return Err((e, meter)),
-            Err(_) => return Err((UpstreamError::Timeout, meter)),
-        };
+    let mut rx = match tokio::time::timeout_at(deadline, state.bedrock.stream(&resolved.bedrock_id, body)).await {
+        Ok(Ok(rx)) => rx,
+        Ok(Err(e)) => return Err((e, meter)),
+        Err(_) => return Err((UpstreamError::Timeout, meter)),
+    };
     let first = match tokio::time::timeout_at(deadline, rx.recv()).await {
         Ok(Ok(Some(f))) => f,
         Ok(Ok(None)) => return Err((UpstreamError::Protocol("empty event stream".into()), meter)),
@@ -181,14 +164,8 @@ async fn start_stream(
     let mut res = Response::new(sse_body(run));
     *res.status_mut() = StatusCode::OK;
     let h = res.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
-    h.insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache"),
-    );
+    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Tells nginx-style proxies in front of the gateway not to buffer events.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     Ok(res)

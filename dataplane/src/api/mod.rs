@@ -3,6 +3,7 @@
 //! `request-id` every response carries.
 
 mod count_tokens;
+pub mod limits;
 mod messages;
 mod models;
 
@@ -33,6 +34,7 @@ pub struct AppState {
     pub bedrock: Bedrock,
     pub betas: BetaMemory,
     pub usage: Arc<UsageSink>,
+    pub limiter: Arc<crate::ratelimit::Limiter>,
 }
 
 impl AppState {
@@ -46,10 +48,7 @@ impl AppState {
     }
 }
 
-pub async fn handle(
-    state: Arc<AppState>,
-    req: Request<Incoming>,
-) -> Result<Response<ResBody>, Infallible> {
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<ResBody>, Infallible> {
     let rid = request_id();
     let span = tracing::info_span!(
         "request",
@@ -61,29 +60,16 @@ pub async fn handle(
     );
     let result = route(&state, req, &rid).instrument(span.clone()).await;
     let mut res = result.unwrap_or_else(|e| {
-        span.in_scope(
-            || tracing::info!(status = e.status().as_u16(), error = %e, "request refused"),
-        );
+        span.in_scope(|| tracing::info!(status = e.status().as_u16(), error = %e, "request refused"));
         e.into_response(&rid)
     });
-    res.headers_mut().insert(
-        "request-id",
-        HeaderValue::from_str(&rid).expect("request ids are ASCII"),
-    );
+    res.headers_mut().insert("request-id", HeaderValue::from_str(&rid).expect("request ids are ASCII"));
     Ok(res)
 }
 
-async fn route(
-    state: &Arc<AppState>,
-    req: Request<Incoming>,
-    rid: &str,
-) -> Result<Response<ResBody>, ApiError> {
+async fn route(state: &Arc<AppState>, req: Request<Incoming>, rid: &str) -> Result<Response<ResBody>, ApiError> {
     let path = req.uri().path();
-    let path = if path.len() > 1 {
-        path.trim_end_matches('/')
-    } else {
-        path
-    };
+    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
     match (req.method(), path) {
         (&Method::POST, "/v1/messages") => messages::handle(state, req, rid).await,
         (&Method::POST, "/v1/messages/count_tokens") => count_tokens::handle(state, req, rid).await,
@@ -95,43 +81,23 @@ async fn route(
         (&Method::GET | &Method::HEAD, "/api/hello") => Ok(json(StatusCode::OK, "{}")),
         (&Method::GET, "/health") => Ok(json(StatusCode::OK, r#"{"status":"ok"}"#)),
         (&Method::GET, "/ready") => Ok(match state.config.get() {
-            Some(c) => json(
-                StatusCode::OK,
-                format!(r#"{{"status":"ready","config_version":{}}}"#, c.version),
-            ),
-            None => json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                r#"{"status":"waiting for configuration"}"#,
-            ),
+            Some(c) => json(StatusCode::OK, format!(r#"{{"status":"ready","config_version":{}}}"#, c.version)),
+            None => json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"waiting for configuration"}"#),
         }),
-        (
-            _,
-            "/v1/messages"
-            | "/v1/messages/count_tokens"
-            | "/v1/models"
-            | "/api/hello"
-            | "/health"
-            | "/ready",
-        ) => Err(ApiError::MethodNotAllowed(format!(
-            "{} is not allowed on {path}",
-            req.method()
-        ))),
+        (_, "/v1/messages" | "/v1/messages/count_tokens" | "/v1/models" | "/api/hello" | "/health" | "/ready") => {
+            Err(ApiError::MethodNotAllowed(format!("{} is not allowed on {path}", req.method())))
+        }
         _ => Err(ApiError::NotFound(format!("no endpoint at {path}"))),
     }
 }
 
 /// The current configuration and the request's key, or the error to answer.
-fn authenticate(
-    state: &AppState,
-    req: &Request<Incoming>,
-) -> Result<(Arc<RuntimeConfig>, Arc<KeyEntry>), ApiError> {
-    let cfg = state.config.get().ok_or_else(|| {
-        ApiError::Unavailable("the gateway has not received its configuration yet".into())
-    })?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+fn authenticate(state: &AppState, req: &Request<Incoming>) -> Result<(Arc<RuntimeConfig>, Arc<KeyEntry>), ApiError> {
+    let cfg = state
+        .config
+        .get()
+        .ok_or_else(|| ApiError::Unavailable("the gateway has not received its configuration yet".into()))?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let key = auth::authenticate(&cfg, req.headers(), now)?.clone();
     tracing::Span::current().record("key_id", key.id.as_str());
     Ok((cfg, key))
@@ -139,10 +105,7 @@ fn authenticate(
 
 /// Reads the whole body, refusing more than `limit` bytes (before reading,
 /// when Content-Length already says so) and slow senders.
-async fn read_body(
-    req: Request<Incoming>,
-    limit: u64,
-) -> Result<(http::request::Parts, Bytes), ApiError> {
+async fn read_body(req: Request<Incoming>, limit: u64) -> Result<(http::request::Parts, Bytes), ApiError> {
     let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -158,22 +121,15 @@ async fn read_body(
         .map_err(|_| ApiError::InvalidRequest("timed out reading the request body".into()))?;
     match collected {
         Ok(c) => Ok((parts, c.to_bytes())),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::RequestTooLarge(limit + 1, limit))
-        }
-        Err(e) => Err(ApiError::InvalidRequest(format!(
-            "could not read the request body: {e}"
-        ))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::RequestTooLarge(limit + 1, limit)),
+        Err(e) => Err(ApiError::InvalidRequest(format!("could not read the request body: {e}"))),
     }
 }
 
 fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<ResBody> {
     let mut res = Response::new(full(body));
     *res.status_mut() = status;
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    res.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     res
 }
 

@@ -39,24 +39,14 @@ pub fn list(state: &Arc<AppState>, req: &Request<Incoming>) -> Result<Response<R
     let (cfg, _key) = authenticate(state, req)?;
     let mut limit = DEFAULT_LIMIT;
     let (mut after, mut before) = (None, None);
-    for (k, v) in req
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|p| p.split_once('='))
-    {
+    for (k, v) in req.uri().query().unwrap_or("").split('&').filter_map(|p| p.split_once('=')) {
         match k {
             "limit" => {
                 limit = v
                     .parse::<usize>()
                     .ok()
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::InvalidRequest(format!(
-                            "limit: must be between 1 and {MAX_LIMIT}"
-                        ))
-                    })?;
+                    .ok_or_else(|| ApiError::InvalidRequest(format!("limit: must be between 1 and {MAX_LIMIT}")))?;
             }
             "after_id" => after = Some(v.to_owned()),
             "before_id" => before = Some(v.to_owned()),
@@ -83,11 +73,7 @@ pub fn list(state: &Arc<AppState>, req: &Request<Incoming>) -> Result<Response<R
     Ok(json(StatusCode::OK, body.to_string()))
 }
 
-pub fn get(
-    state: &Arc<AppState>,
-    req: &Request<Incoming>,
-    id: &str,
-) -> Result<Response<ResBody>, ApiError> {
+pub fn get(state: &Arc<AppState>, req: &Request<Incoming>, id: &str) -> Result<Response<ResBody>, ApiError> {
     let (cfg, _key) = authenticate(state, req)?;
     let all = entries(&cfg);
     // Aliases find their catalogue entry too (`claude-sonnet-4-5` → its dated id).

@@ -38,17 +38,11 @@ pub fn authenticate<'c>(
     now_unix: i64,
 ) -> Result<&'c Arc<KeyEntry>, ApiError> {
     let key = presented(headers).ok_or_else(|| {
-        ApiError::Authentication(
-            "missing API key: send it as x-api-key or Authorization: Bearer".into(),
-        )
+        ApiError::Authentication("missing API key: send it as x-api-key or Authorization: Bearer".into())
     })?;
-    let entry = cfg
-        .key(&hash_key(key))
-        .ok_or_else(|| ApiError::Authentication("invalid x-api-key".into()))?;
+    let entry = cfg.key(&hash_key(key)).ok_or_else(|| ApiError::Authentication("invalid x-api-key".into()))?;
     if !entry.active {
-        return Err(ApiError::Authentication(
-            "this API key is disabled or revoked".into(),
-        ));
+        return Err(ApiError::Authentication("this API key is disabled or revoked".into()));
     }
     if entry.expires_at.is_some_and(|t| t <= now_unix) {
         return Err(ApiError::Authentication("this API key has expired".into()));
@@ -64,7 +58,8 @@ mod tests {
     fn cfg(status: &str, expires: i64) -> RuntimeConfig {
         let h = hex::encode(hash_key(b"sk-good").0);
         RuntimeConfig::from_json(
-            format!(r#"{{"keys":[{{"id":"k1","sha256":"{h}","status":"{status}","expiresAt":"{expires}"}}]}}"#).as_bytes(),
+            format!(r#"{{"keys":[{{"id":"k1","sha256":"{h}","status":"{status}","expiresAt":"{expires}"}}]}}"#)
+                .as_bytes(),
         )
         .unwrap()
     }
@@ -80,12 +75,7 @@ mod tests {
     #[test]
     fn x_api_key_is_accepted() {
         let c = cfg("KEY_STATUS_ACTIVE", 0);
-        assert_eq!(
-            authenticate(&c, &headers(&[("x-api-key", "sk-good")]), 0)
-                .unwrap()
-                .id,
-            "k1"
-        );
+        assert_eq!(authenticate(&c, &headers(&[("x-api-key", "sk-good")]), 0).unwrap().id, "k1");
     }
 
     #[test]
@@ -97,20 +87,14 @@ mod tests {
     #[test]
     fn both_headers_together_are_accepted() {
         let c = cfg("KEY_STATUS_ACTIVE", 0);
-        let h = headers(&[
-            ("x-api-key", "sk-good"),
-            ("authorization", "Bearer sk-good"),
-        ]);
+        let h = headers(&[("x-api-key", "sk-good"), ("authorization", "Bearer sk-good")]);
         assert!(authenticate(&c, &h, 0).is_ok());
     }
 
     #[test]
     fn unknown_key_is_refused() {
         let c = cfg("KEY_STATUS_ACTIVE", 0);
-        assert!(matches!(
-            authenticate(&c, &headers(&[("x-api-key", "sk-bad")]), 0),
-            Err(ApiError::Authentication(_))
-        ));
+        assert!(matches!(authenticate(&c, &headers(&[("x-api-key", "sk-bad")]), 0), Err(ApiError::Authentication(_))));
     }
 
     #[test]

@@ -44,9 +44,7 @@ async fn stamp(path: &PathBuf) -> Stamp {
 
 async fn load(path: &PathBuf, store: &ConfigStore) -> Result<Stamp, String> {
     let before = stamp(path).await;
-    let text = tokio::fs::read(path)
-        .await
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = tokio::fs::read(path).await.map_err(|e| format!("{}: {e}", path.display()))?;
     let cfg = RuntimeConfig::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     let keys = cfg.key_count();
     let version = store.install(cfg).map_err(|e| e.to_string())?;

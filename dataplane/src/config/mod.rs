@@ -27,10 +27,7 @@ impl ConfigStore {
     pub fn install(&self, next: RuntimeConfig) -> Result<u64, SnapshotError> {
         if let Some(cur) = self.current.load().as_ref() {
             if next.version < cur.version {
-                return Err(SnapshotError::Stale {
-                    offered: next.version,
-                    held: cur.version,
-                });
+                return Err(SnapshotError::Stale { offered: next.version, held: cur.version });
             }
         }
         let v = next.version;

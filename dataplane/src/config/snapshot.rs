@@ -49,6 +49,7 @@ pub struct KeyEntry {
     pub active: bool,
     /// Unix seconds; `None` when the key never expires.
     pub expires_at: Option<i64>,
+    pub limits: crate::ratelimit::Limits,
 }
 
 /// Limits with every default filled in.
@@ -89,11 +90,7 @@ impl Limits {
             }
         };
         Limits {
-            max_body_bytes: if l.max_body_bytes == 0 {
-                d.max_body_bytes
-            } else {
-                l.max_body_bytes
-            },
+            max_body_bytes: if l.max_body_bytes == 0 { d.max_body_bytes } else { l.max_body_bytes },
             first_byte_timeout: ms(l.first_byte_timeout_ms, d.first_byte_timeout),
             stream_idle_timeout: ms(l.stream_idle_timeout_ms, d.stream_idle_timeout),
             max_stream_duration: ms(l.max_stream_duration_ms, d.max_stream_duration),
@@ -113,6 +110,10 @@ pub struct RuntimeConfig {
     pub geo: Option<String>,
     pub limits: Limits,
     pub extra_betas: HashSet<String>,
+    pub user_limits: HashMap<String, crate::ratelimit::Limits>,
+    pub team_limits: HashMap<String, crate::ratelimit::Limits>,
+    /// How many data planes share each limit (at least 1).
+    pub dataplane_count: u32,
 }
 
 impl RuntimeConfig {
@@ -124,8 +125,7 @@ impl RuntimeConfig {
     pub fn from_snapshot(s: pb::Snapshot) -> Result<Self, SnapshotError> {
         let mut keys = HashMap::with_capacity(s.keys.len());
         for k in s.keys {
-            let hash = parse_hash(&k.sha256)
-                .ok_or_else(|| SnapshotError::BadKeyHash { id: k.id.clone() })?;
+            let hash = parse_hash(&k.sha256).ok_or_else(|| SnapshotError::BadKeyHash { id: k.id.clone() })?;
             let active = k.status == pb::KeyStatus::Active as i32;
             let entry = KeyEntry {
                 id: k.id,
@@ -134,6 +134,7 @@ impl RuntimeConfig {
                 team_id: k.team_id,
                 active,
                 expires_at: (k.expires_at > 0).then_some(k.expires_at),
+                limits: crate::ratelimit::Limits { rpm: k.rpm, tpm: k.tpm },
             };
             let id = entry.id.clone();
             if keys.insert(KeyHash(hash), Arc::new(entry)).is_some() {
@@ -145,11 +146,16 @@ impl RuntimeConfig {
             if m.anthropic_id.trim().is_empty() || m.bedrock_id.trim().is_empty() {
                 return Err(SnapshotError::BadMapping(m.anthropic_id));
             }
-            mappings.insert(
-                m.anthropic_id.trim().to_owned(),
-                m.bedrock_id.trim().to_owned(),
-            );
+            mappings.insert(m.anthropic_id.trim().to_owned(), m.bedrock_id.trim().to_owned());
         }
+        let limits_of = |v: Vec<pb::SubjectLimit>| {
+            v.into_iter()
+                .filter(|l| !l.id.is_empty())
+                .map(|l| (l.id, crate::ratelimit::Limits { rpm: l.rpm, tpm: l.tpm }))
+                .collect::<HashMap<_, _>>()
+        };
+        let user_limits = limits_of(s.user_limits);
+        let team_limits = limits_of(s.team_limits);
         let routing = s.routing.unwrap_or_default();
         let nonempty = |v: String| (!v.trim().is_empty()).then(|| v.trim().to_owned());
         Ok(RuntimeConfig {
@@ -160,12 +166,10 @@ impl RuntimeConfig {
             region: nonempty(routing.region),
             geo: nonempty(routing.geo),
             limits: Limits::from_pb(s.limits.as_ref()),
-            extra_betas: s
-                .extra_betas
-                .into_iter()
-                .map(|b| b.trim().to_owned())
-                .filter(|b| !b.is_empty())
-                .collect(),
+            extra_betas: s.extra_betas.into_iter().map(|b| b.trim().to_owned()).filter(|b| !b.is_empty()).collect(),
+            user_limits,
+            team_limits,
+            dataplane_count: s.dataplane_count.max(1),
         })
     }
 
@@ -213,10 +217,8 @@ mod tests {
 
     #[test]
     fn key_without_active_status_is_inactive() {
-        let cfg = snapshot(&format!(
-            r#"{{"keys":[{{"id":"k1","sha256":"{HASH}","status":"KEY_STATUS_REVOKED"}}]}}"#
-        ))
-        .unwrap();
+        let cfg = snapshot(&format!(r#"{{"keys":[{{"id":"k1","sha256":"{HASH}","status":"KEY_STATUS_REVOKED"}}]}}"#))
+            .unwrap();
         let mut h = [0u8; 32];
         hex::decode_to_slice(HASH, &mut h).unwrap();
         assert!(!cfg.key(&KeyHash(h)).unwrap().active);
@@ -230,10 +232,8 @@ mod tests {
 
     #[test]
     fn duplicate_key_hash_is_rejected() {
-        let err = snapshot(&format!(
-            r#"{{"keys":[{{"id":"a","sha256":"{HASH}"}},{{"id":"b","sha256":"{HASH}"}}]}}"#
-        ))
-        .unwrap_err();
+        let err = snapshot(&format!(r#"{{"keys":[{{"id":"a","sha256":"{HASH}"}},{{"id":"b","sha256":"{HASH}"}}]}}"#))
+            .unwrap_err();
         assert!(matches!(err, SnapshotError::DuplicateKey { .. }));
     }
 
@@ -247,19 +247,9 @@ mod tests {
     #[test]
     fn stale_snapshot_is_refused_by_the_store() {
         let store = super::super::ConfigStore::default();
-        store
-            .install(snapshot(r#"{"version":"5"}"#).unwrap())
-            .unwrap();
-        let err = store
-            .install(snapshot(r#"{"version":"4"}"#).unwrap())
-            .unwrap_err();
-        assert!(matches!(
-            err,
-            SnapshotError::Stale {
-                offered: 4,
-                held: 5
-            }
-        ));
+        store.install(snapshot(r#"{"version":"5"}"#).unwrap()).unwrap();
+        let err = store.install(snapshot(r#"{"version":"4"}"#).unwrap()).unwrap_err();
+        assert!(matches!(err, SnapshotError::Stale { offered: 4, held: 5 }));
         assert_eq!(store.get().unwrap().version, 5);
     }
 }

@@ -21,10 +21,10 @@ pub enum ApiError {
     #[error("request body is {0} bytes or larger; the limit is {1} bytes")]
     RequestTooLarge(u64, u64),
     #[error("{message}")]
-    RateLimited {
-        message: String,
-        retry_after_secs: u64,
-    },
+    RateLimited { message: String, retry_after_secs: u64 },
+    /// A gateway rate limit (key, user or team) is exhausted.
+    #[error("{0}")]
+    OverLimit(crate::ratelimit::Refused),
     #[error("{0}")]
     Api(String),
     #[error("{0}")]
@@ -48,7 +48,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::OverLimit(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Api(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -67,7 +67,7 @@ impl ApiError {
             ApiError::PermissionDenied(_) => "permission_error",
             ApiError::NotFound(_) => "not_found_error",
             ApiError::RequestTooLarge(..) => "request_too_large",
-            ApiError::RateLimited { .. } => "rate_limit_error",
+            ApiError::RateLimited { .. } | ApiError::OverLimit(_) => "rate_limit_error",
             ApiError::Api(_) | ApiError::BadGateway(_) | ApiError::Unavailable(_) => "api_error",
             ApiError::NotSupported(_) => "not_supported",
             ApiError::Timeout(_) => "timeout_error",
@@ -79,9 +79,7 @@ impl ApiError {
     /// Claude Code does not spend minutes retrying them.
     fn should_retry(&self) -> Option<&'static str> {
         match self {
-            ApiError::Authentication(_)
-            | ApiError::PermissionDenied(_)
-            | ApiError::NotSupported(_) => Some("false"),
+            ApiError::Authentication(_) | ApiError::PermissionDenied(_) | ApiError::NotSupported(_) => Some("false"),
             _ => None,
         }
     }
@@ -110,21 +108,20 @@ impl ApiError {
         let mut res = Response::new(full(self.body_json(request_id)));
         *res.status_mut() = self.status();
         let h = res.headers_mut();
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if let Some(v) = self.should_retry() {
             h.insert("x-should-retry", HeaderValue::from_static(v));
         }
-        if let ApiError::RateLimited {
-            retry_after_secs, ..
-        } = &self
-        {
-            h.insert(
-                http::header::RETRY_AFTER,
-                HeaderValue::from(*retry_after_secs),
-            );
+        match &self {
+            ApiError::RateLimited { retry_after_secs, .. } => {
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::OverLimit(r) => {
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from(r.retry_after_secs));
+                crate::api::limits::budget_headers(h, "requests", r.requests.as_ref());
+                crate::api::limits::budget_headers(h, "tokens", r.tokens.as_ref());
+            }
+            _ => {}
         }
         res
     }

@@ -16,34 +16,10 @@ pub struct KnownModel {
 /// model was first offered on Bedrock as far as our reference records it;
 /// the list order is what clients rely on.
 pub const MODELS: &[KnownModel] = &[
-    m(
-        "claude-opus-5-5",
-        &["opus"],
-        "anthropic.claude-opus-5-5",
-        "Claude Opus 5.5",
-        "2026-09-01T00:00:00Z",
-    ),
-    m(
-        "claude-sonnet-5-5",
-        &["sonnet"],
-        "anthropic.claude-sonnet-5-5",
-        "Claude Sonnet 5.5",
-        "2026-09-01T00:00:00Z",
-    ),
-    m(
-        "claude-haiku-5-5",
-        &["haiku"],
-        "anthropic.claude-haiku-5-5",
-        "Claude Haiku 5.5",
-        "2026-09-01T00:00:00Z",
-    ),
-    m(
-        "claude-opus-5",
-        &["claude-opus-5-0"],
-        "anthropic.claude-opus-5",
-        "Claude Opus 5",
-        "2026-06-01T00:00:00Z",
-    ),
+    m("claude-opus-5-5", &["opus"], "anthropic.claude-opus-5-5", "Claude Opus 5.5", "2026-09-01T00:00:00Z"),
+    m("claude-sonnet-5-5", &["sonnet"], "anthropic.claude-sonnet-5-5", "Claude Sonnet 5.5", "2026-09-01T00:00:00Z"),
+    m("claude-haiku-5-5", &["haiku"], "anthropic.claude-haiku-5-5", "Claude Haiku 5.5", "2026-09-01T00:00:00Z"),
+    m("claude-opus-5", &["claude-opus-5-0"], "anthropic.claude-opus-5", "Claude Opus 5", "2026-06-01T00:00:00Z"),
     m(
         "claude-sonnet-5",
         &["claude-sonnet-5-0"],
@@ -51,34 +27,10 @@ pub const MODELS: &[KnownModel] = &[
         "Claude Sonnet 5",
         "2026-06-01T00:00:00Z",
     ),
-    m(
-        "claude-opus-4-8",
-        &[],
-        "anthropic.claude-opus-4-8",
-        "Claude Opus 4.8",
-        "2026-05-01T00:00:00Z",
-    ),
-    m(
-        "claude-opus-4-7",
-        &[],
-        "anthropic.claude-opus-4-7",
-        "Claude Opus 4.7",
-        "2026-04-01T00:00:00Z",
-    ),
-    m(
-        "claude-sonnet-4-6",
-        &[],
-        "anthropic.claude-sonnet-4-6",
-        "Claude Sonnet 4.6",
-        "2026-02-17T00:00:00Z",
-    ),
-    m(
-        "claude-opus-4-6",
-        &[],
-        "anthropic.claude-opus-4-6-v1",
-        "Claude Opus 4.6",
-        "2026-02-05T00:00:00Z",
-    ),
+    m("claude-opus-4-8", &[], "anthropic.claude-opus-4-8", "Claude Opus 4.8", "2026-05-01T00:00:00Z"),
+    m("claude-opus-4-7", &[], "anthropic.claude-opus-4-7", "Claude Opus 4.7", "2026-04-01T00:00:00Z"),
+    m("claude-sonnet-4-6", &[], "anthropic.claude-sonnet-4-6", "Claude Sonnet 4.6", "2026-02-17T00:00:00Z"),
+    m("claude-opus-4-6", &[], "anthropic.claude-opus-4-6-v1", "Claude Opus 4.6", "2026-02-05T00:00:00Z"),
     m(
         "claude-opus-4-5-20251101",
         &["claude-opus-4-5"],
@@ -144,17 +96,9 @@ const fn m(
     display_name: &'static str,
     created_at: &'static str,
 ) -> KnownModel {
-    KnownModel {
-        id,
-        aliases,
-        foundation,
-        display_name,
-        created_at,
-    }
+    KnownModel { id, aliases, foundation, display_name, created_at }
 }
 
 pub fn find(name: &str) -> Option<&'static KnownModel> {
-    MODELS
-        .iter()
-        .find(|m| m.id == name || m.aliases.contains(&name))
+    MODELS.iter().find(|m| m.id == name || m.aliases.contains(&name))
 }

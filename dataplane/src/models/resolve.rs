@@ -27,10 +27,7 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    const UNKNOWN: Capabilities = Capabilities {
-        family: None,
-        version: None,
-    };
+    const UNKNOWN: Capabilities = Capabilities { family: None, version: None };
 
     fn at_least(&self, v: (u8, u8)) -> bool {
         self.version.is_none_or(|m| m >= v)
@@ -59,8 +56,7 @@ impl Capabilities {
     }
     pub fn context_management(&self) -> bool {
         self.version.is_none()
-            || (self.version == Some((4, 5))
-                && matches!(self.family, Some(Family::Sonnet | Family::Haiku)))
+            || (self.version == Some((4, 5)) && matches!(self.family, Some(Family::Sonnet | Family::Haiku)))
     }
     /// `{"role":"system"}` entries inside `messages`.
     pub fn system_messages(&self) -> bool {
@@ -83,9 +79,7 @@ pub struct Resolved {
 pub fn resolve(name: &str, mappings: &HashMap<String, String>, geo: &str) -> Option<Resolved> {
     let name = name.trim();
     let (base, context_1m) = match name.len().checked_sub(4) {
-        Some(i) if name.is_char_boundary(i) && name[i..].eq_ignore_ascii_case("[1m]") => {
-            (&name[..i], true)
-        }
+        Some(i) if name.is_char_boundary(i) && name[i..].eq_ignore_ascii_case("[1m]") => (&name[..i], true),
         _ => (name, false),
     };
     if base.is_empty() {
@@ -100,22 +94,14 @@ pub fn resolve(name: &str, mappings: &HashMap<String, String>, geo: &str) -> Opt
     } else if base.starts_with("claude-") && parse_caps(base).version.is_some() {
         // A Claude model newer than this build: Bedrock names it after the
         // Anthropic id, with the `-v1:0` suffix that dated ids carry.
-        let dated = base
-            .rsplit('-')
-            .next()
-            .is_some_and(|t| t.len() == 8 && t.bytes().all(|b| b.is_ascii_digit()));
+        let dated = base.rsplit('-').next().is_some_and(|t| t.len() == 8 && t.bytes().all(|b| b.is_ascii_digit()));
         format!("{geo}.anthropic.{base}{}", if dated { "-v1:0" } else { "" })
     } else {
         return None;
     };
     let foundation_id = foundation_of(&bedrock_id);
     let caps = parse_caps(&bedrock_id);
-    Some(Resolved {
-        bedrock_id,
-        foundation_id,
-        caps,
-        context_1m,
-    })
+    Some(Resolved { bedrock_id, foundation_id, caps, context_1m })
 }
 
 /// `us.anthropic.X` → `anthropic.X`; an inference-profile ARN → its
@@ -125,10 +111,7 @@ fn foundation_of(id: &str) -> Option<String> {
         Some(arn) => arn.split_once(":inference-profile/")?.1,
         None => id,
     };
-    let bare = GEO_PREFIXES
-        .iter()
-        .find_map(|p| id.strip_prefix(p))
-        .unwrap_or(id);
+    let bare = GEO_PREFIXES.iter().find_map(|p| id.strip_prefix(p)).unwrap_or(id);
     bare.starts_with("anthropic.").then(|| bare.to_owned())
 }
 
@@ -151,28 +134,16 @@ fn parse_caps(id: &str) -> Capabilities {
     let (family, major, minor) = if small(first) {
         // Legacy order: claude-3-7-sonnet-…
         let major = first.parse().ok();
-        let minor = toks
-            .next_if(|t| small(t))
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
+        let minor = toks.next_if(|t| small(t)).and_then(|t| t.parse().ok()).unwrap_or(0);
         (toks.next().and_then(fam), major, minor)
     } else {
         let family = fam(first);
-        let major = toks
-            .next()
-            .filter(|t| small(t))
-            .and_then(|t| t.parse().ok());
-        let minor = toks
-            .next_if(|t| small(t))
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
+        let major = toks.next().filter(|t| small(t)).and_then(|t| t.parse().ok());
+        let minor = toks.next_if(|t| small(t)).and_then(|t| t.parse().ok()).unwrap_or(0);
         (family, major, minor)
     };
     match (family, major) {
-        (Some(f), Some(m)) => Capabilities {
-            family: Some(f),
-            version: Some((m, minor)),
-        },
+        (Some(f), Some(m)) => Capabilities { family: Some(f), version: Some((m, minor)) },
         _ => Capabilities::UNKNOWN,
     }
 }
@@ -200,34 +171,19 @@ mod tests {
 
     #[test]
     fn alias_resolves_to_geo_profile() {
-        assert_eq!(
-            r("claude-sonnet-4-5").unwrap().bedrock_id,
-            "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-        );
+        assert_eq!(r("claude-sonnet-4-5").unwrap().bedrock_id, "us.anthropic.claude-sonnet-4-5-20250929-v1:0");
     }
 
     #[test]
     fn dated_id_resolves_to_same_profile_as_alias() {
-        assert_eq!(
-            r("claude-sonnet-4-5-20250929").unwrap().bedrock_id,
-            r("claude-sonnet-4-5").unwrap().bedrock_id
-        );
+        assert_eq!(r("claude-sonnet-4-5-20250929").unwrap().bedrock_id, r("claude-sonnet-4-5").unwrap().bedrock_id);
     }
 
     #[test]
     fn short_aliases_pick_the_newest_family_member() {
-        assert_eq!(
-            r("opus").unwrap().bedrock_id,
-            "us.anthropic.claude-opus-5-5"
-        );
-        assert_eq!(
-            r("sonnet").unwrap().bedrock_id,
-            "us.anthropic.claude-sonnet-5-5"
-        );
-        assert_eq!(
-            r("haiku").unwrap().bedrock_id,
-            "us.anthropic.claude-haiku-5-5"
-        );
+        assert_eq!(r("opus").unwrap().bedrock_id, "us.anthropic.claude-opus-5-5");
+        assert_eq!(r("sonnet").unwrap().bedrock_id, "us.anthropic.claude-sonnet-5-5");
+        assert_eq!(r("haiku").unwrap().bedrock_id, "us.anthropic.claude-haiku-5-5");
     }
 
     #[test]
@@ -243,10 +199,7 @@ mod tests {
     fn one_million_suffix_sets_the_context_beta() {
         let got = r("claude-sonnet-4-5[1m]").unwrap();
         assert!(got.context_1m);
-        assert_eq!(
-            got.bedrock_id,
-            "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-        );
+        assert_eq!(got.bedrock_id, "us.anthropic.claude-sonnet-4-5-20250929-v1:0");
     }
 
     #[test]
@@ -262,23 +215,15 @@ mod tests {
             "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc".to_owned(),
         )]);
         let got = resolve("claude-sonnet-4-5", &maps, "us").unwrap();
-        assert!(got
-            .bedrock_id
-            .ends_with("application-inference-profile/abc"));
+        assert!(got.bedrock_id.ends_with("application-inference-profile/abc"));
         assert_eq!(got.foundation_id, None);
     }
 
     #[test]
     fn bedrock_ids_pass_through() {
         let got = r("eu.anthropic.claude-haiku-4-5-20251001-v1:0").unwrap();
-        assert_eq!(
-            got.bedrock_id,
-            "eu.anthropic.claude-haiku-4-5-20251001-v1:0"
-        );
-        assert_eq!(
-            got.foundation_id.as_deref(),
-            Some("anthropic.claude-haiku-4-5-20251001-v1:0")
-        );
+        assert_eq!(got.bedrock_id, "eu.anthropic.claude-haiku-4-5-20251001-v1:0");
+        assert_eq!(got.foundation_id.as_deref(), Some("anthropic.claude-haiku-4-5-20251001-v1:0"));
     }
 
     #[test]
@@ -286,23 +231,14 @@ mod tests {
         let arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-opus-4-6-v1";
         let got = r(arn).unwrap();
         assert_eq!(got.bedrock_id, arn);
-        assert_eq!(
-            got.foundation_id.as_deref(),
-            Some("anthropic.claude-opus-4-6-v1")
-        );
+        assert_eq!(got.foundation_id.as_deref(), Some("anthropic.claude-opus-4-6-v1"));
         assert_eq!(got.caps.version, Some((4, 6)));
     }
 
     #[test]
     fn future_claude_ids_are_derived() {
-        assert_eq!(
-            r("claude-sonnet-6-1").unwrap().bedrock_id,
-            "us.anthropic.claude-sonnet-6-1"
-        );
-        assert_eq!(
-            r("claude-opus-6-20270101").unwrap().bedrock_id,
-            "us.anthropic.claude-opus-6-20270101-v1:0"
-        );
+        assert_eq!(r("claude-sonnet-6-1").unwrap().bedrock_id, "us.anthropic.claude-sonnet-6-1");
+        assert_eq!(r("claude-opus-6-20270101").unwrap().bedrock_id, "us.anthropic.claude-opus-6-20270101-v1:0");
     }
 
     #[test]
@@ -316,34 +252,24 @@ mod tests {
     fn versions_are_parsed_from_every_id_form() {
         let v = |id: &str| parse_caps(id).version;
         assert_eq!(v("anthropic.claude-opus-4-20250514-v1:0"), Some((4, 0)));
-        assert_eq!(
-            v("us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
-            Some((4, 5))
-        );
+        assert_eq!(v("us.anthropic.claude-sonnet-4-5-20250929-v1:0"), Some((4, 5)));
         assert_eq!(v("anthropic.claude-3-7-sonnet-20250219-v1:0"), Some((3, 7)));
         assert_eq!(v("global.anthropic.claude-opus-5"), Some((5, 0)));
         assert_eq!(v("anthropic.claude-opus-4-6-v1"), Some((4, 6)));
-        assert_eq!(
-            v("arn:aws:bedrock:us-east-1:1:application-inference-profile/x"),
-            None
-        );
+        assert_eq!(v("arn:aws:bedrock:us-east-1:1:application-inference-profile/x"), None);
     }
 
     #[test]
     fn capabilities_follow_the_family_rules() {
         let c = |id: &str| r(id).unwrap().caps;
         assert!(!c("claude-sonnet-4-5").adaptive_thinking());
-        assert!(
-            c("claude-opus-4-6").adaptive_thinking() && c("claude-opus-4-6").budgeted_thinking()
-        );
+        assert!(c("claude-opus-4-6").adaptive_thinking() && c("claude-opus-4-6").budgeted_thinking());
         assert!(!c("claude-opus-4-7").budgeted_thinking());
         assert!(c("claude-haiku-4-5").context_management());
         assert!(!c("claude-opus-4-5").context_management());
         assert!(c("claude-opus-4-5").effort(true) && !c("claude-opus-4-5").effort(false));
         assert!(c("claude-opus-5-5").effort(false));
-        assert!(
-            !c("claude-sonnet-4-5").system_messages() && c("claude-opus-5-5").system_messages()
-        );
+        assert!(!c("claude-sonnet-4-5").system_messages() && c("claude-opus-5-5").system_messages());
     }
 
     #[test]

@@ -63,17 +63,12 @@ pub struct EventTranslator {
 
 impl EventTranslator {
     pub fn new(client_model: String) -> Self {
-        EventTranslator {
-            client_model,
-            usage: Usage::default(),
-            saw_stop: false,
-        }
+        EventTranslator { client_model, usage: Usage::default(), saw_stop: false }
     }
 
     /// One Bedrock chunk (the JSON of one Anthropic event) → one SSE event.
     pub fn event(&mut self, chunk: &[u8]) -> Result<Bytes, BadEvent> {
-        let kind = event_type(chunk)
-            .ok_or_else(|| BadEvent(String::from_utf8_lossy(chunk).into_owned()))?;
+        let kind = event_type(chunk).ok_or_else(|| BadEvent(String::from_utf8_lossy(chunk).into_owned()))?;
         match kind {
             "message_start" => {
                 let mut v: Value = parse(chunk)?;
@@ -83,10 +78,7 @@ impl EventTranslator {
                         self.usage.merge_anthropic(u);
                     }
                 }
-                Ok(sse(
-                    "message_start",
-                    &serde_json::to_vec(&v).expect("JSON value serialises"),
-                ))
+                Ok(sse("message_start", &serde_json::to_vec(&v).expect("JSON value serialises")))
             }
             "message_delta" => {
                 // Once or twice a stream; a full parse is cheap enough here.
@@ -105,10 +97,7 @@ impl EventTranslator {
                 if let Some(m) = v.as_object_mut().and_then(|o| o.remove(METRICS)) {
                     self.usage.merge_metrics(&m);
                 }
-                Ok(sse(
-                    kind,
-                    &serde_json::to_vec(&v).expect("JSON value serialises"),
-                ))
+                Ok(sse(kind, &serde_json::to_vec(&v).expect("JSON value serialises")))
             }
             // Content deltas are the bulk of a stream: relayed byte for byte.
             _ => Ok(sse(kind, chunk)),
@@ -131,10 +120,7 @@ pub fn rewrite_message(body: &[u8], client_model: &str) -> Result<(Bytes, Usage)
     } else {
         return Err(BadEvent("response is not a JSON object".into()));
     }
-    Ok((
-        Bytes::from(serde_json::to_vec(&v).expect("JSON value serialises")),
-        usage,
-    ))
+    Ok((Bytes::from(serde_json::to_vec(&v).expect("JSON value serialises")), usage))
 }
 
 fn parse(b: &[u8]) -> Result<Value, BadEvent> {
@@ -192,15 +178,7 @@ mod tests {
     fn deltas_are_relayed_byte_for_byte() {
         let chunk = br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#;
         let out = tr().event(chunk).unwrap();
-        assert_eq!(
-            &out[..],
-            [
-                b"event: content_block_delta\ndata: ".as_slice(),
-                chunk,
-                b"\n\n"
-            ]
-            .concat()
-        );
+        assert_eq!(&out[..], [b"event: content_block_delta\ndata: ".as_slice(), chunk, b"\n\n"].concat());
     }
 
     #[test]
@@ -217,8 +195,7 @@ mod tests {
     fn message_delta_usage_is_cumulative() {
         let mut t = tr();
         t.event(br#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}"#).unwrap();
-        t.event(br#"{"type":"message_delta","delta":{},"usage":{"output_tokens":9}}"#)
-            .unwrap();
+        t.event(br#"{"type":"message_delta","delta":{},"usage":{"output_tokens":9}}"#).unwrap();
         assert_eq!(t.usage.output_tokens, 9);
     }
 
@@ -228,27 +205,17 @@ mod tests {
         let out = t
             .event(br#"{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":9,"outputTokenCount":5,"cacheReadInputTokenCount":3,"invocationLatency":321,"firstByteLatency":123}}"#)
             .unwrap();
-        assert_eq!(
-            &out[..],
-            b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
-        );
+        assert_eq!(&out[..], b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
         assert_eq!(
             t.usage,
-            Usage {
-                input_tokens: 9,
-                output_tokens: 5,
-                cache_creation_input_tokens: 0,
-                cache_read_input_tokens: 3
-            }
+            Usage { input_tokens: 9, output_tokens: 5, cache_creation_input_tokens: 0, cache_read_input_tokens: 3 }
         );
         assert!(t.saw_stop);
     }
 
     #[test]
     fn event_type_is_found_when_not_first() {
-        let out = tr()
-            .event(br#"{"index":0,"type":"content_block_stop"}"#)
-            .unwrap();
+        let out = tr().event(br#"{"index":0,"type":"content_block_stop"}"#).unwrap();
         assert!(out.starts_with(b"event: content_block_stop\n"));
     }
 
@@ -267,9 +234,6 @@ mod tests {
         .unwrap();
         let v: Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["model"], "sonnet");
-        assert_eq!(
-            (u.input_tokens, u.output_tokens, u.cache_read_input_tokens),
-            (3, 4, 1)
-        );
+        assert_eq!((u.input_tokens, u.output_tokens, u.cache_read_input_tokens), (3, 4, 1));
     }
 }

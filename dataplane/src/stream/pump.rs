@@ -44,13 +44,7 @@ struct Pump {
 
 pub fn sse_body(run: StreamRun) -> ResBody {
     let now = Instant::now();
-    let pump = Pump {
-        run,
-        started: now,
-        last_upstream: now,
-        last_write: now,
-        outcome: None,
-    };
+    let pump = Pump { run, started: now, last_upstream: now, last_write: now, outcome: None };
     let s = futures_util::stream::unfold(pump, |mut p| async move {
         let b = p.next().await?;
         Some((Ok::<_, Infallible>(Frame::data(b)), p))
@@ -118,9 +112,7 @@ impl Pump {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "untranslatable Bedrock event");
-                self.fail(ApiError::BadGateway(
-                    "the gateway received an unexpected event from Bedrock".into(),
-                ))
+                self.fail(ApiError::BadGateway("the gateway received an unexpected event from Bedrock".into()))
             }
         }
     }

@@ -24,10 +24,7 @@ pub const BEDROCK_BETAS: &[&str] = &[
 ];
 
 /// First-party names whose Bedrock counterpart has another name.
-const RENAMED: &[(&str, &str)] = &[(
-    "advanced-tool-use-2025-11-20",
-    "tool-search-tool-2025-10-19",
-)];
+const RENAMED: &[(&str, &str)] = &[("advanced-tool-use-2025-11-20", "tool-search-tool-2025-10-19")];
 
 /// Every beta the client asked for: all `anthropic-beta` header lines, each
 /// comma-separated, plus a stray `betas` array in the body.
@@ -39,34 +36,18 @@ pub fn requested<'a>(headers: &'a HeaderMap, body_betas: Option<&'a Value>) -> V
         }
     }
     if let Some(Value::Array(a)) = body_betas {
-        out.extend(
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::trim)
-                .filter(|b| !b.is_empty()),
-        );
+        out.extend(a.iter().filter_map(Value::as_str).map(str::trim).filter(|b| !b.is_empty()));
     }
     out
 }
 
 /// The betas to send: renamed, allowed, not known to be rejected by this
 /// model, in request order, without duplicates.
-pub fn select(
-    requested: &[&str],
-    context_1m: bool,
-    extra: &HashSet<String>,
-    rejected: &[String],
-) -> Vec<String> {
+pub fn select(requested: &[&str], context_1m: bool, extra: &HashSet<String>, rejected: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(requested.len() + 1);
-    let wanted = requested
-        .iter()
-        .copied()
-        .chain(context_1m.then_some(crate::models::CONTEXT_1M_BETA));
+    let wanted = requested.iter().copied().chain(context_1m.then_some(crate::models::CONTEXT_1M_BETA));
     for beta in wanted {
-        let beta = RENAMED
-            .iter()
-            .find(|(from, _)| *from == beta)
-            .map_or(beta, |(_, to)| to);
+        let beta = RENAMED.iter().find(|(from, _)| *from == beta).map_or(beta, |(_, to)| to);
         let allowed = BEDROCK_BETAS.contains(&beta) || extra.contains(beta);
         if allowed && !rejected.iter().any(|r| r == beta) && !out.iter().any(|b| b == beta) {
             out.push(beta.to_owned());
@@ -83,20 +64,14 @@ pub struct BetaMemory {
 
 impl BetaMemory {
     pub fn rejected(&self, model: &str) -> Vec<String> {
-        self.rejected
-            .get(model)
-            .map(|r| r.clone())
-            .unwrap_or_default()
+        self.rejected.get(model).map(|r| r.clone()).unwrap_or_default()
     }
 
     /// Records every sent beta that a ValidationException message names.
     /// Returns true when something new was learnt, which makes the request
     /// worth one retry without those betas.
     pub fn learn(&self, model: &str, message: &str, sent: &[String]) -> bool {
-        let named: Vec<&String> = sent
-            .iter()
-            .filter(|b| message.contains(b.as_str()))
-            .collect();
+        let named: Vec<&String> = sent.iter().filter(|b| message.contains(b.as_str())).collect();
         if named.is_empty() {
             return false;
         }
@@ -141,12 +116,7 @@ mod tests {
 
     #[test]
     fn unknown_betas_are_dropped() {
-        let got = select(
-            &["claude-code-20250219", "interleaved-thinking-2025-05-14"],
-            false,
-            &HashSet::new(),
-            &[],
-        );
+        let got = select(&["claude-code-20250219", "interleaved-thinking-2025-05-14"], false, &HashSet::new(), &[]);
         assert_eq!(got, vec!["interleaved-thinking-2025-05-14"]);
     }
 
@@ -160,12 +130,7 @@ mod tests {
     #[test]
     fn advanced_tool_use_becomes_tool_search() {
         assert_eq!(
-            select(
-                &["advanced-tool-use-2025-11-20"],
-                false,
-                &HashSet::new(),
-                &[]
-            ),
+            select(&["advanced-tool-use-2025-11-20"], false, &HashSet::new(), &[]),
             vec!["tool-search-tool-2025-10-19"]
         );
     }
@@ -178,22 +143,14 @@ mod tests {
 
     #[test]
     fn rejected_betas_are_not_sent() {
-        let got = select(
-            &["effort-2025-11-24"],
-            false,
-            &HashSet::new(),
-            &["effort-2025-11-24".to_owned()],
-        );
+        let got = select(&["effort-2025-11-24"], false, &HashSet::new(), &["effort-2025-11-24".to_owned()]);
         assert!(got.is_empty());
     }
 
     #[test]
     fn memory_learns_only_betas_named_in_the_error() {
         let mem = BetaMemory::default();
-        let sent = vec![
-            "context-1m-2025-08-07".to_owned(),
-            "effort-2025-11-24".to_owned(),
-        ];
+        let sent = vec!["context-1m-2025-08-07".to_owned(), "effort-2025-11-24".to_owned()];
         assert!(mem.learn("m", "invalid beta flag: context-1m-2025-08-07", &sent));
         assert_eq!(mem.rejected("m"), vec!["context-1m-2025-08-07"]);
         assert!(mem.rejected("other").is_empty());

@@ -43,24 +43,15 @@ pub struct MessagesRequest {
 
 /// Checks the fields every Messages request needs. `count_tokens` does not
 /// need `max_tokens`.
-pub fn parse_messages_request(
-    bytes: &[u8],
-    need_max_tokens: bool,
-) -> Result<MessagesRequest, ApiError> {
+pub fn parse_messages_request(bytes: &[u8], need_max_tokens: bool) -> Result<MessagesRequest, ApiError> {
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::InvalidRequest(format!("request body is not valid JSON: {e}")))?;
     let Value::Object(mut body) = value else {
-        return Err(ApiError::InvalidRequest(
-            "request body must be a JSON object".into(),
-        ));
+        return Err(ApiError::InvalidRequest("request body must be a JSON object".into()));
     };
     let model = match body.remove("model") {
         Some(Value::String(m)) if !m.trim().is_empty() => m,
-        Some(_) => {
-            return Err(ApiError::InvalidRequest(
-                "model: must be a non-empty string".into(),
-            ))
-        }
+        Some(_) => return Err(ApiError::InvalidRequest("model: must be a non-empty string".into())),
         None => return Err(ApiError::InvalidRequest("model: Field required".into())),
     };
     let stream = match body.remove("stream") {
@@ -70,37 +61,18 @@ pub fn parse_messages_request(
     };
     let messages = match body.get("messages") {
         Some(Value::Array(m)) => m,
-        Some(_) => {
-            return Err(ApiError::InvalidRequest(
-                "messages: must be an array".into(),
-            ))
-        }
+        Some(_) => return Err(ApiError::InvalidRequest("messages: must be an array".into())),
         None => return Err(ApiError::InvalidRequest("messages: Field required".into())),
     };
-    let has_system_messages = messages
-        .iter()
-        .any(|m| m.get("role").and_then(Value::as_str) == Some("system"));
+    let has_system_messages = messages.iter().any(|m| m.get("role").and_then(Value::as_str) == Some("system"));
     if need_max_tokens {
         match body.get("max_tokens") {
             Some(v) if v.as_u64().is_some_and(|n| n >= 1) => {}
-            Some(_) => {
-                return Err(ApiError::InvalidRequest(
-                    "max_tokens: must be a positive integer".into(),
-                ))
-            }
-            None => {
-                return Err(ApiError::InvalidRequest(
-                    "max_tokens: Field required".into(),
-                ))
-            }
+            Some(_) => return Err(ApiError::InvalidRequest("max_tokens: must be a positive integer".into())),
+            None => return Err(ApiError::InvalidRequest("max_tokens: Field required".into())),
         }
     }
-    Ok(MessagesRequest {
-        model,
-        stream,
-        body,
-        has_system_messages,
-    })
+    Ok(MessagesRequest { model, stream, body, has_system_messages })
 }
 
 impl MessagesRequest {
@@ -125,17 +97,11 @@ impl MessagesRequest {
 
     /// The Bedrock request body with the given betas.
     pub fn bedrock_body(&mut self, betas: &[String]) -> Vec<u8> {
-        self.body.insert(
-            "anthropic_version".into(),
-            Value::String(BEDROCK_VERSION.into()),
-        );
+        self.body.insert("anthropic_version".into(), Value::String(BEDROCK_VERSION.into()));
         if betas.is_empty() {
             self.body.remove("anthropic_beta");
         } else {
-            self.body.insert(
-                "anthropic_beta".into(),
-                Value::Array(betas.iter().cloned().map(Value::String).collect()),
-            );
+            self.body.insert("anthropic_beta".into(), Value::Array(betas.iter().cloned().map(Value::String).collect()));
         }
         serde_json::to_vec(&self.body).expect("a JSON map always serialises")
     }
@@ -144,20 +110,9 @@ impl MessagesRequest {
 /// CountTokens wants a complete invoke body; its `max_tokens` must exceed any
 /// thinking budget, and an empty `tools` is refused.
 pub fn count_tokens_body(req: &mut MessagesRequest, caps: &Capabilities) -> Vec<u8> {
-    let budget = req
-        .body
-        .get("thinking")
-        .and_then(|t| t.get("budget_tokens"))
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    req.body
-        .insert("max_tokens".into(), Value::from(budget + 1));
-    if req
-        .body
-        .get("tools")
-        .and_then(Value::as_array)
-        .is_some_and(Vec::is_empty)
-    {
+    let budget = req.body.get("thinking").and_then(|t| t.get("budget_tokens")).and_then(Value::as_u64).unwrap_or(0);
+    req.body.insert("max_tokens".into(), Value::from(budget + 1));
+    if req.body.get("tools").and_then(Value::as_array).is_some_and(Vec::is_empty) {
         req.body.remove("tools");
     }
     req.adapt(caps, &[]);
@@ -179,12 +134,10 @@ fn adapt_thinking(body: &mut Map<String, Value>, caps: &Capabilities, max_tokens
         Some("disabled") => Rewrite::Drop,
         // The model decides how much to think; the closest older form is the
         // largest budget the request allows.
-        Some("adaptive") if !caps.adaptive_thinking() => {
-            match max_tokens.filter(|m| *m > MIN_THINKING_BUDGET) {
-                Some(m) => Rewrite::Budgeted(m - 1),
-                None => Rewrite::Drop,
-            }
-        }
+        Some("adaptive") if !caps.adaptive_thinking() => match max_tokens.filter(|m| *m > MIN_THINKING_BUDGET) {
+            Some(m) => Rewrite::Budgeted(m - 1),
+            None => Rewrite::Drop,
+        },
         Some("enabled") if !caps.budgeted_thinking() => Rewrite::Adaptive,
         _ => Rewrite::Keep,
     };
@@ -252,19 +205,10 @@ mod tests {
     use serde_json::json;
 
     fn caps(f: Family, major: u8, minor: u8) -> Capabilities {
-        Capabilities {
-            family: Some(f),
-            version: Some((major, minor)),
-        }
+        Capabilities { family: Some(f), version: Some((major, minor)) }
     }
-    const SONNET45: Capabilities = Capabilities {
-        family: Some(Family::Sonnet),
-        version: Some((4, 5)),
-    };
-    const UNKNOWN: Capabilities = Capabilities {
-        family: None,
-        version: None,
-    };
+    const SONNET45: Capabilities = Capabilities { family: Some(Family::Sonnet), version: Some((4, 5)) };
+    const UNKNOWN: Capabilities = Capabilities { family: None, version: None };
 
     fn parse(v: Value) -> MessagesRequest {
         parse_messages_request(v.to_string().as_bytes(), true).unwrap()
@@ -297,21 +241,14 @@ mod tests {
 
     #[test]
     fn bedrock_version_is_always_set() {
-        let out = adapted(
-            with(base(), "anthropic_version", json!("2026-10-21")),
-            SONNET45,
-            &[],
-        );
+        let out = adapted(with(base(), "anthropic_version", json!("2026-10-21")), SONNET45, &[]);
         assert_eq!(out["anthropic_version"], "bedrock-2023-05-31");
     }
 
     #[test]
     fn betas_go_into_the_body() {
         let out = adapted(base(), SONNET45, &["interleaved-thinking-2025-05-14"]);
-        assert_eq!(
-            out["anthropic_beta"],
-            json!(["interleaved-thinking-2025-05-14"])
-        );
+        assert_eq!(out["anthropic_beta"], json!(["interleaved-thinking-2025-05-14"]));
     }
 
     #[test]
@@ -367,37 +304,20 @@ mod tests {
 
     #[test]
     fn adaptive_thinking_becomes_budgeted_on_older_models() {
-        let out = adapted(
-            with(base(), "thinking", json!({"type":"adaptive"})),
-            caps(Family::Sonnet, 4, 5),
-            &[],
-        );
+        let out = adapted(with(base(), "thinking", json!({"type":"adaptive"})), caps(Family::Sonnet, 4, 5), &[]);
         let mut v = base();
         v["max_tokens"] = json!(32000);
         v["thinking"] = json!({"type":"adaptive","display":"omitted"});
         let big = adapted(v, SONNET45, &[]);
-        assert!(
-            out.get("thinking").is_none(),
-            "a 100-token request cannot hold a 1024-token budget"
-        );
-        assert_eq!(
-            big["thinking"],
-            json!({"type":"enabled","budget_tokens":31999})
-        );
+        assert!(out.get("thinking").is_none(), "a 100-token request cannot hold a 1024-token budget");
+        assert_eq!(big["thinking"], json!({"type":"enabled","budget_tokens":31999}));
     }
 
     #[test]
     fn budgeted_thinking_becomes_adaptive_on_newest_models() {
-        let v = with(
-            base(),
-            "thinking",
-            json!({"type":"enabled","budget_tokens":2000,"display":"omitted"}),
-        );
+        let v = with(base(), "thinking", json!({"type":"enabled","budget_tokens":2000,"display":"omitted"}));
         let out = adapted(v, caps(Family::Opus, 4, 7), &[]);
-        assert_eq!(
-            out["thinking"],
-            json!({"type":"adaptive","display":"omitted"})
-        );
+        assert_eq!(out["thinking"], json!({"type":"adaptive","display":"omitted"}));
     }
 
     #[test]
@@ -406,85 +326,49 @@ mod tests {
         v["max_tokens"] = json!(32000);
         v["thinking"] = json!({"type":"enabled","budget_tokens":31999,"display":"omitted"});
         let out = adapted(v, SONNET45, &[]);
-        assert_eq!(
-            out["thinking"],
-            json!({"type":"enabled","budget_tokens":31999})
-        );
+        assert_eq!(out["thinking"], json!({"type":"enabled","budget_tokens":31999}));
     }
 
     #[test]
     fn disabled_thinking_is_omitted() {
-        let out = adapted(
-            with(base(), "thinking", json!({"type":"disabled"})),
-            caps(Family::Opus, 5, 5),
-            &[],
-        );
+        let out = adapted(with(base(), "thinking", json!({"type":"disabled"})), caps(Family::Opus, 5, 5), &[]);
         assert!(out.get("thinking").is_none());
     }
 
     #[test]
     fn thinking_is_untouched_for_models_of_unknown_version() {
-        let v = with(
-            base(),
-            "thinking",
-            json!({"type":"adaptive","display":"summarized"}),
-        );
-        assert_eq!(
-            adapted(v, UNKNOWN, &[])["thinking"],
-            json!({"type":"adaptive","display":"summarized"})
-        );
+        let v = with(base(), "thinking", json!({"type":"adaptive","display":"summarized"}));
+        assert_eq!(adapted(v, UNKNOWN, &[])["thinking"], json!({"type":"adaptive","display":"summarized"}));
     }
 
     #[test]
     fn effort_is_kept_natively_from_4_7() {
         let v = with(base(), "output_config", json!({"effort":"medium"}));
-        assert_eq!(
-            adapted(v, caps(Family::Opus, 5, 5), &[])["output_config"],
-            json!({"effort":"medium"})
-        );
+        assert_eq!(adapted(v, caps(Family::Opus, 5, 5), &[])["output_config"], json!({"effort":"medium"}));
     }
 
     #[test]
     fn effort_on_opus_4_5_needs_its_beta() {
         let v = with(base(), "output_config", json!({"effort":"high"}));
-        assert!(adapted(v.clone(), caps(Family::Opus, 4, 5), &[])
-            .get("output_config")
-            .is_none());
+        assert!(adapted(v.clone(), caps(Family::Opus, 4, 5), &[]).get("output_config").is_none());
         let kept = adapted(v, caps(Family::Opus, 4, 5), &["effort-2025-11-24"]);
         assert_eq!(kept["output_config"]["effort"], "high");
     }
 
     #[test]
     fn output_format_is_dropped_on_adaptive_only_models() {
-        let v = with(
-            base(),
-            "output_config",
-            json!({"effort":"low","format":{"type":"json_schema"}}),
-        );
-        assert_eq!(
-            adapted(v, caps(Family::Opus, 4, 8), &[])["output_config"],
-            json!({"effort":"low"})
-        );
+        let v = with(base(), "output_config", json!({"effort":"low","format":{"type":"json_schema"}}));
+        assert_eq!(adapted(v, caps(Family::Opus, 4, 8), &[])["output_config"], json!({"effort":"low"}));
     }
 
     #[test]
     fn context_management_needs_beta_and_a_4_5_sonnet_or_haiku() {
         let v = with(base(), "context_management", json!({"edits":[]}));
-        assert!(adapted(v.clone(), SONNET45, &[])
+        assert!(adapted(v.clone(), SONNET45, &[]).get("context_management").is_none());
+        assert!(adapted(v.clone(), SONNET45, &["context-management-2025-06-27"]).get("context_management").is_some());
+        assert!(adapted(v, caps(Family::Opus, 5, 5), &["context-management-2025-06-27"])
             .get("context_management")
             .is_none());
-        assert!(
-            adapted(v.clone(), SONNET45, &["context-management-2025-06-27"])
-                .get("context_management")
-                .is_some()
-        );
-        assert!(adapted(
-            v,
-            caps(Family::Opus, 5, 5),
-            &["context-management-2025-06-27"]
-        )
-        .get("context_management")
-        .is_none());
     }
 
     #[test]
@@ -497,27 +381,18 @@ mod tests {
         let out = adapted(v, SONNET45, &[]);
         let want = json!({"type":"ephemeral","ttl":"1h"});
         assert_eq!(out["system"][0]["cache_control"], want);
-        assert_eq!(
-            out["messages"][0]["content"][0]["content"][0]["cache_control"],
-            want
-        );
+        assert_eq!(out["messages"][0]["content"][0]["content"][0]["cache_control"], want);
         assert_eq!(out["tools"][0]["cache_control"], want);
     }
 
     #[test]
     fn invalid_json_is_an_invalid_request() {
-        assert!(matches!(
-            parse_messages_request(b"{", true),
-            Err(ApiError::InvalidRequest(_))
-        ));
+        assert!(matches!(parse_messages_request(b"{", true), Err(ApiError::InvalidRequest(_))));
     }
 
     #[test]
     fn non_object_body_is_an_invalid_request() {
-        assert!(matches!(
-            parse_messages_request(b"[]", true),
-            Err(ApiError::InvalidRequest(_))
-        ));
+        assert!(matches!(parse_messages_request(b"[]", true), Err(ApiError::InvalidRequest(_))));
     }
 
     #[test]
@@ -552,8 +427,7 @@ mod tests {
 
     #[test]
     fn system_messages_are_detected() {
-        let r =
-            parse(json!({"model":"m","max_tokens":1,"messages":[{"role":"system","content":"x"}]}));
+        let r = parse(json!({"model":"m","max_tokens":1,"messages":[{"role":"system","content":"x"}]}));
         assert!(r.has_system_messages);
     }
 }

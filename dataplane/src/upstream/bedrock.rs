@@ -12,10 +12,8 @@ use bytes::Bytes;
 
 use super::UpstreamError;
 
-pub type EventStream = aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver<
-    ResponseStream,
-    ResponseStreamError,
->;
+pub type EventStream =
+    aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver<ResponseStream, ResponseStreamError>;
 
 /// One SDK client, shared by every request (it pools connections).
 #[derive(Clone)]
@@ -28,28 +26,17 @@ impl Bedrock {
     /// Region, credentials and endpoint come from the standard AWS chain
     /// (`AWS_REGION`, profiles, IMDS, `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`).
     pub async fn from_env() -> Self {
-        let region =
-            RegionProviderChain::default_provider().or_else(Region::from_static("us-east-1"));
+        let region = RegionProviderChain::default_provider().or_else(Region::from_static("us-east-1"));
         let conf = aws_config::defaults(BehaviorVersion::latest())
             .region(region)
             // Claude Code and the SDKs already retry 429/5xx with backoff; an
             // SDK retry underneath would multiply every retry the client makes.
             .retry_config(RetryConfig::standard().with_max_attempts(1))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .build(),
-            )
+            .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).build())
             .load()
             .await;
-        let region = conf
-            .region()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "us-east-1".into());
-        Bedrock {
-            client: Client::new(&conf),
-            region,
-        }
+        let region = conf.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+        Bedrock { client: Client::new(&conf), region }
     }
 
     pub fn region(&self) -> &str {
@@ -84,11 +71,7 @@ impl Bedrock {
         Ok(out.body)
     }
 
-    pub async fn count_tokens(
-        &self,
-        foundation_model: &str,
-        body: Vec<u8>,
-    ) -> Result<i32, UpstreamError> {
+    pub async fn count_tokens(&self, foundation_model: &str, body: Vec<u8>) -> Result<i32, UpstreamError> {
         let input = InvokeModelTokensRequest::builder()
             .body(Blob::new(body))
             .build()

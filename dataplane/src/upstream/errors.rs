@@ -34,9 +34,7 @@ impl UpstreamError {
             },
             SdkError::TimeoutError(_) => UpstreamError::Timeout,
             SdkError::DispatchFailure(d) if d.is_timeout() => UpstreamError::Timeout,
-            SdkError::DispatchFailure(_) => {
-                UpstreamError::Unreachable(DisplayErrorContext(&err).to_string())
-            }
+            SdkError::DispatchFailure(_) => UpstreamError::Unreachable(DisplayErrorContext(&err).to_string()),
             _ => UpstreamError::Protocol(DisplayErrorContext(&err).to_string()),
         }
     }
@@ -50,9 +48,7 @@ impl UpstreamError {
                 ResponseStreamError::ThrottlingException(_) => "throttlingException",
                 ResponseStreamError::ModelStreamErrorException(_) => "modelStreamErrorException",
                 ResponseStreamError::ValidationException(_) => "validationException",
-                ResponseStreamError::ServiceUnavailableException(_) => {
-                    "serviceUnavailableException"
-                }
+                ResponseStreamError::ServiceUnavailableException(_) => "serviceUnavailableException",
                 ResponseStreamError::ModelTimeoutException(_) => "modelTimeoutException",
                 ResponseStreamError::InternalServerException(_) => "internalServerException",
                 _ => e.code().unwrap_or("UnknownError"),
@@ -68,9 +64,7 @@ impl UpstreamError {
     /// The ValidationException message, if this is one.
     pub fn validation_message(&self) -> Option<&str> {
         match self {
-            UpstreamError::Service { code, message }
-                if code.eq_ignore_ascii_case("ValidationException") =>
-            {
+            UpstreamError::Service { code, message } if code.eq_ignore_ascii_case("ValidationException") => {
                 Some(message)
             }
             _ => None,
@@ -82,16 +76,10 @@ impl UpstreamError {
     /// `overloaded_error`, which Claude Code retries.
     pub fn to_api(&self, mid_stream: bool) -> ApiError {
         let (code, message) = match self {
-            UpstreamError::Timeout => {
-                return ApiError::Timeout("Bedrock did not answer in time".into())
-            }
-            UpstreamError::Unreachable(_) => {
-                return ApiError::BadGateway("the gateway could not reach Bedrock".into())
-            }
+            UpstreamError::Timeout => return ApiError::Timeout("Bedrock did not answer in time".into()),
+            UpstreamError::Unreachable(_) => return ApiError::BadGateway("the gateway could not reach Bedrock".into()),
             UpstreamError::Protocol(_) => {
-                return ApiError::BadGateway(
-                    "the gateway received an unexpected answer from Bedrock".into(),
-                )
+                return ApiError::BadGateway("the gateway received an unexpected answer from Bedrock".into())
             }
             UpstreamError::Service { code, message } => (code.as_str(), message.as_str()),
         };
@@ -100,7 +88,8 @@ impl UpstreamError {
         match code.as_str() {
             "validationexception" => ApiError::InvalidRequest(message),
             "accessdeniedexception" => ApiError::PermissionDenied(
-                "Bedrock denied access to this model for the gateway's AWS account; ask an administrator to enable it".into(),
+                "Bedrock denied access to this model for the gateway's AWS account; ask an administrator to enable it"
+                    .into(),
             ),
             "resourcenotfoundexception" => ApiError::NotFound(message),
             "throttlingexception" | "servicequotaexceededexception" => {
@@ -145,10 +134,7 @@ mod tests {
     use super::*;
 
     fn svc(code: &str, msg: &str) -> UpstreamError {
-        UpstreamError::Service {
-            code: code.into(),
-            message: msg.into(),
-        }
+        UpstreamError::Service { code: code.into(), message: msg.into() }
     }
 
     #[test]
@@ -190,20 +176,13 @@ mod tests {
     fn throttling_carries_a_retry_after() {
         assert!(matches!(
             svc("ThrottlingException", "x").to_api(false),
-            ApiError::RateLimited {
-                retry_after_secs: 2,
-                ..
-            }
+            ApiError::RateLimited { retry_after_secs: 2, .. }
         ));
     }
 
     #[test]
     fn context_length_wording_is_relayed_verbatim() {
-        let e = svc(
-            "ValidationException",
-            "Input is too long for requested model.",
-        )
-        .to_api(false);
+        let e = svc("ValidationException", "Input is too long for requested model.").to_api(false);
         assert_eq!(e.to_string(), "Input is too long for requested model.");
     }
 
@@ -214,28 +193,13 @@ mod tests {
             "Model arn:aws:bedrock:us-east-1:123456789012:inference-profile/x is bad for account 123456789012.",
         )
         .to_api(false);
-        assert_eq!(
-            e.to_string(),
-            "Model <redacted-arn> is bad for account <redacted-account>."
-        );
+        assert_eq!(e.to_string(), "Model <redacted-arn> is bad for account <redacted-account>.");
     }
 
     #[test]
     fn gateway_side_failures_are_not_blamed_on_the_client() {
         assert_eq!(UpstreamError::Timeout.to_api(false).status().as_u16(), 504);
-        assert_eq!(
-            UpstreamError::Unreachable("x".into())
-                .to_api(false)
-                .status()
-                .as_u16(),
-            502
-        );
-        assert_eq!(
-            svc("UnrecognizedClientException", "bad key")
-                .to_api(false)
-                .status()
-                .as_u16(),
-            500
-        );
+        assert_eq!(UpstreamError::Unreachable("x".into()).to_api(false).status().as_u16(), 502);
+        assert_eq!(svc("UnrecognizedClientException", "bad key").to_api(false).status().as_u16(), 500);
     }
 }

@@ -11,6 +11,8 @@ pub struct Model {
     pub member_tpm: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub rpm: i64,
+    pub tpm: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

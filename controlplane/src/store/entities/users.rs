@@ -14,6 +14,8 @@ pub struct Model {
     pub password_hash: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    pub rpm: i64,
+    pub tpm: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,180 @@
+//! UsageService and PricingService: spend from the usage log, and the
+//! editable price table it is computed with.
+
+use ccag_proto::admin::v1::pricing_service_server::PricingService;
+use ccag_proto::admin::v1::usage_service_server::UsageService;
+use ccag_proto::admin::v1::*;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Alias, Expr, Func, SimpleExpr};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+
+use super::{audit, ok, ts, ApiError, ApiResult, Shared};
+use crate::store::entities::{model_prices, usage_records};
+
+pub struct UsageApi(pub Shared);
+pub struct PricingApi(pub Shared);
+
+#[derive(Debug, FromQueryResult)]
+struct Row {
+    grp: String,
+    requests: i64,
+    input: i64,
+    output: i64,
+    cache_write: i64,
+    cache_read: i64,
+    cost: f64,
+}
+
+fn when(field: &str, v: &str, default: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    if v.trim().is_empty() {
+        return Ok(default);
+    }
+    DateTime::parse_from_rfc3339(v.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ApiError::InvalidArgument(format!("{field}: not an RFC 3339 time")))
+}
+
+/// SUM() of a BIGINT column is NUMERIC in PostgreSQL; cast it back.
+fn total(col: usage_records::Column) -> SimpleExpr {
+    SimpleExpr::from(Func::coalesce([Expr::col(col).sum(), Expr::val(0).into()])).cast_as(Alias::new("BIGINT"))
+}
+
+#[tonic::async_trait]
+impl UsageService for UsageApi {
+    async fn get_usage(&self, req: tonic::Request<GetUsageRequest>) -> ApiResult<GetUsageResponse> {
+        let who = self.0.caller(&req).await?;
+        let r = req.into_inner();
+        let until = when("until", &r.until, Utc::now())?;
+        let since = when("since", &r.since, until - chrono::Duration::days(30))?;
+        if since >= until {
+            return Err(ApiError::InvalidArgument("since must be before until".into()).into());
+        }
+        use usage_records::Column as C;
+        let group = match UsageGroup::try_from(r.group_by) {
+            Ok(UsageGroup::Unspecified | UsageGroup::User) => C::UserId,
+            Ok(UsageGroup::Team) => C::TeamId,
+            Ok(UsageGroup::Key) => C::KeyId,
+            Ok(UsageGroup::Model) => C::Model,
+            Err(_) => return Err(ApiError::InvalidArgument("group_by: unknown value".into()).into()),
+        };
+        let mut q = usage_records::Entity::find()
+            .select_only()
+            .column_as(group, "grp")
+            .column_as(Expr::col(C::RequestId).count(), "requests")
+            .column_as(total(C::InputTokens), "input")
+            .column_as(total(C::OutputTokens), "output")
+            .column_as(total(C::CacheWriteTokens), "cache_write")
+            .column_as(total(C::CacheReadTokens), "cache_read")
+            .column_as(SimpleExpr::from(Func::coalesce([Expr::col(C::CostUsd).sum(), Expr::val(0.0).into()])), "cost")
+            .filter(C::StartedAt.gte(since))
+            .filter(C::StartedAt.lt(until));
+        // Members see their own usage only, whatever they ask for.
+        let user_filter = if who.is_admin() { r.user_id.trim().to_owned() } else { who.user_id.clone() };
+        for (col, v) in [(C::UserId, user_filter.as_str()), (C::TeamId, r.team_id.trim()), (C::KeyId, r.key_id.trim())]
+        {
+            if !v.is_empty() {
+                q = q.filter(col.eq(v));
+            }
+        }
+        let rows =
+            q.group_by(group).order_by_asc(group).into_model::<Row>().all(&self.0.db).await.map_err(ApiError::from)?;
+        let mut sum = UsageRow { group: "total".into(), ..Default::default() };
+        let rows: Vec<UsageRow> = rows
+            .into_iter()
+            .map(|row| {
+                let r = UsageRow {
+                    group: row.grp,
+                    requests: row.requests.max(0) as u64,
+                    input_tokens: row.input.max(0) as u64,
+                    output_tokens: row.output.max(0) as u64,
+                    cache_creation_input_tokens: row.cache_write.max(0) as u64,
+                    cache_read_input_tokens: row.cache_read.max(0) as u64,
+                    cost_usd: row.cost,
+                };
+                sum.requests += r.requests;
+                sum.input_tokens += r.input_tokens;
+                sum.output_tokens += r.output_tokens;
+                sum.cache_creation_input_tokens += r.cache_creation_input_tokens;
+                sum.cache_read_input_tokens += r.cache_read_input_tokens;
+                sum.cost_usd += r.cost_usd;
+                r
+            })
+            .collect();
+        ok(GetUsageResponse { rows, total: Some(sum) })
+    }
+}
+
+fn to_proto(p: model_prices::Model) -> Price {
+    Price {
+        model: p.model,
+        input: p.input,
+        output: p.output,
+        cache_write: p.cache_write,
+        cache_read: p.cache_read,
+        updated_at: ts(p.updated_at),
+    }
+}
+
+#[tonic::async_trait]
+impl PricingService for PricingApi {
+    async fn list_prices(&self, req: tonic::Request<ListPricesRequest>) -> ApiResult<ListPricesResponse> {
+        self.0.caller(&req).await?;
+        let rows = model_prices::Entity::find()
+            .order_by_asc(model_prices::Column::Model)
+            .all(&self.0.db)
+            .await
+            .map_err(ApiError::from)?;
+        ok(ListPricesResponse { prices: rows.into_iter().map(to_proto).collect() })
+    }
+
+    async fn set_price(&self, req: tonic::Request<Price>) -> ApiResult<Price> {
+        let who = self.0.caller(&req).await?;
+        who.require_admin()?;
+        let p = req.into_inner();
+        let model = super::require("model", &p.model, 200)?;
+        for (f, v) in
+            [("input", p.input), ("output", p.output), ("cache_write", p.cache_write), ("cache_read", p.cache_read)]
+        {
+            if !v.is_finite() || !(0.0..=100_000.0).contains(&v) {
+                return Err(ApiError::InvalidArgument(format!(
+                    "{f}: a price between 0 and 100000 USD per million tokens"
+                ))
+                .into());
+            }
+        }
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let before = model_prices::Entity::find_by_id(model.clone()).one(&txn).await.map_err(ApiError::from)?;
+        let am = model_prices::ActiveModel {
+            model: Set(model.clone()),
+            input: Set(p.input),
+            output: Set(p.output),
+            cache_write: Set(p.cache_write),
+            cache_read: Set(p.cache_read),
+            updated_at: Set(Utc::now()),
+        };
+        let after =
+            if before.is_some() { am.update(&txn).await } else { am.insert(&txn).await }.map_err(ApiError::from)?;
+        audit(&txn, &who.user_id, "price.set", "price", &model, before.as_ref(), Some(&after)).await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(to_proto(after))
+    }
+
+    async fn delete_price(&self, req: tonic::Request<DeletePriceRequest>) -> ApiResult<DeleteResponse> {
+        let who = self.0.caller(&req).await?;
+        who.require_admin()?;
+        let model = req.get_ref().model.trim().to_owned();
+        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let before = model_prices::Entity::find_by_id(model.clone())
+            .one(&txn)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("no price for {model:?}")))?;
+        model_prices::Entity::delete_by_id(model.clone()).exec(&txn).await.map_err(ApiError::from)?;
+        audit(&txn, &who.user_id, "price.delete", "price", &model, Some(&before), None).await?;
+        txn.commit().await.map_err(ApiError::from)?;
+        ok(DeleteResponse {})
+    }
+}

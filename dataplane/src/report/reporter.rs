@@ -1,0 +1,157 @@
+//! Usage records from the in-process channel to the control plane, at least
+//! once: every record is logged, appended to the durable spool, and removed
+//! from it only after the control plane acknowledged the batch holding it.
+//! The control plane stores records once per request id, so resending after
+//! an outage or a restart never counts a request twice.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ccag_proto::config::v1 as pb;
+use ccag_proto::config::v1::data_plane_service_client::DataPlaneServiceClient;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+
+use super::spool::Spool;
+use crate::control::{connect, Backoff, Bearer, ControlSettings};
+use crate::usage::UsageRecord;
+
+/// Records per report.
+const BATCH: usize = 500;
+/// Longest wait before a partial batch is sent.
+const LINGER: Duration = Duration::from_millis(500);
+/// Disk held by undelivered records before new ones are refused (and counted as lost).
+pub const MAX_SPOOL_BYTES: u64 = 512 * 1024 * 1024;
+
+fn log(r: &UsageRecord) {
+    match serde_json::to_string(r) {
+        Ok(json) => tracing::info!(target: "ccag::usage", usage = %json, "usage"),
+        Err(e) => tracing::error!(error = %e, "usage record did not serialise"),
+    }
+}
+
+/// Without a control plane: the log is the only consumer.
+pub fn spawn_log_only(mut rx: mpsc::Receiver<UsageRecord>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(r) = rx.recv().await {
+            log(&r);
+        }
+    })
+}
+
+/// With a control plane. The returned handle finishes once the channel has
+/// closed and every queued record is on disk.
+pub fn spawn(mut rx: mpsc::Receiver<UsageRecord>, control: ControlSettings) -> Result<JoinHandle<()>, String> {
+    let spool = Spool::open(&control.state_dir, MAX_SPOOL_BYTES)
+        .map_err(|e| format!("opening the usage spool in {}: {e}", control.state_dir.display()))?;
+    if !spool.is_empty() {
+        tracing::info!(bytes = spool.pending_bytes(), "usage spool holds undelivered records; they will be resent");
+    }
+    let spool = Arc::new(Mutex::new(spool));
+    let wake = Arc::new(Notify::new());
+    tokio::spawn(send_loop(spool.clone(), wake.clone(), control));
+    Ok(tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(BATCH);
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
+            batch.iter().for_each(log);
+            // Short, synchronous appends; the lock is never held across an await.
+            let appended = spool.lock().map(|mut s| s.append(&batch));
+            match appended {
+                Ok(Ok(())) => wake.notify_one(),
+                Ok(Err(e)) => tracing::error!(error = %e, lost = batch.len(), "usage spool refused records"),
+                Err(_) => tracing::error!(lost = batch.len(), "usage spool lock poisoned"),
+            }
+            batch.clear();
+        }
+    }))
+}
+
+async fn send_loop(spool: Arc<Mutex<Spool>>, wake: Arc<Notify>, control: ControlSettings) {
+    let mut backoff = Backoff::new();
+    let mut client = None;
+    loop {
+        let peeked = blocking(&spool, |s| s.peek(BATCH)).await;
+        let (records, cursor) = match peeked {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the usage spool failed");
+                tokio::time::sleep(backoff.delay()).await;
+                continue;
+            }
+        };
+        if records.is_empty() {
+            let _ = tokio::time::timeout(LINGER, wake.notified()).await;
+            continue;
+        }
+        if client.is_none() {
+            match connect(&control)
+                .await
+                .and_then(|ch| Ok(DataPlaneServiceClient::with_interceptor(ch, Bearer::new(&control.token)?)))
+            {
+                Ok(c) => client = Some(c),
+                Err(e) => {
+                    tracing::debug!(error = %e, "control plane unreachable; usage stays spooled");
+                    tokio::time::sleep(backoff.delay()).await;
+                    continue;
+                }
+            }
+        }
+        let Some(c) = client.as_mut() else { continue };
+        let count = records.len();
+        let req = pb::ReportUsageRequest {
+            dataplane_id: control.id.clone(),
+            records: records.into_iter().map(to_pb).collect(),
+        };
+        match c.report_usage(req).await {
+            Ok(resp) => {
+                let r = resp.into_inner();
+                tracing::debug!(sent = count, accepted = r.accepted, duplicates = r.duplicates, "usage reported");
+                if let Err(e) = blocking(&spool, move |s| s.ack(cursor)).await {
+                    tracing::error!(error = %e, "could not record delivered usage; it will be resent");
+                }
+                backoff.reset();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, pending = count, "usage report failed; will retry");
+                client = None;
+                tokio::time::sleep(backoff.delay()).await;
+            }
+        }
+    }
+}
+
+/// Spool reads and acknowledgements fsync; they run off the async workers.
+async fn blocking<T: Send + 'static>(
+    spool: &Arc<Mutex<Spool>>,
+    f: impl FnOnce(&mut Spool) -> std::io::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    let spool = spool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut s = spool.lock().map_err(|_| "usage spool lock poisoned".to_owned())?;
+        f(&mut s).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+fn to_pb(r: UsageRecord) -> pb::UsageRecord {
+    pb::UsageRecord {
+        request_id: r.request_id,
+        operation: r.operation.into_owned(),
+        key_id: r.key_id,
+        user_id: r.user_id,
+        team_id: r.team_id,
+        model: r.model,
+        bedrock_model: r.bedrock_model,
+        stream: r.stream,
+        status: u32::from(r.status),
+        outcome: r.outcome.as_str().to_owned(),
+        input_tokens: r.usage.input_tokens,
+        output_tokens: r.usage.output_tokens,
+        cache_creation_input_tokens: r.usage.cache_creation_input_tokens,
+        cache_read_input_tokens: r.usage.cache_read_input_tokens,
+        ttft_ms: r.ttft_ms.map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX)),
+        duration_ms: r.duration_ms,
+        started_at_ms: r.started_at_ms,
+    }
+}
