@@ -1,27 +1,47 @@
 #!/usr/bin/env bash
-# Starts the gateway's data plane on http://127.0.0.1:8080 with a local
-# snapshot file (./data/snapshot.json) holding one generated API key.
+# Starts the whole gateway on this machine: the control plane (embedded
+# SQLite under ./data, admin API on 127.0.0.1:8091) and one data plane
+# connected to it (Anthropic API on http://127.0.0.1:8080). Ctrl-C stops both.
 # Bedrock is reached with the standard AWS environment: AWS_REGION plus
-# AWS_PROFILE or access keys (or AWS_ENDPOINT_URL_BEDROCK_RUNTIME for a double).
+# AWS_PROFILE or access keys (AWS_ENDPOINT_URL_BEDROCK_RUNTIME for a double).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-data="${CCAG_DATA_DIR:-./data}"
-mkdir -p "$data"
-umask 077
-if [ ! -s "$data/dev-key" ]; then
-  key="sk-ccag-$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 40)"
-  printf '%s' "$key" > "$data/dev-key"
-  echo "Generated an API key (stored in $data/dev-key; shown only now):"
-  echo "  $key"
-fi
-hash=$(sha256sum < "$data/dev-key" | cut -d' ' -f1)
-cat > "$data/snapshot.json" <<JSON
-{"version": "1", "keys": [{"id": "dev", "name": "dev", "sha256": "$hash", "status": "KEY_STATUS_ACTIVE"}]}
-JSON
+export CCAG_DATA_DIR="${CCAG_DATA_DIR:-$PWD/data}"
+mkdir -p "$CCAG_DATA_DIR"
+cargo build --release --quiet -p ccag-controlplane -p ccag-dataplane
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 
-export CCAG_DATAPLANE_CONFIG="$data/snapshot.json"
-export CCAG_DATAPLANE_ADDR="${CCAG_DATAPLANE_ADDR:-127.0.0.1:8080}"
-echo "Point Claude Code at it with:"
-echo "  export ANTHROPIC_BASE_URL=http://$CCAG_DATAPLANE_ADDR ANTHROPIC_API_KEY=\$(cat $data/dev-key)"
-exec cargo run --release --quiet -p ccag-dataplane
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  [ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+grpc="${CCAG_GRPC_ADDR:-127.0.0.1:8091}"
+"$bin/ccag-controlplane" &
+pids+=($!)
+for _ in $(seq 1 100); do
+  [ -s "$CCAG_DATA_DIR/dataplane-token" ] && break
+  sleep 0.1
+done
+
+CCAG_CONTROLPLANE_URL="http://$grpc" \
+CCAG_DATAPLANE_TOKEN_FILE="$CCAG_DATA_DIR/dataplane-token" \
+CCAG_DATAPLANE_STATE_DIR="$CCAG_DATA_DIR/dataplane" \
+  "$bin/ccag-dataplane" &
+pids+=($!)
+
+sleep 1
+cat <<INFO
+
+CCAG is running.
+  Admin:   user '${ADMIN_USERNAME:-admin}', password from ADMIN_PASSWORD or the line
+           "generated password" printed above on the very first start.
+  CLI:     $bin/ccag login && $bin/ccag keys create --name my-laptop
+  Clients: export ANTHROPIC_BASE_URL=http://${CCAG_DATAPLANE_ADDR:-127.0.0.1:8080} ANTHROPIC_API_KEY=<the key>
+Ctrl-C stops both services.
+INFO
+wait -n "${pids[@]}"
