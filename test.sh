@@ -13,5 +13,6 @@ if [ ! -x "$claude" ]; then
   npm install --silent --no-fund --no-audit --prefix "$CCAG_TEST_CACHE/claude-code" @anthropic-ai/claude-code@latest
 fi
 
-cargo test --workspace --all-targets
+# Not --all-targets: that would also run the benchmark binary (harness = false).
+cargo test --workspace
 python3 -m pytest -q dataplane/tests/e2e

@@ -72,10 +72,7 @@ pub fn parse_directives(text: &str) -> Directives {
                     }
                 }
                 if !exception_type.is_empty() {
-                    d.stream_error = Some(StreamErrorDirective {
-                        exception_type,
-                        after,
-                    });
+                    d.stream_error = Some(StreamErrorDirective { exception_type, after });
                 }
             }
             ("tool", Some(v)) if !v.is_empty() => d.tool = Some(v.to_string()),
@@ -94,25 +91,13 @@ pub fn http_error(name: &str) -> Option<(u16, &'static str)> {
     Some(match name {
         "ThrottlingException" => (429, "Too many requests, please wait before trying again."),
         "ValidationException" => (400, "The double was asked to reject this request."),
-        "AccessDeniedException" => (
-            403,
-            "You don't have access to the model with the specified model ID.",
-        ),
+        "AccessDeniedException" => (403, "You don't have access to the model with the specified model ID."),
         "ResourceNotFoundException" => (404, "The requested resource could not be found."),
-        "ServiceQuotaExceededException" => (
-            400,
-            "Your request exceeds the service quota for your account.",
-        ),
+        "ServiceQuotaExceededException" => (400, "Your request exceeds the service quota for your account."),
         "ModelNotReadyException" => (429, "The model is not ready to serve inference requests."),
         "ModelTimeoutException" => (408, "The model timed out while processing the request."),
-        "ModelErrorException" => (
-            424,
-            "The model returned an error while processing the request.",
-        ),
-        "InternalServerException" => (
-            500,
-            "An internal server error occurred. Retry your request.",
-        ),
+        "ModelErrorException" => (424, "The model returned an error while processing the request."),
+        "InternalServerException" => (500, "An internal server error occurred. Retry your request."),
         "ServiceUnavailableException" => (503, "The service is temporarily unavailable."),
         _ => return None,
     })
@@ -120,11 +105,7 @@ pub fn http_error(name: &str) -> Option<(u16, &'static str)> {
 
 /// The last message with role `user`.
 pub fn last_user_message(body: &Value) -> Option<&Value> {
-    body.get("messages")?
-        .as_array()?
-        .iter()
-        .rev()
-        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+    body.get("messages")?.as_array()?.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
 }
 
 /// Text of a message: its string content or its `text` blocks joined by
@@ -145,11 +126,9 @@ pub fn message_text(message: &Value) -> String {
 fn tool_result_content_text(content: Option<&Value>) -> String {
     match content {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(blocks)) => blocks
-            .iter()
-            .filter_map(|b| b.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        Some(Value::Array(blocks)) => {
+            blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
+        }
         _ => String::new(),
     }
 }
@@ -166,9 +145,7 @@ pub fn tool_result_text(message: &Value) -> Option<String> {
 
 /// Directives of a request body (from its last user message).
 pub fn directives_of(body: &Value) -> Directives {
-    last_user_message(body)
-        .map(|m| parse_directives(&message_text(m)))
-        .unwrap_or_default()
+    last_user_message(body).map(|m| parse_directives(&message_text(m))).unwrap_or_default()
 }
 
 fn push_block_text(block: &Value, out: &mut String) {
@@ -252,9 +229,7 @@ impl Reply {
 }
 
 fn random_alnum(n: usize) -> String {
-    std::iter::repeat_with(fastrand::alphanumeric)
-        .take(n)
-        .collect()
+    std::iter::repeat_with(fastrand::alphanumeric).take(n).collect()
 }
 
 /// A fresh `msg_bdrk_…` id.
@@ -268,9 +243,7 @@ pub fn new_tool_use_id() -> String {
 }
 
 fn new_signature() -> String {
-    let bytes: Vec<u8> = std::iter::repeat_with(|| fastrand::u8(..))
-        .take(96)
-        .collect();
+    let bytes: Vec<u8> = std::iter::repeat_with(|| fastrand::u8(..)).take(96).collect();
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
@@ -282,20 +255,14 @@ pub fn plan_reply(body: &Value, model_anthropic_id: &str, directives: &Directive
             return None;
         }
         let omitted = t.get("display").and_then(Value::as_str) == Some("omitted");
-        Some(ThinkingPlan {
-            text: (!omitted).then(|| THINKING_TEXT.to_string()),
-            signature: new_signature(),
-        })
+        Some(ThinkingPlan { text: (!omitted).then(|| THINKING_TEXT.to_string()), signature: new_signature() })
     });
 
     let last_user = last_user_message(body);
     let content = match last_user.and_then(tool_result_text) {
         Some(result) => ReplyContent::Text(format!("Tool said: {result}")),
         None => match &directives.tool {
-            Some(name) => ReplyContent::ToolUse {
-                id: new_tool_use_id(),
-                name: name.clone(),
-            },
+            Some(name) => ReplyContent::ToolUse { id: new_tool_use_id(), name: name.clone() },
             None => ReplyContent::Text(DEFAULT_REPLY.to_string()),
         },
     };
@@ -430,8 +397,8 @@ pub fn message_json(reply: &Reply) -> Value {
     match &reply.content {
         ReplyContent::Text(text) => content.push(json!({"type": "text", "text": text})),
         ReplyContent::ToolUse { id, name } => {
-            let input: Value = serde_json::from_str(&TOOL_INPUT_PARTS.concat())
-                .expect("TOOL_INPUT_PARTS concatenate to valid JSON");
+            let input: Value =
+                serde_json::from_str(&TOOL_INPUT_PARTS.concat()).expect("TOOL_INPUT_PARTS concatenate to valid JSON");
             content.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
         }
     }
@@ -486,10 +453,7 @@ mod tests {
         );
         assert_eq!(
             d.stream_error,
-            Some(StreamErrorDirective {
-                exception_type: "throttlingException".into(),
-                after: 2
-            })
+            Some(StreamErrorDirective { exception_type: "throttlingException".into(), after: 2 })
         );
         assert_eq!(d.chunks, Some(5));
         assert_eq!(d.delay_ms, Some(7));
@@ -540,10 +504,7 @@ mod tests {
                 "message_stop"
             ]
         );
-        let text: String = ev
-            .iter()
-            .filter_map(|e| e["delta"]["text"].as_str())
-            .collect();
+        let text: String = ev.iter().filter_map(|e| e["delta"]["text"].as_str()).collect();
         assert_eq!(text, DEFAULT_REPLY);
         assert!(r.message_id.starts_with("msg_bdrk_"));
         assert_eq!(ev[0]["message"]["model"], "claude-sonnet-4-5-20250929");
@@ -579,14 +540,8 @@ mod tests {
         let ev = stream_events(&r, 3);
         assert_eq!(ev[1]["content_block"]["type"], "tool_use");
         assert_eq!(ev[1]["content_block"]["name"], "Bash");
-        assert!(ev[1]["content_block"]["id"]
-            .as_str()
-            .unwrap()
-            .starts_with("toolu_"));
-        let json: String = ev
-            .iter()
-            .filter_map(|e| e["delta"]["partial_json"].as_str())
-            .collect();
+        assert!(ev[1]["content_block"]["id"].as_str().unwrap().starts_with("toolu_"));
+        let json: String = ev.iter().filter_map(|e| e["delta"]["partial_json"].as_str()).collect();
         assert_eq!(json, r#"{"command": "echo hi"}"#);
         let msg = message_json(&r);
         assert_eq!(msg["stop_reason"], "tool_use");

@@ -77,16 +77,11 @@ mod tests {
         let names: Vec<&str> = msg.headers().iter().map(|h| h.name().as_str()).collect();
         assert_eq!(names, [":event-type", ":content-type", ":message-type"]);
         let payload: serde_json::Value = serde_json::from_slice(msg.payload()).unwrap();
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(payload["bytes"].as_str().unwrap())
-            .unwrap();
+        let decoded = base64::engine::general_purpose::STANDARD.decode(payload["bytes"].as_str().unwrap()).unwrap();
         assert_eq!(decoded, event);
         assert_eq!(payload["p"], "abc");
         // total length is the first u32
-        assert_eq!(
-            u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize,
-            frame.len()
-        );
+        assert_eq!(u32::from_be_bytes(frame[..4].try_into().unwrap()) as usize, frame.len());
     }
 
     #[test]
@@ -100,10 +95,7 @@ mod tests {
                 .map(|s| s.as_str().to_string())
         };
         assert_eq!(get(":message-type").as_deref(), Some("exception"));
-        assert_eq!(
-            get(":exception-type").as_deref(),
-            Some("throttlingException")
-        );
+        assert_eq!(get(":exception-type").as_deref(), Some("throttlingException"));
         assert_eq!(get(":content-type").as_deref(), Some("application/json"));
         let payload: serde_json::Value = serde_json::from_slice(msg.payload()).unwrap();
         assert_eq!(payload["message"], "slow down");

@@ -69,12 +69,8 @@ impl DoubleConfig {
     /// unparsable values keep their defaults.
     pub fn from_env() -> Self {
         let d = DoubleConfig::default();
-        let string = |name: &str, default: String| {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.is_empty())
-                .unwrap_or(default)
-        };
+        let string =
+            |name: &str, default: String| std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or(default);
         DoubleConfig {
             access_key_id: string("DOUBLE_ACCESS_KEY_ID", d.access_key_id),
             secret_access_key: string("DOUBLE_SECRET_ACCESS_KEY", d.secret_access_key),

@@ -10,10 +10,7 @@ use ccag_bedrock_double::{spawn, DoubleConfig};
 async fn main() -> std::io::Result<()> {
     let addr_text = std::env::var("DOUBLE_ADDR").unwrap_or_else(|_| "127.0.0.1:0".to_string());
     let addr: SocketAddr = addr_text.parse().map_err(|e| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("DOUBLE_ADDR={addr_text:?}: {e}"),
-        )
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("DOUBLE_ADDR={addr_text:?}: {e}"))
     })?;
     let double = spawn(addr, DoubleConfig::from_env()).await?;
     {

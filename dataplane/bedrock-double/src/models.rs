@@ -72,12 +72,7 @@ pub struct ModelInfo {
 impl ModelInfo {
     fn from_foundation(id: &str) -> Option<ModelInfo> {
         let (family, version) = parse_family_version(id)?;
-        Some(ModelInfo {
-            foundation_id: id.to_string(),
-            anthropic_id: anthropic_id(id),
-            family,
-            version,
-        })
+        Some(ModelInfo { foundation_id: id.to_string(), anthropic_id: anthropic_id(id), family, version })
     }
 }
 
@@ -133,11 +128,7 @@ pub fn parse_family_version(id: &str) -> Option<(Family, Version)> {
         };
         return Some((family, Version::new(major, minor)));
     }
-    let major: u32 = tokens
-        .first()
-        .filter(|t| is_short_number(t))?
-        .parse()
-        .ok()?;
+    let major: u32 = tokens.first().filter(|t| is_short_number(t))?.parse().ok()?;
     let (minor, fam_tok) = match tokens.get(1) {
         Some(t) if is_short_number(t) => (t.parse().ok()?, tokens.get(2)?),
         Some(t) => (0, t),
@@ -148,9 +139,7 @@ pub fn parse_family_version(id: &str) -> Option<(Family, Version)> {
 
 /// `anthropic.claude-sonnet-4-5-20250929-v1:0` → `claude-sonnet-4-5-20250929`.
 pub fn anthropic_id(foundation_id: &str) -> String {
-    let s = foundation_id
-        .strip_prefix("anthropic.")
-        .unwrap_or(foundation_id);
+    let s = foundation_id.strip_prefix("anthropic.").unwrap_or(foundation_id);
     let s = s.split(':').next().unwrap_or(s);
     let s = s.strip_suffix("-v1").unwrap_or(s);
     s.to_string()
@@ -203,9 +192,7 @@ fn resolve_arn(rest: &str) -> Result<ModelInfo, ModelError> {
             return Err(ModelError::Invalid);
         }
         let embedded = FOUNDATION_IDS.iter().find(|f| name.contains(**f));
-        let foundation = embedded
-            .copied()
-            .unwrap_or(DEFAULT_APPLICATION_PROFILE_MODEL);
+        let foundation = embedded.copied().unwrap_or(DEFAULT_APPLICATION_PROFILE_MODEL);
         return ModelInfo::from_foundation(foundation).ok_or(ModelError::Invalid);
     }
     if let Some(foundation) = resource.strip_prefix("foundation-model/") {
@@ -232,42 +219,18 @@ mod tests {
     #[test]
     fn versions_parse_from_all_id_shapes() {
         let cases = [
-            (
-                "anthropic.claude-sonnet-4-5-20250929-v1:0",
-                Family::Sonnet,
-                4,
-                5,
-            ),
+            ("anthropic.claude-sonnet-4-5-20250929-v1:0", Family::Sonnet, 4, 5),
             ("anthropic.claude-opus-4-6-v1", Family::Opus, 4, 6),
             ("anthropic.claude-opus-5-5", Family::Opus, 5, 5),
             ("anthropic.claude-opus-5", Family::Opus, 5, 0),
             ("anthropic.claude-opus-4-20250514-v1:0", Family::Opus, 4, 0),
-            (
-                "anthropic.claude-3-7-sonnet-20250219-v1:0",
-                Family::Sonnet,
-                3,
-                7,
-            ),
-            (
-                "anthropic.claude-haiku-4-5-20251001-v1:0",
-                Family::Haiku,
-                4,
-                5,
-            ),
-            (
-                "anthropic.claude-3-5-haiku-20241022-v1:0",
-                Family::Haiku,
-                3,
-                5,
-            ),
+            ("anthropic.claude-3-7-sonnet-20250219-v1:0", Family::Sonnet, 3, 7),
+            ("anthropic.claude-haiku-4-5-20251001-v1:0", Family::Haiku, 4, 5),
+            ("anthropic.claude-3-5-haiku-20241022-v1:0", Family::Haiku, 3, 5),
             ("us.anthropic.claude-opus-4-7", Family::Opus, 4, 7),
         ];
         for (id, fam, major, minor) in cases {
-            assert_eq!(
-                parse_family_version(id),
-                Some((fam, Version::new(major, minor))),
-                "{id}"
-            );
+            assert_eq!(parse_family_version(id), Some((fam, Version::new(major, minor))), "{id}");
         }
         for id in FOUNDATION_IDS {
             assert!(parse_family_version(id).is_some(), "{id}");
@@ -276,14 +239,8 @@ mod tests {
 
     #[test]
     fn anthropic_ids_are_derived() {
-        assert_eq!(
-            anthropic_id("anthropic.claude-sonnet-4-5-20250929-v1:0"),
-            "claude-sonnet-4-5-20250929"
-        );
-        assert_eq!(
-            anthropic_id("anthropic.claude-opus-4-6-v1"),
-            "claude-opus-4-6"
-        );
+        assert_eq!(anthropic_id("anthropic.claude-sonnet-4-5-20250929-v1:0"), "claude-sonnet-4-5-20250929");
+        assert_eq!(anthropic_id("anthropic.claude-opus-4-6-v1"), "claude-opus-4-6");
         assert_eq!(anthropic_id("anthropic.claude-opus-5-5"), "claude-opus-5-5");
     }
 
@@ -301,32 +258,21 @@ mod tests {
     #[test]
     fn geo_profiles_resolve() {
         for geo in GEO_PREFIXES {
-            let m =
-                resolve_invoke(&format!("{geo}.anthropic.claude-haiku-4-5-20251001-v1:0")).unwrap();
+            let m = resolve_invoke(&format!("{geo}.anthropic.claude-haiku-4-5-20251001-v1:0")).unwrap();
             assert_eq!(m.family, Family::Haiku);
             assert_eq!(m.anthropic_id, "claude-haiku-4-5-20251001");
         }
-        assert_eq!(
-            resolve_invoke("xx.anthropic.claude-haiku-4-5-20251001-v1:0"),
-            Err(ModelError::Invalid)
-        );
-        assert_eq!(
-            resolve_invoke("us.anthropic.claude-sonnet-9"),
-            Err(ModelError::Invalid)
-        );
+        assert_eq!(resolve_invoke("xx.anthropic.claude-haiku-4-5-20251001-v1:0"), Err(ModelError::Invalid));
+        assert_eq!(resolve_invoke("us.anthropic.claude-sonnet-9"), Err(ModelError::Invalid));
     }
 
     #[test]
     fn arns_resolve() {
-        let m = resolve_invoke(
-            "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-opus-4-6-v1",
-        )
-        .unwrap();
+        let m =
+            resolve_invoke("arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-opus-4-6-v1")
+                .unwrap();
         assert_eq!(m.anthropic_id, "claude-opus-4-6");
-        let m = resolve_invoke(
-            "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123",
-        )
-        .unwrap();
+        let m = resolve_invoke("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc123").unwrap();
         assert_eq!(m.foundation_id, DEFAULT_APPLICATION_PROFILE_MODEL);
         assert_eq!(
             resolve_invoke("arn:aws:bedrock:us-east-1:1:inference-profile/anthropic.claude-opus-5"),
@@ -337,9 +283,6 @@ mod tests {
     #[test]
     fn count_tokens_accepts_foundation_ids_only() {
         assert!(resolve_count_tokens("anthropic.claude-sonnet-4-5-20250929-v1:0").is_ok());
-        assert_eq!(
-            resolve_count_tokens("us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
-            Err(ModelError::Invalid)
-        );
+        assert_eq!(resolve_count_tokens("us.anthropic.claude-sonnet-4-5-20250929-v1:0"), Err(ModelError::Invalid));
     }
 }

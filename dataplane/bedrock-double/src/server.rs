@@ -207,26 +207,14 @@ impl Drop for Double {
 pub async fn spawn(addr: SocketAddr, cfg: DoubleConfig) -> std::io::Result<Double> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared {
-        cfg,
-        stats: Stats::default(),
-        log: Mutex::new(VecDeque::with_capacity(REQUEST_LOG_LEN)),
-    });
+    let shared =
+        Arc::new(Shared { cfg, stats: Stats::default(), log: Mutex::new(VecDeque::with_capacity(REQUEST_LOG_LEN)) });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx));
-    Ok(Double {
-        addr,
-        shared,
-        shutdown,
-        task,
-    })
+    Ok(Double { addr, shared, shutdown, task })
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -248,8 +236,7 @@ async fn accept_loop(
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(handle(shared, req).await) }
             });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc);
+            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
             tokio::select! {
                 _ = conn => {}
                 _ = conn_shutdown.changed() => {}
@@ -269,13 +256,8 @@ impl Body for ChannelBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|item| item.map(|b| Ok(Frame::data(b))))
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.rx.poll_recv(cx).map(|item| item.map(|b| Ok(Frame::data(b))))
     }
 }
 
@@ -284,23 +266,12 @@ fn full(body: impl Into<Bytes>) -> ResBody {
 }
 
 fn request_id() -> String {
-    let hex: String = std::iter::repeat_with(|| format!("{:x}", fastrand::u8(..16)))
-        .take(32)
-        .collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    let hex: String = std::iter::repeat_with(|| format!("{:x}", fastrand::u8(..16))).take(32).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
 fn base_response(status: StatusCode) -> http::response::Builder {
-    Response::builder()
-        .status(status)
-        .header("x-amzn-RequestId", request_id())
+    Response::builder().status(status).header("x-amzn-RequestId", request_id())
 }
 
 fn json_response(status: StatusCode, v: &Value) -> Response<ResBody> {
@@ -325,12 +296,7 @@ fn validation_error(message: &str) -> Response<ResBody> {
 fn directive_error(name: &str) -> Response<ResBody> {
     match behaviour::http_error(name) {
         Some((status, msg)) => aws_error(status, name, BEDROCK_NS, msg),
-        None => aws_error(
-            500,
-            "InternalServerException",
-            BEDROCK_NS,
-            &format!("unknown [double:error] name '{name}'"),
-        ),
+        None => aws_error(500, "InternalServerException", BEDROCK_NS, &format!("unknown [double:error] name '{name}'")),
     }
 }
 
@@ -434,9 +400,7 @@ async fn handle_model(shared: Arc<Shared>, req: Request<Incoming>) -> Response<R
     shared.record(RecordedRequest {
         operation: op.name().to_string(),
         model: model_id.clone(),
-        body: parsed_body
-            .clone()
-            .unwrap_or_else(|| Value::String(String::from_utf8_lossy(&body).into_owned())),
+        body: parsed_body.clone().unwrap_or_else(|| Value::String(String::from_utf8_lossy(&body).into_owned())),
         headers: headers_json(&parts.headers),
     });
 
@@ -469,14 +433,7 @@ async fn handle_model(shared: Arc<Shared>, req: Request<Incoming>) -> Response<R
     match op {
         Operation::CountTokens => count_tokens(&shared, &model_id, parsed_body).await,
         Operation::Invoke | Operation::Stream => {
-            invoke(
-                &shared,
-                &model_id,
-                parsed_body,
-                op == Operation::Stream,
-                started,
-            )
-            .await
+            invoke(&shared, &model_id, parsed_body, op == Operation::Stream, started).await
         }
         Operation::Unknown => unreachable!("handled above"),
     }
@@ -501,9 +458,7 @@ fn prepare_invocation(
         Box::new(validation_error(msg))
     };
     let model: ModelInfo = models::resolve_invoke(model_id).map_err(|e| fail(&e.message()))?;
-    let body = body.ok_or_else(|| {
-        fail("Malformed input request, please reformat your input and try again.")
-    })?;
+    let body = body.ok_or_else(|| fail("Malformed input request, please reformat your input and try again."))?;
     validate::validate_invoke_body(&body, &model).map_err(|m| fail(&m))?;
     let directives = behaviour::directives_of(&body);
     if let Some(name) = &directives.error {
@@ -568,12 +523,7 @@ enum StreamEnd {
     Cancelled,
 }
 
-async fn produce_stream(
-    shared: Arc<Shared>,
-    inv: Invocation,
-    started: Instant,
-    tx: mpsc::Sender<Bytes>,
-) {
+async fn produce_stream(shared: Arc<Shared>, inv: Invocation, started: Instant, tx: mpsc::Sender<Bytes>) {
     let end = send_frames(&inv, started, &tx).await;
     let counter = match end {
         StreamEnd::Completed => &shared.stats.streams_completed,
@@ -586,11 +536,7 @@ async fn produce_stream(
 async fn send_frames(inv: &Invocation, started: Instant, tx: &mpsc::Sender<Bytes>) -> StreamEnd {
     let mut events = behaviour::stream_events(&inv.reply, inv.chunks);
     let total = events.len();
-    let error_at = inv
-        .directives
-        .stream_error
-        .as_ref()
-        .map(|e| (e.after.min(total), e.exception_type.clone()));
+    let error_at = inv.directives.stream_error.as_ref().map(|e| (e.after.min(total), e.exception_type.clone()));
     tokio::time::sleep(inv.ttft).await;
     let mut first_byte_ms: Option<u64> = None;
     for (i, event) in events.iter_mut().enumerate() {
@@ -675,11 +621,7 @@ async fn count_tokens(shared: &Shared, model_id: &str, body: Option<Value>) -> R
     if input.get("converse").is_some() {
         return fail("The Bedrock double supports only input.invokeModel for CountTokens.");
     }
-    let Some(b64) = input
-        .get("invokeModel")
-        .and_then(|v| v.get("body"))
-        .and_then(Value::as_str)
-    else {
+    let Some(b64) = input.get("invokeModel").and_then(|v| v.get("body")).and_then(Value::as_str) else {
         return fail("input.invokeModel.body: Field required");
     };
     let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else {
@@ -698,10 +640,7 @@ async fn count_tokens(shared: &Shared, model_id: &str, body: Option<Value>) -> R
     if directives.too_long {
         return fail(TOO_LONG);
     }
-    json_response(
-        StatusCode::OK,
-        &json!({ "inputTokens": behaviour::estimate_input_tokens(&inner) }),
-    )
+    json_response(StatusCode::OK, &json!({ "inputTokens": behaviour::estimate_input_tokens(&inner) }))
 }
 
 #[cfg(test)]
@@ -712,35 +651,19 @@ mod tests {
     fn model_path_accepts_encoded_and_raw_labels() {
         assert_eq!(
             parse_model_path("/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke"),
-            Some((
-                "us.anthropic.claude-sonnet-4-5-20250929-v1:0".to_string(),
-                Operation::Invoke
-            ))
+            Some(("us.anthropic.claude-sonnet-4-5-20250929-v1:0".to_string(), Operation::Invoke))
         );
         assert_eq!(
-            parse_model_path(
-                "/model/us.anthropic.claude-sonnet-4-5-20250929-v1:0/invoke-with-response-stream"
-            ),
-            Some((
-                "us.anthropic.claude-sonnet-4-5-20250929-v1:0".to_string(),
-                Operation::Stream
-            ))
+            parse_model_path("/model/us.anthropic.claude-sonnet-4-5-20250929-v1:0/invoke-with-response-stream"),
+            Some(("us.anthropic.claude-sonnet-4-5-20250929-v1:0".to_string(), Operation::Stream))
         );
         assert_eq!(
-            parse_model_path(
-                "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.x/count-tokens"
-            ),
-            Some((
-                "arn:aws:bedrock:us-east-1:1:inference-profile/us.x".to_string(),
-                Operation::CountTokens
-            ))
+            parse_model_path("/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fus.x/count-tokens"),
+            Some(("arn:aws:bedrock:us-east-1:1:inference-profile/us.x".to_string(), Operation::CountTokens))
         );
         assert_eq!(
             parse_model_path("/model/arn:aws:bedrock:us-east-1:1:inference-profile/us.x/invoke"),
-            Some((
-                "arn:aws:bedrock:us-east-1:1:inference-profile/us.x".to_string(),
-                Operation::Invoke
-            ))
+            Some(("arn:aws:bedrock:us-east-1:1:inference-profile/us.x".to_string(), Operation::Invoke))
         );
     }
 }

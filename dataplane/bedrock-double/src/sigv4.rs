@@ -52,9 +52,7 @@ impl AuthError {
                 "Missing Authentication Token: no Authorization header was provided.".to_string()
             }
             AuthError::Malformed(why) => format!("Authorization header is malformed: {why}"),
-            AuthError::UnknownAccessKey(_) => {
-                "The security token included in the request is invalid.".to_string()
-            }
+            AuthError::UnknownAccessKey(_) => "The security token included in the request is invalid.".to_string(),
             AuthError::WrongService(svc) => {
                 format!("Credential should be scoped to correct service: 'bedrock'. (got '{svc}')")
             }
@@ -62,8 +60,7 @@ impl AuthError {
                 format!("Header '{h}' is listed in SignedHeaders but is not present.")
             }
             AuthError::PayloadHashMismatch => {
-                "The provided 'x-amz-content-sha256' header does not match what was computed."
-                    .to_string()
+                "The provided 'x-amz-content-sha256' header does not match what was computed.".to_string()
             }
             AuthError::SignatureMismatch => "The request signature we calculated does not match \
                  the signature you provided. Check your AWS Secret Access Key and signing method. \
@@ -90,23 +87,17 @@ pub struct AuthorizationHeader {
 impl AuthorizationHeader {
     /// `date/region/service/aws4_request`.
     pub fn scope(&self) -> String {
-        format!(
-            "{}/{}/{}/aws4_request",
-            self.date, self.region, self.service
-        )
+        format!("{}/{}/{}/aws4_request", self.date, self.region, self.service)
     }
 }
 
 /// Parses an `Authorization` header value.
 pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader, AuthError> {
     let value = value.trim();
-    let rest = value
-        .strip_prefix(ALGORITHM)
-        .ok_or_else(|| AuthError::Malformed(format!("algorithm must be {ALGORITHM}")))?;
+    let rest =
+        value.strip_prefix(ALGORITHM).ok_or_else(|| AuthError::Malformed(format!("algorithm must be {ALGORITHM}")))?;
     if !rest.starts_with(' ') {
-        return Err(AuthError::Malformed(
-            "expected a space after the algorithm".into(),
-        ));
+        return Err(AuthError::Malformed("expected a space after the algorithm".into()));
     }
     let mut credential = None;
     let mut signed_headers = None;
@@ -116,9 +107,8 @@ pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader, AuthError
         if part.is_empty() {
             continue;
         }
-        let (k, v) = part
-            .split_once('=')
-            .ok_or_else(|| AuthError::Malformed(format!("component '{part}' has no '='")))?;
+        let (k, v) =
+            part.split_once('=').ok_or_else(|| AuthError::Malformed(format!("component '{part}' has no '='")))?;
         match k.trim() {
             "Credential" => credential = Some(v.trim().to_string()),
             "SignedHeaders" => signed_headers = Some(v.trim().to_string()),
@@ -129,32 +119,22 @@ pub fn parse_authorization(value: &str) -> Result<AuthorizationHeader, AuthError
         }
     }
     let credential = credential.ok_or_else(|| AuthError::Malformed("missing Credential".into()))?;
-    let signed_headers =
-        signed_headers.ok_or_else(|| AuthError::Malformed("missing SignedHeaders".into()))?;
+    let signed_headers = signed_headers.ok_or_else(|| AuthError::Malformed("missing SignedHeaders".into()))?;
     let signature = signature.ok_or_else(|| AuthError::Malformed("missing Signature".into()))?;
 
     let parts: Vec<&str> = credential.split('/').collect();
     if parts.len() != 5 || parts[4] != "aws4_request" {
-        return Err(AuthError::Malformed(
-            "Credential must be AK/YYYYMMDD/REGION/SERVICE/aws4_request".into(),
-        ));
+        return Err(AuthError::Malformed("Credential must be AK/YYYYMMDD/REGION/SERVICE/aws4_request".into()));
     }
     if parts[1].len() != 8 || !parts[1].bytes().all(|b| b.is_ascii_digit()) {
-        return Err(AuthError::Malformed(
-            "credential date must be YYYYMMDD".into(),
-        ));
+        return Err(AuthError::Malformed("credential date must be YYYYMMDD".into()));
     }
-    let signed_headers: Vec<String> = signed_headers
-        .split(';')
-        .map(|h| h.trim().to_ascii_lowercase())
-        .collect();
+    let signed_headers: Vec<String> = signed_headers.split(';').map(|h| h.trim().to_ascii_lowercase()).collect();
     if signed_headers.iter().any(String::is_empty) {
         return Err(AuthError::Malformed("empty name in SignedHeaders".into()));
     }
     if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(AuthError::Malformed(
-            "Signature must be 64 hex digits".into(),
-        ));
+        return Err(AuthError::Malformed("Signature must be 64 hex digits".into()));
     }
     Ok(AuthorizationHeader {
         access_key_id: parts[0].to_string(),
@@ -225,18 +205,11 @@ pub fn canonical_query(raw_query: Option<&str>) -> String {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (
-                uri_encode(&percent_decode(k), false),
-                uri_encode(&percent_decode(v), false),
-            )
+            (uri_encode(&percent_decode(k), false), uri_encode(&percent_decode(v), false))
         })
         .collect();
     pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
 
 /// Trims a header value and collapses inner runs of spaces to one.
@@ -314,10 +287,7 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 
 /// `AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hex sha256(canonical request)}`.
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()))
 }
 
 /// The derived signing key: HMAC chain from `AWS4`+secret over date, region,
@@ -372,17 +342,9 @@ pub struct Verifier<'a> {
 }
 
 /// Verifies a header-signed request. On success returns the parsed header.
-pub fn verify(
-    verifier: &Verifier<'_>,
-    req: &RequestParts<'_>,
-) -> Result<AuthorizationHeader, AuthError> {
-    let raw = req
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .ok_or(AuthError::MissingAuthorization)?;
-    let raw = raw
-        .to_str()
-        .map_err(|_| AuthError::Malformed("non-ASCII Authorization header".into()))?;
+pub fn verify(verifier: &Verifier<'_>, req: &RequestParts<'_>) -> Result<AuthorizationHeader, AuthError> {
+    let raw = req.headers.get(http::header::AUTHORIZATION).ok_or(AuthError::MissingAuthorization)?;
+    let raw = raw.to_str().map_err(|_| AuthError::Malformed("non-ASCII Authorization header".into()))?;
     let auth = parse_authorization(raw)?;
     if auth.service != verifier.service {
         return Err(AuthError::WrongService(auth.service.clone()));
@@ -398,21 +360,13 @@ pub fn verify(
         .trim()
         .to_string();
     if amz_date.len() < 8 || amz_date[..8] != auth.date {
-        return Err(AuthError::Malformed(
-            "credential scope date does not match x-amz-date".into(),
-        ));
+        return Err(AuthError::Malformed("credential scope date does not match x-amz-date".into()));
     }
     if !auth.signed_headers.iter().any(|h| h == "host") {
-        return Err(AuthError::Malformed(
-            "'host' must be a signed header".into(),
-        ));
+        return Err(AuthError::Malformed("'host' must be a signed header".into()));
     }
     let body_hash = sha256_hex(req.body);
-    let payload_hash = match req
-        .headers
-        .get("x-amz-content-sha256")
-        .and_then(|v| v.to_str().ok())
-    {
+    let payload_hash = match req.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()) {
         Some(declared) => {
             let declared = declared.trim().to_string();
             let is_hash = declared.len() == 64 && declared.bytes().all(|b| b.is_ascii_hexdigit());
@@ -461,14 +415,8 @@ pub fn sign(
     body: &[u8],
     params: &SigningParams<'_>,
 ) {
-    headers.insert(
-        "x-amz-date",
-        http::HeaderValue::from_str(params.amz_date).expect("ascii date"),
-    );
-    let mut names: Vec<String> = headers
-        .keys()
-        .map(|k| k.as_str().to_ascii_lowercase())
-        .collect();
+    headers.insert("x-amz-date", http::HeaderValue::from_str(params.amz_date).expect("ascii date"));
+    let mut names: Vec<String> = headers.keys().map(|k| k.as_str().to_ascii_lowercase()).collect();
     names.sort();
     names.dedup();
     let auth = AuthorizationHeader {
@@ -496,10 +444,7 @@ pub fn sign(
         auth.scope(),
         auth.signed_headers.join(";")
     );
-    headers.insert(
-        http::header::AUTHORIZATION,
-        http::HeaderValue::from_str(&value).expect("ascii authorization"),
-    );
+    headers.insert(http::header::AUTHORIZATION, http::HeaderValue::from_str(&value).expect("ascii authorization"));
 }
 
 #[cfg(test)]
@@ -515,8 +460,7 @@ mod tests {
         service: "bedrock",
         amz_date: "20250101T000000Z",
     };
-    const GET_VANILLA_SIG: &str =
-        "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
+    const GET_VANILLA_SIG: &str = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
 
     fn vanilla_headers(sig: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -553,11 +497,7 @@ mod tests {
             "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\n\
              host;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        let sts = string_to_sign(
-            "20150830T123600Z",
-            "20150830/us-east-1/service/aws4_request",
-            &creq,
-        );
+        let sts = string_to_sign("20150830T123600Z", "20150830/us-east-1/service/aws4_request", &creq);
         assert_eq!(
             sts,
             "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n\
@@ -568,18 +508,8 @@ mod tests {
     #[test]
     fn get_vanilla_signature_matches_suite() {
         let headers = vanilla_headers(GET_VANILLA_SIG);
-        let verifier = Verifier {
-            access_key_id: AK,
-            secret_access_key: SECRET,
-            service: "service",
-        };
-        let req = RequestParts {
-            method: "GET",
-            raw_path: "/",
-            raw_query: None,
-            headers: &headers,
-            body: b"",
-        };
+        let verifier = Verifier { access_key_id: AK, secret_access_key: SECRET, service: "service" };
+        let req = RequestParts { method: "GET", raw_path: "/", raw_query: None, headers: &headers, body: b"" };
         let auth = verify(&verifier, &req).expect("official vector verifies");
         assert_eq!(auth.signature, GET_VANILLA_SIG);
     }
@@ -587,18 +517,8 @@ mod tests {
     #[test]
     fn get_vanilla_with_wrong_secret_is_rejected() {
         let headers = vanilla_headers(GET_VANILLA_SIG);
-        let verifier = Verifier {
-            access_key_id: AK,
-            secret_access_key: "not-the-secret",
-            service: "service",
-        };
-        let req = RequestParts {
-            method: "GET",
-            raw_path: "/",
-            raw_query: None,
-            headers: &headers,
-            body: b"",
-        };
+        let verifier = Verifier { access_key_id: AK, secret_access_key: "not-the-secret", service: "service" };
+        let req = RequestParts { method: "GET", raw_path: "/", raw_query: None, headers: &headers, body: b"" };
         assert_eq!(verify(&verifier, &req), Err(AuthError::SignatureMismatch));
     }
 
@@ -607,45 +527,18 @@ mod tests {
         let mut bad = GET_VANILLA_SIG.to_string();
         bad.replace_range(0..1, "6");
         let headers = vanilla_headers(&bad);
-        let verifier = Verifier {
-            access_key_id: AK,
-            secret_access_key: SECRET,
-            service: "service",
-        };
-        let req = RequestParts {
-            method: "GET",
-            raw_path: "/",
-            raw_query: None,
-            headers: &headers,
-            body: b"",
-        };
+        let verifier = Verifier { access_key_id: AK, secret_access_key: SECRET, service: "service" };
+        let req = RequestParts { method: "GET", raw_path: "/", raw_query: None, headers: &headers, body: b"" };
         assert_eq!(verify(&verifier, &req), Err(AuthError::SignatureMismatch));
     }
 
     #[test]
     fn wrong_service_and_unknown_key_are_distinguished() {
         let headers = vanilla_headers(GET_VANILLA_SIG);
-        let req = RequestParts {
-            method: "GET",
-            raw_path: "/",
-            raw_query: None,
-            headers: &headers,
-            body: b"",
-        };
-        let bedrock = Verifier {
-            access_key_id: AK,
-            secret_access_key: SECRET,
-            service: "bedrock",
-        };
-        assert_eq!(
-            verify(&bedrock, &req),
-            Err(AuthError::WrongService("service".into()))
-        );
-        let other_key = Verifier {
-            access_key_id: "AKIDOTHER",
-            secret_access_key: SECRET,
-            service: "service",
-        };
+        let req = RequestParts { method: "GET", raw_path: "/", raw_query: None, headers: &headers, body: b"" };
+        let bedrock = Verifier { access_key_id: AK, secret_access_key: SECRET, service: "bedrock" };
+        assert_eq!(verify(&bedrock, &req), Err(AuthError::WrongService("service".into())));
+        let other_key = Verifier { access_key_id: "AKIDOTHER", secret_access_key: SECRET, service: "service" };
         let err = verify(&other_key, &req).unwrap_err();
         assert_eq!(err.error_type(), "UnrecognizedClientException");
     }
@@ -681,21 +574,10 @@ mod tests {
     fn unsigned_security_token_is_not_required_but_signed_one_is() {
         let mut headers = HeaderMap::new();
         headers.insert("host", "localhost:1".parse().unwrap());
-        sign(
-            &mut headers,
-            "POST",
-            "/model/x/invoke",
-            None,
-            b"{}",
-            &TEST_PARAMS,
-        );
+        sign(&mut headers, "POST", "/model/x/invoke", None, b"{}", &TEST_PARAMS);
         // An extra unsigned x-amz-security-token is ignored.
         headers.insert("x-amz-security-token", "tok".parse().unwrap());
-        let v = Verifier {
-            access_key_id: "AK",
-            secret_access_key: "SK",
-            service: "bedrock",
-        };
+        let v = Verifier { access_key_id: "AK", secret_access_key: "SK", service: "bedrock" };
         let req = RequestParts {
             method: "POST",
             raw_path: "/model/x/invoke",
@@ -705,10 +587,7 @@ mod tests {
         };
         assert!(verify(&v, &req).is_ok());
         // Tampering with the body breaks the signature.
-        let req2 = RequestParts {
-            body: b"{ }",
-            ..req
-        };
+        let req2 = RequestParts { body: b"{ }", ..req };
         assert_eq!(verify(&v, &req2), Err(AuthError::SignatureMismatch));
     }
 
@@ -716,34 +595,20 @@ mod tests {
     fn declared_payload_hash_must_match_body() {
         let mut headers = HeaderMap::new();
         headers.insert("host", "localhost:1".parse().unwrap());
-        headers.insert(
-            "x-amz-content-sha256",
-            sha256_hex(b"other").parse().unwrap(),
-        );
+        headers.insert("x-amz-content-sha256", sha256_hex(b"other").parse().unwrap());
         sign(&mut headers, "POST", "/", None, b"{}", &TEST_PARAMS);
-        let v = Verifier {
-            access_key_id: "AK",
-            secret_access_key: "SK",
-            service: "bedrock",
-        };
-        let req = RequestParts {
-            method: "POST",
-            raw_path: "/",
-            raw_query: None,
-            headers: &headers,
-            body: b"{}",
-        };
+        let v = Verifier { access_key_id: "AK", secret_access_key: "SK", service: "bedrock" };
+        let req = RequestParts { method: "POST", raw_path: "/", raw_query: None, headers: &headers, body: b"{}" };
         assert_eq!(verify(&v, &req), Err(AuthError::PayloadHashMismatch));
     }
 
     #[test]
     fn malformed_headers_are_rejected() {
+        assert!(matches!(parse_authorization("Bearer abc"), Err(AuthError::Malformed(_))));
         assert!(matches!(
-            parse_authorization("Bearer abc"),
-            Err(AuthError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse_authorization("AWS4-HMAC-SHA256 Credential=AK/2015/us-east-1/s/aws4_request, SignedHeaders=host, Signature=00"),
+            parse_authorization(
+                "AWS4-HMAC-SHA256 Credential=AK/2015/us-east-1/s/aws4_request, SignedHeaders=host, Signature=00"
+            ),
             Err(AuthError::Malformed(_))
         ));
     }

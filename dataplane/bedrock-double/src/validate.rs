@@ -53,9 +53,7 @@ fn extra(path: &str) -> String {
 
 /// Validates an invoke body against the model's capabilities.
 pub fn validate_invoke_body(body: &Value, model: &ModelInfo) -> Result<(), String> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| "Malformed input request: the body must be a JSON object".to_string())?;
+    let obj = body.as_object().ok_or_else(|| "Malformed input request: the body must be a JSON object".to_string())?;
 
     for key in obj.keys() {
         if !ALLOWED_KEYS.contains(&key.as_str()) {
@@ -64,22 +62,13 @@ pub fn validate_invoke_body(body: &Value, model: &ModelInfo) -> Result<(), Strin
     }
 
     match obj.get("anthropic_version") {
-        None => {
-            return Err(
-                "Malformed input request: #: required key [anthropic_version] not found"
-                    .to_string(),
-            )
-        }
+        None => return Err("Malformed input request: #: required key [anthropic_version] not found".to_string()),
         Some(Value::String(v)) if v == ANTHROPIC_VERSION => {}
         Some(_) => return Err("invalid anthropic_version: expected bedrock-2023-05-31".into()),
     }
 
     let max_tokens = match obj.get("max_tokens") {
-        None => {
-            return Err(
-                "Malformed input request: #: required key [max_tokens] not found".to_string(),
-            )
-        }
+        None => return Err("Malformed input request: #: required key [max_tokens] not found".to_string()),
         Some(v) => match v.as_u64() {
             Some(n) if n >= 1 => n,
             _ => return Err("max_tokens: Input should be a positive integer".to_string()),
@@ -87,9 +76,7 @@ pub fn validate_invoke_body(body: &Value, model: &ModelInfo) -> Result<(), Strin
     };
 
     let messages = match obj.get("messages") {
-        None => {
-            return Err("Malformed input request: #: required key [messages] not found".to_string())
-        }
+        None => return Err("Malformed input request: #: required key [messages] not found".to_string()),
         Some(Value::Array(m)) => m,
         Some(_) => return Err("messages: Input should be a valid list".to_string()),
     };
@@ -109,21 +96,14 @@ pub fn validate_invoke_body(body: &Value, model: &ModelInfo) -> Result<(), Strin
     Ok(())
 }
 
-fn validate_betas<'a>(
-    obj: &'a Map<String, Value>,
-    model: &ModelInfo,
-) -> Result<Vec<&'a str>, String> {
+fn validate_betas<'a>(obj: &'a Map<String, Value>, model: &ModelInfo) -> Result<Vec<&'a str>, String> {
     let Some(v) = obj.get("anthropic_beta") else {
         return Ok(Vec::new());
     };
-    let list = v
-        .as_array()
-        .ok_or_else(|| "anthropic_beta: Input should be a valid list".to_string())?;
+    let list = v.as_array().ok_or_else(|| "anthropic_beta: Input should be a valid list".to_string())?;
     let mut out = Vec::with_capacity(list.len());
     for item in list {
-        let beta = item
-            .as_str()
-            .ok_or_else(|| "anthropic_beta: Input should be a valid string".to_string())?;
+        let beta = item.as_str().ok_or_else(|| "anthropic_beta: Input should be a valid string".to_string())?;
         if !ALLOWED_BETAS.contains(&beta) {
             return Err(format!("invalid beta flag: {beta}"));
         }
@@ -162,18 +142,11 @@ pub fn check_cache_control(v: &Value) -> Result<(), String> {
 
 fn validate_roles(messages: &[Value], version: Version) -> Result<(), String> {
     for (i, m) in messages.iter().enumerate() {
-        let role = m
-            .get("role")
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("messages.{i}.role: Field required"))?;
+        let role = m.get("role").and_then(Value::as_str).ok_or_else(|| format!("messages.{i}.role: Field required"))?;
         match role {
             "user" | "assistant" => {}
             "system" if version >= V4_7 => {}
-            _ => {
-                return Err(format!(
-                    "messages.{i}.role: Input should be 'user' or 'assistant'"
-                ))
-            }
+            _ => return Err(format!("messages.{i}.role: Input should be 'user' or 'assistant'")),
         }
         if m.get("content").is_none() {
             return Err(format!("messages.{i}.content: Field required"));
@@ -182,59 +155,39 @@ fn validate_roles(messages: &[Value], version: Version) -> Result<(), String> {
     Ok(())
 }
 
-fn validate_thinking(
-    obj: &Map<String, Value>,
-    version: Version,
-    max_tokens: u64,
-) -> Result<(), String> {
+fn validate_thinking(obj: &Map<String, Value>, version: Version, max_tokens: u64) -> Result<(), String> {
     let Some(thinking) = obj.get("thinking") else {
         return Ok(());
     };
-    let t = thinking
-        .as_object()
-        .ok_or_else(|| "thinking: Input should be a valid dictionary".to_string())?;
-    let ty = t
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| "thinking.type: Field required".to_string())?;
+    let t = thinking.as_object().ok_or_else(|| "thinking: Input should be a valid dictionary".to_string())?;
+    let ty = t.get("type").and_then(Value::as_str).ok_or_else(|| "thinking.type: Field required".to_string())?;
     if t.contains_key("display") && version < V4_6 {
         return Err(extra("thinking.display"));
     }
     match ty {
         "adaptive" => {
             if version < V4_6 {
-                return Err(
-                    "thinking.type: adaptive thinking is not supported on this model; use \
+                return Err("thinking.type: adaptive thinking is not supported on this model; use \
                      'enabled' with budget_tokens"
-                        .to_string(),
-                );
+                    .to_string());
             }
         }
         "enabled" => {
             if version >= V4_7 {
-                return Err(
-                    "thinking.type.enabled is not supported for this model. Use \
+                return Err("thinking.type.enabled is not supported for this model. Use \
                      thinking.type.adaptive and output_config.effort to control thinking behavior."
-                        .to_string(),
-                );
+                    .to_string());
             }
             let budget = t
                 .get("budget_tokens")
                 .ok_or_else(|| "thinking.enabled.budget_tokens: Field required".to_string())?
                 .as_u64()
-                .ok_or_else(|| {
-                    "thinking.enabled.budget_tokens: Input should be a valid integer".to_string()
-                })?;
+                .ok_or_else(|| "thinking.enabled.budget_tokens: Input should be a valid integer".to_string())?;
             if budget < 1024 {
-                return Err(
-                    "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
-                        .to_string(),
-                );
+                return Err("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024".to_string());
             }
             if budget >= max_tokens {
-                return Err(
-                    "`max_tokens` must be greater than `thinking.budget_tokens`".to_string()
-                );
+                return Err("`max_tokens` must be greater than `thinking.budget_tokens`".to_string());
             }
         }
         "disabled" => {}
@@ -248,11 +201,7 @@ fn validate_thinking(
     Ok(())
 }
 
-fn validate_context_management(
-    obj: &Map<String, Value>,
-    model: &ModelInfo,
-    betas: &[&str],
-) -> Result<(), String> {
+fn validate_context_management(obj: &Map<String, Value>, model: &ModelInfo, betas: &[&str]) -> Result<(), String> {
     if !obj.contains_key("context_management") {
         return Ok(());
     }
@@ -264,20 +213,13 @@ fn validate_context_management(
     }
 }
 
-fn validate_output_config(
-    obj: &Map<String, Value>,
-    model: &ModelInfo,
-    betas: &[&str],
-) -> Result<(), String> {
+fn validate_output_config(obj: &Map<String, Value>, model: &ModelInfo, betas: &[&str]) -> Result<(), String> {
     let Some(oc) = obj.get("output_config") else {
         return Ok(());
     };
-    let oc = oc
-        .as_object()
-        .ok_or_else(|| "output_config: Input should be a valid dictionary".to_string())?;
+    let oc = oc.as_object().ok_or_else(|| "output_config: Input should be a valid dictionary".to_string())?;
     if oc.contains_key("effort") {
-        let opus_45_with_beta =
-            model.family == Family::Opus && model.version == V4_5 && betas.contains(&BETA_EFFORT);
+        let opus_45_with_beta = model.family == Family::Opus && model.version == V4_5 && betas.contains(&BETA_EFFORT);
         if !(opus_45_with_beta || model.version >= V4_7) {
             return Err(extra("output_config.effort"));
         }
@@ -295,9 +237,7 @@ mod tests {
     use serde_json::json;
 
     fn model(id: &str) -> ModelInfo {
-        resolve_invoke(id)
-            .or_else(|_| resolve_count_tokens(id))
-            .expect("known model")
+        resolve_invoke(id).or_else(|_| resolve_count_tokens(id)).expect("known model")
     }
 
     const SONNET45: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
@@ -337,14 +277,10 @@ mod tests {
     #[test]
     fn wrong_anthropic_version_is_rejected() {
         let b = with(base(), "anthropic_version", json!("2023-06-01"));
-        assert!(check(SONNET45, &b)
-            .unwrap_err()
-            .contains("anthropic_version"));
+        assert!(check(SONNET45, &b).unwrap_err().contains("anthropic_version"));
         let mut b = base();
         b.as_object_mut().unwrap().remove("anthropic_version");
-        assert!(check(SONNET45, &b)
-            .unwrap_err()
-            .contains("anthropic_version"));
+        assert!(check(SONNET45, &b).unwrap_err().contains("anthropic_version"));
     }
 
     #[test]
@@ -370,23 +306,13 @@ mod tests {
     #[test]
     fn extra_top_level_key_is_rejected() {
         let b = with(base(), "metadata", json!({"user_id": "u"}));
-        assert_eq!(
-            check(SONNET45, &b),
-            Err("metadata: Extra inputs are not permitted".into())
-        );
+        assert_eq!(check(SONNET45, &b), Err("metadata: Extra inputs are not permitted".into()));
     }
 
     #[test]
     fn unknown_beta_is_rejected() {
-        let b = with(
-            base(),
-            "anthropic_beta",
-            json!(["fine-grained-tool-streaming-2025-05-14"]),
-        );
-        assert_eq!(
-            check(SONNET45, &b),
-            Err("invalid beta flag: fine-grained-tool-streaming-2025-05-14".into())
-        );
+        let b = with(base(), "anthropic_beta", json!(["fine-grained-tool-streaming-2025-05-14"]));
+        assert_eq!(check(SONNET45, &b), Err("invalid beta flag: fine-grained-tool-streaming-2025-05-14".into()));
     }
 
     #[test]
@@ -398,10 +324,7 @@ mod tests {
     #[test]
     fn context_1m_is_rejected_on_haiku_only() {
         let b = with(base(), "anthropic_beta", json!([BETA_CONTEXT_1M]));
-        assert_eq!(
-            check(HAIKU45, &b),
-            Err("invalid beta flag: context-1m-2025-08-07".into())
-        );
+        assert_eq!(check(HAIKU45, &b), Err("invalid beta flag: context-1m-2025-08-07".into()));
         assert_eq!(check(SONNET45, &b), Ok(()));
     }
 
@@ -414,10 +337,7 @@ mod tests {
                 {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral", "scope": "global"}}
             ]}]),
         );
-        assert_eq!(
-            check(SONNET45, &b),
-            Err("cache_control.scope: Extra inputs are not permitted".into())
-        );
+        assert_eq!(check(SONNET45, &b), Err("cache_control.scope: Extra inputs are not permitted".into()));
         let b = with(
             base(),
             "system",
@@ -441,25 +361,14 @@ mod tests {
 
     #[test]
     fn thinking_display_rejected_before_4_6() {
-        let b = with(
-            base(),
-            "thinking",
-            json!({"type": "enabled", "budget_tokens": 2048, "display": "omitted"}),
-        );
-        assert_eq!(
-            check(SONNET45, &b),
-            Err("thinking.display: Extra inputs are not permitted".into())
-        );
+        let b = with(base(), "thinking", json!({"type": "enabled", "budget_tokens": 2048, "display": "omitted"}));
+        assert_eq!(check(SONNET45, &b), Err("thinking.display: Extra inputs are not permitted".into()));
         assert_eq!(check(OPUS46, &b), Ok(()));
     }
 
     #[test]
     fn enabled_thinking_rejected_from_4_7() {
-        let b = with(
-            base(),
-            "thinking",
-            json!({"type": "enabled", "budget_tokens": 2048}),
-        );
+        let b = with(base(), "thinking", json!({"type": "enabled", "budget_tokens": 2048}));
         assert!(check(OPUS47, &b).is_err());
         assert!(check(OPUS55, &b).is_err());
         assert_eq!(check(OPUS46, &b), Ok(()));
@@ -467,33 +376,18 @@ mod tests {
 
     #[test]
     fn budget_tokens_bounds() {
-        let b = with(
-            base(),
-            "thinking",
-            json!({"type": "enabled", "budget_tokens": 1023}),
-        );
+        let b = with(base(), "thinking", json!({"type": "enabled", "budget_tokens": 1023}));
         assert!(check(SONNET45, &b).is_err());
-        let b = with(
-            base(),
-            "thinking",
-            json!({"type": "enabled", "budget_tokens": 4096}),
-        );
+        let b = with(base(), "thinking", json!({"type": "enabled", "budget_tokens": 4096}));
         assert!(check(SONNET45, &b).is_err(), "budget must be < max_tokens");
-        let b = with(
-            base(),
-            "thinking",
-            json!({"type": "enabled", "budget_tokens": 1024}),
-        );
+        let b = with(base(), "thinking", json!({"type": "enabled", "budget_tokens": 1024}));
         assert_eq!(check(SONNET45, &b), Ok(()));
     }
 
     #[test]
     fn context_management_needs_model_and_beta() {
         let b = with(base(), "context_management", json!({"edits": []}));
-        assert_eq!(
-            check(SONNET45, &b),
-            Err("context_management: Extra inputs are not permitted".into())
-        );
+        assert_eq!(check(SONNET45, &b), Err("context_management: Extra inputs are not permitted".into()));
         let b = with(b, "anthropic_beta", json!([BETA_CONTEXT_MANAGEMENT]));
         assert_eq!(check(SONNET45, &b), Ok(()));
         assert_eq!(check(HAIKU45, &b), Ok(()));
@@ -515,15 +409,8 @@ mod tests {
 
     #[test]
     fn output_format_rejected_from_4_7() {
-        let b = with(
-            base(),
-            "output_config",
-            json!({"format": {"type": "json_schema", "schema": {}}}),
-        );
-        assert_eq!(
-            check(OPUS55, &b),
-            Err("output_config.format: Extra inputs are not permitted".into())
-        );
+        let b = with(base(), "output_config", json!({"format": {"type": "json_schema", "schema": {}}}));
+        assert_eq!(check(OPUS55, &b), Err("output_config.format: Extra inputs are not permitted".into()));
         assert_eq!(check(SONNET45, &b), Ok(()));
     }
 
@@ -536,11 +423,7 @@ mod tests {
         );
         assert!(check(OPUS46, &b).unwrap_err().contains("messages.1.role"));
         assert_eq!(check(OPUS55, &b), Ok(()));
-        let b = with(
-            base(),
-            "messages",
-            json!([{"role": "tool", "content": "x"}]),
-        );
+        let b = with(base(), "messages", json!([{"role": "tool", "content": "x"}]));
         assert!(check(OPUS55, &b).is_err());
     }
 }

@@ -22,17 +22,13 @@ const GOLDEN: [Golden; 2] = [
     Golden {
         bytes: FRAME_384,
         len: 384,
-        prelude: [
-            0x00, 0x00, 0x01, 0x80, 0x00, 0x00, 0x00, 0x4b, 0xfe, 0x96, 0x24, 0x46,
-        ],
+        prelude: [0x00, 0x00, 0x01, 0x80, 0x00, 0x00, 0x00, 0x4b, 0xfe, 0x96, 0x24, 0x46],
         message_crc: 0x35ca_a798,
     },
     Golden {
         bytes: FRAME_267,
         len: 267,
-        prelude: [
-            0x00, 0x00, 0x01, 0x0b, 0x00, 0x00, 0x00, 0x4b, 0x38, 0xa0, 0xa5, 0xc5,
-        ],
+        prelude: [0x00, 0x00, 0x01, 0x0b, 0x00, 0x00, 0x00, 0x4b, 0x38, 0xa0, 0xa5, 0xc5],
         message_crc: 0x1106_313f,
     },
 ];
@@ -61,9 +57,7 @@ fn chunk_builder_reproduces_golden_frames_from_event_and_padding() {
     for g in &GOLDEN {
         let msg = read_message_from(Bytes::from_static(g.bytes)).unwrap();
         let payload: serde_json::Value = serde_json::from_slice(msg.payload()).unwrap();
-        let event = base64::engine::general_purpose::STANDARD
-            .decode(payload["bytes"].as_str().unwrap())
-            .unwrap();
+        let event = base64::engine::general_purpose::STANDARD.decode(payload["bytes"].as_str().unwrap()).unwrap();
         let padding = payload["p"].as_str().unwrap();
         assert!(padding.bytes().all(|b| b.is_ascii_alphabetic()));
         let built = frames::encode_message(&frames::chunk_message(&event, padding));

@@ -27,7 +27,7 @@ Exit codes:
 
 /// ccag: the command-line client of the CCAG control plane.
 #[derive(Debug, Parser)]
-#[command(name = "ccag", version, about, after_help = AFTER_HELP)]
+#[command(name = "ccag", version, after_help = AFTER_HELP)]
 pub struct Cli {
     /// Control-plane gRPC URL [default: the saved session's, else http://127.0.0.1:8091]
     #[arg(long, env = "CCAG_ENDPOINT", global = true, value_name = "URL")]
@@ -79,6 +79,11 @@ pub enum Command {
     /// Manage API tokens for the admin API (automation)
     #[command(subcommand)]
     Tokens(TokensCmd),
+    /// Show spend and tokens used, grouped by user, team, key or model
+    Usage(UsageArgs),
+    /// Manage model prices (US dollars per million tokens)
+    #[command(subcommand)]
+    Prices(PricesCmd),
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +142,7 @@ pub enum KeyUpdateStatusArg {
 pub enum UsersCmd {
     /// Create a user
     Create {
+        /// Email, also the username for `ccag login`
         #[arg(long)]
         email: String,
         /// Display name
@@ -150,6 +156,12 @@ pub enum UsersCmd {
         /// Read a password from stdin (enables `ccag login` for the user)
         #[arg(long)]
         password_stdin: bool,
+        /// Requests per minute for all the user's keys together (0: the team default, else unlimited)
+        #[arg(long, value_name = "N")]
+        rpm: Option<u32>,
+        /// Tokens per minute for all the user's keys together (0: the team default, else unlimited)
+        #[arg(long, value_name = "N")]
+        tpm: Option<u32>,
     },
     /// List users
     List {
@@ -189,6 +201,12 @@ pub enum UsersCmd {
         /// OIDC subject
         #[arg(long)]
         subject: Option<String>,
+        /// Requests per minute for all the user's keys together
+        #[arg(long, value_name = "N")]
+        rpm: Option<u32>,
+        /// Tokens per minute for all the user's keys together
+        #[arg(long, value_name = "N")]
+        tpm: Option<u32>,
     },
     /// Delete a user
     Delete {
@@ -204,6 +222,7 @@ pub enum UsersCmd {
 pub enum TeamsCmd {
     /// Create a team
     Create {
+        /// Unique team name
         #[arg(long)]
         name: String,
         #[arg(long)]
@@ -214,6 +233,12 @@ pub enum TeamsCmd {
         /// Default tokens per minute for each member (0: unlimited)
         #[arg(long, value_name = "N")]
         member_tpm: Option<u32>,
+        /// Requests per minute for the whole team (0: unlimited)
+        #[arg(long, value_name = "N")]
+        rpm: Option<u32>,
+        /// Tokens per minute for the whole team (0: unlimited)
+        #[arg(long, value_name = "N")]
+        tpm: Option<u32>,
     },
     /// List teams
     List {
@@ -241,6 +266,12 @@ pub enum TeamsCmd {
         member_rpm: Option<u32>,
         #[arg(long, value_name = "N")]
         member_tpm: Option<u32>,
+        /// Requests per minute for the whole team (0: unlimited)
+        #[arg(long, value_name = "N")]
+        rpm: Option<u32>,
+        /// Tokens per minute for the whole team (0: unlimited)
+        #[arg(long, value_name = "N")]
+        tpm: Option<u32>,
     },
     /// Delete a team
     Delete {
@@ -269,6 +300,7 @@ pub enum TeamsCmd {
 pub enum KeysCmd {
     /// Create a key; the plaintext key is shown once
     Create {
+        /// A name to recognise the key by
         #[arg(long)]
         name: String,
         /// Owner (user id or email) [default: you]
@@ -485,6 +517,7 @@ pub enum AuditCmd {
 pub enum TokensCmd {
     /// Create an API token for the admin API; the token is shown once
     Create {
+        /// A name to recognise the token by
         #[arg(long)]
         name: String,
         /// Owner (user id or email) [default: you]
@@ -507,6 +540,65 @@ pub enum TokensCmd {
         #[arg(value_name = "ID")]
         id: String,
     },
+}
+
+// ------------------------------------------------------------------ usage
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UsageGroupArg {
+    User,
+    Team,
+    Key,
+    Model,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Group rows by this
+    #[arg(long, value_enum, default_value_t = UsageGroupArg::User)]
+    pub group_by: UsageGroupArg,
+    /// Start, RFC 3339 [default: 30 days ago]
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// End, RFC 3339 [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only this user (id or email)
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only this team id
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Only this key id
+    #[arg(long)]
+    pub key: Option<String>,
+}
+
+// ------------------------------------------------------------------ prices
+
+#[derive(Debug, Subcommand)]
+pub enum PricesCmd {
+    /// List prices
+    List,
+    /// Set a model's price; the longest matching prefix of a model name wins
+    Set {
+        /// Model name or prefix, e.g. claude-sonnet-4
+        model: String,
+        /// Dollars per million input tokens
+        #[arg(long, value_name = "USD")]
+        input: f64,
+        /// Dollars per million output tokens
+        #[arg(long, value_name = "USD")]
+        output: f64,
+        /// Dollars per million cache-write input tokens
+        #[arg(long, value_name = "USD", default_value_t = 0.0)]
+        cache_write: f64,
+        /// Dollars per million cache-read input tokens
+        #[arg(long, value_name = "USD", default_value_t = 0.0)]
+        cache_read: f64,
+    },
+    /// Delete a model's price
+    Delete { model: String },
 }
 
 #[cfg(test)]
@@ -537,12 +629,7 @@ mod tests {
     fn users_create_defaults_to_member() {
         let cli = parse(&["users", "create", "--email", "a@b.c"]).unwrap();
         match cli.command {
-            Command::Users(UsersCmd::Create {
-                email,
-                role,
-                password_stdin,
-                ..
-            }) => {
+            Command::Users(UsersCmd::Create { email, role, password_stdin, .. }) => {
                 assert_eq!(email, "a@b.c");
                 assert_eq!(role, RoleArg::Member);
                 assert!(!password_stdin);

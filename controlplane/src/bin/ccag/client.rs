@@ -5,8 +5,9 @@ use std::time::Duration;
 use ccag_proto::admin::v1::{
     audit_service_client::AuditServiceClient, auth_service_client::AuthServiceClient,
     endpoint_service_client::EndpointServiceClient, key_service_client::KeyServiceClient,
-    model_service_client::ModelServiceClient, settings_service_client::SettingsServiceClient,
-    status_service_client::StatusServiceClient, team_service_client::TeamServiceClient,
+    model_service_client::ModelServiceClient, pricing_service_client::PricingServiceClient,
+    settings_service_client::SettingsServiceClient, status_service_client::StatusServiceClient,
+    team_service_client::TeamServiceClient, usage_service_client::UsageServiceClient,
     user_service_client::UserServiceClient, GetUserRequest,
 };
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
@@ -26,17 +27,14 @@ impl Bearer {
     pub fn new(token: &str) -> Result<Self, CliError> {
         let token = token.trim();
         if token.is_empty() {
-            return Err(CliError::not_logged_in(
-                "the token is empty (run `ccag login` or set CCAG_TOKEN)",
-            ));
+            return Err(CliError::not_logged_in("the token is empty (run `ccag login` or set CCAG_TOKEN)"));
         }
-        MetadataValue::try_from(format!("Bearer {token}"))
-            .map(Bearer)
-            .map_err(|_| {
-                CliError::not_logged_in(
-                    "the token holds characters not allowed in a header (run `ccag login`)",
-                )
-            })
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(CliError::not_logged_in("the token holds characters a token cannot have (run `ccag login`)"));
+        }
+        MetadataValue::try_from(format!("Bearer {token}")).map(Bearer).map_err(|_| {
+            CliError::not_logged_in("the token holds characters not allowed in a header (run `ccag login`)")
+        })
     }
 }
 
@@ -52,11 +50,7 @@ pub type Authed = InterceptedService<Channel, Bearer>;
 /// "host:port" becomes "http://host:port"; a trailing slash goes.
 pub fn normalize_endpoint(url: &str) -> String {
     let url = url.trim();
-    let url = if url.contains("://") {
-        url.to_string()
-    } else {
-        format!("http://{url}")
-    };
+    let url = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
     url.trim_end_matches('/').to_string()
 }
 
@@ -81,11 +75,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(endpoint: String, channel: Channel, bearer: Bearer) -> Self {
-        Self {
-            endpoint,
-            channel,
-            bearer,
-        }
+        Self { endpoint, channel, bearer }
     }
 
     fn svc(&self) -> Authed {
@@ -119,6 +109,12 @@ impl Ctx {
     pub fn status(&self) -> StatusServiceClient<Authed> {
         StatusServiceClient::new(self.svc())
     }
+    pub fn usage(&self) -> UsageServiceClient<Authed> {
+        UsageServiceClient::new(self.svc())
+    }
+    pub fn pricing(&self) -> PricingServiceClient<Authed> {
+        PricingServiceClient::new(self.svc())
+    }
 
     /// Maps an RPC failure to the CLI's error.
     pub fn err(&self, status: tonic::Status) -> CliError {
@@ -132,9 +128,7 @@ impl Ctx {
         }
         let user = self
             .users()
-            .get_user(GetUserRequest {
-                id: id_or_email.to_string(),
-            })
+            .get_user(GetUserRequest { id: id_or_email.to_string() })
             .await
             .map_err(|s| self.err(s))?
             .into_inner();
@@ -170,18 +164,10 @@ mod tests {
     #[tokio::test]
     async fn refused_connection_is_unreachable() {
         // Bind then drop a listener so the port is very likely closed.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let url = format!("http://127.0.0.1:{port}");
         let err = connect(&url).await.unwrap_err();
         assert_eq!(err.code, 3, "{err:?}");
-        assert!(
-            err.message.starts_with(&format!("cannot reach the control plane at {url}: ")),
-            "{}",
-            err.message
-        );
+        assert!(err.message.starts_with(&format!("cannot reach the control plane at {url}: ")), "{}", err.message);
     }
 }

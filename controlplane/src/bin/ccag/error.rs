@@ -23,10 +23,7 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(code: i32, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 
     pub fn other(message: impl Into<String>) -> Self {
@@ -42,46 +39,29 @@ impl CliError {
     }
 
     pub fn unreachable(endpoint: &str, cause: &(dyn std::error::Error + 'static)) -> Self {
-        Self::new(
-            EXIT_UNREACHABLE,
-            format!("cannot reach the control plane at {endpoint}: {}", error_chain(cause)),
-        )
+        Self::new(EXIT_UNREACHABLE, format!("cannot reach the control plane at {endpoint}: {}", error_chain(cause)))
     }
 
     /// Maps an RPC's status to a message and an exit code.
     pub fn from_status(status: &tonic::Status, endpoint: &str) -> Self {
         let msg = status.message().trim();
-        let msg = if msg.is_empty() {
-            describe(status.code())
-        } else {
-            msg.to_string()
-        };
+        let msg = if msg.is_empty() { describe(status.code()) } else { msg.to_string() };
         match status.code() {
-            Code::Unauthenticated => Self::new(
-                EXIT_UNAUTHENTICATED,
-                format!("not authenticated: {msg} (run `ccag login`)"),
-            ),
-            Code::PermissionDenied => {
-                Self::new(EXIT_PERMISSION_DENIED, format!("permission denied: {msg}"))
+            Code::Unauthenticated => {
+                Self::new(EXIT_UNAUTHENTICATED, format!("not authenticated: {msg} (run `ccag login`)"))
             }
+            Code::PermissionDenied => Self::new(EXIT_PERMISSION_DENIED, format!("permission denied: {msg}")),
             Code::NotFound => Self::new(EXIT_NOT_FOUND, format!("not found: {msg}")),
             Code::AlreadyExists => Self::new(EXIT_ALREADY_EXISTS, format!("already exists: {msg}")),
-            Code::InvalidArgument => {
-                Self::new(EXIT_INVALID_ARGUMENT, format!("invalid argument: {msg}"))
-            }
+            Code::InvalidArgument => Self::new(EXIT_INVALID_ARGUMENT, format!("invalid argument: {msg}")),
             Code::Unavailable => {
                 // Transport failures surface as Unavailable with the cause attached.
-                let cause = std::error::Error::source(status)
-                    .map(error_chain)
-                    .filter(|c| !c.is_empty());
+                let cause = std::error::Error::source(status).map(error_chain).filter(|c| !c.is_empty());
                 let detail = match cause {
                     Some(c) if !msg.contains(&c) => format!("{msg}: {c}"),
                     _ => msg,
                 };
-                Self::new(
-                    EXIT_UNREACHABLE,
-                    format!("cannot reach the control plane at {endpoint}: {detail}"),
-                )
+                Self::new(EXIT_UNREACHABLE, format!("cannot reach the control plane at {endpoint}: {detail}"))
             }
             code => {
                 let what = describe(code);

@@ -117,6 +117,8 @@ impl Resource for pb::User {
             .field("status", user_status_name(self.status))
             .field("subject", self.subject.clone())
             .field("team_ids", strings(&self.team_ids))
+            .field("rpm", self.rpm)
+            .field("tpm", self.tpm)
             .field("created_at", self.created_at.clone())
             .field("updated_at", self.updated_at.clone())
     }
@@ -132,6 +134,8 @@ impl Resource for pb::Team {
             .field("description", self.description.clone())
             .field("member_rpm", self.member_rpm)
             .field("member_tpm", self.member_tpm)
+            .field("rpm", self.rpm)
+            .field("tpm", self.tpm)
             .field("member_ids", strings(&self.member_ids))
             .field("created_at", self.created_at.clone())
             .field("updated_at", self.updated_at.clone())
@@ -140,7 +144,8 @@ impl Resource for pb::Team {
 
 impl Resource for pb::ApiKey {
     const PLURAL: &'static str = "keys";
-    const COLUMNS: &'static [&'static str] = &["id", "name", "prefix", "user_id", "team_id", "status", "rpm", "tpm", "expires_at"];
+    const COLUMNS: &'static [&'static str] =
+        &["id", "name", "prefix", "user_id", "team_id", "status", "rpm", "tpm", "expires_at"];
     fn record(&self) -> Record {
         Record::new()
             .field("id", self.id.clone())
@@ -226,7 +231,8 @@ impl Resource for pb::AuditEntry {
 
 impl Resource for pb::ApiToken {
     const PLURAL: &'static str = "API tokens";
-    const COLUMNS: &'static [&'static str] = &["id", "name", "user_id", "prefix", "revoked", "expires_at", "last_used_at"];
+    const COLUMNS: &'static [&'static str] =
+        &["id", "name", "user_id", "prefix", "revoked", "expires_at", "last_used_at"];
     fn record(&self) -> Record {
         Record::new()
             .field("id", self.id.clone())
@@ -251,6 +257,71 @@ impl Resource for pb::Status {
             .field("users", self.users)
             .field("teams", self.teams)
             .field("active_keys", self.active_keys)
+            .field("config_version", self.config_version)
+            .field("dataplanes", Value::Array(self.dataplanes.iter().map(|d| d.record().into()).collect()))
+    }
+}
+
+impl Resource for pb::DataPlane {
+    const PLURAL: &'static str = "data planes";
+    const COLUMNS: &'static [&'static str] =
+        &["id", "address", "connected_at", "acked_version", "nacked_version", "nack_error"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("id", self.id.clone())
+            .field("address", self.address.clone())
+            .field("connected_at", self.connected_at.clone())
+            .field("acked_version", self.acked_version)
+            .field("nacked_version", self.nacked_version)
+            .field("nack_error", self.nack_error.clone())
+    }
+}
+
+impl Resource for pb::UsageRow {
+    const PLURAL: &'static str = "usage rows";
+    const COLUMNS: &'static [&'static str] = &[
+        "group",
+        "requests",
+        "input_tokens",
+        "output_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+        "cost_usd",
+    ];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("group", self.group.clone())
+            .field("requests", self.requests)
+            .field("input_tokens", self.input_tokens)
+            .field("output_tokens", self.output_tokens)
+            .field("cache_creation_input_tokens", self.cache_creation_input_tokens)
+            .field("cache_read_input_tokens", self.cache_read_input_tokens)
+            .field("cost_usd", float(self.cost_usd))
+    }
+}
+
+impl Resource for pb::Price {
+    const PLURAL: &'static str = "prices";
+    const COLUMNS: &'static [&'static str] = &["model", "input", "output", "cache_write", "cache_read", "updated_at"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("model", self.model.clone())
+            .field("input", float(self.input))
+            .field("output", float(self.output))
+            .field("cache_write", float(self.cache_write))
+            .field("cache_read", float(self.cache_read))
+            .field("updated_at", self.updated_at.clone())
+    }
+}
+
+/// A float as a JSON number (null when not finite, which JSON cannot hold).
+fn float(v: f64) -> Value {
+    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+}
+
+impl From<Record> for Value {
+    fn from(r: Record) -> Value {
+        Value::Object(r.0.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
     }
 }
 
@@ -272,8 +343,7 @@ pub fn cell(v: &Value) -> String {
 
 fn new_table() -> Table {
     let mut t = Table::new();
-    t.load_preset(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Disabled);
+    t.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
     t
 }
 
@@ -290,9 +360,9 @@ pub fn object_table(rec: &Record) -> String {
     for (k, v) in &rec.0 {
         t.add_row(vec![k.to_string(), cell(v)]);
     }
-    // Trailing padding from the preset is noise in a terminal.
+    // The preset's padding is noise in a terminal.
     let s = t.to_string();
-    let mut out: String = s.lines().map(|l| format!("{}\n", l.trim_end())).collect();
+    let mut out: String = s.lines().map(|l| format!("{}\n", l.strip_prefix(' ').unwrap_or(l).trim_end())).collect();
     if out.is_empty() {
         out.push('\n');
     }
@@ -307,12 +377,7 @@ pub fn list_table(columns: &[&str], rows: &[Record], plural: &str) -> String {
     let mut t = new_table();
     t.set_header(columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>());
     for r in rows {
-        t.add_row(
-            columns
-                .iter()
-                .map(|c| r.get(c).map(cell).unwrap_or_else(|| "-".into()))
-                .collect::<Vec<_>>(),
-        );
+        t.add_row(columns.iter().map(|c| r.get(c).map(cell).unwrap_or_else(|| "-".into())).collect::<Vec<_>>());
     }
     finish(t)
 }
@@ -325,6 +390,19 @@ pub fn render_one<T: Resource>(item: &T, json: bool) -> String {
     } else {
         object_table(&rec)
     }
+}
+
+/// The object's fields, then a table for each non-empty list of objects
+/// among them (e.g. a status's data planes).
+pub fn object_with_tables(rec: &Record, nested: &[(&'static str, String)]) -> String {
+    let flat = Record(rec.0.iter().filter(|(k, _)| !nested.iter().any(|(n, _)| n == k)).cloned().collect());
+    let mut out = object_table(&flat);
+    for (name, table) in nested {
+        out.push('\n');
+        out.push_str(&format!("{name}:\n"));
+        out.push_str(table);
+    }
+    out
 }
 
 pub fn render_list<T: Resource>(items: &[T], json: bool) -> String {

@@ -21,9 +21,7 @@ fn parse_stdin_secret(buf: &str) -> Result<String, CliError> {
         return Err(CliError::usage("--password-stdin: no password on stdin"));
     }
     if secret.contains('\n') {
-        return Err(CliError::usage(
-            "--password-stdin: expected one line on stdin, got several",
-        ));
+        return Err(CliError::usage("--password-stdin: expected one line on stdin, got several"));
     }
     Ok(secret.to_string())
 }
@@ -33,11 +31,7 @@ fn open_tty() -> Result<std::fs::File, CliError> {
         .read(true)
         .write(true)
         .open("/dev/tty")
-        .map_err(|_| {
-            CliError::usage(
-                "no terminal to prompt on: pass --username and --password-stdin",
-            )
-        })
+        .map_err(|_| CliError::usage("no terminal to prompt on: pass --username and --password-stdin"))
 }
 
 fn read_tty_line(tty: &std::fs::File) -> Result<String, CliError> {
@@ -99,13 +93,10 @@ impl EchoOff {
             }
             let saved = term;
             term.c_lflag &= !libc::ECHO;
-            term.c_lflag |= libc::ECHONL;
             if libc::tcsetattr(fd, libc::TCSANOW, &term) != 0 {
                 return Self { saved: None };
             }
-            Self {
-                saved: Some((fd, saved)),
-            }
+            Self { saved: Some((fd, saved)) }
         }
     }
 

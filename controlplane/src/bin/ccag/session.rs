@@ -32,9 +32,7 @@ pub fn config_dir() -> Result<PathBuf, CliError> {
     config_dir_from(|k| std::env::var_os(k))
 }
 
-fn config_dir_from(
-    var: impl Fn(&str) -> Option<std::ffi::OsString>,
-) -> Result<PathBuf, CliError> {
+fn config_dir_from(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<PathBuf, CliError> {
     let nonempty = |k: &str| var(k).filter(|v| !v.is_empty()).map(PathBuf::from);
     if let Some(dir) = nonempty("CCAG_CONFIG_DIR") {
         return Ok(dir);
@@ -45,9 +43,7 @@ fn config_dir_from(
     if let Some(home) = nonempty("HOME") {
         return Ok(home.join(".config").join("ccag"));
     }
-    Err(CliError::other(
-        "cannot find a configuration directory: set CCAG_CONFIG_DIR or HOME",
-    ))
+    Err(CliError::other("cannot find a configuration directory: set CCAG_CONFIG_DIR or HOME"))
 }
 
 pub fn session_path(dir: &Path) -> PathBuf {
@@ -73,9 +69,7 @@ pub fn load(dir: &Path) -> Result<Option<Session>, CliError> {
 /// Saves the session: the directory mode 0700, the file mode 0600, replaced
 /// atomically.
 pub fn save(dir: &Path, session: &Session) -> Result<PathBuf, CliError> {
-    let fail = |what: &str, p: &Path, e: std::io::Error| {
-        CliError::other(format!("cannot {what} {}: {e}", p.display()))
-    };
+    let fail = |what: &str, p: &Path, e: std::io::Error| CliError::other(format!("cannot {what} {}: {e}", p.display()));
     create_private_dir(dir).map_err(|e| fail("create", dir, e))?;
     let path = session_path(dir);
     let tmp = dir.join(format!(".session.json.{}.tmp", std::process::id()));
@@ -141,11 +135,7 @@ mod tests {
     use std::ffi::OsString;
 
     fn temp_dir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "ccag-session-test-{tag}-{}-{:x}",
-            std::process::id(),
-            random_u64()
-        ));
+        let d = std::env::temp_dir().join(format!("ccag-session-test-{tag}-{}-{:x}", std::process::id(), random_u64()));
         let _ = fs::remove_dir_all(&d);
         d
     }
@@ -160,12 +150,7 @@ mod tests {
     #[test]
     fn config_dir_precedence() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| OsString::from(v))
-            }
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| OsString::from(v))
         };
         assert_eq!(
             config_dir_from(env(&[("CCAG_CONFIG_DIR", "/c"), ("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")])).unwrap(),
@@ -175,10 +160,7 @@ mod tests {
             config_dir_from(env(&[("CCAG_CONFIG_DIR", ""), ("XDG_CONFIG_HOME", "/x"), ("HOME", "/h")])).unwrap(),
             PathBuf::from("/x/ccag")
         );
-        assert_eq!(
-            config_dir_from(env(&[("HOME", "/h")])).unwrap(),
-            PathBuf::from("/h/.config/ccag")
-        );
+        assert_eq!(config_dir_from(env(&[("HOME", "/h")])).unwrap(), PathBuf::from("/h/.config/ccag"));
         assert!(config_dir_from(env(&[])).is_err());
     }
 
@@ -222,14 +204,8 @@ mod tests {
 
     #[test]
     fn expiry() {
-        let now = chrono::DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z")
-            .unwrap()
-            .with_timezone(&chrono::Utc);
-        let s = |t: &str| Session {
-            endpoint: String::new(),
-            token: String::new(),
-            expires_at: t.into(),
-        };
+        let now = chrono::DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let s = |t: &str| Session { endpoint: String::new(), token: String::new(), expires_at: t.into() };
         assert!(s("2025-05-31T23:59:59Z").is_expired(now));
         assert!(!s("2025-06-01T00:00:01+00:00").is_expired(now));
         assert!(!s("").is_expired(now));

@@ -9,13 +9,7 @@ use crate::error::CliError;
 
 pub async fn run(ctx: &Ctx, cmd: AuditCmd, json: bool) -> Result<Out, CliError> {
     match cmd {
-        AuditCmd::List {
-            actor,
-            resource_type,
-            resource_id,
-            action,
-            page,
-        } => {
+        AuditCmd::List { actor, resource_type, resource_id, action, page } => {
             let actor = match actor {
                 Some(a) => ctx.user_id(&a).await?,
                 None => String::new(),
@@ -30,10 +24,7 @@ pub async fn run(ctx: &Ctx, cmd: AuditCmd, json: bool) -> Result<Out, CliError> 
             let client = ctx.audit();
             let paged = fetch_pages(&page, |p| {
                 let mut c = client.clone();
-                let req = pb::ListAuditRequest {
-                    page: Some(p),
-                    ..filter.clone()
-                };
+                let req = pb::ListAuditRequest { page: Some(p), ..filter.clone() };
                 async move {
                     let r = c.list_audit(req).await?.into_inner();
                     Ok((r.entries, r.next_page_token))

@@ -1,8 +1,8 @@
 //! login, logout, whoami and API tokens.
 
 use ccag_proto::admin::v1::{
-    auth_service_client::AuthServiceClient, CreateApiTokenRequest, ListApiTokensRequest,
-    LoginRequest, RevokeApiTokenRequest, WhoAmIRequest,
+    auth_service_client::AuthServiceClient, CreateApiTokenRequest, ListApiTokensRequest, LoginRequest,
+    RevokeApiTokenRequest, WhoAmIRequest,
 };
 
 use super::{fetch_pages, list_out, one_out, Out};
@@ -13,11 +13,7 @@ use crate::output::{self, role_name, Record, Resource};
 use crate::prompt;
 use crate::session::{self, Session};
 
-pub async fn login(
-    endpoint: Option<String>,
-    args: LoginArgs,
-    json: bool,
-) -> Result<Out, CliError> {
+pub async fn login(endpoint: Option<String>, args: LoginArgs, json: bool) -> Result<Out, CliError> {
     let dir = session::config_dir()?;
     let endpoint = match endpoint {
         Some(e) => client::normalize_endpoint(&e),
@@ -36,11 +32,8 @@ pub async fn login(
         }
         None => prompt::prompt_line("Username: ")?,
     };
-    let password = if args.password_stdin {
-        prompt::read_stdin_secret()?
-    } else {
-        prompt::prompt_secret("Password: ")?
-    };
+    let password =
+        if args.password_stdin { prompt::read_stdin_secret()? } else { prompt::prompt_secret("Password: ")? };
 
     let resp = AuthServiceClient::new(channel)
         .login(LoginRequest { username, password })
@@ -52,11 +45,7 @@ pub async fn login(
     }
     session::save(
         &dir,
-        &Session {
-            endpoint: endpoint.clone(),
-            token: resp.token.clone(),
-            expires_at: resp.expires_at.clone(),
-        },
+        &Session { endpoint: endpoint.clone(), token: resp.token.clone(), expires_at: resp.expires_at.clone() },
     )?;
     let p = resp.principal.unwrap_or_default();
     if json {
@@ -68,17 +57,8 @@ pub async fn login(
             .field("expires_at", resp.expires_at);
         Ok(output::to_json(&rec).into())
     } else {
-        let until = if resp.expires_at.is_empty() {
-            String::new()
-        } else {
-            format!(" until {}", resp.expires_at)
-        };
-        Ok(format!(
-            "Logged in to {endpoint} as {} ({}){until}.\n",
-            p.email,
-            role_name(p.role)
-        )
-        .into())
+        let until = if resp.expires_at.is_empty() { String::new() } else { format!(" until {}", resp.expires_at) };
+        Ok(format!("Logged in to {endpoint} as {} ({}){until}.\n", p.email, role_name(p.role)).into())
     }
 }
 
@@ -95,33 +75,20 @@ pub fn logout(json: bool) -> Result<Out, CliError> {
 }
 
 pub async fn whoami(ctx: &Ctx, json: bool) -> Result<Out, CliError> {
-    let p = ctx
-        .auth()
-        .who_am_i(WhoAmIRequest {})
-        .await
-        .map_err(|s| ctx.err(s))?
-        .into_inner();
+    let p = ctx.auth().who_am_i(WhoAmIRequest {}).await.map_err(|s| ctx.err(s))?.into_inner();
     Ok(one_out(&p, json))
 }
 
 pub async fn tokens(ctx: &Ctx, cmd: TokensCmd, json: bool) -> Result<Out, CliError> {
     match cmd {
-        TokensCmd::Create {
-            name,
-            user,
-            ttl_days,
-        } => {
+        TokensCmd::Create { name, user, ttl_days } => {
             let user_id = match user {
                 Some(u) => ctx.user_id(&u).await?,
                 None => String::new(),
             };
             let resp = ctx
                 .auth()
-                .create_api_token(CreateApiTokenRequest {
-                    name,
-                    user_id,
-                    ttl_days: ttl_days.unwrap_or(0),
-                })
+                .create_api_token(CreateApiTokenRequest { name, user_id, ttl_days: ttl_days.unwrap_or(0) })
                 .await
                 .map_err(|s| ctx.err(s))?
                 .into_inner();
@@ -140,10 +107,7 @@ pub async fn tokens(ctx: &Ctx, cmd: TokensCmd, json: bool) -> Result<Out, CliErr
             let client = ctx.auth();
             let paged = fetch_pages(&page, |p| {
                 let mut c = client.clone();
-                let req = ListApiTokensRequest {
-                    page: Some(p),
-                    user_id: user_id.clone(),
-                };
+                let req = ListApiTokensRequest { page: Some(p), user_id: user_id.clone() };
                 async move {
                     let r = c.list_api_tokens(req).await?.into_inner();
                     Ok((r.api_tokens, r.next_page_token))
@@ -154,12 +118,8 @@ pub async fn tokens(ctx: &Ctx, cmd: TokensCmd, json: bool) -> Result<Out, CliErr
             Ok(list_out(&paged, json))
         }
         TokensCmd::Revoke { id } => {
-            let t = ctx
-                .auth()
-                .revoke_api_token(RevokeApiTokenRequest { id })
-                .await
-                .map_err(|s| ctx.err(s))?
-                .into_inner();
+            let t =
+                ctx.auth().revoke_api_token(RevokeApiTokenRequest { id }).await.map_err(|s| ctx.err(s))?.into_inner();
             Ok(one_out(&t, json))
         }
     }

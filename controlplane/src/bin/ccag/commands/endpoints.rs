@@ -9,13 +9,7 @@ use crate::error::CliError;
 
 pub async fn run(ctx: &Ctx, cmd: EndpointsCmd, json: bool) -> Result<Out, CliError> {
     match cmd {
-        EndpointsCmd::Create {
-            name,
-            region,
-            role_arn,
-            disabled,
-            priority,
-        } => {
+        EndpointsCmd::Create { name, region, role_arn, disabled, priority } => {
             let e = ctx
                 .endpoints()
                 .create_endpoint(pb::CreateEndpointRequest {
@@ -45,35 +39,17 @@ pub async fn run(ctx: &Ctx, cmd: EndpointsCmd, json: bool) -> Result<Out, CliErr
             Ok(list_out(&paged, json))
         }
         EndpointsCmd::Get { id } => {
-            let e = ctx
-                .endpoints()
-                .get_endpoint(pb::GetEndpointRequest { id })
-                .await
-                .map_err(|s| ctx.err(s))?
-                .into_inner();
+            let e =
+                ctx.endpoints().get_endpoint(pb::GetEndpointRequest { id }).await.map_err(|s| ctx.err(s))?.into_inner();
             Ok(one_out(&e, json))
         }
-        EndpointsCmd::Update {
-            id,
-            name,
-            region,
-            role_arn,
-            enabled,
-            priority,
-        } => {
+        EndpointsCmd::Update { id, name, region, role_arn, enabled, priority } => {
             require_change(
                 name.is_some() || region.is_some() || role_arn.is_some() || enabled.is_some() || priority.is_some(),
             )?;
             let e = ctx
                 .endpoints()
-                .update_endpoint(pb::UpdateEndpointRequest {
-                    id,
-                    name,
-                    region,
-                    role_arn,
-                    enabled,
-                    priority,
-                })
+                .update_endpoint(pb::UpdateEndpointRequest { id, name, region, role_arn, enabled, priority })
                 .await
                 .map_err(|s| ctx.err(s))?
                 .into_inner();

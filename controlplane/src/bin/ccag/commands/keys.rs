@@ -37,14 +37,7 @@ pub fn created_out(resp: pb::CreateKeyResponse, json: bool) -> Out {
 
 pub async fn run(ctx: &Ctx, cmd: KeysCmd, json: bool) -> Result<Out, CliError> {
     match cmd {
-        KeysCmd::Create {
-            name,
-            user,
-            team,
-            rpm,
-            tpm,
-            ttl_days,
-        } => {
+        KeysCmd::Create { name, user, team, rpm, tpm, ttl_days } => {
             let user_id = match user {
                 Some(u) => ctx.user_id(&u).await?,
                 None => String::new(),
@@ -64,12 +57,7 @@ pub async fn run(ctx: &Ctx, cmd: KeysCmd, json: bool) -> Result<Out, CliError> {
                 .into_inner();
             Ok(created_out(resp, json))
         }
-        KeysCmd::List {
-            user,
-            team,
-            status,
-            page,
-        } => {
+        KeysCmd::List { user, team, status, page } => {
             let user_id = match user {
                 Some(u) => ctx.user_id(&u).await?,
                 None => String::new(),
@@ -83,10 +71,7 @@ pub async fn run(ctx: &Ctx, cmd: KeysCmd, json: bool) -> Result<Out, CliError> {
             let client = ctx.keys();
             let paged = fetch_pages(&page, |p| {
                 let mut c = client.clone();
-                let req = pb::ListKeysRequest {
-                    page: Some(p),
-                    ..filter.clone()
-                };
+                let req = pb::ListKeysRequest { page: Some(p), ..filter.clone() };
                 async move {
                     let r = c.list_keys(req).await?.into_inner();
                     Ok((r.keys, r.next_page_token))
@@ -97,25 +82,11 @@ pub async fn run(ctx: &Ctx, cmd: KeysCmd, json: bool) -> Result<Out, CliError> {
             Ok(list_out(&paged, json))
         }
         KeysCmd::Get { id } => {
-            let k = ctx
-                .keys()
-                .get_key(pb::GetKeyRequest { id })
-                .await
-                .map_err(|s| ctx.err(s))?
-                .into_inner();
+            let k = ctx.keys().get_key(pb::GetKeyRequest { id }).await.map_err(|s| ctx.err(s))?.into_inner();
             Ok(one_out(&k, json))
         }
-        KeysCmd::Update {
-            id,
-            name,
-            status,
-            rpm,
-            tpm,
-            team,
-        } => {
-            require_change(
-                name.is_some() || status.is_some() || rpm.is_some() || tpm.is_some() || team.is_some(),
-            )?;
+        KeysCmd::Update { id, name, status, rpm, tpm, team } => {
+            require_change(name.is_some() || status.is_some() || rpm.is_some() || tpm.is_some() || team.is_some())?;
             let k = ctx
                 .keys()
                 .update_key(pb::UpdateKeyRequest {
@@ -132,19 +103,11 @@ pub async fn run(ctx: &Ctx, cmd: KeysCmd, json: bool) -> Result<Out, CliError> {
             Ok(one_out(&k, json))
         }
         KeysCmd::Revoke { id } => {
-            let k = ctx
-                .keys()
-                .revoke_key(pb::RevokeKeyRequest { id })
-                .await
-                .map_err(|s| ctx.err(s))?
-                .into_inner();
+            let k = ctx.keys().revoke_key(pb::RevokeKeyRequest { id }).await.map_err(|s| ctx.err(s))?.into_inner();
             Ok(one_out(&k, json))
         }
         KeysCmd::Delete { id } => {
-            ctx.keys()
-                .delete_key(pb::DeleteKeyRequest { id: id.clone() })
-                .await
-                .map_err(|s| ctx.err(s))?;
+            ctx.keys().delete_key(pb::DeleteKeyRequest { id: id.clone() }).await.map_err(|s| ctx.err(s))?;
             Ok(deleted_out("key", "id", &id, json))
         }
     }
@@ -173,9 +136,7 @@ mod tests {
         let out = created_out(resp(), true);
         let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(v["key"], "sk-ccag-abcdef");
-        for f in [
-            "id", "name", "prefix", "user_id", "team_id", "status", "rpm", "tpm", "created_at", "expires_at",
-        ] {
+        for f in ["id", "name", "prefix", "user_id", "team_id", "status", "rpm", "tpm", "created_at", "expires_at"] {
             assert!(v.get(f).is_some(), "missing {f}");
         }
         assert_eq!(v["status"], "active");

@@ -8,6 +8,7 @@ pub mod models;
 pub mod settings;
 pub mod status;
 pub mod teams;
+pub mod usage;
 pub mod users;
 
 use std::collections::HashSet;
@@ -50,22 +51,14 @@ where
     let mut seen = HashSet::new();
     let mut items = Vec::new();
     loop {
-        let page = Page {
-            page_size: args.page_size.unwrap_or(0),
-            page_token: token.clone(),
-        };
+        let page = Page { page_size: args.page_size.unwrap_or(0), page_token: token.clone() };
         let (mut got, next) = fetch(page).await?;
         items.append(&mut got);
         if !args.all || next.is_empty() {
-            return Ok(Paged {
-                items,
-                next_page_token: next,
-            });
+            return Ok(Paged { items, next_page_token: next });
         }
         if !seen.insert(next.clone()) {
-            return Err(tonic::Status::internal(format!(
-                "the server returned page token {next:?} twice"
-            )));
+            return Err(tonic::Status::internal(format!("the server returned page token {next:?} twice")));
         }
         token = next;
     }
@@ -74,15 +67,9 @@ where
 /// A list's output: a table or a JSON array, and a note when pages remain.
 pub fn list_out<T: Resource>(paged: &Paged<T>, json: bool) -> Out {
     let note = (!paged.next_page_token.is_empty()).then(|| {
-        format!(
-            "note: more results exist; run again with --page-token {} or use --all",
-            paged.next_page_token
-        )
+        format!("note: more results exist; run again with --page-token {} or use --all", paged.next_page_token)
     });
-    Out {
-        stdout: output::render_list(&paged.items, json),
-        note,
-    }
+    Out { stdout: output::render_list(&paged.items, json), note }
 }
 
 pub fn one_out<T: Resource>(item: &T, json: bool) -> Out {
@@ -92,12 +79,7 @@ pub fn one_out<T: Resource>(item: &T, json: bool) -> Out {
 /// The output of a delete.
 pub fn deleted_out(kind: &str, id_field: &'static str, id: &str, json: bool) -> Out {
     if json {
-        output::to_json(
-            &Record::new()
-                .field(id_field, id.to_string())
-                .field("deleted", Value::Bool(true)),
-        )
-        .into()
+        output::to_json(&Record::new().field(id_field, id.to_string()).field("deleted", Value::Bool(true))).into()
     } else {
         format!("Deleted {kind} {id}.\n").into()
     }
@@ -108,9 +90,7 @@ pub fn require_change(changed: bool) -> Result<(), crate::error::CliError> {
     if changed {
         Ok(())
     } else {
-        Err(crate::error::CliError::usage(
-            "nothing to update: give at least one option to change (see --help)",
-        ))
+        Err(crate::error::CliError::usage("nothing to update: give at least one option to change (see --help)"))
     }
 }
 
@@ -120,11 +100,7 @@ mod tests {
     use std::cell::RefCell;
 
     fn pages() -> Vec<(Vec<u32>, String)> {
-        vec![
-            (vec![1, 2], "p2".into()),
-            (vec![3, 4], "p3".into()),
-            (vec![5], String::new()),
-        ]
+        vec![(vec![1, 2], "p2".into()), (vec![3, 4], "p3".into()), (vec![5], String::new())]
     }
 
     async fn run(args: PageArgs) -> (Result<Paged<u32>, tonic::Status>, Vec<Page>) {
@@ -157,11 +133,7 @@ mod tests {
 
     #[tokio::test]
     async fn all_pages_with_all() {
-        let args = PageArgs {
-            page_size: Some(2),
-            page_token: None,
-            all: true,
-        };
+        let args = PageArgs { page_size: Some(2), page_token: None, all: true };
         let (res, asked) = run(args).await;
         let p = res.unwrap();
         assert_eq!(p.items, vec![1, 2, 3, 4, 5]);
@@ -172,38 +144,25 @@ mod tests {
 
     #[tokio::test]
     async fn starts_at_page_token() {
-        let args = PageArgs {
-            page_size: None,
-            page_token: Some("p3".into()),
-            all: false,
-        };
+        let args = PageArgs { page_size: None, page_token: Some("p3".into()), all: false };
         let (res, _) = run(args).await;
         assert_eq!(res.unwrap().items, vec![5]);
     }
 
     #[tokio::test]
     async fn repeated_token_stops() {
-        let args = PageArgs {
-            all: true,
-            ..Default::default()
-        };
+        let args = PageArgs { all: true, ..Default::default() };
         let res = fetch_pages(&args, |_p: Page| async { Ok((vec![1u32], "same".to_string())) }).await;
         assert!(res.is_err());
     }
 
     #[test]
     fn list_note_only_when_pages_remain() {
-        let paged = Paged::<ccag_proto::admin::v1::Setting> {
-            items: vec![],
-            next_page_token: "abc".into(),
-        };
+        let paged = Paged::<ccag_proto::admin::v1::Setting> { items: vec![], next_page_token: "abc".into() };
         let out = list_out(&paged, true);
         assert_eq!(out.stdout.trim(), "[]");
         assert!(out.note.unwrap().contains("--page-token abc"));
-        let paged = Paged::<ccag_proto::admin::v1::Setting> {
-            items: vec![],
-            next_page_token: String::new(),
-        };
+        let paged = Paged::<ccag_proto::admin::v1::Setting> { items: vec![], next_page_token: String::new() };
         assert!(list_out(&paged, false).note.is_none());
     }
 

@@ -9,12 +9,7 @@ use crate::error::CliError;
 
 pub async fn run(ctx: &Ctx, cmd: ModelsCmd, json: bool) -> Result<Out, CliError> {
     match cmd {
-        ModelsCmd::Create {
-            anthropic_id,
-            bedrock_id,
-            display_name,
-            listed,
-        } => {
+        ModelsCmd::Create { anthropic_id, bedrock_id, display_name, listed } => {
             let m = ctx
                 .models()
                 .create_model(pb::CreateModelRequest {
@@ -43,39 +38,21 @@ pub async fn run(ctx: &Ctx, cmd: ModelsCmd, json: bool) -> Result<Out, CliError>
             Ok(list_out(&paged, json))
         }
         ModelsCmd::Get { id } => {
-            let m = ctx
-                .models()
-                .get_model(pb::GetModelRequest { id })
-                .await
-                .map_err(|s| ctx.err(s))?
-                .into_inner();
+            let m = ctx.models().get_model(pb::GetModelRequest { id }).await.map_err(|s| ctx.err(s))?.into_inner();
             Ok(one_out(&m, json))
         }
-        ModelsCmd::Update {
-            id,
-            bedrock_id,
-            display_name,
-            listed,
-        } => {
+        ModelsCmd::Update { id, bedrock_id, display_name, listed } => {
             require_change(bedrock_id.is_some() || display_name.is_some() || listed.is_some())?;
             let m = ctx
                 .models()
-                .update_model(pb::UpdateModelRequest {
-                    id,
-                    bedrock_id,
-                    display_name,
-                    listed,
-                })
+                .update_model(pb::UpdateModelRequest { id, bedrock_id, display_name, listed })
                 .await
                 .map_err(|s| ctx.err(s))?
                 .into_inner();
             Ok(one_out(&m, json))
         }
         ModelsCmd::Delete { id } => {
-            ctx.models()
-                .delete_model(pb::DeleteModelRequest { id: id.clone() })
-                .await
-                .map_err(|s| ctx.err(s))?;
+            ctx.models().delete_model(pb::DeleteModelRequest { id: id.clone() }).await.map_err(|s| ctx.err(s))?;
             Ok(deleted_out("model", "id", &id, json))
         }
     }

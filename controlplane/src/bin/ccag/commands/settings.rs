@@ -24,12 +24,8 @@ pub async fn run(ctx: &Ctx, cmd: SettingsCmd, json: bool) -> Result<Out, CliErro
             Ok(list_out(&paged, json))
         }
         SettingsCmd::Get { key } => {
-            let s = ctx
-                .settings()
-                .get_setting(pb::GetSettingRequest { key })
-                .await
-                .map_err(|s| ctx.err(s))?
-                .into_inner();
+            let s =
+                ctx.settings().get_setting(pb::GetSettingRequest { key }).await.map_err(|s| ctx.err(s))?.into_inner();
             Ok(one_out(&s, json))
         }
         SettingsCmd::Set { key, value } => {

@@ -9,12 +9,7 @@ use crate::error::CliError;
 
 pub async fn run(ctx: &Ctx, cmd: TeamsCmd, json: bool) -> Result<Out, CliError> {
     match cmd {
-        TeamsCmd::Create {
-            name,
-            description,
-            member_rpm,
-            member_tpm,
-        } => {
+        TeamsCmd::Create { name, description, member_rpm, member_tpm, rpm, tpm } => {
             let t = ctx
                 .teams()
                 .create_team(pb::CreateTeamRequest {
@@ -22,6 +17,8 @@ pub async fn run(ctx: &Ctx, cmd: TeamsCmd, json: bool) -> Result<Out, CliError> 
                     description: description.unwrap_or_default(),
                     member_rpm: member_rpm.unwrap_or(0),
                     member_tpm: member_tpm.unwrap_or(0),
+                    rpm: rpm.unwrap_or(0),
+                    tpm: tpm.unwrap_or(0),
                 })
                 .await
                 .map_err(|s| ctx.err(s))?
@@ -33,10 +30,7 @@ pub async fn run(ctx: &Ctx, cmd: TeamsCmd, json: bool) -> Result<Out, CliError> 
             let query = query.unwrap_or_default();
             let paged = fetch_pages(&page, |p| {
                 let mut c = client.clone();
-                let req = pb::ListTeamsRequest {
-                    page: Some(p),
-                    query: query.clone(),
-                };
+                let req = pb::ListTeamsRequest { page: Some(p), query: query.clone() };
                 async move {
                     let r = c.list_teams(req).await?.into_inner();
                     Ok((r.teams, r.next_page_token))
@@ -50,67 +44,42 @@ pub async fn run(ctx: &Ctx, cmd: TeamsCmd, json: bool) -> Result<Out, CliError> 
             let t = get(ctx, id).await?;
             Ok(one_out(&t, json))
         }
-        TeamsCmd::Update {
-            id,
-            name,
-            description,
-            member_rpm,
-            member_tpm,
-        } => {
+        TeamsCmd::Update { id, name, description, member_rpm, member_tpm, rpm, tpm } => {
             require_change(
-                name.is_some() || description.is_some() || member_rpm.is_some() || member_tpm.is_some(),
+                name.is_some()
+                    || description.is_some()
+                    || member_rpm.is_some()
+                    || member_tpm.is_some()
+                    || rpm.is_some()
+                    || tpm.is_some(),
             )?;
             let t = ctx
                 .teams()
-                .update_team(pb::UpdateTeamRequest {
-                    id,
-                    name,
-                    description,
-                    member_rpm,
-                    member_tpm,
-                })
+                .update_team(pb::UpdateTeamRequest { id, name, description, member_rpm, member_tpm, rpm, tpm })
                 .await
                 .map_err(|s| ctx.err(s))?
                 .into_inner();
             Ok(one_out(&t, json))
         }
         TeamsCmd::Delete { id } => {
-            ctx.teams()
-                .delete_team(pb::DeleteTeamRequest { id: id.clone() })
-                .await
-                .map_err(|s| ctx.err(s))?;
+            ctx.teams().delete_team(pb::DeleteTeamRequest { id: id.clone() }).await.map_err(|s| ctx.err(s))?;
             Ok(deleted_out("team", "id", &id, json))
         }
         TeamsCmd::AddMember { team, user } => {
             let req = member_request(ctx, team, user).await?;
-            let t = ctx
-                .teams()
-                .add_member(req)
-                .await
-                .map_err(|s| ctx.err(s))?
-                .into_inner();
+            let t = ctx.teams().add_member(req).await.map_err(|s| ctx.err(s))?.into_inner();
             Ok(one_out(&t, json))
         }
         TeamsCmd::RemoveMember { team, user } => {
             let req = member_request(ctx, team, user).await?;
-            let t = ctx
-                .teams()
-                .remove_member(req)
-                .await
-                .map_err(|s| ctx.err(s))?
-                .into_inner();
+            let t = ctx.teams().remove_member(req).await.map_err(|s| ctx.err(s))?.into_inner();
             Ok(one_out(&t, json))
         }
     }
 }
 
 async fn get(ctx: &Ctx, id: String) -> Result<pb::Team, CliError> {
-    Ok(ctx
-        .teams()
-        .get_team(pb::GetTeamRequest { id })
-        .await
-        .map_err(|s| ctx.err(s))?
-        .into_inner())
+    Ok(ctx.teams().get_team(pb::GetTeamRequest { id }).await.map_err(|s| ctx.err(s))?.into_inner())
 }
 
 /// Team names and user emails become ids.

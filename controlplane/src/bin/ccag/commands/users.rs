@@ -24,18 +24,8 @@ pub fn user_status(s: UserStatusArg) -> pb::UserStatus {
 
 pub async fn run(ctx: &Ctx, cmd: UsersCmd, json: bool) -> Result<Out, CliError> {
     match cmd {
-        UsersCmd::Create {
-            email,
-            name,
-            role: r,
-            subject,
-            password_stdin,
-        } => {
-            let password = if password_stdin {
-                prompt::read_stdin_secret()?
-            } else {
-                String::new()
-            };
+        UsersCmd::Create { email, name, role: r, subject, password_stdin, rpm, tpm } => {
+            let password = if password_stdin { prompt::read_stdin_secret()? } else { String::new() };
             let u = ctx
                 .users()
                 .create_user(pb::CreateUserRequest {
@@ -44,18 +34,15 @@ pub async fn run(ctx: &Ctx, cmd: UsersCmd, json: bool) -> Result<Out, CliError> 
                     display_name: name.unwrap_or_default(),
                     role: role(r) as i32,
                     password,
+                    rpm: rpm.unwrap_or(0),
+                    tpm: tpm.unwrap_or(0),
                 })
                 .await
                 .map_err(|s| ctx.err(s))?
                 .into_inner();
             Ok(one_out(&u, json))
         }
-        UsersCmd::List {
-            role: r,
-            status,
-            query,
-            page,
-        } => {
+        UsersCmd::List { role: r, status, query, page } => {
             let client = ctx.users();
             let filter = pb::ListUsersRequest {
                 page: None,
@@ -65,10 +52,7 @@ pub async fn run(ctx: &Ctx, cmd: UsersCmd, json: bool) -> Result<Out, CliError> 
             };
             let paged = fetch_pages(&page, |p| {
                 let mut c = client.clone();
-                let req = pb::ListUsersRequest {
-                    page: Some(p),
-                    ..filter.clone()
-                };
+                let req = pb::ListUsersRequest { page: Some(p), ..filter.clone() };
                 async move {
                     let r = c.list_users(req).await?.into_inner();
                     Ok((r.users, r.next_page_token))
@@ -79,36 +63,21 @@ pub async fn run(ctx: &Ctx, cmd: UsersCmd, json: bool) -> Result<Out, CliError> 
             Ok(list_out(&paged, json))
         }
         UsersCmd::Get { id } => {
-            let u = ctx
-                .users()
-                .get_user(pb::GetUserRequest { id })
-                .await
-                .map_err(|s| ctx.err(s))?
-                .into_inner();
+            let u = ctx.users().get_user(pb::GetUserRequest { id }).await.map_err(|s| ctx.err(s))?.into_inner();
             Ok(one_out(&u, json))
         }
-        UsersCmd::Update {
-            id,
-            email,
-            name,
-            role: r,
-            status,
-            password_stdin,
-            subject,
-        } => {
+        UsersCmd::Update { id, email, name, role: r, status, password_stdin, subject, rpm, tpm } => {
             require_change(
                 email.is_some()
                     || name.is_some()
                     || r.is_some()
                     || status.is_some()
                     || password_stdin
-                    || subject.is_some(),
+                    || subject.is_some()
+                    || rpm.is_some()
+                    || tpm.is_some(),
             )?;
-            let password = if password_stdin {
-                Some(prompt::read_stdin_secret()?)
-            } else {
-                None
-            };
+            let password = if password_stdin { Some(prompt::read_stdin_secret()?) } else { None };
             let id = ctx.user_id(&id).await?;
             let u = ctx
                 .users()
@@ -120,6 +89,8 @@ pub async fn run(ctx: &Ctx, cmd: UsersCmd, json: bool) -> Result<Out, CliError> 
                     status: status.map(|s| user_status(s) as i32).unwrap_or(0),
                     password,
                     subject,
+                    rpm,
+                    tpm,
                 })
                 .await
                 .map_err(|s| ctx.err(s))?
@@ -128,10 +99,7 @@ pub async fn run(ctx: &Ctx, cmd: UsersCmd, json: bool) -> Result<Out, CliError> 
         }
         UsersCmd::Delete { id } => {
             let id = ctx.user_id(&id).await?;
-            ctx.users()
-                .delete_user(pb::DeleteUserRequest { id: id.clone() })
-                .await
-                .map_err(|s| ctx.err(s))?;
+            ctx.users().delete_user(pb::DeleteUserRequest { id: id.clone() }).await.map_err(|s| ctx.err(s))?;
             Ok(deleted_out("user", "id", &id, json))
         }
     }
