@@ -81,18 +81,19 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let http_task = tokio::spawn(server::serve_http(http, ctx.clone(), stop_rx.clone()));
-    let grpc_task = tokio::spawn(server::serve_grpc(grpc, ctx, fleet_api, stop_rx));
+    let mut grpc_task = tokio::spawn(server::serve_grpc(grpc, ctx, fleet_api, stop_rx));
     tokio::pin!(shutdown);
-    tokio::select! {
+    let result = tokio::select! {
         _ = &mut shutdown => {
             tracing::info!("shutting down");
             let _ = stop_tx.send(true);
+            (&mut grpc_task).await
         }
-        r = &mut Box::pin(async { grpc_task.await }) => {
+        r = &mut grpc_task => {
             let _ = stop_tx.send(true);
-            return r.map_err(|e| e.to_string())?;
+            r
         }
-    }
+    };
     let _ = http_task.await;
-    Ok(())
+    result.map_err(|e| e.to_string())?
 }

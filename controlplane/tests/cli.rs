@@ -1,0 +1,964 @@
+//! End-to-end tests of the `ccag` CLI against a real `ccag-controlplane`,
+//! each on SQLite and on PostgreSQL.
+//!
+//! PostgreSQL tests create a fresh database `ccag_test_<random>` through
+//! `psql -h 127.0.0.1 -U postgres` and drop it afterwards. Set
+//! `CCAG_TEST_SKIP_POSTGRES=1` to skip them where no server is running.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const ADMIN: &str = "admin";
+const ADMIN_PASSWORD: &str = "admin-test-password-1";
+const PG_HOST: &str = "127.0.0.1";
+const PG_PORT: &str = "5432";
+const PG_USER: &str = "postgres";
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+const CLI_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+fn unique() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+fn psql(sql: &str) -> std::process::Output {
+    Command::new("psql")
+        .args(["-h", PG_HOST, "-p", PG_PORT, "-U", PG_USER, "-d", "postgres"])
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .output()
+        .expect("running psql")
+}
+
+/// A data directory or database that outlives server restarts, and the
+/// scratch space for CLI config directories.
+struct Env {
+    backend: Backend,
+    root: PathBuf,
+    database_url: Option<String>,
+    pg_db: Option<String>,
+}
+
+impl Env {
+    fn new(backend: Backend) -> Env {
+        let root = std::env::temp_dir().join(format!("ccag-cli-test-{}", unique()));
+        std::fs::create_dir_all(root.join("data")).expect("creating the temp dir");
+        let mut env = Env { backend, root, database_url: None, pg_db: None };
+        if backend == Backend::Postgres {
+            let db = format!("ccag_test_{}", unique());
+            let out = psql(&format!("CREATE DATABASE {db}"));
+            assert!(
+                out.status.success(),
+                "creating database {db} failed (is PostgreSQL running on {PG_HOST}:{PG_PORT}? \
+                 set CCAG_TEST_SKIP_POSTGRES=1 to skip): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            env.database_url = Some(format!("postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}"));
+            env.pg_db = Some(db);
+        }
+        env
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// A fresh, empty CLI configuration directory.
+    fn config_dir(&self, name: &str) -> PathBuf {
+        self.root.join(format!("config-{name}-{}", unique()))
+    }
+
+    fn start(&self) -> Server {
+        Server::start(self)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(db) = &self.pg_db {
+            let _ = psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+        }
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// A running `ccag-controlplane`; stopped on drop.
+struct Server {
+    child: Child,
+    grpc: String,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(env: &Env) -> Server {
+        let log = env.root.join(format!("server-{}.log", unique()));
+        let log_file = std::fs::File::create(&log).expect("creating the server log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccag-controlplane"));
+        cmd.env_remove("DATABASE_URL")
+            .env("CCAG_DATA_DIR", env.data_dir())
+            .env("CCAG_GRPC_ADDR", "127.0.0.1:0")
+            .env("CCAG_HTTP_ADDR", "127.0.0.1:0")
+            .env("ADMIN_USERNAME", ADMIN)
+            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .current_dir(&env.root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file));
+        if let Some(url) = &env.database_url {
+            cmd.env("DATABASE_URL", url);
+        }
+        let mut child = cmd.spawn().expect("starting ccag-controlplane");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        // Reads stdout until the server exits, so it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("ccag-controlplane grpc listening on ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(grpc) => return Server { child, grpc, log },
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {}
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "ccag-controlplane ({:?}) exited with {status} before listening:\n{}",
+                    env.backend,
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "ccag-controlplane ({:?}) did not print its grpc address in {STARTUP_TIMEOUT:?}:\n{}",
+                    env.backend,
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it does not stop in time.
+    fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        #[cfg(unix)]
+        {
+            if let Ok(pid) = i32::try_from(self.child.id()) {
+                // SAFETY: signals the child this test started, by its pid.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "expected success, got {self:#?}");
+        self
+    }
+
+    #[track_caller]
+    fn json(&self) -> Value {
+        self.ok();
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:#?}"))
+    }
+
+    /// A failure with the given exit code and exactly one `ccag: ` line on stderr.
+    #[track_caller]
+    fn fails(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "expected exit {code}, got {self:#?}");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "expected one stderr line: {self:#?}");
+        assert!(lines[0].starts_with("ccag: "), "stderr: {self:#?}");
+        self
+    }
+}
+
+/// Runs `ccag` with the given endpoint (None: unset) and config directory.
+fn ccag_at(endpoint: Option<&str>, config: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccag"));
+    cmd.args(args)
+        .env_remove("CCAG_TOKEN")
+        .env_remove("CCAG_ENDPOINT")
+        .env_remove("XDG_CONFIG_HOME")
+        .env("CCAG_CONFIG_DIR", config)
+        .env("HOME", config)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(e) = endpoint {
+        cmd.env("CCAG_ENDPOINT", e);
+    }
+    let mut child = cmd.spawn().expect("starting ccag");
+    if let Some(input) = stdin {
+        let mut si = child.stdin.take().expect("piped stdin");
+        let _ = si.write_all(input.as_bytes());
+    }
+    let mut so = child.stdout.take().expect("piped stdout");
+    let mut se = child.stderr.take().expect("piped stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = so.read_to_string(&mut s);
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + CLI_TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("waiting for ccag") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ccag {args:?} did not finish in {CLI_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Run {
+        // A signal (e.g. a panic's abort) shows as -1.
+        code: status.code().unwrap_or(-1),
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    }
+}
+
+impl Server {
+    fn ccag(&self, config: &Path, args: &[&str]) -> Run {
+        ccag_at(Some(&self.grpc), config, args, None)
+    }
+
+    fn ccag_stdin(&self, config: &Path, args: &[&str], stdin: &str) -> Run {
+        ccag_at(Some(&self.grpc), config, args, Some(stdin))
+    }
+
+    /// Logs in as the given user into a fresh config directory.
+    fn login_as(&self, env: &Env, user: &str, password: &str) -> PathBuf {
+        let dir = env.config_dir(user);
+        let r = self.ccag_stdin(&dir, &["login", "--username", user, "--password-stdin"], &format!("{password}\n"));
+        assert_eq!(r.code, 0, "login as {user} failed: {r:#?}\nserver log:\n{}", self.log());
+        dir
+    }
+
+    fn admin(&self, env: &Env) -> PathBuf {
+        self.login_as(env, ADMIN, ADMIN_PASSWORD)
+    }
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
+/// Whether a JSON array holds an object whose `field` equals `value`.
+fn has(list: &Value, field: &str, value: &str) -> bool {
+    list.as_array().unwrap_or_else(|| panic!("not an array: {list}")).iter().any(|o| o[field] == value)
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::$name(super::Env::new(super::Backend::Sqlite));
+                }
+
+                #[test]
+                fn postgres() {
+                    if std::env::var_os("CCAG_TEST_SKIP_POSTGRES").is_some() {
+                        eprintln!("skipped: CCAG_TEST_SKIP_POSTGRES is set");
+                        return;
+                    }
+                    super::$name(super::Env::new(super::Backend::Postgres));
+                }
+            }
+        )*
+    };
+}
+
+on_both_backends!(
+    login_then_whoami,
+    logout_forgets_the_session,
+    wrong_password_is_exit_4,
+    status_names_the_backend,
+    key_plaintext_is_shown_only_at_creation,
+    users_crud,
+    teams_crud,
+    keys_crud,
+    models_crud,
+    endpoints_crud,
+    settings_crud,
+    keys_revoke_sets_revoked,
+    members_only_reach_their_own_keys,
+    garbage_token_is_exit_4,
+    audit_records_changes,
+    duplicate_user_email_is_exit_7,
+    invalid_input_is_exit_8,
+    api_tokens_act_as_their_user,
+    restart_keeps_users_and_keys,
+    user_and_team_limits,
+    prices_crud,
+    usage_reports_rows_and_total,
+);
+
+// ------------------------------------------------------------------ tests
+
+fn login_then_whoami(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let me = srv.ccag(&cfg, &["whoami", "--json"]).json();
+    assert_eq!(me["email"], ADMIN);
+    assert_eq!(me["role"], "admin");
+    assert!(!s(&me["user_id"]).is_empty());
+
+    let session = cfg.join("session.json");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&session).unwrap()).unwrap();
+    assert_eq!(saved["endpoint"], srv.grpc.as_str());
+    assert!(!s(&saved["token"]).is_empty());
+    assert!(saved.get("expires_at").is_some());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&session), 0o600);
+        assert_eq!(mode(&cfg), 0o700);
+    }
+
+    // Human output too.
+    let r = srv.ccag(&cfg, &["whoami"]);
+    assert!(r.ok().stdout.contains(ADMIN), "{r:#?}");
+}
+
+fn logout_forgets_the_session(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    srv.ccag(&cfg, &["logout"]).ok();
+    assert!(!cfg.join("session.json").exists());
+    srv.ccag(&cfg, &["whoami"]).fails(4);
+    // Logging out twice is fine.
+    srv.ccag(&cfg, &["logout"]).ok();
+}
+
+fn wrong_password_is_exit_4(env: Env) {
+    let srv = env.start();
+    let cfg = env.config_dir("wrong");
+    let r = srv.ccag_stdin(&cfg, &["login", "--username", ADMIN, "--password-stdin"], "not-the-password\n");
+    r.fails(4);
+    assert!(!cfg.join("session.json").exists());
+    // An unknown user fails the same way.
+    srv.ccag_stdin(&cfg, &["login", "--username", "nobody@example.com", "--password-stdin"], "whatever\n").fails(4);
+}
+
+fn status_names_the_backend(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let st = srv.ccag(&cfg, &["status", "--json"]).json();
+    let want = match env.backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    assert_eq!(st["database"], want, "{st}");
+    assert!(st["users"].as_u64().unwrap_or(0) >= 1, "{st}");
+    srv.ccag(&cfg, &["status"]).ok();
+}
+
+fn key_plaintext_is_shown_only_at_creation(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let created = srv.ccag(&cfg, &["keys", "create", "--name", "laptop", "--json"]).json();
+    let key = s(&created["key"]).to_string();
+    assert!(key.starts_with("sk-ccag-"), "{created}");
+    let id = s(&created["id"]).to_string();
+    assert_eq!(created["name"], "laptop");
+    assert_eq!(created["status"], "active");
+    assert!(key.starts_with(s(&created["prefix"])), "{created}");
+    for f in ["user_id", "team_id", "rpm", "tpm", "created_at", "expires_at"] {
+        assert!(created.get(f).is_some(), "missing {f}: {created}");
+    }
+
+    for args in [
+        vec!["keys", "get", id.as_str(), "--json"],
+        vec!["keys", "get", id.as_str()],
+        vec!["keys", "list", "--json"],
+        vec!["keys", "list"],
+    ] {
+        let r = srv.ccag(&cfg, &args);
+        r.ok();
+        assert!(!r.stdout.contains(&key), "{args:?} shows the key: {r:#?}");
+    }
+    let got = srv.ccag(&cfg, &["keys", "get", &id, "--json"]).json();
+    assert!(got.get("key").is_none(), "{got}");
+    assert_eq!(got["id"], id.as_str());
+
+    // The human output shows it once, with a warning.
+    let r = srv.ccag(&cfg, &["keys", "create", "--name", "other"]);
+    r.ok();
+    let shown: Vec<&str> = r.stdout.split_whitespace().filter(|w| w.starts_with("sk-ccag-")).collect();
+    assert_eq!(shown.len(), 1, "{r:#?}");
+    assert!(r.stdout.contains("not be shown again"), "{r:#?}");
+}
+
+fn users_crud(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let u = srv.ccag(&cfg, &["users", "create", "--email", "alice@example.com", "--name", "Alice", "--json"]).json();
+    let id = s(&u["id"]).to_string();
+    assert_eq!(u["email"], "alice@example.com");
+    assert_eq!(u["display_name"], "Alice");
+    assert_eq!(u["role"], "member");
+    assert_eq!(u["status"], "active");
+
+    assert_eq!(srv.ccag(&cfg, &["users", "get", &id, "--json"]).json()["email"], "alice@example.com");
+    assert_eq!(srv.ccag(&cfg, &["users", "get", "alice@example.com", "--json"]).json()["id"], id.as_str());
+    srv.ccag(&cfg, &["users", "get", &id]).ok();
+
+    let list = srv.ccag(&cfg, &["users", "list", "--json"]).json();
+    assert!(has(&list, "id", &id) && has(&list, "email", ADMIN), "{list}");
+    let members = srv.ccag(&cfg, &["users", "list", "--role", "member", "--json"]).json();
+    assert!(has(&members, "id", &id) && !has(&members, "email", ADMIN), "{members}");
+    let found = srv.ccag(&cfg, &["users", "list", "--query", "alice", "--json", "--all"]).json();
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+    let r = srv.ccag(&cfg, &["users", "list"]);
+    assert!(r.ok().stdout.contains("alice@example.com"), "{r:#?}");
+
+    let upd = srv
+        .ccag(
+            &cfg,
+            &["users", "update", &id, "--name", "Alice A.", "--status", "disabled", "--role", "admin", "--json"],
+        )
+        .json();
+    assert_eq!(upd["display_name"], "Alice A.");
+    assert_eq!(upd["status"], "disabled");
+    assert_eq!(upd["role"], "admin");
+    assert_eq!(upd["email"], "alice@example.com");
+    let got = srv.ccag(&cfg, &["users", "get", &id, "--json"]).json();
+    assert_eq!(got["status"], "disabled");
+    let disabled = srv.ccag(&cfg, &["users", "list", "--status", "disabled", "--json"]).json();
+    assert!(has(&disabled, "id", &id), "{disabled}");
+
+    srv.ccag(&cfg, &["users", "delete", &id]).ok();
+    srv.ccag(&cfg, &["users", "get", &id]).fails(6);
+    srv.ccag(&cfg, &["users", "delete", &id]).fails(6);
+}
+
+fn teams_crud(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let t = srv
+        .ccag(
+            &cfg,
+            &[
+                "teams",
+                "create",
+                "--name",
+                "platform",
+                "--description",
+                "Platform team",
+                "--member-rpm",
+                "60",
+                "--member-tpm",
+                "1000",
+                "--json",
+            ],
+        )
+        .json();
+    let id = s(&t["id"]).to_string();
+    assert_eq!(t["name"], "platform");
+    assert_eq!(t["member_rpm"], 60);
+    assert_eq!(t["member_tpm"], 1000);
+
+    assert_eq!(srv.ccag(&cfg, &["teams", "get", &id, "--json"]).json()["name"], "platform");
+    assert_eq!(srv.ccag(&cfg, &["teams", "get", "platform", "--json"]).json()["id"], id.as_str());
+    let list = srv.ccag(&cfg, &["teams", "list", "--json"]).json();
+    assert!(has(&list, "id", &id), "{list}");
+    srv.ccag(&cfg, &["teams", "list"]).ok();
+
+    let upd = srv.ccag(&cfg, &["teams", "update", &id, "--description", "Infra", "--member-rpm", "0", "--json"]).json();
+    assert_eq!(upd["description"], "Infra");
+    assert_eq!(upd["member_rpm"], 0);
+    assert_eq!(upd["member_tpm"], 1000);
+    assert_eq!(upd["name"], "platform");
+
+    let u = srv.ccag(&cfg, &["users", "create", "--email", "bob@example.com", "--json"]).json();
+    let uid = s(&u["id"]).to_string();
+    let added = srv.ccag(&cfg, &["teams", "add-member", "platform", "bob@example.com", "--json"]).json();
+    assert!(added["member_ids"].as_array().unwrap().iter().any(|m| m == uid.as_str()), "{added}");
+    let bob = srv.ccag(&cfg, &["users", "get", &uid, "--json"]).json();
+    assert!(bob["team_ids"].as_array().unwrap().iter().any(|t| t == id.as_str()), "{bob}");
+    let removed = srv.ccag(&cfg, &["teams", "remove-member", &id, &uid, "--json"]).json();
+    assert!(!removed["member_ids"].as_array().unwrap().iter().any(|m| m == uid.as_str()), "{removed}");
+
+    srv.ccag(&cfg, &["teams", "delete", &id]).ok();
+    srv.ccag(&cfg, &["teams", "get", &id]).fails(6);
+}
+
+fn keys_crud(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let me = srv.ccag(&cfg, &["whoami", "--json"]).json();
+    let team = srv.ccag(&cfg, &["teams", "create", "--name", "ml", "--json"]).json();
+    let team_id = s(&team["id"]).to_string();
+    let k = srv
+        .ccag(
+            &cfg,
+            &[
+                "keys",
+                "create",
+                "--name",
+                "ci",
+                "--team",
+                &team_id,
+                "--rpm",
+                "10",
+                "--tpm",
+                "2000",
+                "--ttl-days",
+                "30",
+                "--json",
+            ],
+        )
+        .json();
+    let id = s(&k["id"]).to_string();
+    assert_eq!(k["user_id"], me["user_id"]);
+    assert_eq!(k["team_id"], team_id.as_str());
+    assert_eq!(k["rpm"], 10);
+    assert_eq!(k["tpm"], 2000);
+    assert!(!s(&k["expires_at"]).is_empty(), "{k}");
+
+    let got = srv.ccag(&cfg, &["keys", "get", &id, "--json"]).json();
+    assert_eq!(got["name"], "ci");
+    assert_eq!(got["status"], "active");
+    let list = srv.ccag(&cfg, &["keys", "list", "--json"]).json();
+    assert!(has(&list, "id", &id), "{list}");
+    let by_team = srv.ccag(&cfg, &["keys", "list", "--team", &team_id, "--json"]).json();
+    assert!(has(&by_team, "id", &id), "{by_team}");
+    let by_user = srv.ccag(&cfg, &["keys", "list", "--user", ADMIN, "--json"]).json();
+    assert!(has(&by_user, "id", &id), "{by_user}");
+
+    let upd = srv
+        .ccag(&cfg, &["keys", "update", &id, "--name", "ci-2", "--rpm", "20", "--status", "disabled", "--json"])
+        .json();
+    assert_eq!(upd["name"], "ci-2");
+    assert_eq!(upd["rpm"], 20);
+    assert_eq!(upd["tpm"], 2000);
+    assert_eq!(upd["status"], "disabled");
+    let upd = srv.ccag(&cfg, &["keys", "update", &id, "--status", "active", "--json"]).json();
+    assert_eq!(upd["status"], "active");
+
+    srv.ccag(&cfg, &["keys", "delete", &id]).ok();
+    srv.ccag(&cfg, &["keys", "get", &id]).fails(6);
+}
+
+fn models_crud(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let m = srv
+        .ccag(
+            &cfg,
+            &[
+                "models",
+                "create",
+                "--anthropic-id",
+                "claude-test-1",
+                "--bedrock-id",
+                "us.anthropic.claude-test-1-v1:0",
+                "--display-name",
+                "Claude Test",
+                "--listed",
+                "--json",
+            ],
+        )
+        .json();
+    let id = s(&m["id"]).to_string();
+    assert_eq!(m["anthropic_id"], "claude-test-1");
+    assert_eq!(m["listed"], true);
+
+    assert_eq!(srv.ccag(&cfg, &["models", "get", &id, "--json"]).json()["display_name"], "Claude Test");
+    assert_eq!(srv.ccag(&cfg, &["models", "get", "claude-test-1", "--json"]).json()["id"], id.as_str());
+    let list = srv.ccag(&cfg, &["models", "list", "--json"]).json();
+    assert!(has(&list, "id", &id), "{list}");
+    srv.ccag(&cfg, &["models", "list"]).ok();
+
+    let upd = srv.ccag(&cfg, &["models", "update", &id, "--listed", "false", "--display-name", "CT", "--json"]).json();
+    assert_eq!(upd["listed"], false);
+    assert_eq!(upd["display_name"], "CT");
+    assert_eq!(upd["bedrock_id"], "us.anthropic.claude-test-1-v1:0");
+
+    srv.ccag(&cfg, &["models", "delete", &id]).ok();
+    srv.ccag(&cfg, &["models", "get", &id]).fails(6);
+}
+
+fn endpoints_crud(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let e = srv
+        .ccag(
+            &cfg,
+            &[
+                "endpoints",
+                "create",
+                "--name",
+                "east",
+                "--region",
+                "us-east-1",
+                "--role-arn",
+                "arn:aws:iam::123456789012:role/ccag",
+                "--priority",
+                "5",
+                "--json",
+            ],
+        )
+        .json();
+    let id = s(&e["id"]).to_string();
+    assert_eq!(e["region"], "us-east-1");
+    assert_eq!(e["enabled"], true);
+    assert_eq!(e["priority"], 5);
+
+    assert_eq!(srv.ccag(&cfg, &["endpoints", "get", &id, "--json"]).json()["name"], "east");
+    let list = srv.ccag(&cfg, &["endpoints", "list", "--json"]).json();
+    assert!(has(&list, "id", &id), "{list}");
+    srv.ccag(&cfg, &["endpoints", "list"]).ok();
+
+    let upd = srv.ccag(&cfg, &["endpoints", "update", &id, "--enabled", "false", "--priority", "-1", "--json"]).json();
+    assert_eq!(upd["enabled"], false);
+    assert_eq!(upd["priority"], -1);
+    assert_eq!(upd["region"], "us-east-1");
+
+    let d = srv
+        .ccag(&cfg, &["endpoints", "create", "--name", "west", "--region", "us-west-2", "--disabled", "--json"])
+        .json();
+    assert_eq!(d["enabled"], false);
+
+    srv.ccag(&cfg, &["endpoints", "delete", &id]).ok();
+    srv.ccag(&cfg, &["endpoints", "get", &id]).fails(6);
+}
+
+fn settings_crud(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let st = srv.ccag(&cfg, &["settings", "set", "test.greeting", "hello", "--json"]).json();
+    assert_eq!(st["key"], "test.greeting");
+    assert_eq!(st["value"], "hello");
+    assert_eq!(srv.ccag(&cfg, &["settings", "get", "test.greeting", "--json"]).json()["value"], "hello");
+    let list = srv.ccag(&cfg, &["settings", "list", "--json"]).json();
+    assert!(has(&list, "key", "test.greeting"), "{list}");
+    srv.ccag(&cfg, &["settings", "list"]).ok();
+
+    let st = srv.ccag(&cfg, &["settings", "set", "test.greeting", "bye", "--json"]).json();
+    assert_eq!(st["value"], "bye");
+    assert_eq!(srv.ccag(&cfg, &["settings", "get", "test.greeting", "--json"]).json()["value"], "bye");
+
+    srv.ccag(&cfg, &["settings", "delete", "test.greeting"]).ok();
+    srv.ccag(&cfg, &["settings", "get", "test.greeting"]).fails(6);
+}
+
+fn keys_revoke_sets_revoked(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let k = srv.ccag(&cfg, &["keys", "create", "--name", "doomed", "--json"]).json();
+    let id = s(&k["id"]).to_string();
+    let r = srv.ccag(&cfg, &["keys", "revoke", &id, "--json"]).json();
+    assert_eq!(r["status"], "revoked");
+    assert_eq!(srv.ccag(&cfg, &["keys", "get", &id, "--json"]).json()["status"], "revoked");
+    let revoked = srv.ccag(&cfg, &["keys", "list", "--status", "revoked", "--json"]).json();
+    assert!(has(&revoked, "id", &id), "{revoked}");
+    let active = srv.ccag(&cfg, &["keys", "list", "--status", "active", "--json"]).json();
+    assert!(!has(&active, "id", &id), "{active}");
+}
+
+fn members_only_reach_their_own_keys(env: Env) {
+    let srv = env.start();
+    let admin = srv.admin(&env);
+    let admin_key = srv.ccag(&admin, &["keys", "create", "--name", "admin-key", "--json"]).json();
+    let admin_key_id = s(&admin_key["id"]).to_string();
+    let admin_id = s(&srv.ccag(&admin, &["whoami", "--json"]).json()["user_id"]).to_string();
+    srv.ccag_stdin(
+        &admin,
+        &["users", "create", "--email", "mia@example.com", "--password-stdin", "--json"],
+        "mia-password-1\n",
+    )
+    .ok();
+
+    let mia = srv.login_as(&env, "mia@example.com", "mia-password-1");
+    let me = srv.ccag(&mia, &["whoami", "--json"]).json();
+    assert_eq!(me["role"], "member");
+    let mia_id = s(&me["user_id"]).to_string();
+
+    // Their own key.
+    let own = srv.ccag(&mia, &["keys", "create", "--name", "mine", "--json"]).json();
+    assert_eq!(own["user_id"], mia_id.as_str());
+    assert!(s(&own["key"]).starts_with("sk-ccag-"));
+    let own_id = s(&own["id"]).to_string();
+    srv.ccag(&mia, &["keys", "get", &own_id]).ok();
+    // Not for someone else.
+    srv.ccag(&mia, &["keys", "create", "--name", "theirs", "--user", &admin_id]).fails(5);
+
+    // Someone else's key.
+    srv.ccag(&mia, &["keys", "get", &admin_key_id]).fails(5);
+    srv.ccag(&mia, &["keys", "revoke", &admin_key_id]).fails(5);
+    srv.ccag(&mia, &["keys", "delete", &admin_key_id]).fails(5);
+    let still = srv.ccag(&admin, &["keys", "get", &admin_key_id, "--json"]).json();
+    assert_eq!(still["status"], "active");
+
+    let list = srv.ccag(&mia, &["keys", "list", "--json"]).json();
+    let list = list.as_array().unwrap();
+    assert!(list.iter().all(|k| k["user_id"] == mia_id.as_str()), "{list:?}");
+    assert!(list.iter().any(|k| k["id"] == own_id.as_str()), "{list:?}");
+    let r = srv.ccag(&mia, &["keys", "list", "--user", &admin_id, "--json"]);
+    if r.code == 0 {
+        let l = r.json();
+        assert!(l.as_array().unwrap().iter().all(|k| k["user_id"] == mia_id.as_str()), "{l}");
+    } else {
+        r.fails(5);
+    }
+
+    // Admin-only areas.
+    srv.ccag(&mia, &["users", "create", "--email", "x@example.com"]).fails(5);
+}
+
+fn garbage_token_is_exit_4(env: Env) {
+    let srv = env.start();
+    let cfg = env.config_dir("garbage");
+    srv.ccag(&cfg, &["--token", "garbage", "whoami"]).fails(4);
+    srv.ccag(&cfg, &["--token", "Bearer.x.y", "users", "list"]).fails(4);
+    srv.ccag(&cfg, &["whoami"]).fails(4);
+}
+
+#[test]
+fn unreachable_endpoint_is_exit_3() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let cfg = std::env::temp_dir().join(format!("ccag-cli-test-{}", unique()));
+    let r = ccag_at(Some(&url), &cfg, &["--token", "t", "status"], None);
+    r.fails(3);
+    assert!(r.stderr.starts_with(&format!("ccag: cannot reach the control plane at {url}: ")), "{r:#?}");
+    ccag_at(Some(&url), &cfg, &["login", "--username", "a", "--password-stdin"], Some("pw\n")).fails(3);
+    let _ = std::fs::remove_dir_all(&cfg);
+}
+
+#[test]
+fn usage_errors_are_exit_2() {
+    let cfg = std::env::temp_dir().join(format!("ccag-cli-test-{}", unique()));
+    let r = ccag_at(None, &cfg, &["keys", "create"], None);
+    assert_eq!(r.code, 2, "{r:#?}");
+    let r = ccag_at(None, &cfg, &["users", "create", "--email", "a", "--role", "owner"], None);
+    assert_eq!(r.code, 2, "{r:#?}");
+    let r = ccag_at(None, &cfg, &["--token", "t", "--endpoint", "http://bad host", "status"], None);
+    r.fails(2);
+    let r = ccag_at(None, &cfg, &["--help"], None);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(r.stdout.contains("--json"));
+}
+
+#[test]
+fn not_logged_in_is_exit_4() {
+    let cfg = std::env::temp_dir().join(format!("ccag-cli-test-{}", unique()));
+    let r = ccag_at(None, &cfg, &["users", "list"], None);
+    r.fails(4);
+    assert!(r.stderr.contains("ccag login"), "{r:#?}");
+}
+
+fn audit_records_changes(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let admin_id = s(&srv.ccag(&cfg, &["whoami", "--json"]).json()["user_id"]).to_string();
+    let k = srv.ccag(&cfg, &["keys", "create", "--name", "audited", "--json"]).json();
+    let key_id = s(&k["id"]).to_string();
+    let u = srv.ccag(&cfg, &["users", "create", "--email", "audit@example.com", "--json"]).json();
+    let user_id = s(&u["id"]).to_string();
+
+    let entries = srv.ccag(&cfg, &["audit", "list", "--action", "key.create", "--json", "--all"]).json();
+    let entry = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["resource_id"] == key_id.as_str())
+        .unwrap_or_else(|| panic!("no key.create entry for {key_id}: {entries}"));
+    assert_eq!(entry["actor"], admin_id.as_str(), "{entry}");
+    assert_eq!(entry["action"], "key.create");
+    assert!(entries.as_array().unwrap().iter().all(|e| e["action"] == "key.create"), "{entries}");
+    // The snapshot never holds the plaintext key.
+    assert!(!entries.to_string().contains(s(&k["key"])), "{entries}");
+
+    let by_actor = srv.ccag(&cfg, &["audit", "list", "--actor", &admin_id, "--json"]).json();
+    assert!(
+        by_actor
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "user.create" && e["resource_id"] == user_id.as_str()),
+        "{by_actor}"
+    );
+    let by_resource =
+        srv.ccag(&cfg, &["audit", "list", "--resource-type", "user", "--resource-id", &user_id, "--json"]).json();
+    assert!(has(&by_resource, "action", "user.create"), "{by_resource}");
+    srv.ccag(&cfg, &["audit", "list"]).ok();
+}
+
+fn duplicate_user_email_is_exit_7(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    srv.ccag(&cfg, &["users", "create", "--email", "dup@example.com"]).ok();
+    srv.ccag(&cfg, &["users", "create", "--email", "dup@example.com"]).fails(7);
+    srv.ccag(&cfg, &["teams", "create", "--name", "dup"]).ok();
+    srv.ccag(&cfg, &["teams", "create", "--name", "dup"]).fails(7);
+}
+
+fn invalid_input_is_exit_8(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    srv.ccag(&cfg, &["users", "create", "--email", ""]).fails(8);
+    srv.ccag(&cfg, &["keys", "create", "--name", ""]).fails(8);
+}
+
+fn api_tokens_act_as_their_user(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let t = srv.ccag(&cfg, &["tokens", "create", "--name", "automation", "--json"]).json();
+    let token = s(&t["token"]).to_string();
+    let id = s(&t["id"]).to_string();
+    assert!(!token.is_empty());
+    let list = srv.ccag(&cfg, &["tokens", "list", "--json"]).json();
+    assert!(has(&list, "id", &id), "{list}");
+    assert!(!list.to_string().contains(&token));
+
+    let other = env.config_dir("token-user");
+    let me = srv.ccag(&other, &["--token", &token, "whoami", "--json"]).json();
+    assert_eq!(me["email"], ADMIN);
+    assert_eq!(me["via"], "api_token");
+
+    let revoked = srv.ccag(&cfg, &["tokens", "revoke", &id, "--json"]).json();
+    assert_eq!(revoked["revoked"], true);
+    srv.ccag(&other, &["--token", &token, "whoami"]).fails(4);
+}
+
+fn restart_keeps_users_and_keys(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let u = srv.ccag(&cfg, &["users", "create", "--email", "keep@example.com", "--json"]).json();
+    let k = srv.ccag(&cfg, &["keys", "create", "--name", "kept", "--json"]).json();
+    srv.stop();
+
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let got = srv.ccag(&cfg, &["users", "get", "keep@example.com", "--json"]).json();
+    assert_eq!(got["id"], u["id"]);
+    let key = srv.ccag(&cfg, &["keys", "get", s(&k["id"]), "--json"]).json();
+    assert_eq!(key["name"], "kept");
+    assert_eq!(key["status"], "active");
+    assert_eq!(key["prefix"], k["prefix"]);
+    // Still exactly one admin.
+    let admins = srv.ccag(&cfg, &["users", "list", "--role", "admin", "--json"]).json();
+    assert_eq!(admins.as_array().map(Vec::len), Some(1), "{admins}");
+}
+
+fn user_and_team_limits(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let u = srv
+        .ccag(&cfg, &["users", "create", "--email", "lim@example.com", "--rpm", "5", "--tpm", "500", "--json"])
+        .json();
+    assert_eq!((u["rpm"].as_u64(), u["tpm"].as_u64()), (Some(5), Some(500)), "{u}");
+    let u = srv.ccag(&cfg, &["users", "update", "lim@example.com", "--rpm", "0", "--json"]).json();
+    assert_eq!((u["rpm"].as_u64(), u["tpm"].as_u64()), (Some(0), Some(500)), "{u}");
+
+    let t = srv.ccag(&cfg, &["teams", "create", "--name", "lim", "--rpm", "100", "--tpm", "9000", "--json"]).json();
+    assert_eq!((t["rpm"].as_u64(), t["tpm"].as_u64()), (Some(100), Some(9000)), "{t}");
+    let t = srv.ccag(&cfg, &["teams", "update", s(&t["id"]), "--tpm", "10", "--json"]).json();
+    assert_eq!((t["rpm"].as_u64(), t["tpm"].as_u64()), (Some(100), Some(10)), "{t}");
+}
+
+fn prices_crud(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let p = srv
+        .ccag(
+            &cfg,
+            &["prices", "set", "claude-test", "--input", "3", "--output", "15", "--cache-read", "0.3", "--json"],
+        )
+        .json();
+    assert_eq!(p["model"], "claude-test");
+    assert_eq!(p["input"].as_f64(), Some(3.0));
+    assert_eq!(p["cache_read"].as_f64(), Some(0.3));
+    let list = srv.ccag(&cfg, &["prices", "list", "--json"]).json();
+    assert!(has(&list, "model", "claude-test"), "{list}");
+    srv.ccag(&cfg, &["prices", "list"]).ok();
+    let p = srv.ccag(&cfg, &["prices", "set", "claude-test", "--input", "1", "--output", "2", "--json"]).json();
+    assert_eq!(p["output"].as_f64(), Some(2.0));
+    srv.ccag(&cfg, &["prices", "delete", "claude-test"]).ok();
+    let list = srv.ccag(&cfg, &["prices", "list", "--json"]).json();
+    assert!(!has(&list, "model", "claude-test"), "{list}");
+    srv.ccag(&cfg, &["prices", "delete", "claude-test"]).fails(6);
+}
+
+fn usage_reports_rows_and_total(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let u = srv.ccag(&cfg, &["usage", "--group-by", "model", "--json"]).json();
+    assert!(u["rows"].is_array(), "{u}");
+    assert_eq!(u["total"]["requests"].as_u64(), Some(0), "{u}");
+    srv.ccag(&cfg, &["usage"]).ok();
+    srv.ccag(&cfg, &["usage", "--since", "yesterday"]).fails(8);
+}
