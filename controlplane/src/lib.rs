@@ -28,6 +28,13 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// The bearer token data planes present; generated and stored when unset.
     pub dataplane_token: Option<String>,
+    /// Serve gRPC over TLS (`CCAG_TLS_CERT`, `CCAG_TLS_KEY`: PEM files).
+    pub tls: Option<Tls>,
+}
+
+pub struct Tls {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
 }
 
 impl Settings {
@@ -50,6 +57,14 @@ impl Settings {
             admin_password: var("ADMIN_PASSWORD"),
             session_ttl: ttl,
             dataplane_token: var("CCAG_DATAPLANE_TOKEN"),
+            tls: match (var("CCAG_TLS_CERT"), var("CCAG_TLS_KEY")) {
+                (None, None) => None,
+                (Some(c), Some(k)) => Some(Tls {
+                    cert_pem: std::fs::read(&c).map_err(|e| format!("CCAG_TLS_CERT={c:?}: {e}"))?,
+                    key_pem: std::fs::read(&k).map_err(|e| format!("CCAG_TLS_KEY={k:?}: {e}"))?,
+                }),
+                _ => return Err("CCAG_TLS_CERT and CCAG_TLS_KEY go together".into()),
+            },
         })
     }
 }
@@ -76,12 +91,13 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let grpc_local = grpc.local_addr().map_err(|e| e.to_string())?;
     let http_local = http.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(grpc = %grpc_local, http = %http_local, "control plane listening");
-    println!("ccag-controlplane grpc listening on http://{grpc_local}");
+    let scheme = if settings.tls.is_some() { "https" } else { "http" };
+    println!("ccag-controlplane grpc listening on {scheme}://{grpc_local}");
     println!("ccag-controlplane http listening on http://{http_local}");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let http_task = tokio::spawn(server::serve_http(http, ctx.clone(), stop_rx.clone()));
-    let mut grpc_task = tokio::spawn(server::serve_grpc(grpc, ctx, fleet_api, stop_rx));
+    let mut grpc_task = tokio::spawn(server::serve_grpc(grpc, ctx, fleet_api, settings.tls, stop_rx));
     tokio::pin!(shutdown);
     let result = tokio::select! {
         _ = &mut shutdown => {

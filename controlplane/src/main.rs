@@ -2,6 +2,8 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Several dependencies enable different rustls backends; name the one to use.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let filter = EnvFilter::try_from_env("CCAG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("CCAG_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);

@@ -27,6 +27,7 @@ pub async fn serve_grpc(
     listener: TcpListener,
     ctx: Shared,
     fleet: crate::fleet::DataPlaneApi,
+    tls: Option<crate::Tls>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -42,7 +43,14 @@ pub async fn serve_grpc(
         .build_v1alpha()
         .map_err(|e| e.to_string())?;
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        let identity = tonic::transport::Identity::from_pem(tls.cert_pem, tls.key_pem);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .map_err(|e| format!("TLS configuration: {e}"))?;
+    }
+    builder
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)

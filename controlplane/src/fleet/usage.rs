@@ -3,10 +3,12 @@
 
 use ccag_proto::config::v1::UsageRecord;
 use chrono::{DateTime, TimeZone, Utc};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{DatabaseConnection, DbErr, EntityTrait, Set};
+use std::collections::HashMap;
 
-use crate::store::entities::{model_prices, usage_records};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
+
+use crate::store::entities::{api_keys, model_prices, usage_records};
 
 /// US dollars per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,6 +49,12 @@ pub async fn store(db: &DatabaseConnection, dataplane_id: &str, records: Vec<Usa
     let prices = model_prices::Entity::find().all(db).await?;
     let now = Utc::now();
     let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    // The newest use of each key in this batch, for its `last_used_at`.
+    let mut last_used: HashMap<String, u64> = HashMap::new();
+    for r in records.iter().filter(|r| !r.key_id.is_empty()) {
+        let t = last_used.entry(r.key_id.clone()).or_default();
+        *t = (*t).max(r.started_at_ms);
+    }
     let rows: Vec<usage_records::ActiveModel> = records
         .into_iter()
         .filter(|r| !r.request_id.is_empty())
@@ -85,6 +93,18 @@ pub async fn store(db: &DatabaseConnection, dataplane_id: &str, records: Vec<Usa
         accepted += usage_records::Entity::insert_many(chunk.to_vec())
             .on_conflict(OnConflict::column(usage_records::Column::RequestId).do_nothing().to_owned())
             .exec_without_returning(db)
+            .await?;
+    }
+    for (key_id, ms) in last_used {
+        let Some(at) = Utc.timestamp_millis_opt(i64::try_from(ms).unwrap_or(0)).single() else { continue };
+        // Only ever moves forward, whatever order batches arrive in.
+        api_keys::Entity::update_many()
+            .col_expr(api_keys::Column::LastUsedAt, Expr::value(at))
+            .filter(api_keys::Column::Id.eq(key_id))
+            .filter(
+                Condition::any().add(api_keys::Column::LastUsedAt.is_null()).add(api_keys::Column::LastUsedAt.lt(at)),
+            )
+            .exec(db)
             .await?;
     }
     Ok(accepted as u32)

@@ -48,8 +48,12 @@ pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Store, 
     let mut opts = ConnectOptions::new(url);
     opts.connect_timeout(Duration::from_secs(10)).acquire_timeout(Duration::from_secs(10)).sqlx_logging(false);
     if backend == Backend::Sqlite {
-        // One writer at a time is SQLite's rule; a small pool avoids lock storms.
-        opts.max_connections(4);
+        // SQLite allows one writer, and a deferred transaction that reads and
+        // then writes fails at once (SQLITE_BUSY, which no busy timeout
+        // waits out) when another connection wrote in between. One
+        // connection serialises every statement instead: no such failures,
+        // and plenty for an admin API. Production runs on PostgreSQL.
+        opts.max_connections(1).min_connections(1);
     } else {
         opts.max_connections(16);
     }

@@ -31,13 +31,30 @@ def wait_until(cond, timeout=10.0, every=0.05):
     return cond()
 
 
+def make_certs(d: Path):
+    """A throw-away CA and a server certificate for 127.0.0.1 signed by it."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"), "-days", "2", "-subj", "/CN=ccag test CA")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"), "-subj", "/CN=127.0.0.1")
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+    run("x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.pem"), "-CAkey", str(d / "ca.key"),
+        "-CAcreateserial", "-out", str(d / "server.pem"), "-days", "2", "-extfile", str(d / "ext.cnf"))
+
+
 class Fleet:
-    def __init__(self, double_url, tmp: Path):
+    def __init__(self, double_url, tmp: Path, tls=False):
         self.double_url = double_url
         self.tmp = tmp
         self.token = "ccag_dp_test_" + secrets.token_hex(16)
         self.grpc_port = free_port()
-        self.cp_url = f"http://127.0.0.1:{self.grpc_port}"
+        self.tls = tls
+        if tls:
+            make_certs(tmp)
+        self.cp_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.grpc_port}"
         self.cp = None
         self.dps = {}
         self.dp_ports = {}
@@ -53,7 +70,8 @@ class Fleet:
             "ADMIN_PASSWORD": ADMIN_PASSWORD,
             "CCAG_DATAPLANE_TOKEN": self.token,
         }
-        env.pop("DATABASE_URL", None)
+        if self.tls:
+            env.update({"CCAG_TLS_CERT": str(self.tmp / "server.pem"), "CCAG_TLS_KEY": str(self.tmp / "server.key")})
         self.cp, _ = start_process_env(TARGET_DIR / "debug" / "ccag-controlplane", env, "grpc listening on ")
         return self
 
@@ -80,6 +98,8 @@ class Fleet:
             "AWS_CONFIG_FILE": str(self.tmp / "none"),
             "AWS_SHARED_CREDENTIALS_FILE": str(self.tmp / "none"),
         }
+        if self.tls:
+            env["CCAG_CONTROLPLANE_CA"] = str(self.tmp / "ca.pem")
         proc, url = start_process_env(TARGET_DIR / "debug" / "ccag-dataplane", env, "listening on ")
         self.dps[name] = (proc, url)
         return url
@@ -100,6 +120,8 @@ class Fleet:
     def ccag(self, *args, stdin=None, check=True):
         env = dict(os.environ)
         env.update({"CCAG_ENDPOINT": self.cp_url, "CCAG_CONFIG_DIR": str(self.config_dir)})
+        if self.tls:
+            env["CCAG_CA_CERT"] = str(self.tmp / "ca.pem")
         env.pop("CCAG_TOKEN", None)
         p = subprocess.run(
             [str(TARGET_DIR / "debug" / "ccag"), *args],

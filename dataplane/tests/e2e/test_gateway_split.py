@@ -168,3 +168,16 @@ def test_outage_keeps_serving_buffers_usage_and_resyncs(fleet):
     assert usage_total(fleet, created["id"]) == sent
     second = create_key(fleet)["key"]
     assert wait_until(lambda: works(fleet.url("a"), second) and works(fleet.url("b"), second), timeout=5)
+
+
+def test_data_planes_and_cli_reach_a_tls_control_plane(bins, shared_double_url, tmp_path):
+    f = Fleet(shared_double_url, tmp_path, tls=True)
+    try:
+        f.start_cp()
+        assert f.cp_url.startswith("https://")
+        f.login()
+        f.start_dp("a")
+        key = create_key(f)["key"]
+        assert wait_until(lambda: works(f.url("a"), key), timeout=5)
+    finally:
+        f.stop_all()

@@ -55,11 +55,22 @@ pub fn normalize_endpoint(url: &str) -> String {
 }
 
 /// Opens a connection, so that an unreachable server fails here with exit 3.
+/// An `https://` endpoint is verified against the system roots plus the PEM
+/// file in `CCAG_CA_CERT`, if set.
 pub async fn connect(endpoint: &str) -> Result<Channel, CliError> {
-    let ep = tonic::transport::Endpoint::from_shared(endpoint.to_string())
+    let mut ep = tonic::transport::Endpoint::from_shared(endpoint.to_string())
         .map_err(|e| CliError::usage(format!("invalid endpoint URL {endpoint:?}: {e}")))?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT);
+    if endpoint.starts_with("https://") {
+        let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+        if let Some(path) = std::env::var_os("CCAG_CA_CERT") {
+            let pem = std::fs::read(&path)
+                .map_err(|e| CliError::usage(format!("CCAG_CA_CERT={}: {e}", path.to_string_lossy())))?;
+            tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+        }
+        ep = ep.tls_config(tls).map_err(|e| CliError::usage(format!("TLS configuration: {e}")))?;
+    }
     match ep.connect().await {
         Ok(ch) => Ok(ch),
         Err(e) => Err(CliError::unreachable(endpoint, &e)),

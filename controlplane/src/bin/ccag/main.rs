@@ -18,6 +18,8 @@ use commands::Out;
 use error::CliError;
 
 fn main() {
+    // Several dependencies enable different rustls backends; name the one to use.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt.block_on(run(cli)),
