@@ -1,206 +1,18 @@
 //! End-to-end tests of the `ccag` CLI against a real `ccag-controlplane`,
-//! each on SQLite and on PostgreSQL.
-//!
-//! PostgreSQL tests create a fresh database `ccag_test_<random>` through
-//! `psql -h 127.0.0.1 -U postgres` and drop it afterwards. Set
-//! `CCAG_TEST_SKIP_POSTGRES=1` to skip them where no server is running.
+//! each on SQLite and on PostgreSQL (see `common` for the harness and
+//! `CCAG_TEST_SKIP_POSTGRES`).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{on_both_backends, unique, Backend, Env, Server, ADMIN, ADMIN_PASSWORD};
 use serde_json::Value;
 
-const ADMIN: &str = "admin";
-const ADMIN_PASSWORD: &str = "admin-test-password-1";
-const PG_HOST: &str = "127.0.0.1";
-const PG_PORT: &str = "5432";
-const PG_USER: &str = "postgres";
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 const CLI_TIMEOUT: Duration = Duration::from_secs(60);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-fn unique() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
-    h.write_u32(std::process::id());
-    format!("{:016x}", h.finish())
-}
-
-fn psql(sql: &str) -> std::process::Output {
-    Command::new("psql")
-        .args(["-h", PG_HOST, "-p", PG_PORT, "-U", PG_USER, "-d", "postgres"])
-        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
-        .env("PGCONNECT_TIMEOUT", "10")
-        .output()
-        .expect("running psql")
-}
-
-/// A data directory or database that outlives server restarts, and the
-/// scratch space for CLI config directories.
-struct Env {
-    backend: Backend,
-    root: PathBuf,
-    database_url: Option<String>,
-    pg_db: Option<String>,
-}
-
-impl Env {
-    fn new(backend: Backend) -> Env {
-        let root = std::env::temp_dir().join(format!("ccag-cli-test-{}", unique()));
-        std::fs::create_dir_all(root.join("data")).expect("creating the temp dir");
-        let mut env = Env { backend, root, database_url: None, pg_db: None };
-        if backend == Backend::Postgres {
-            let db = format!("ccag_test_{}", unique());
-            let out = psql(&format!("CREATE DATABASE {db}"));
-            assert!(
-                out.status.success(),
-                "creating database {db} failed (is PostgreSQL running on {PG_HOST}:{PG_PORT}? \
-                 set CCAG_TEST_SKIP_POSTGRES=1 to skip): {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            env.database_url = Some(format!("postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}"));
-            env.pg_db = Some(db);
-        }
-        env
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.root.join("data")
-    }
-
-    /// A fresh, empty CLI configuration directory.
-    fn config_dir(&self, name: &str) -> PathBuf {
-        self.root.join(format!("config-{name}-{}", unique()))
-    }
-
-    fn start(&self) -> Server {
-        Server::start(self)
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(db) = &self.pg_db {
-            let _ = psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
-        }
-        let _ = std::fs::remove_dir_all(&self.root);
-    }
-}
-
-/// A running `ccag-controlplane`; stopped on drop.
-struct Server {
-    child: Child,
-    grpc: String,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(env: &Env) -> Server {
-        let log = env.root.join(format!("server-{}.log", unique()));
-        let log_file = std::fs::File::create(&log).expect("creating the server log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccag-controlplane"));
-        cmd.env_remove("DATABASE_URL")
-            .env("CCAG_DATA_DIR", env.data_dir())
-            .env("CCAG_GRPC_ADDR", "127.0.0.1:0")
-            .env("CCAG_HTTP_ADDR", "127.0.0.1:0")
-            .env("ADMIN_USERNAME", ADMIN)
-            .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .current_dir(&env.root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log_file));
-        if let Some(url) = &env.database_url {
-            cmd.env("DATABASE_URL", url);
-        }
-        let mut child = cmd.spawn().expect("starting ccag-controlplane");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        // Reads stdout until the server exits, so it never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix("ccag-controlplane grpc listening on ") {
-                    let _ = tx.send(url.trim().to_string());
-                }
-            }
-        });
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(grpc) => return Server { child, grpc, log },
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {}
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "ccag-controlplane ({:?}) exited with {status} before listening:\n{}",
-                    env.backend,
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "ccag-controlplane ({:?}) did not print its grpc address in {STARTUP_TIMEOUT:?}:\n{}",
-                    env.backend,
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-        }
-    }
-
-    /// SIGTERM, then SIGKILL if it does not stop in time.
-    fn stop(mut self) {
-        self.stop_inner();
-    }
-
-    fn stop_inner(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        #[cfg(unix)]
-        {
-            if let Ok(pid) = i32::try_from(self.child.id()) {
-                // SAFETY: signals the child this test started, by its pid.
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
-            }
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop_inner();
-    }
-}
 
 #[derive(Debug)]
 struct Run {
@@ -314,28 +126,6 @@ fn s(v: &Value) -> &str {
 /// Whether a JSON array holds an object whose `field` equals `value`.
 fn has(list: &Value, field: &str, value: &str) -> bool {
     list.as_array().unwrap_or_else(|| panic!("not an array: {list}")).iter().any(|o| o[field] == value)
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn sqlite() {
-                    super::$name(super::Env::new(super::Backend::Sqlite));
-                }
-
-                #[test]
-                fn postgres() {
-                    if std::env::var_os("CCAG_TEST_SKIP_POSTGRES").is_some() {
-                        eprintln!("skipped: CCAG_TEST_SKIP_POSTGRES is set");
-                        return;
-                    }
-                    super::$name(super::Env::new(super::Backend::Postgres));
-                }
-            }
-        )*
-    };
 }
 
 on_both_backends!(
