@@ -82,7 +82,13 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     };
     let publisher =
         fleet::Publisher::start(store.db.clone()).await.map_err(|e| format!("building the first snapshot: {e}"))?;
-    let fleet_api = fleet::DataPlaneApi { db: store.db.clone(), publisher: publisher.clone(), token: dataplane_token };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let fleet_api = fleet::DataPlaneApi {
+        db: store.db.clone(),
+        publisher: publisher.clone(),
+        token: dataplane_token,
+        stop: stop_rx.clone(),
+    };
     let ctx =
         Arc::new(api::Ctx { db: store.db, backend: store.backend, auth, started_at: chrono::Utc::now(), publisher });
 
@@ -95,7 +101,6 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     println!("ccag-controlplane grpc listening on {scheme}://{grpc_local}");
     println!("ccag-controlplane http listening on http://{http_local}");
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let http_task = tokio::spawn(server::serve_http(http, ctx.clone(), stop_rx.clone()));
     let mut grpc_task = tokio::spawn(server::serve_grpc(grpc, ctx, fleet_api, settings.tls, stop_rx));
     tokio::pin!(shutdown);

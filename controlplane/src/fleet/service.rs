@@ -10,7 +10,7 @@ use ccag_proto::config::v1::{watch_request, ReportUsageRequest, ReportUsageRespo
 use futures_util::Stream;
 use sea_orm::DatabaseConnection;
 use subtle::ConstantTimeEq;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Publisher;
@@ -24,6 +24,10 @@ pub struct DataPlaneApi {
     pub db: DatabaseConnection,
     pub publisher: Arc<Publisher>,
     pub token: String,
+    /// Becomes true at shutdown. Watch streams never end on their own, and
+    /// the gRPC server's graceful shutdown waits for every open stream, so
+    /// each one ends here instead.
+    pub stop: watch::Receiver<bool>,
 }
 
 impl DataPlaneApi {
@@ -65,6 +69,7 @@ impl DataPlaneService for DataPlaneApi {
         let connection = publisher.register(&id, &hello.address);
         tracing::info!(dataplane = %id, held_version = hello.version, "data plane connected");
         let (tx, rx) = mpsc::channel::<Result<WatchResponse, Status>>(4);
+        let mut stop = self.stop.clone();
         tokio::spawn(async move {
             let (mut snaps, mut count) = publisher.subscribe();
             let mut send_current = true;
@@ -90,6 +95,7 @@ impl DataPlaneService for DataPlaneApi {
                     r = snaps.changed() => { if r.is_err() { break; } send_current = true; }
                     r = count.changed() => { if r.is_err() { break; } send_current = true; }
                     _ = tx.closed() => break,
+                    _ = stop.wait_for(|stopping| *stopping) => break,
                 }
             }
             publisher.unregister(&id, connection);
