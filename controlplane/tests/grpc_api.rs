@@ -1,0 +1,766 @@
+//! The gRPC API of a real `ccag-controlplane`, driven through the generated
+//! tonic clients: the admin API, health, reflection and the data-plane
+//! service. Tests whose outcome depends on storage run on SQLite and on
+//! PostgreSQL (see `common` for the harness and `CCAG_TEST_SKIP_POSTGRES`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use ccag_proto::admin::v1 as admin;
+use ccag_proto::admin::v1::{
+    audit_service_client::AuditServiceClient, auth_service_client::AuthServiceClient,
+    key_service_client::KeyServiceClient, status_service_client::StatusServiceClient,
+    team_service_client::TeamServiceClient, usage_service_client::UsageServiceClient,
+    user_service_client::UserServiceClient,
+};
+use ccag_proto::config::v1 as dp;
+use ccag_proto::config::v1::data_plane_service_client::DataPlaneServiceClient;
+use common::{on_both_backends, unique, Backend, Env, Server, ADMIN, ADMIN_PASSWORD};
+use sha2::{Digest, Sha256};
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status, Streaming};
+
+const DATAPLANE_TOKEN: &str = "dp-test-token-0123456789";
+const MEMBER_PASSWORD: &str = "member-password-1";
+/// How much of a key the API may show: its visible prefix.
+const VISIBLE_CHARS: usize = 12;
+/// Any longer run of the key's secret part in a response counts as a leak.
+const LEAK_WINDOW: usize = 8;
+const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
+// ------------------------------------------------------------------ clients
+
+/// Adds `authorization: Bearer <token>` to every request, when it has one.
+#[derive(Clone)]
+struct Bearer(Option<AsciiMetadataValue>);
+
+impl Bearer {
+    fn new(token: &str) -> Self {
+        Bearer(Some(MetadataValue::try_from(format!("Bearer {token}")).expect("an ASCII token")))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+type Svc = InterceptedService<Channel, Bearer>;
+
+/// One connection to a server, acting as one caller.
+#[derive(Clone)]
+struct Client {
+    ch: Channel,
+    bearer: Bearer,
+}
+
+async fn channel(srv: &Server) -> Channel {
+    Endpoint::from_shared(srv.grpc.clone())
+        .expect("a valid endpoint URL")
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {}: {e}\nserver log:\n{}", srv.grpc, srv.log()))
+}
+
+impl Client {
+    /// No `authorization` metadata at all.
+    async fn anonymous(srv: &Server) -> Client {
+        Client { ch: channel(srv).await, bearer: Bearer(None) }
+    }
+
+    fn with_token(&self, token: &str) -> Client {
+        Client { ch: self.ch.clone(), bearer: Bearer::new(token) }
+    }
+
+    async fn login(srv: &Server, username: &str, password: &str) -> Client {
+        let anon = Client::anonymous(srv).await;
+        let res = anon
+            .auth()
+            .login(admin::LoginRequest { username: username.into(), password: password.into() })
+            .await
+            .unwrap_or_else(|e| panic!("login as {username}: {e:?}\nserver log:\n{}", srv.log()))
+            .into_inner();
+        anon.with_token(&res.token)
+    }
+
+    async fn admin(srv: &Server) -> Client {
+        Client::login(srv, ADMIN, ADMIN_PASSWORD).await
+    }
+
+    fn svc(&self) -> Svc {
+        InterceptedService::new(self.ch.clone(), self.bearer.clone())
+    }
+    fn auth(&self) -> AuthServiceClient<Svc> {
+        AuthServiceClient::new(self.svc())
+    }
+    fn users(&self) -> UserServiceClient<Svc> {
+        UserServiceClient::new(self.svc())
+    }
+    fn teams(&self) -> TeamServiceClient<Svc> {
+        TeamServiceClient::new(self.svc())
+    }
+    fn keys(&self) -> KeyServiceClient<Svc> {
+        KeyServiceClient::new(self.svc())
+    }
+    fn audit(&self) -> AuditServiceClient<Svc> {
+        AuditServiceClient::new(self.svc())
+    }
+    fn status(&self) -> StatusServiceClient<Svc> {
+        StatusServiceClient::new(self.svc())
+    }
+    fn usage(&self) -> UsageServiceClient<Svc> {
+        UsageServiceClient::new(self.svc())
+    }
+    fn dataplane(&self) -> DataPlaneServiceClient<Svc> {
+        DataPlaneServiceClient::new(self.svc())
+    }
+
+    async fn whoami(&self) -> Result<admin::Principal, Status> {
+        self.auth().who_am_i(admin::WhoAmIRequest {}).await.map(tonic::Response::into_inner)
+    }
+
+    async fn user_id(&self) -> String {
+        self.whoami().await.expect("WhoAmI").user_id
+    }
+
+    async fn create_key(&self, name: &str) -> admin::CreateKeyResponse {
+        self.keys()
+            .create_key(admin::CreateKeyRequest { name: name.into(), ..Default::default() })
+            .await
+            .unwrap_or_else(|e| panic!("CreateKey {name:?}: {e:?}"))
+            .into_inner()
+    }
+}
+
+/// Creates a member with a password, logs in as them, and returns the
+/// member's client and user id.
+async fn member(srv: &Server, admin: &Client, email: &str) -> (Client, String) {
+    let user = admin
+        .users()
+        .create_user(admin::CreateUserRequest {
+            email: email.into(),
+            role: admin::Role::Member as i32,
+            password: MEMBER_PASSWORD.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("CreateUser {email}: {e:?}"))
+        .into_inner();
+    assert_eq!(user.role, admin::Role::Member as i32);
+    (Client::login(srv, email, MEMBER_PASSWORD).await, user.id)
+}
+
+#[track_caller]
+fn code<T: std::fmt::Debug>(r: Result<T, Status>) -> Code {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(s) => s.code(),
+    }
+}
+
+#[track_caller]
+fn expect_code<T: std::fmt::Debug>(r: Result<tonic::Response<T>, Status>, want: Code) -> Status {
+    match r {
+        Ok(v) => panic!("expected {want:?}, got {:?}", v.get_ref()),
+        Err(s) => {
+            assert_eq!(s.code(), want, "{s:?}");
+            s
+        }
+    }
+}
+
+fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// Fails if `text` holds the key beyond its visible prefix: the prefix and
+/// one more character, or any run of the secret part of `LEAK_WINDOW`
+/// characters.
+#[track_caller]
+fn assert_no_key(text: &str, key: &str) {
+    assert!(!text.contains(&key[..=VISIBLE_CHARS]), "the key leaked: {text}");
+    let secret = &key[VISIBLE_CHARS..];
+    for i in 0..=secret.len() - LEAK_WINDOW {
+        let run = &secret[i..i + LEAK_WINDOW];
+        assert!(!text.contains(run), "part of the key ({run}) leaked: {text}");
+    }
+}
+
+// ------------------------------------------------------------------ data plane
+
+/// A data plane's Watch stream.
+struct Watch {
+    tx: tokio::sync::mpsc::Sender<dp::WatchRequest>,
+    rx: Streaming<dp::WatchResponse>,
+}
+
+impl Watch {
+    /// Opens the stream and says Hello.
+    async fn open(client: &Client, dataplane_id: &str) -> Result<Watch, Status> {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let hello = dp::Hello { dataplane_id: dataplane_id.into(), version: 0, address: String::new() };
+        tx.send(dp::WatchRequest { msg: Some(dp::watch_request::Msg::Hello(hello)) }).await.expect("queueing Hello");
+        let outbound = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+        let rx = client.dataplane().watch(outbound).await?.into_inner();
+        Ok(Watch { tx, rx })
+    }
+
+    /// The next snapshot, which must arrive by `deadline`.
+    async fn next_by(&mut self, deadline: Instant) -> dp::Snapshot {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, self.rx.message()).await {
+            Err(_) => panic!("no snapshot arrived in time"),
+            Ok(Err(e)) => panic!("the watch stream failed: {e:?}"),
+            Ok(Ok(None)) => panic!("the watch stream ended"),
+            Ok(Ok(Some(dp::WatchResponse { snapshot: None }))) => panic!("a WatchResponse without a snapshot"),
+            Ok(Ok(Some(dp::WatchResponse { snapshot: Some(s) }))) => s,
+        }
+    }
+
+    /// The first snapshot newer than `version` that satisfies `want`.
+    async fn until(&mut self, version: u64, within: Duration, want: impl Fn(&dp::Snapshot) -> bool) -> dp::Snapshot {
+        let deadline = Instant::now() + within;
+        loop {
+            let s = self.next_by(deadline).await;
+            if s.version > version && want(&s) {
+                return s;
+            }
+        }
+    }
+
+    async fn ack(&self, version: u64) {
+        let ack = dp::WatchRequest { msg: Some(dp::watch_request::Msg::Ack(dp::Ack { version })) };
+        self.tx.send(ack).await.expect("sending Ack");
+    }
+}
+
+fn holds_key(s: &dp::Snapshot, sha256: &str) -> bool {
+    s.keys.iter().any(|k| k.sha256 == sha256)
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("a clock after 1970").as_millis() as u64
+}
+
+// ------------------------------------------------------------------ tests
+
+on_both_backends!(
+    async:
+    login_returns_a_session_token,
+    missing_or_garbage_tokens_are_unauthenticated,
+    wrong_password_fails_like_an_unknown_user,
+    create_user_without_email_or_subject_is_invalid,
+    duplicate_user_email_already_exists,
+    unknown_user_is_not_found,
+    members_cannot_create_users,
+    members_cannot_reach_an_admins_key,
+    members_list_only_their_own_keys,
+    members_create_keys_for_themselves,
+    members_cannot_set_key_limits,
+    key_plaintext_is_returned_only_at_creation,
+    revoked_keys_stay_revoked,
+    create_team_is_audited,
+    key_audit_holds_no_plaintext,
+    the_last_admin_cannot_be_deleted_or_demoted,
+    api_tokens_authenticate_until_revoked,
+    watch_streams_every_change,
+    shutdown_ends_open_watch_streams,
+    report_usage_is_idempotent_and_priced,
+    restart_keeps_users_and_keys,
+);
+
+async fn login_returns_a_session_token(env: Env) {
+    let srv = env.start();
+    let anon = Client::anonymous(&srv).await;
+    let res = anon
+        .auth()
+        .login(admin::LoginRequest { username: ADMIN.into(), password: ADMIN_PASSWORD.into() })
+        .await
+        .expect("Login")
+        .into_inner();
+    assert!(!res.token.is_empty(), "{res:?}");
+    assert!(!res.expires_at.is_empty(), "{res:?}");
+    let me = anon.with_token(&res.token).whoami().await.expect("WhoAmI");
+    assert_eq!(me.role, admin::Role::Admin as i32, "{me:?}");
+    assert_eq!(me.via, "session", "{me:?}");
+    assert_eq!(me.email, ADMIN, "{me:?}");
+    assert_eq!(Some(&me), res.principal.as_ref());
+}
+
+async fn missing_or_garbage_tokens_are_unauthenticated(env: Env) {
+    let srv = env.start();
+    let anon = Client::anonymous(&srv).await;
+    assert_eq!(code(anon.whoami().await), Code::Unauthenticated);
+    assert_eq!(code(anon.users().list_users(admin::ListUsersRequest::default()).await), Code::Unauthenticated);
+    // Not a session token, and not an API token this server issued.
+    for garbage in ["garbage", "a.b.c", "ccag_at_0123456789abcdefghijklmnopqrstuvwxyzABCD"] {
+        let c = anon.with_token(garbage);
+        assert_eq!(code(c.whoami().await), Code::Unauthenticated, "token {garbage:?}");
+        assert_eq!(
+            code(c.users().list_users(admin::ListUsersRequest::default()).await),
+            Code::Unauthenticated,
+            "token {garbage:?}"
+        );
+    }
+}
+
+async fn wrong_password_fails_like_an_unknown_user(env: Env) {
+    let srv = env.start();
+    let auth = Client::anonymous(&srv).await.auth();
+    let wrong = expect_code(
+        auth.clone().login(admin::LoginRequest { username: ADMIN.into(), password: "not-the-password".into() }).await,
+        Code::Unauthenticated,
+    );
+    let unknown = expect_code(
+        auth.clone()
+            .login(admin::LoginRequest { username: "nobody@example.com".into(), password: "whatever-1".into() })
+            .await,
+        Code::Unauthenticated,
+    );
+    assert_eq!(wrong.message(), unknown.message());
+}
+
+async fn create_user_without_email_or_subject_is_invalid(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let r = admin.users().create_user(admin::CreateUserRequest::default()).await;
+    expect_code(r, Code::InvalidArgument);
+    let blank = admin::CreateUserRequest { email: "  ".into(), subject: " ".into(), ..Default::default() };
+    expect_code(admin.users().create_user(blank).await, Code::InvalidArgument);
+}
+
+async fn duplicate_user_email_already_exists(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let req = admin::CreateUserRequest { email: "dup@example.com".into(), ..Default::default() };
+    admin.users().create_user(req.clone()).await.expect("the first CreateUser");
+    expect_code(admin.users().create_user(req).await, Code::AlreadyExists);
+}
+
+async fn unknown_user_is_not_found(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let r = admin.users().get_user(admin::GetUserRequest { id: "usr_doesnotexist0000000".into() }).await;
+    expect_code(r, Code::NotFound);
+}
+
+async fn members_cannot_create_users(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let (mia, _) = member(&srv, &admin, "mia@example.com").await;
+    let req = admin::CreateUserRequest { email: "x@example.com".into(), ..Default::default() };
+    expect_code(mia.users().create_user(req).await, Code::PermissionDenied);
+    let r = admin.users().get_user(admin::GetUserRequest { id: "x@example.com".into() }).await;
+    expect_code(r, Code::NotFound);
+}
+
+async fn members_cannot_reach_an_admins_key(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let key = admin.create_key("admin-key").await.api_key.expect("api_key");
+    let (mia, _) = member(&srv, &admin, "mia@example.com").await;
+    expect_code(mia.keys().get_key(admin::GetKeyRequest { id: key.id.clone() }).await, Code::PermissionDenied);
+    expect_code(mia.keys().revoke_key(admin::RevokeKeyRequest { id: key.id.clone() }).await, Code::PermissionDenied);
+    let still = admin.keys().get_key(admin::GetKeyRequest { id: key.id }).await.expect("GetKey").into_inner();
+    assert_eq!(still.status, admin::KeyStatus::Active as i32, "{still:?}");
+}
+
+async fn members_list_only_their_own_keys(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let admin_key = admin.create_key("admin-key").await.api_key.expect("api_key");
+    let (mia, mia_id) = member(&srv, &admin, "mia@example.com").await;
+    let own = mia.create_key("mine").await.api_key.expect("api_key");
+    let list = mia.keys().list_keys(admin::ListKeysRequest::default()).await.expect("ListKeys").into_inner();
+    let ids: Vec<&str> = list.keys.iter().map(|k| k.id.as_str()).collect();
+    assert_eq!(ids, [own.id.as_str()], "{list:?}");
+    assert!(list.keys.iter().all(|k| k.user_id == mia_id), "{list:?}");
+    // Asking for the admin's keys by user does not widen the view.
+    let admin_id = admin.user_id().await;
+    let asked = mia.keys().list_keys(admin::ListKeysRequest { user_id: admin_id, ..Default::default() }).await;
+    if let Ok(asked) = asked {
+        assert!(asked.get_ref().keys.iter().all(|k| k.user_id == mia_id), "{asked:?}");
+        assert!(!asked.get_ref().keys.iter().any(|k| k.id == admin_key.id), "{asked:?}");
+    } else {
+        assert_eq!(code(asked), Code::PermissionDenied);
+    }
+}
+
+async fn members_create_keys_for_themselves(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let (mia, mia_id) = member(&srv, &admin, "mia@example.com").await;
+    let created = mia.create_key("mine").await;
+    assert!(created.key.starts_with("sk-ccag-"), "{created:?}");
+    let key = created.api_key.expect("api_key");
+    assert_eq!(key.user_id, mia_id);
+    let got = mia.keys().get_key(admin::GetKeyRequest { id: key.id.clone() }).await.expect("GetKey").into_inner();
+    assert_eq!(got.id, key.id);
+    // Naming themselves explicitly is the same.
+    let req = admin::CreateKeyRequest { name: "mine-2".into(), user_id: mia_id.clone(), ..Default::default() };
+    let k2 = mia.keys().create_key(req).await.expect("CreateKey for self").into_inner();
+    assert_eq!(k2.api_key.expect("api_key").user_id, mia_id);
+    // But not for anyone else.
+    let req = admin::CreateKeyRequest { name: "theirs".into(), user_id: admin.user_id().await, ..Default::default() };
+    expect_code(mia.keys().create_key(req).await, Code::PermissionDenied);
+}
+
+async fn members_cannot_set_key_limits(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let (mia, _) = member(&srv, &admin, "mia@example.com").await;
+    let req = admin::CreateKeyRequest { name: "fast".into(), rpm: 10, ..Default::default() };
+    expect_code(mia.keys().create_key(req).await, Code::PermissionDenied);
+    let list = mia.keys().list_keys(admin::ListKeysRequest::default()).await.expect("ListKeys").into_inner();
+    assert!(list.keys.is_empty(), "{list:?}");
+}
+
+async fn key_plaintext_is_returned_only_at_creation(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let created = admin.create_key("laptop").await;
+    let key = created.key.clone();
+    assert!(key.starts_with("sk-ccag-"), "{created:?}");
+    let api_key = created.api_key.expect("api_key");
+    assert_eq!(api_key.prefix, key[..VISIBLE_CHARS], "{api_key:?}");
+    assert_no_key(&format!("{api_key:?}"), &key);
+
+    let got = admin.keys().get_key(admin::GetKeyRequest { id: api_key.id.clone() }).await.expect("GetKey");
+    let got = got.into_inner();
+    assert_eq!(got.id, api_key.id);
+    assert_no_key(&format!("{got:?}"), &key);
+
+    let list = admin.keys().list_keys(admin::ListKeysRequest::default()).await.expect("ListKeys").into_inner();
+    assert!(list.keys.iter().any(|k| k.id == api_key.id), "{list:?}");
+    assert_no_key(&format!("{list:?}"), &key);
+}
+
+async fn revoked_keys_stay_revoked(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let key = admin.create_key("doomed").await.api_key.expect("api_key");
+    let revoked = admin.keys().revoke_key(admin::RevokeKeyRequest { id: key.id.clone() }).await.expect("RevokeKey");
+    assert_eq!(revoked.get_ref().status, admin::KeyStatus::Revoked as i32);
+    let back =
+        admin::UpdateKeyRequest { id: key.id.clone(), status: admin::KeyStatus::Active as i32, ..Default::default() };
+    expect_code(admin.keys().update_key(back).await, Code::FailedPrecondition);
+    let got = admin.keys().get_key(admin::GetKeyRequest { id: key.id }).await.expect("GetKey").into_inner();
+    assert_eq!(got.status, admin::KeyStatus::Revoked as i32, "{got:?}");
+}
+
+async fn create_team_is_audited(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let admin_id = admin.user_id().await;
+    let name = format!("audited-team-{}", unique());
+    let team = admin
+        .teams()
+        .create_team(admin::CreateTeamRequest { name: name.clone(), ..Default::default() })
+        .await
+        .expect("CreateTeam")
+        .into_inner();
+    let req = admin::ListAuditRequest { resource_type: "team".into(), ..Default::default() };
+    let entries = admin.audit().list_audit(req).await.expect("ListAudit").into_inner().entries;
+    let entry = entries
+        .iter()
+        .find(|e| e.action == "team.create" && e.resource_id == team.id)
+        .unwrap_or_else(|| panic!("no team.create entry for {}: {entries:?}", team.id));
+    assert_eq!(entry.actor, admin_id, "{entry:?}");
+    assert_eq!(entry.resource_type, "team", "{entry:?}");
+    assert!(entry.after_json.contains(&name), "{entry:?}");
+    assert!(entry.before_json.is_empty(), "{entry:?}");
+    assert!(entries.iter().all(|e| e.resource_type == "team"), "{entries:?}");
+}
+
+async fn key_audit_holds_no_plaintext(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let created = admin.create_key("audited").await;
+    let id = created.api_key.expect("api_key").id;
+    let req = admin::ListAuditRequest {
+        resource_type: "key".into(),
+        resource_id: id.clone(),
+        action: "key.create".into(),
+        ..Default::default()
+    };
+    let entries = admin.audit().list_audit(req).await.expect("ListAudit").into_inner().entries;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].after_json.contains(&id), "{entries:?}");
+    assert_no_key(&entries[0].after_json, &created.key);
+    assert_no_key(&format!("{entries:?}"), &created.key);
+}
+
+async fn the_last_admin_cannot_be_deleted_or_demoted(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let admin_id = admin.user_id().await;
+    let r = admin.users().delete_user(admin::DeleteUserRequest { id: admin_id.clone() }).await;
+    expect_code(r, Code::FailedPrecondition);
+    let demote =
+        admin::UpdateUserRequest { id: admin_id.clone(), role: admin::Role::Member as i32, ..Default::default() };
+    expect_code(admin.users().update_user(demote.clone()).await, Code::FailedPrecondition);
+    let disable = admin::UpdateUserRequest {
+        id: admin_id.clone(),
+        status: admin::UserStatus::Disabled as i32,
+        ..Default::default()
+    };
+    expect_code(admin.users().update_user(disable).await, Code::FailedPrecondition);
+    let me = admin.whoami().await.expect("WhoAmI after the refusals");
+    assert_eq!(me.role, admin::Role::Admin as i32);
+
+    // With a second active admin, the first may step down.
+    admin
+        .users()
+        .create_user(admin::CreateUserRequest {
+            email: "second-admin@example.com".into(),
+            role: admin::Role::Admin as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("CreateUser admin");
+    let demoted = admin.users().update_user(demote).await.expect("demoting with another admin left");
+    assert_eq!(demoted.get_ref().role, admin::Role::Member as i32);
+}
+
+async fn api_tokens_authenticate_until_revoked(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let admin_id = admin.user_id().await;
+    let created = admin
+        .auth()
+        .create_api_token(admin::CreateApiTokenRequest { name: "automation".into(), ..Default::default() })
+        .await
+        .expect("CreateApiToken")
+        .into_inner();
+    assert!(!created.token.is_empty());
+    let info = created.api_token.expect("api_token");
+    let bot = admin.with_token(&created.token);
+    let me = bot.whoami().await.expect("WhoAmI with an API token");
+    assert_eq!(me.via, "api_token", "{me:?}");
+    assert_eq!(me.user_id, admin_id, "{me:?}");
+
+    let revoked = admin
+        .auth()
+        .revoke_api_token(admin::RevokeApiTokenRequest { id: info.id })
+        .await
+        .expect("RevokeApiToken")
+        .into_inner();
+    assert!(revoked.revoked, "{revoked:?}");
+    assert_eq!(code(bot.whoami().await), Code::Unauthenticated);
+}
+
+async fn watch_streams_every_change(env: Env) {
+    let srv = env.start_with(&[("CCAG_DATAPLANE_TOKEN", DATAPLANE_TOKEN)]);
+    let admin = Client::admin(&srv).await;
+    let plane = admin.with_token(DATAPLANE_TOKEN);
+    let mut watch = Watch::open(&plane, "dp-test").await.expect("opening Watch");
+    let first = watch.next_by(Instant::now() + STREAM_TIMEOUT).await;
+    assert!(first.version > 0, "{first:?}");
+
+    let created = admin.create_key("watched").await;
+    let sha = sha256_hex(&created.key);
+    let with_key = watch.until(first.version, Duration::from_secs(1), |s| holds_key(s, &sha)).await;
+    assert!(with_key.version > first.version);
+    assert_no_key(&format!("{with_key:?}"), &created.key);
+
+    watch.ack(with_key.version).await;
+    let deadline = Instant::now() + STREAM_TIMEOUT;
+    loop {
+        let status = admin.status().get_status(admin::GetStatusRequest {}).await.expect("GetStatus").into_inner();
+        let plane = status.dataplanes.iter().find(|d| d.id == "dp-test");
+        if plane.is_some_and(|d| d.acked_version == with_key.version) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the ack of {} never showed: {status:?}", with_key.version);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let id = created.api_key.expect("api_key").id;
+    admin.keys().revoke_key(admin::RevokeKeyRequest { id }).await.expect("RevokeKey");
+    let after = watch.until(with_key.version, STREAM_TIMEOUT, |_| true).await;
+    assert!(!holds_key(&after, &sha), "the revoked key is still in {after:?}");
+}
+
+async fn shutdown_ends_open_watch_streams(env: Env) {
+    let srv = env.start_with(&[("CCAG_DATAPLANE_TOKEN", DATAPLANE_TOKEN)]);
+    let plane = Client::anonymous(&srv).await.with_token(DATAPLANE_TOKEN);
+    let mut watch = Watch::open(&plane, "dp-test").await.expect("opening Watch");
+    watch.next_by(Instant::now() + STREAM_TIMEOUT).await;
+    // A connected data plane must not hold the control plane up: SIGTERM
+    // ends its stream, and the process exits by itself.
+    let log = srv.log_path();
+    let exit = srv.stop();
+    assert!(
+        exit.is_some_and(|s| s.success()),
+        "the control plane did not exit cleanly on SIGTERM with a Watch open ({exit:?}):\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+    let end = tokio::time::timeout(STREAM_TIMEOUT, watch.rx.message()).await.expect("the stream ends");
+    assert!(matches!(end, Ok(None)), "the stream did not end cleanly: {end:?}");
+}
+
+async fn report_usage_is_idempotent_and_priced(env: Env) {
+    let srv = env.start_with(&[("CCAG_DATAPLANE_TOKEN", DATAPLANE_TOKEN)]);
+    let admin = Client::admin(&srv).await;
+    let admin_id = admin.user_id().await;
+    let key = admin.create_key("spender").await.api_key.expect("api_key");
+    let record = |request_id: &str| dp::UsageRecord {
+        request_id: request_id.into(),
+        operation: "messages".into(),
+        key_id: key.id.clone(),
+        user_id: admin_id.clone(),
+        model: "claude-sonnet-4-5".into(),
+        bedrock_model: "us.anthropic.claude-sonnet-4-5-20250929-v1:0".into(),
+        status: 200,
+        outcome: "ok".into(),
+        input_tokens: 1000,
+        output_tokens: 500,
+        ttft_ms: 100,
+        duration_ms: 900,
+        started_at_ms: now_ms() - 1000,
+        ..Default::default()
+    };
+    let mut plane = admin.with_token(DATAPLANE_TOKEN).dataplane();
+    let report = |records| dp::ReportUsageRequest { dataplane_id: "dp-test".into(), records };
+
+    let first = plane.report_usage(report(vec![record("r1"), record("r2")])).await.expect("ReportUsage").into_inner();
+    assert_eq!((first.accepted, first.duplicates), (2, 0), "{first:?}");
+    let again = plane.report_usage(report(vec![record("r1")])).await.expect("ReportUsage again").into_inner();
+    assert_eq!((again.accepted, again.duplicates), (0, 1), "{again:?}");
+
+    let usage = admin
+        .usage()
+        .get_usage(admin::GetUsageRequest {
+            group_by: admin::UsageGroup::Key as i32,
+            key_id: key.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("GetUsage")
+        .into_inner();
+    assert_eq!(usage.rows.len(), 1, "{usage:?}");
+    let row = &usage.rows[0];
+    assert_eq!(row.group, key.id, "{usage:?}");
+    assert_eq!(row.requests, 2, "{usage:?}");
+    assert_eq!((row.input_tokens, row.output_tokens), (2000, 1000), "{usage:?}");
+    // Sonnet: $3 per million input tokens, $15 per million output tokens.
+    let want = 2.0 * (1000.0 * 3.0 + 500.0 * 15.0) / 1_000_000.0;
+    assert!(row.cost_usd > 0.0, "{usage:?}");
+    assert!((row.cost_usd - want).abs() < 1e-9, "cost {} != {want}: {usage:?}", row.cost_usd);
+    assert_eq!(usage.total.as_ref().map(|t| t.requests), Some(2), "{usage:?}");
+}
+
+async fn restart_keeps_users_and_keys(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let user = admin
+        .users()
+        .create_user(admin::CreateUserRequest { email: "keep@example.com".into(), ..Default::default() })
+        .await
+        .expect("CreateUser")
+        .into_inner();
+    let key = admin.create_key("kept").await.api_key.expect("api_key");
+    drop(admin);
+    srv.stop();
+
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let got = admin.users().get_user(admin::GetUserRequest { id: user.id.clone() }).await.expect("GetUser");
+    let got = got.into_inner();
+    assert_eq!((got.id.as_str(), got.email.as_str()), (user.id.as_str(), "keep@example.com"), "{got:?}");
+    let k = admin.keys().get_key(admin::GetKeyRequest { id: key.id.clone() }).await.expect("GetKey").into_inner();
+    assert_eq!(k.name, "kept", "{k:?}");
+    assert_eq!(k.prefix, key.prefix, "{k:?}");
+    assert_eq!(k.user_id, key.user_id, "{k:?}");
+    assert_eq!(k.status, admin::KeyStatus::Active as i32, "{k:?}");
+    // The bootstrap admin was not created twice.
+    let admins = admin
+        .users()
+        .list_users(admin::ListUsersRequest { role: admin::Role::Admin as i32, ..Default::default() })
+        .await
+        .expect("ListUsers")
+        .into_inner();
+    assert_eq!(admins.users.len(), 1, "{admins:?}");
+}
+
+// ------------------------------------------------------------------ storage-independent
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dataplane_calls_with_a_wrong_token_are_unauthenticated() {
+    let env = Env::new(Backend::Sqlite);
+    let srv = env.start_with(&[("CCAG_DATAPLANE_TOKEN", DATAPLANE_TOKEN)]);
+    let anon = Client::anonymous(&srv).await;
+    let admin = Client::admin(&srv).await;
+    // Neither a wrong token, nor none, nor an admin session is the data-plane token.
+    for (what, client) in [
+        ("wrong token", anon.with_token("dp-wrong-token")),
+        ("no token", anon.clone()),
+        ("admin session", admin.clone()),
+    ] {
+        let watch = Watch::open(&client, "dp-test").await;
+        assert_eq!(watch.err().map(|s| s.code()), Some(Code::Unauthenticated), "Watch with {what}");
+        let report = dp::ReportUsageRequest {
+            dataplane_id: "dp-test".into(),
+            records: vec![dp::UsageRecord { request_id: "r1".into(), ..Default::default() }],
+        };
+        let r = client.dataplane().report_usage(report).await;
+        assert_eq!(code(r), Code::Unauthenticated, "ReportUsage with {what}");
+    }
+    // Nothing was registered or stored.
+    let status = admin.status().get_status(admin::GetStatusRequest {}).await.expect("GetStatus").into_inner();
+    assert!(status.dataplanes.is_empty(), "{status:?}");
+    let usage = admin.usage().get_usage(admin::GetUsageRequest::default()).await.expect("GetUsage").into_inner();
+    assert_eq!(usage.total.map(|t| t.requests), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_check_is_serving() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+
+    let env = Env::new(Backend::Sqlite);
+    let srv = env.start();
+    let mut health = HealthClient::new(channel(&srv).await);
+    let res = health.check(HealthCheckRequest { service: String::new() }).await.expect("Health/Check").into_inner();
+    assert_eq!(res.status, ServingStatus::Serving as i32, "{res:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let env = Env::new(Backend::Sqlite);
+    let srv = env.start();
+    let mut reflection = ServerReflectionClient::new(channel(&srv).await);
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers =
+        reflection.server_reflection_info(futures_util::stream::iter([req])).await.expect("reflection").into_inner();
+    let answer = tokio::time::timeout(STREAM_TIMEOUT, answers.message())
+        .await
+        .expect("a reflection answer in time")
+        .expect("a reflection answer")
+        .expect("a reflection answer before the end");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a ListServices answer: {answer:?}");
+    };
+    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for want in ["ccag.admin.v1.UserService", "ccag.config.v1.DataPlaneService"] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+}
