@@ -2,9 +2,9 @@
 
 use ccag_proto::admin::v1::audit_service_server::AuditService;
 use ccag_proto::admin::v1::*;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
-use super::{ok, ts, ApiError, ApiResult, Paging, Shared};
+use super::{ok, ts, ApiResult, Paging, Shared};
 use crate::store::entities::audit_log;
 
 pub struct AuditApi(pub Shared);
@@ -26,14 +26,7 @@ impl AuditService for AuditApi {
                 q = q.filter(col.eq(v.trim()));
             }
         }
-        let rows = q
-            .order_by_desc(audit_log::Column::Id)
-            .offset(paging.offset)
-            .limit(paging.fetch())
-            .all(&self.0.db)
-            .await
-            .map_err(ApiError::from)?;
-        let (rows, next_page_token) = paging.finish(rows);
+        let (rows, next_page_token) = paging.page(q.order_by_desc(audit_log::Column::Id), &self.0.db).await?;
         let entries = rows
             .into_iter()
             .map(|e| AuditEntry {

@@ -5,9 +5,7 @@ use std::sync::OnceLock;
 use ccag_proto::admin::v1::auth_service_server::AuthService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
 
 use super::{audit, expiry, ok, require, ts, ts_opt, ApiError, ApiResult, Paging, Shared};
 use crate::auth::{hash_password, verify_password};
@@ -117,15 +115,9 @@ impl AuthService for AuthApi {
         if !r.user_id.trim().is_empty() {
             q = q.filter(api_tokens::Column::UserId.eq(r.user_id.trim()));
         }
-        let rows = q
-            .order_by_asc(api_tokens::Column::CreatedAt)
-            .order_by_asc(api_tokens::Column::Id)
-            .offset(paging.offset)
-            .limit(paging.fetch())
-            .all(&self.0.db)
-            .await
-            .map_err(ApiError::from)?;
-        let (rows, next_page_token) = paging.finish(rows);
+        let (rows, next_page_token) = paging
+            .page(q.order_by_asc(api_tokens::Column::CreatedAt).order_by_asc(api_tokens::Column::Id), &self.0.db)
+            .await?;
         ok(ListApiTokensResponse { api_tokens: rows.into_iter().map(to_proto).collect(), next_page_token })
     }
 

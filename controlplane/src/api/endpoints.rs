@@ -5,7 +5,7 @@ use ccag_proto::admin::v1::endpoint_service_server::EndpointService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
 };
 
@@ -97,15 +97,14 @@ impl EndpointService for EndpointsApi {
     async fn list_endpoints(&self, req: tonic::Request<ListEndpointsRequest>) -> ApiResult<ListEndpointsResponse> {
         self.0.caller(&req).await?.require_admin()?;
         let paging = Paging::from(req.get_ref().page.as_ref())?;
-        let rows = endpoints::Entity::find()
-            .order_by_asc(endpoints::Column::Priority)
-            .order_by_asc(endpoints::Column::Name)
-            .offset(paging.offset)
-            .limit(paging.fetch())
-            .all(&self.0.db)
-            .await
-            .map_err(ApiError::from)?;
-        let (rows, next_page_token) = paging.finish(rows);
+        let (rows, next_page_token) = paging
+            .page(
+                endpoints::Entity::find()
+                    .order_by_asc(endpoints::Column::Priority)
+                    .order_by_asc(endpoints::Column::Name),
+                &self.0.db,
+            )
+            .await?;
         ok(ListEndpointsResponse { endpoints: rows.into_iter().map(to_proto).collect(), next_page_token })
     }
 

@@ -5,8 +5,7 @@ use ccag_proto::admin::v1::key_service_server::KeyService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 
 use super::{audit, expiry, limit, ok, require, ts, ts_opt, ApiError, ApiResult, Paging, Shared};
@@ -143,15 +142,9 @@ impl KeyService for KeysApi {
             }
             Err(_) => return Err(ApiError::InvalidArgument(format!("status: unknown value {}", r.status)).into()),
         }
-        let rows = q
-            .order_by_asc(api_keys::Column::CreatedAt)
-            .order_by_asc(api_keys::Column::Id)
-            .offset(paging.offset)
-            .limit(paging.fetch())
-            .all(&self.0.db)
-            .await
-            .map_err(ApiError::from)?;
-        let (rows, next_page_token) = paging.finish(rows);
+        let (rows, next_page_token) = paging
+            .page(q.order_by_asc(api_keys::Column::CreatedAt).order_by_asc(api_keys::Column::Id), &self.0.db)
+            .await?;
         ok(ListKeysResponse { keys: rows.into_iter().map(to_proto).collect(), next_page_token })
     }
 

@@ -27,7 +27,9 @@ use std::sync::Arc;
 
 use ccag_proto::admin::v1::Page;
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, Set, SqlErr};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QuerySelect, Select, Set, SqlErr,
+};
 use serde::Serialize;
 use tonic::{Code, Status};
 
@@ -153,6 +155,16 @@ impl Paging {
     /// Fetch one more than the page to learn whether another follows.
     pub fn fetch(&self) -> u64 {
         self.limit + 1
+    }
+
+    /// Runs an ordered query for this page: its rows and the next token.
+    pub async fn page<E: EntityTrait>(
+        &self,
+        query: Select<E>,
+        db: &DatabaseConnection,
+    ) -> Result<(Vec<E::Model>, String), ApiError> {
+        let rows = query.offset(self.offset).limit(self.fetch()).all(db).await?;
+        Ok(self.finish(rows))
     }
 
     pub fn finish<T>(&self, mut rows: Vec<T>) -> (Vec<T>, String) {

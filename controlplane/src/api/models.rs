@@ -5,7 +5,7 @@ use ccag_proto::admin::v1::model_service_server::ModelService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
 };
 
@@ -81,14 +81,8 @@ impl ModelService for ModelsApi {
     async fn list_models(&self, req: tonic::Request<ListModelsRequest>) -> ApiResult<ListModelsResponse> {
         self.0.caller(&req).await?.require_admin()?;
         let paging = Paging::from(req.get_ref().page.as_ref())?;
-        let rows = models::Entity::find()
-            .order_by_asc(models::Column::AnthropicId)
-            .offset(paging.offset)
-            .limit(paging.fetch())
-            .all(&self.0.db)
-            .await
-            .map_err(ApiError::from)?;
-        let (rows, next_page_token) = paging.finish(rows);
+        let (rows, next_page_token) =
+            paging.page(models::Entity::find().order_by_asc(models::Column::AnthropicId), &self.0.db).await?;
         ok(ListModelsResponse { models: rows.into_iter().map(to_proto).collect(), next_page_token })
     }
 

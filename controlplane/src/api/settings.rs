@@ -3,7 +3,7 @@
 use ccag_proto::admin::v1::settings_service_server::SettingsService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, QuerySelect, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set, TransactionTrait};
 
 use super::{audit, ok, ts, ApiError, ApiResult, Paging, Shared};
 use crate::store::entities::settings;
@@ -43,14 +43,8 @@ impl SettingsService for SettingsApi {
     async fn list_settings(&self, req: tonic::Request<ListSettingsRequest>) -> ApiResult<ListSettingsResponse> {
         self.0.caller(&req).await?.require_admin()?;
         let paging = Paging::from(req.get_ref().page.as_ref())?;
-        let rows = settings::Entity::find()
-            .order_by_asc(settings::Column::Key)
-            .offset(paging.offset)
-            .limit(paging.fetch())
-            .all(&self.0.db)
-            .await
-            .map_err(ApiError::from)?;
-        let (rows, next_page_token) = paging.finish(rows);
+        let (rows, next_page_token) =
+            paging.page(settings::Entity::find().order_by_asc(settings::Column::Key), &self.0.db).await?;
         ok(ListSettingsResponse { settings: rows.into_iter().map(to_proto).collect(), next_page_token })
     }
 

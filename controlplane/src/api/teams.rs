@@ -5,7 +5,7 @@ use ccag_proto::admin::v1::team_service_server::TeamService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
 };
 
@@ -93,14 +93,7 @@ impl TeamService for TeamsApi {
         if !r.query.trim().is_empty() {
             q = q.filter(teams::Column::Name.contains(r.query.trim()));
         }
-        let rows = q
-            .order_by_asc(teams::Column::Name)
-            .offset(paging.offset)
-            .limit(paging.fetch())
-            .all(&self.0.db)
-            .await
-            .map_err(ApiError::from)?;
-        let (rows, next_page_token) = paging.finish(rows);
+        let (rows, next_page_token) = paging.page(q.order_by_asc(teams::Column::Name), &self.0.db).await?;
         let mut out = Vec::with_capacity(rows.len());
         for t in rows {
             out.push(to_proto(&self.0.db, t).await?);

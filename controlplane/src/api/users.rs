@@ -5,7 +5,7 @@ use ccag_proto::admin::v1::*;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    Set, TransactionTrait,
 };
 
 use super::{audit, limit, ok, optional, require, ts, ApiError, ApiResult, Paging, Shared};
@@ -178,15 +178,8 @@ impl UserService for UsersApi {
                     .add(users::Column::DisplayName.contains(needle)),
             );
         }
-        let rows = q
-            .order_by_asc(users::Column::CreatedAt)
-            .order_by_asc(users::Column::Id)
-            .offset(paging.offset)
-            .limit(paging.fetch())
-            .all(&self.0.db)
-            .await
-            .map_err(ApiError::from)?;
-        let (rows, next_page_token) = paging.finish(rows);
+        let (rows, next_page_token) =
+            paging.page(q.order_by_asc(users::Column::CreatedAt).order_by_asc(users::Column::Id), &self.0.db).await?;
         let mut out = Vec::with_capacity(rows.len());
         for u in rows {
             out.push(to_proto(&self.0.db, u).await?);
