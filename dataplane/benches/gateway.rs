@@ -85,7 +85,7 @@ impl Params {
             mode: "full",
             rate: 200.0,
             latency_secs: 10.0,
-            workers: vec![32, 256],
+            workers: vec![32, 128],
             throughput_secs: 10.0,
             warmup_secs: 1.0,
             streams: 1000,
@@ -158,7 +158,7 @@ const USAGE: &str = "usage: cargo bench -p ccag-dataplane --bench gateway [-- OP
   --quick                 ~2 s per phase and 200 held streams (whole run < 1 minute)
   --rate N                open-loop request rate, req/s (default 200)
   --secs S                seconds of each open-loop phase (default 10)
-  --workers N[,N…]        closed-loop concurrency, one phase each (default 32,256)
+  --workers N[,N…]        closed-loop concurrency, one phase each (default 32,128)
   --throughput-secs S     seconds of each closed-loop phase (default 10)
   --streams N             streams held open for the memory reading (default 1000)
   --chunks N              text deltas per reply (default 3)
@@ -1019,11 +1019,22 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
+/// Other processes used more than this share of one CPU during a phase.
+const DISTURBED: f64 = 0.10;
+
+impl CpuUse {
+    fn disturbed(&self) -> bool {
+        self.other_secs / self.wall_secs > DISTURBED
+    }
+}
+
+/// `met` / `missed`, flagged when another process took CPU during either phase.
+fn verdict(ok: bool, phases: &[&CpuUse]) -> String {
+    let v = if ok { "met" } else { "**missed**" };
+    if phases.iter().any(|c| c.disturbed()) {
+        format!("{v} (disturbed)")
     } else {
-        "**missed**"
+        v.to_string()
     }
 }
 
@@ -1053,9 +1064,10 @@ impl Report<'_> {
         ));
         line(format!(
             "- Everything on this machine: the load generator and the Bedrock double (one \
-             process, tokio with {} workers) and ccag-dataplane (a child process, release build) \
+             process, tokio with {} workers) and ccag-dataplane (a child process, {} build) \
              share the CPUs.",
-            m.nproc
+            m.nproc,
+            if cfg!(debug_assertions) { "debug" } else { "release" }
         ));
         line(format!(
             "- Double: time to first token 0 ms, 0 ms between tokens, {} text deltas per reply \
@@ -1089,6 +1101,17 @@ impl Report<'_> {
         ));
         line(String::new());
 
+        let disturbed = self.latency.iter().filter(|l| l.3.disturbed()).count()
+            + self.throughput.iter().filter(|t| t.3.disturbed()).count();
+        if disturbed > 0 {
+            line(format!(
+                "**Warning: other processes took more than {:.0}% of a CPU during {disturbed} \
+                 phase(s), marked (disturbed) below; run again on a quiet machine.**",
+                DISTURBED * 100.0
+            ));
+            line(String::new());
+        }
+
         // The summary: one row per figure, direct and data plane side by side.
         line("| Figure | Direct | Via data plane | Added / ratio | Target | Verdict |".into());
         line("|---|---:|---:|---:|---|---|".into());
@@ -1106,8 +1129,8 @@ impl Report<'_> {
                 let (a, b) = (pct_ms(&ds, q), pct_ms(&gs, q));
                 let added = b - a;
                 let (tgt, verd) = match target {
-                    Some(t) => (format!("added < {t} ms"), verdict(added < t)),
-                    None => ("—".to_string(), ""),
+                    Some(t) => (format!("added < {t} ms"), verdict(added < t, &[&d.3, &g.3])),
+                    None => ("—".to_string(), String::new()),
                 };
                 line(format!(
                     "| {} latency {label} (ms) | {a:.3} | {b:.3} | {added:+.3} ms | {tgt} | {verd} |",
@@ -1123,7 +1146,7 @@ impl Report<'_> {
                     "| streaming rate, {workers} workers (req/s) | {:.0} | {:.0} | ×{ratio:.2} | ≥ ×0.50 of direct | {} |",
                     d.2.rate(),
                     g.2.rate(),
-                    verdict(ratio >= 0.5)
+                    verdict(ratio >= 0.5, &[&d.3, &g.3])
                 ));
             }
         }

@@ -367,6 +367,8 @@ mod tests {
         m.record.key_id = format!("key-{i}");
         m.record.model = "claude-test".into();
         m.record.stream = i.is_multiple_of(2);
+        // Fixed, so that two calls describe the same record.
+        m.record.started_at_ms = 1_795_000_000_000 + i;
         m.finish(
             200,
             Outcome::Ok,
