@@ -1,9 +1,12 @@
 //! The data plane's cost, measured against calling Bedrock directly.
 //!
 //! ```text
-//! cargo bench -p ccag-dataplane --bench gateway             # full run, ~2 minutes
-//! cargo bench -p ccag-dataplane --bench gateway -- --quick  # ~2 s per phase, < 1 minute
+//! cargo bench -p ccag-dataplane --bench gateway             # full run, ~1.5 minutes
+//! cargo bench -p ccag-dataplane --bench gateway -- --quick  # ~2 s per phase, ~25 s
+//! cargo bench -p ccag-dataplane --bench gateway -- --help   # every option
 //! ```
+//!
+//! `docs/performance.md` explains the figures and holds the latest results.
 //!
 //! One run starts the Bedrock double in this process (no time to first token,
 //! no delay between tokens) and the real `ccag-dataplane` binary as a child
@@ -162,7 +165,9 @@ const USAGE: &str = "usage: cargo bench -p ccag-dataplane --bench gateway [-- OP
   --throughput-secs S     seconds of each closed-loop phase (default 10)
   --streams N             streams held open for the memory reading (default 1000)
   --chunks N              text deltas per reply (default 3)
-Options after --quick override it.";
+Options after --quick override it.
+Environment: CCAG_BENCH_DATAPLANE=/path/to/ccag-dataplane benchmarks that binary
+instead of the one cargo built.";
 
 // ---------------------------------------------------------------------------
 // Entry point
@@ -171,10 +176,12 @@ fn main() -> std::process::ExitCode {
     let params = match Params::from_args() {
         Ok(p) => p,
         Err(e) => {
-            if !e.is_empty() {
-                eprintln!("gateway bench: {e}");
+            // An empty message is `--help`: the usage alone, and success.
+            if e.is_empty() {
+                println!("{USAGE}");
+                return std::process::ExitCode::SUCCESS;
             }
-            eprintln!("{USAGE}");
+            eprintln!("gateway bench: {e}\n{USAGE}");
             return std::process::ExitCode::from(2);
         }
     };
@@ -333,7 +340,8 @@ impl DataPlane {
         std::fs::write(&config, snapshot.to_string()).map_err(|e| format!("{}: {e}", config.display()))?;
         let log_path = dir.join("dataplane.log");
         let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ccag-dataplane"))
+        let binary = dataplane_binary();
+        let mut child = Command::new(&binary)
             .env("CCAG_DATAPLANE_ADDR", "127.0.0.1:0")
             .env("CCAG_DATAPLANE_CONFIG", &config)
             .env("CCAG_LOG_FORMAT", "json")
@@ -351,7 +359,7 @@ impl DataPlane {
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("starting {}: {e}", env!("CARGO_BIN_EXE_ccag-dataplane")))?;
+            .map_err(|e| format!("starting {binary}: {e}"))?;
         let pid = child.id();
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -393,6 +401,15 @@ impl DataPlane {
     fn open_fds(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map(|d| d.count()).unwrap_or(0)
     }
+}
+
+/// The binary cargo built with this bench, unless `CCAG_BENCH_DATAPLANE`
+/// names another one (to compare two builds with the same load).
+fn dataplane_binary() -> String {
+    std::env::var("CCAG_BENCH_DATAPLANE")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_ccag-dataplane").to_string())
 }
 
 impl Drop for DataPlane {
@@ -1069,6 +1086,9 @@ impl Report<'_> {
             m.nproc,
             if cfg!(debug_assertions) { "debug" } else { "release" }
         ));
+        if std::env::var_os("CCAG_BENCH_DATAPLANE").is_some() {
+            line(format!("- Data plane binary: `{}` (from CCAG_BENCH_DATAPLANE).", dataplane_binary()));
+        }
         line(format!(
             "- Double: time to first token 0 ms, 0 ms between tokens, {} text deltas per reply \
              ({} SSE events per stream). Client: hyper HTTP/1.1 with a keep-alive pool.",
@@ -1136,6 +1156,18 @@ impl Report<'_> {
                     "| {} latency {label} (ms) | {a:.3} | {b:.3} | {added:+.3} ms | {tgt} | {verd} |",
                     kind_name(stream)
                 ));
+            }
+            if stream {
+                // The first event: a finer view of the relay's cost than the
+                // whole stream, which the double paces in whole milliseconds.
+                let mut df = d.2.first_byte.clone();
+                let mut gf = g.2.first_byte.clone();
+                df.sort();
+                gf.sort();
+                for (label, q) in [("p50", 0.50), ("p99", 0.99)] {
+                    let (a, b) = (pct_ms(&df, q), pct_ms(&gf, q));
+                    line(format!("| streaming first event {label} (ms) | {a:.3} | {b:.3} | {:+.3} ms | — | |", b - a));
+                }
             }
         }
         for &workers in &p.workers {
