@@ -6,7 +6,13 @@ async fn main() -> std::process::ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let filter = EnvFilter::try_from_env("CCAG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("CCAG_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Log lines (one per request, with the usage record) are written by a
+    // dedicated thread, so a slow reader of stderr never stalls the request
+    // workers. Not lossy: under a flood the buffer fills and writers wait,
+    // rather than usage lines vanishing.
+    let (writer, _flush_on_exit) =
+        tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     if json {
         fmt.json().flatten_event(true).with_current_span(true).init();
     } else {
