@@ -89,8 +89,14 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         token: dataplane_token,
         stop: stop_rx.clone(),
     };
-    let ctx =
-        Arc::new(api::Ctx { db: store.db, backend: store.backend, auth, started_at: chrono::Utc::now(), publisher });
+    let ctx = Arc::new(api::Ctx {
+        db: store.db,
+        backend: store.backend,
+        auth,
+        started_at: chrono::Utc::now(),
+        publisher,
+        login_throttle: Default::default(),
+    });
 
     let grpc = TcpListener::bind(settings.grpc_addr).await.map_err(|e| format!("bind {}: {e}", settings.grpc_addr))?;
     let http = TcpListener::bind(settings.http_addr).await.map_err(|e| format!("bind {}: {e}", settings.http_addr))?;

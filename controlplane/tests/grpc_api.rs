@@ -258,6 +258,7 @@ on_both_backends!(
     login_returns_a_session_token,
     missing_or_garbage_tokens_are_unauthenticated,
     wrong_password_fails_like_an_unknown_user,
+    repeated_failed_logins_make_the_next_attempt_wait,
     create_user_without_email_or_subject_is_invalid,
     duplicate_user_email_already_exists,
     unknown_user_is_not_found,
@@ -327,6 +328,23 @@ async fn wrong_password_fails_like_an_unknown_user(env: Env) {
         Code::Unauthenticated,
     );
     assert_eq!(wrong.message(), unknown.message());
+}
+
+async fn repeated_failed_logins_make_the_next_attempt_wait(env: Env) {
+    let srv = env.start();
+    let auth = Client::anonymous(&srv).await.auth();
+    for _ in 0..5 {
+        expect_code(
+            auth.clone().login(admin::LoginRequest { username: ADMIN.into(), password: "guess-guess".into() }).await,
+            Code::Unauthenticated,
+        );
+    }
+    // Even the right password waits now: guessing gets no answer at all.
+    let throttled = expect_code(
+        auth.clone().login(admin::LoginRequest { username: ADMIN.into(), password: ADMIN_PASSWORD.into() }).await,
+        Code::ResourceExhausted,
+    );
+    assert!(throttled.message().contains("try again"), "{}", throttled.message());
 }
 
 async fn create_user_without_email_or_subject_is_invalid(env: Env) {

@@ -39,6 +39,14 @@ impl AuthService for AuthApi {
     async fn login(&self, req: tonic::Request<LoginRequest>) -> ApiResult<LoginResponse> {
         let r = req.into_inner();
         let denied = || ApiError::Unauthenticated("invalid username or password".into());
+        let throttle = &self.0.login_throttle;
+        if let Err(wait) = throttle.check(r.username.trim(), std::time::Instant::now()) {
+            return Err(ApiError::ResourceExhausted(format!(
+                "too many failed sign-ins for this user; try again in {} s",
+                wait.as_secs().max(1)
+            ))
+            .into());
+        }
         let user = users::Entity::find()
             .filter(users::Column::Email.eq(r.username.trim()))
             .one(&self.0.db)
@@ -53,8 +61,12 @@ impl AuthService for AuthApi {
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let user = match user {
             Some(u) if matches && hash.is_some() && u.status == "active" => u,
-            _ => return Err(denied().into()),
+            _ => {
+                throttle.failed(r.username.trim(), std::time::Instant::now());
+                return Err(denied().into());
+            }
         };
+        throttle.succeeded(r.username.trim());
         let (token, exp) = self.0.auth.issue_session(&user.id)?;
         ok(LoginResponse {
             token,

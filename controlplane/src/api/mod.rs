@@ -44,6 +44,7 @@ pub struct Ctx {
     pub auth: Auth,
     pub started_at: DateTime<Utc>,
     pub publisher: Arc<crate::fleet::Publisher>,
+    pub login_throttle: crate::auth::LoginThrottle,
 }
 
 impl Ctx {
@@ -71,6 +72,8 @@ pub enum ApiError {
     FailedPrecondition(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -108,6 +111,7 @@ impl From<ApiError> for Status {
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
             ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
             ApiError::Unavailable(_) => Code::Unavailable,
+            ApiError::ResourceExhausted(_) => Code::ResourceExhausted,
             ApiError::Internal(_) => Code::Internal,
         };
         Status::new(code, e.to_string())

@@ -3,9 +3,11 @@
 
 mod bootstrap;
 mod password;
+mod throttle;
 
 pub use bootstrap::ensure_admin;
 pub use password::{hash_password, verify_password};
+pub use throttle::LoginThrottle;
 
 use std::time::Duration;
 
