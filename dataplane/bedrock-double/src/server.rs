@@ -495,7 +495,7 @@ async fn invoke(
     }
     // Non-streaming: take as long as the equivalent stream would.
     let events = behaviour::stream_events(&inv.reply, inv.chunks).len() as u32;
-    tokio::time::sleep(inv.ttft + inv.inter_token * events.saturating_sub(1)).await;
+    pause(inv.ttft + inv.inter_token * events.saturating_sub(1)).await;
     let latency = started.elapsed().as_millis().to_string();
     base_response(StatusCode::OK)
         .header("content-type", "application/json")
@@ -537,11 +537,11 @@ async fn send_frames(inv: &Invocation, started: Instant, tx: &mpsc::Sender<Bytes
     let mut events = behaviour::stream_events(&inv.reply, inv.chunks);
     let total = events.len();
     let error_at = inv.directives.stream_error.as_ref().map(|e| (e.after.min(total), e.exception_type.clone()));
-    tokio::time::sleep(inv.ttft).await;
+    pause(inv.ttft).await;
     let mut first_byte_ms: Option<u64> = None;
     for (i, event) in events.iter_mut().enumerate() {
         if i > 0 {
-            tokio::time::sleep(inv.inter_token).await;
+            pause(inv.inter_token).await;
         }
         if let Some((at, ty)) = &error_at {
             if *at == i {
@@ -560,7 +560,7 @@ async fn send_frames(inv: &Invocation, started: Instant, tx: &mpsc::Sender<Bytes
     }
     if let Some((at, ty)) = &error_at {
         if *at == total {
-            tokio::time::sleep(inv.inter_token).await;
+            pause(inv.inter_token).await;
             return send_exception(tx, ty).await;
         }
     }
@@ -579,14 +579,19 @@ async fn send_exception(tx: &mpsc::Sender<Bytes>, exception_type: &str) -> Strea
 }
 
 async fn wait_drained(tx: &mpsc::Sender<Bytes>) -> StreamEnd {
-    loop {
-        if tx.is_closed() {
-            return StreamEnd::Cancelled;
-        }
-        if tx.capacity() == tx.max_capacity() {
-            return StreamEnd::Completed;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    // All capacity free again means the body took every frame; an error
+    // means the receiver (the connection) went away first.
+    match tx.reserve_many(tx.max_capacity()).await {
+        Ok(_) => StreamEnd::Completed,
+        Err(_) => StreamEnd::Cancelled,
+    }
+}
+
+/// A zero delay must not cost a timer tick (tokio's timer has 1 ms
+/// resolution), or every reply is quantised to milliseconds.
+async fn pause(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
     }
 }
 
