@@ -2,9 +2,14 @@
 //! on Amazon Bedrock Runtime.
 //!
 //! A request's path through the crate: `http::serve` accepts it, `api` routes
-//! and authenticates it (`auth`, against the snapshot in `config`), `models`
-//! picks the Bedrock model, `translate` adapts the body, `upstream` calls
-//! Bedrock, `stream` turns the event stream into SSE, and `usage` records it.
+//! and authenticates it (`auth`, against the snapshot in `config`) and
+//! admits it under the `ratelimit`s, `models` picks the Bedrock model,
+//! `translate` adapts the body, `upstream` calls Bedrock, `stream` turns the
+//! event stream into SSE, and `usage` records it.
+//!
+//! Beside the request path: `control` keeps the snapshot current from the
+//! control plane (or `config` from a file), and `report` delivers usage
+//! records to the control plane through a durable spool.
 
 pub mod api;
 pub mod auth;
