@@ -557,10 +557,10 @@ pub struct UsageArgs {
     /// Group rows by this
     #[arg(long, value_enum, default_value_t = UsageGroupArg::User)]
     pub group_by: UsageGroupArg,
-    /// Start, RFC 3339 [default: 30 days ago]
+    /// Start: RFC 3339, or an age such as 90m, 24h, 7d, 2w [default: 30 days ago]
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// End, RFC 3339 [default: now]
+    /// End: RFC 3339, or an age such as 1h [default: now]
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
     /// Only this user (id or email)

@@ -17,6 +17,27 @@ fn group(g: UsageGroupArg) -> pb::UsageGroup {
     }
 }
 
+/// `7d` → the RFC 3339 time seven days ago; anything else is sent as given
+/// (the server validates RFC 3339).
+fn time_arg(v: Option<String>) -> Result<String, CliError> {
+    let Some(v) = v else { return Ok(String::new()) };
+    let t = v.trim();
+    let Some(unit) = t.chars().last().filter(|c| "smhdw".contains(*c)) else { return Ok(t.to_owned()) };
+    let Ok(n) = t[..t.len() - 1].parse::<i64>() else { return Ok(t.to_owned()) };
+    let secs = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => 7 * 86_400,
+    };
+    let age = n
+        .checked_mul(secs)
+        .and_then(chrono::Duration::try_seconds)
+        .ok_or_else(|| CliError::usage(format!("{t:?} is too long ago")))?;
+    Ok((chrono::Utc::now() - age).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
 pub async fn usage(ctx: &Ctx, args: UsageArgs, json: bool) -> Result<Out, CliError> {
     let user_id = match args.user {
         Some(u) => ctx.user_id(&u).await?,
@@ -26,8 +47,8 @@ pub async fn usage(ctx: &Ctx, args: UsageArgs, json: bool) -> Result<Out, CliErr
         .usage()
         .get_usage(pb::GetUsageRequest {
             group_by: group(args.group_by) as i32,
-            since: args.since.unwrap_or_default(),
-            until: args.until.unwrap_or_default(),
+            since: time_arg(args.since)?,
+            until: time_arg(args.until)?,
             user_id,
             team_id: args.team.unwrap_or_default(),
             key_id: args.key.unwrap_or_default(),
@@ -91,6 +112,17 @@ pub async fn prices(ctx: &Ctx, cmd: PricesCmd, json: bool) -> Result<Out, CliErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_become_rfc3339_times_and_times_pass_through() {
+        let t = time_arg(Some("7d".into())).unwrap();
+        let parsed = chrono::DateTime::parse_from_rfc3339(&t).unwrap();
+        let age = chrono::Utc::now() - parsed.with_timezone(&chrono::Utc);
+        assert!((age.num_seconds() - 7 * 86_400).abs() < 60, "{t}");
+        assert_eq!(time_arg(Some("2026-01-01T00:00:00Z".into())).unwrap(), "2026-01-01T00:00:00Z");
+        assert_eq!(time_arg(None).unwrap(), "");
+        assert!(time_arg(Some("99999999999999w".into())).is_err());
+    }
 
     fn resp() -> pb::GetUsageResponse {
         let row = |g: &str, r: u64, c: f64| pb::UsageRow {
