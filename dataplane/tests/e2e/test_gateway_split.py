@@ -181,3 +181,17 @@ def test_data_planes_and_cli_reach_a_tls_control_plane(bins, shared_double_url, 
         assert wait_until(lambda: works(f.url("a"), key), timeout=5)
     finally:
         f.stop_all()
+
+
+def test_claude_code_works_through_a_data_plane_fed_by_the_control_plane(fleet, tmp_path):
+    from types import SimpleNamespace
+
+    from test_claude_code import run_claude
+
+    created = create_key(fleet)
+    assert wait_until(lambda: works(fleet.url("a"), created["key"]), timeout=5)
+    out = run_claude(SimpleNamespace(url=fleet.url("a"), key=created["key"]), tmp_path, "Say hello.")
+    assert out["is_error"] is False, out
+    assert "Hello from the Bedrock double." in out["result"]
+    # Claude Code's requests reach the spend log under the key.
+    assert wait_until(lambda: usage_total(fleet, created["id"]) >= 2, timeout=10)
