@@ -78,6 +78,17 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl ApiError {
+    /// A database error whose unique-constraint case is told in the
+    /// resource's own words ("a team with that name exists").
+    pub fn exists(e: DbErr, message: &str) -> ApiError {
+        match ApiError::from(e) {
+            ApiError::AlreadyExists(_) => ApiError::AlreadyExists(message.to_owned()),
+            other => other,
+        }
+    }
+}
+
 impl From<DbErr> for ApiError {
     fn from(e: DbErr) -> Self {
         match e.sql_err() {

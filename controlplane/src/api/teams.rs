@@ -70,10 +70,7 @@ impl TeamService for TeamsApi {
         }
         .insert(&txn)
         .await
-        .map_err(|e| match ApiError::from(e) {
-            ApiError::AlreadyExists(_) => ApiError::AlreadyExists("a team with that name exists".into()),
-            other => other,
-        })?;
+        .map_err(|e| ApiError::exists(e, "a team with that name exists"))?;
         audit(&txn, &who.user_id, "team.create", "team", &row.id, None, Some(&row)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(&self.0.db, row).await?)
@@ -158,10 +155,7 @@ impl TeamService for TeamsApi {
         }
         .insert(&txn)
         .await
-        .map_err(|e| match ApiError::from(e) {
-            ApiError::AlreadyExists(_) => ApiError::AlreadyExists("that user is already a member".into()),
-            other => other,
-        })?;
+        .map_err(|e| ApiError::exists(e, "that user is already a member"))?;
         audit(&txn, &who.user_id, "team.add_member", "team", &team.id, None, Some(&row)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(&self.0.db, team).await?)

@@ -133,10 +133,7 @@ impl UserService for UsersApi {
         }
         .insert(&txn)
         .await
-        .map_err(|e| match ApiError::from(e) {
-            ApiError::AlreadyExists(_) => ApiError::AlreadyExists("a user with that email or subject exists".into()),
-            other => other,
-        })?;
+        .map_err(|e| ApiError::exists(e, "a user with that email or subject exists"))?;
         audit(&txn, &who.user_id, "user.create", "user", &row.id, None, Some(&row)).await?;
         txn.commit().await.map_err(ApiError::from)?;
         ok(to_proto(&self.0.db, row).await?)
