@@ -10,7 +10,7 @@ use sea_orm::{
 
 use super::{audit, expiry, limit, ok, require, ts, ts_opt, ApiError, ApiResult, Paging, Shared};
 use crate::auth::Principal;
-use crate::store::entities::api_keys;
+use crate::store::entities::{api_keys, team_members};
 use crate::store::ids;
 
 pub struct KeysApi(pub Shared);
@@ -72,8 +72,11 @@ impl KeyService for KeysApi {
         } else {
             let team = super::teams::find(&txn, &r.team_id).await?;
             if !who.is_admin() {
-                let user = super::users::find(&txn, &owner).await?;
-                let member = super::users::to_proto(&txn, user).await?.team_ids.contains(&team.id);
+                let member = team_members::Entity::find_by_id((team.id.clone(), owner.clone()))
+                    .one(&txn)
+                    .await
+                    .map_err(ApiError::from)?
+                    .is_some();
                 if !member {
                     return Err(ApiError::PermissionDenied("you are not a member of that team".into()).into());
                 }

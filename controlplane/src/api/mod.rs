@@ -23,18 +23,20 @@ pub use teams::TeamsApi;
 pub use usage::{PricingApi, UsageApi};
 pub use users::UsersApi;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ccag_proto::admin::v1::Page;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QuerySelect, Select, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Set, SqlErr,
 };
 use serde::Serialize;
 use tonic::{Code, Status};
 
 use crate::auth::{Auth, Principal};
-use crate::store::entities::audit_log;
+use crate::store::entities::{audit_log, team_members};
 use crate::store::Backend;
 
 /// Everything a service needs.
@@ -188,6 +190,31 @@ impl Paging {
         let next = if more { format!("o{}", self.offset + self.limit) } else { String::new() };
         (rows, next)
     }
+}
+
+/// Team memberships of a page of users or teams, in one query: `column`
+/// selects which side `ids` name, `pair` turns a row into (owner, other).
+pub async fn members_by<C: ConnectionTrait>(
+    c: &C,
+    column: team_members::Column,
+    ids: impl Iterator<Item = String>,
+    pair: impl Fn(team_members::Model) -> (String, String),
+) -> Result<HashMap<String, Vec<String>>, ApiError> {
+    let ids: Vec<String> = ids.collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = team_members::Entity::find()
+        .filter(column.is_in(ids))
+        .order_by_asc(team_members::Column::TeamId)
+        .order_by_asc(team_members::Column::UserId)
+        .all(c)
+        .await?;
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for (owner, other) in rows.into_iter().map(pair) {
+        out.entry(owner).or_default().push(other);
+    }
+    Ok(out)
 }
 
 /// Appends one audit entry, in the caller's transaction so that the change

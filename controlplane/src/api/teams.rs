@@ -16,15 +16,26 @@ use crate::store::ids;
 pub struct TeamsApi(pub Shared);
 
 async fn to_proto<C: ConnectionTrait>(c: &C, t: teams::Model) -> Result<Team, ApiError> {
-    let member_ids = team_members::Entity::find()
-        .filter(team_members::Column::TeamId.eq(t.id.clone()))
-        .order_by_asc(team_members::Column::UserId)
-        .all(c)
-        .await?
+    Ok(to_protos(c, vec![t]).await?.pop().expect("one team in, one out"))
+}
+
+/// Teams with their member ids, loaded for the whole page in one query.
+async fn to_protos<C: ConnectionTrait>(c: &C, rows: Vec<teams::Model>) -> Result<Vec<Team>, ApiError> {
+    let mut members = super::members_by(c, team_members::Column::TeamId, rows.iter().map(|t| t.id.clone()), |m| {
+        (m.team_id, m.user_id)
+    })
+    .await?;
+    Ok(rows
         .into_iter()
-        .map(|m| m.user_id)
-        .collect();
-    Ok(Team {
+        .map(|t| {
+            let member_ids = members.remove(&t.id).unwrap_or_default();
+            proto(t, member_ids)
+        })
+        .collect())
+}
+
+fn proto(t: teams::Model, member_ids: Vec<String>) -> Team {
+    Team {
         id: t.id,
         name: t.name,
         description: t.description,
@@ -35,7 +46,7 @@ async fn to_proto<C: ConnectionTrait>(c: &C, t: teams::Model) -> Result<Team, Ap
         updated_at: ts(t.updated_at),
         rpm: t.rpm as u32,
         tpm: t.tpm as u32,
-    })
+    }
 }
 
 /// Finds a team by id or name.
@@ -91,11 +102,7 @@ impl TeamService for TeamsApi {
             q = q.filter(teams::Column::Name.contains(r.query.trim()));
         }
         let (rows, next_page_token) = paging.page(q.order_by_asc(teams::Column::Name), &self.0.db).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for t in rows {
-            out.push(to_proto(&self.0.db, t).await?);
-        }
-        ok(ListTeamsResponse { teams: out, next_page_token })
+        ok(ListTeamsResponse { teams: to_protos(&self.0.db, rows).await?, next_page_token })
     }
 
     async fn update_team(&self, req: tonic::Request<UpdateTeamRequest>) -> ApiResult<Team> {

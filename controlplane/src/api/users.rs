@@ -52,15 +52,26 @@ fn password(v: &str) -> Result<String, ApiError> {
 }
 
 pub async fn to_proto<C: ConnectionTrait>(c: &C, u: users::Model) -> Result<User, ApiError> {
-    let team_ids = team_members::Entity::find()
-        .filter(team_members::Column::UserId.eq(u.id.clone()))
-        .order_by_asc(team_members::Column::TeamId)
-        .all(c)
-        .await?
+    Ok(to_protos(c, vec![u]).await?.pop().expect("one user in, one out"))
+}
+
+/// Users with their team ids, loaded for the whole page in one query.
+async fn to_protos<C: ConnectionTrait>(c: &C, rows: Vec<users::Model>) -> Result<Vec<User>, ApiError> {
+    let mut teams = super::members_by(c, team_members::Column::UserId, rows.iter().map(|u| u.id.clone()), |m| {
+        (m.user_id, m.team_id)
+    })
+    .await?;
+    Ok(rows
         .into_iter()
-        .map(|m| m.team_id)
-        .collect();
-    Ok(User {
+        .map(|u| {
+            let team_ids = teams.remove(&u.id).unwrap_or_default();
+            proto(u, team_ids)
+        })
+        .collect())
+}
+
+fn proto(u: users::Model, team_ids: Vec<String>) -> User {
+    User {
         id: u.id,
         email: u.email.unwrap_or_default(),
         subject: u.subject.unwrap_or_default(),
@@ -72,7 +83,7 @@ pub async fn to_proto<C: ConnectionTrait>(c: &C, u: users::Model) -> Result<User
         team_ids,
         rpm: u.rpm as u32,
         tpm: u.tpm as u32,
-    })
+    }
 }
 
 /// Finds a user by id or email.
@@ -177,11 +188,7 @@ impl UserService for UsersApi {
         }
         let (rows, next_page_token) =
             paging.page(q.order_by_asc(users::Column::CreatedAt).order_by_asc(users::Column::Id), &self.0.db).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for u in rows {
-            out.push(to_proto(&self.0.db, u).await?);
-        }
-        ok(ListUsersResponse { users: out, next_page_token })
+        ok(ListUsersResponse { users: to_protos(&self.0.db, rows).await?, next_page_token })
     }
 
     async fn update_user(&self, req: tonic::Request<UpdateUserRequest>) -> ApiResult<User> {
