@@ -3,6 +3,7 @@
 
 mod bedrock;
 mod errors;
+pub mod eventstream;
 
 pub use bedrock::{Bedrock, EventStream};
 pub use errors::UpstreamError;
