@@ -123,7 +123,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
             sweeper.sweep(std::time::Instant::now());
         }
     });
-    let bedrock = upstream::Bedrock::from_env().await;
+    let bedrock = upstream::Bedrock::from_env().await?;
     let state =
         Arc::new(api::AppState { config: store, bedrock, betas: Default::default(), usage: Arc::new(sink), limiter });
     tracing::info!(addr = %local, region = state.bedrock.region(), "data plane listening");

@@ -149,7 +149,7 @@ async fn start_stream(
     let first = match tokio::time::timeout_at(deadline, rx.recv()).await {
         Ok(Ok(Some(f))) => f,
         Ok(Ok(None)) => return Err((UpstreamError::Protocol("empty event stream".into()), meter)),
-        Ok(Err(e)) => return Err((UpstreamError::from_stream(e), meter)),
+        Ok(Err(e)) => return Err((e, meter)),
         Err(_) => return Err((UpstreamError::Timeout, meter)),
     };
     let run = StreamRun {

@@ -8,7 +8,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_bedrockruntime::types::ResponseStream;
 use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
@@ -18,15 +17,15 @@ use super::EventTranslator;
 use crate::config::Limits;
 use crate::http::body::ResBody;
 use crate::http::error::ApiError;
-use crate::upstream::{EventStream, UpstreamError};
+use crate::upstream::EventStream;
 use crate::usage::{Meter, Outcome, UsageSink};
 
 const PING: &[u8] = b"event: ping\ndata: {\"type\":\"ping\"}\n\n";
 
 pub struct StreamRun {
     pub rx: EventStream,
-    /// The frame read before the status was sent.
-    pub first: Option<ResponseStream>,
+    /// The event read before the status was sent.
+    pub first: Option<Bytes>,
     pub translator: EventTranslator,
     pub limits: Limits,
     pub request_id: String,
@@ -76,7 +75,6 @@ impl Pump {
                     }
                     Ok(None) => Some(self.fail(ApiError::Overloaded("Bedrock ended the stream before it was complete".into()))),
                     Err(e) => {
-                        let e = UpstreamError::from_stream(e);
                         tracing::warn!(error = %e, "Bedrock stream failed after it had started");
                         Some(self.fail(e.to_api(true)))
                     }
@@ -97,18 +95,11 @@ impl Pump {
         }
     }
 
-    fn on_frame(&mut self, frame: ResponseStream) -> Bytes {
-        let ResponseStream::Chunk(part) = frame else {
-            // A frame kind newer than this SDK: nothing a client could use.
-            return Bytes::new();
-        };
-        let Some(bytes) = part.bytes() else {
-            return Bytes::new();
-        };
+    fn on_frame(&mut self, event: Bytes) -> Bytes {
         if let Some(m) = self.run.meter.as_mut() {
             m.mark_first_token();
         }
-        match self.run.translator.event(bytes.as_ref()) {
+        match self.run.translator.event(&event) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "untranslatable Bedrock event");

@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::meta::region::RegionProviderChain;
@@ -5,19 +6,22 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_bedrockruntime::primitives::Blob;
-use aws_sdk_bedrockruntime::types::error::ResponseStreamError;
-use aws_sdk_bedrockruntime::types::{CountTokensInput, InvokeModelTokensRequest, ResponseStream};
+use aws_sdk_bedrockruntime::types::{CountTokensInput, InvokeModelTokensRequest};
 use aws_sdk_bedrockruntime::Client;
+use aws_types::service_config::ServiceConfigKey;
+use aws_types::SdkConfig;
 use bytes::Bytes;
+use http::HeaderValue;
 
+use super::client::{Auth, EventStream, Runtime};
+use super::credentials::CredentialCache;
 use super::UpstreamError;
 
-pub type EventStream =
-    aws_sdk_bedrockruntime::primitives::event_stream::EventReceiver<ResponseStream, ResponseStreamError>;
-
-/// One SDK client, shared by every request (it pools connections).
+/// Bedrock Runtime for every request: one pooled client for the invocations
+/// and one SDK client for CountTokens, shared by every request.
 #[derive(Clone)]
 pub struct Bedrock {
+    runtime: Arc<Runtime>,
     client: Client,
     region: String,
 }
@@ -25,7 +29,7 @@ pub struct Bedrock {
 impl Bedrock {
     /// Region, credentials and endpoint come from the standard AWS chain
     /// (`AWS_REGION`, profiles, IMDS, `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`).
-    pub async fn from_env() -> Self {
+    pub async fn from_env() -> Result<Self, String> {
         let region = RegionProviderChain::default_provider().or_else(Region::from_static("us-east-1"));
         let conf = aws_config::defaults(BehaviorVersion::latest())
             .region(region)
@@ -36,7 +40,17 @@ impl Bedrock {
             .load()
             .await;
         let region = conf.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
-        Bedrock { client: Client::new(&conf), region }
+        let endpoint = endpoint(&conf, &region);
+        let auth = match service_setting(&conf, "bedrock", "AWS_BEARER_TOKEN", "") {
+            Some(token) => Auth::Bearer(
+                HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| "AWS_BEARER_TOKEN_BEDROCK is not a valid header value".to_string())?,
+            ),
+            None => Auth::SigV4(CredentialCache::new(conf.credentials_provider())),
+        };
+        let runtime = Runtime::new(&endpoint, region.clone(), auth)?;
+        tracing::info!(%endpoint, %region, "Bedrock Runtime");
+        Ok(Bedrock { runtime: Arc::new(runtime), client: Client::new(&conf), region })
     }
 
     pub fn region(&self) -> &str {
@@ -44,31 +58,11 @@ impl Bedrock {
     }
 
     pub async fn invoke(&self, model: &str, body: Vec<u8>) -> Result<Bytes, UpstreamError> {
-        let out = self
-            .client
-            .invoke_model()
-            .model_id(model)
-            .content_type("application/json")
-            .accept("application/json")
-            .body(Blob::new(body))
-            .send()
-            .await
-            .map_err(UpstreamError::from_sdk)?;
-        Ok(Bytes::from(out.body.into_inner()))
+        self.runtime.invoke(model, body).await
     }
 
     pub async fn stream(&self, model: &str, body: Vec<u8>) -> Result<EventStream, UpstreamError> {
-        let out = self
-            .client
-            .invoke_model_with_response_stream()
-            .model_id(model)
-            .content_type("application/json")
-            .accept("application/json")
-            .body(Blob::new(body))
-            .send()
-            .await
-            .map_err(UpstreamError::from_sdk)?;
-        Ok(out.body)
+        self.runtime.stream(model, body).await
     }
 
     pub async fn count_tokens(&self, foundation_model: &str, body: Vec<u8>) -> Result<i32, UpstreamError> {
@@ -86,4 +80,26 @@ impl Bedrock {
             .map_err(UpstreamError::from_sdk)?;
         Ok(out.input_tokens)
     }
+}
+
+/// A per-service setting as the SDKs read it: the service's own environment
+/// variable (e.g. `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`), then its profile entry.
+fn service_setting(conf: &SdkConfig, service_id: &str, env: &str, profile: &str) -> Option<String> {
+    let key = ServiceConfigKey::builder().service_id(service_id).env(env).profile(profile).build().ok()?;
+    conf.service_config()?.load_config(key).filter(|v| !v.is_empty())
+}
+
+/// Where the invocations go, resolved as aws-sdk-bedrockruntime resolves it:
+/// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` (or the profile's `bedrock_runtime`
+/// `endpoint_url`), then `AWS_ENDPOINT_URL`, then the regional endpoint
+/// (FIPS when `AWS_USE_FIPS_ENDPOINT` is set).
+fn endpoint(conf: &SdkConfig, region: &str) -> String {
+    if let Some(url) = service_setting(conf, "Bedrock Runtime", "AWS_ENDPOINT_URL", "endpoint_url")
+        .or_else(|| conf.endpoint_url().map(str::to_owned))
+    {
+        return url;
+    }
+    let fips = if conf.use_fips() == Some(true) { "-fips" } else { "" };
+    let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
+    format!("https://bedrock-runtime{fips}.{region}.{suffix}")
 }

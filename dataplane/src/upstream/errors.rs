@@ -1,5 +1,4 @@
 use aws_sdk_bedrockruntime::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_bedrockruntime::types::error::ResponseStreamError;
 
 use crate::http::error::ApiError;
 
@@ -19,6 +18,11 @@ pub enum UpstreamError {
     Unreachable(String),
     #[error("unexpected answer from Bedrock: {0}")]
     Protocol(String),
+    /// The connection to Bedrock broke after the answer had started.
+    #[error("the connection to Bedrock was lost: {0}")]
+    Interrupted(String),
+    #[error("no usable AWS credentials: {0}")]
+    Credentials(String),
 }
 
 impl UpstreamError {
@@ -37,28 +41,6 @@ impl UpstreamError {
             SdkError::DispatchFailure(_) => UpstreamError::Unreachable(DisplayErrorContext(&err).to_string()),
             _ => UpstreamError::Protocol(DisplayErrorContext(&err).to_string()),
         }
-    }
-
-    /// Exceptions inside an event stream carry no error code in their
-    /// metadata; the SDK variant says which one arrived.
-    pub fn from_stream<R: std::fmt::Debug>(err: SdkError<ResponseStreamError, R>) -> Self {
-        if let SdkError::ServiceError(s) = &err {
-            let e = s.err();
-            let code = match e {
-                ResponseStreamError::ThrottlingException(_) => "throttlingException",
-                ResponseStreamError::ModelStreamErrorException(_) => "modelStreamErrorException",
-                ResponseStreamError::ValidationException(_) => "validationException",
-                ResponseStreamError::ServiceUnavailableException(_) => "serviceUnavailableException",
-                ResponseStreamError::ModelTimeoutException(_) => "modelTimeoutException",
-                ResponseStreamError::InternalServerException(_) => "internalServerException",
-                _ => e.code().unwrap_or("UnknownError"),
-            };
-            return UpstreamError::Service {
-                code: code.to_owned(),
-                message: e.message().unwrap_or_default().to_owned(),
-            };
-        }
-        Self::from_sdk(err)
     }
 
     /// The ValidationException message, if this is one.
@@ -80,6 +62,13 @@ impl UpstreamError {
             UpstreamError::Unreachable(_) => return ApiError::BadGateway("the gateway could not reach Bedrock".into()),
             UpstreamError::Protocol(_) => {
                 return ApiError::BadGateway("the gateway received an unexpected answer from Bedrock".into())
+            }
+            // Claude Code and the SDKs retry an overloaded_error.
+            UpstreamError::Interrupted(_) => {
+                return ApiError::Overloaded("the connection to Bedrock was lost before the answer was complete".into())
+            }
+            UpstreamError::Credentials(_) => {
+                return ApiError::Api("the gateway has no usable AWS credentials; see its log".into())
             }
             UpstreamError::Service { code, message } => (code.as_str(), message.as_str()),
         };

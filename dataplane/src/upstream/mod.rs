@@ -1,9 +1,14 @@
-//! Calls to Bedrock Runtime through aws-sdk-bedrockruntime, and the mapping
-//! of every Bedrock failure onto the Anthropic error a client expects.
+//! Calls to Bedrock Runtime, and the mapping of every Bedrock failure onto the
+//! Anthropic error a client expects. InvokeModel and its streaming form go
+//! through the data plane's own signed client (`client`); CountTokens goes
+//! through aws-sdk-bedrockruntime.
 
 mod bedrock;
+mod client;
+mod credentials;
 mod errors;
 pub mod eventstream;
 
-pub use bedrock::{Bedrock, EventStream};
+pub use bedrock::Bedrock;
+pub use client::EventStream;
 pub use errors::UpstreamError;

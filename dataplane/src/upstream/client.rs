@@ -1,0 +1,353 @@
+//! InvokeModel and InvokeModelWithResponseStream on the data plane's own
+//! pooled hyper client, signed with aws-sigv4 (or a Bedrock API key).
+//!
+//! These two calls are the whole hot path. Through the SDK, its per-call
+//! orchestration (runtime plugins, config-bag layering, interceptors,
+//! endpoint resolution) took a quarter of the data plane's CPU
+//! (docs/performance.md). Credentials, region and endpoint still come from the
+//! SDK's standard configuration chain, resolved once.
+
+use std::time::{Duration, SystemTime};
+
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::credentials::CredentialCache;
+use super::eventstream::{Decoder, StreamEvent};
+use super::UpstreamError;
+
+/// Bedrock's signing name (it differs from the endpoint prefix `bedrock-runtime`).
+const SIGNING_NAME: &str = "bedrock";
+/// A non-streaming answer larger than this is refused rather than buffered.
+/// Bedrock's largest replies (128k output tokens) are a few MiB.
+const MAX_ANSWER_BYTES: usize = 64 << 20;
+/// An error body is only read for its message.
+const MAX_ERROR_BYTES: usize = 64 << 10;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Shorter than the idle timeouts of AWS's front ends, so that the pool never
+/// hands out a connection the far side has already closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+static X_AMZN_BEDROCK_ACCEPT: HeaderName = HeaderName::from_static("x-amzn-bedrock-accept");
+static X_AMZN_ERRORTYPE: &str = "x-amzn-errortype";
+static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+#[derive(Clone, Copy)]
+enum Operation {
+    Invoke,
+    Stream,
+}
+
+impl Operation {
+    fn suffix(self) -> &'static str {
+        match self {
+            Operation::Invoke => "/invoke",
+            Operation::Stream => "/invoke-with-response-stream",
+        }
+    }
+}
+
+pub enum Auth {
+    SigV4(CredentialCache),
+    /// A Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`), sent instead of a signature.
+    Bearer(HeaderValue),
+}
+
+pub struct Runtime {
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// `scheme://authority` with any base path, without a trailing slash.
+    base: String,
+    host: HeaderValue,
+    region: String,
+    auth: Auth,
+}
+
+impl Runtime {
+    pub fn new(endpoint: &str, region: String, auth: Auth) -> Result<Self, String> {
+        let uri: Uri = endpoint.parse().map_err(|e| format!("Bedrock endpoint {endpoint:?}: {e}"))?;
+        let authority = uri.authority().ok_or_else(|| format!("Bedrock endpoint {endpoint:?} has no host"))?;
+        let default_port = match uri.scheme_str() {
+            Some("https") => 443,
+            Some("http") => 80,
+            _ => return Err(format!("Bedrock endpoint {endpoint:?} must be http:// or https://")),
+        };
+        // The same form aws-sigv4 signs: the port only when it is not the default.
+        let host = match authority.port_u16() {
+            Some(p) if p != default_port => format!("{}:{p}", authority.host()),
+            _ => authority.host().to_owned(),
+        };
+        Ok(Runtime {
+            http: http_client()?,
+            base: endpoint.trim_end_matches('/').to_owned(),
+            host: HeaderValue::from_str(&host).map_err(|e| e.to_string())?,
+            region,
+            auth,
+        })
+    }
+
+    pub async fn invoke(&self, model: &str, body: Vec<u8>) -> Result<Bytes, UpstreamError> {
+        let res = self.send(model, Operation::Invoke, body).await?;
+        let body = Limited::new(res.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await
+            .map_err(|e| UpstreamError::Unreachable(format!("reading Bedrock's answer: {e}")))?;
+        Ok(body.to_bytes())
+    }
+
+    pub async fn stream(&self, model: &str, body: Vec<u8>) -> Result<EventStream, UpstreamError> {
+        let res = self.send(model, Operation::Stream, body).await?;
+        Ok(EventStream { body: res.into_body(), decoder: Decoder::new(), done: false })
+    }
+
+    async fn send(&self, model: &str, op: Operation, body: Vec<u8>) -> Result<Response<Incoming>, UpstreamError> {
+        let mut uri = String::with_capacity(self.base.len() + model.len() + 40);
+        uri.push_str(&self.base);
+        uri.push_str("/model/");
+        push_label(&mut uri, model);
+        uri.push_str(op.suffix());
+
+        let (accept_name, accept_value) = match op {
+            Operation::Invoke => (ACCEPT, APPLICATION_JSON.clone()),
+            Operation::Stream => (X_AMZN_BEDROCK_ACCEPT.clone(), APPLICATION_JSON.clone()),
+        };
+        let mut req = Request::post(uri.as_str())
+            .header(HOST, self.host.clone())
+            .header(CONTENT_TYPE, APPLICATION_JSON.clone())
+            .header(accept_name, accept_value)
+            .body(())
+            .map_err(|e| UpstreamError::Protocol(format!("building the Bedrock request: {e}")))?;
+
+        match &self.auth {
+            Auth::Bearer(token) => {
+                req.headers_mut().insert(AUTHORIZATION, token.clone());
+            }
+            Auth::SigV4(creds) => {
+                let identity = creds.identity().await?;
+                let headers = req.headers().iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
+                let signable = SignableRequest::new("POST", uri.as_str(), headers, SignableBody::Bytes(&body))
+                    .map_err(|e| UpstreamError::Protocol(format!("signing: {e}")))?;
+                let mut settings = SigningSettings::default();
+                // Only headers this client sets are present; nothing to exclude.
+                settings.excluded_headers = None;
+                let params = v4::SigningParams::builder()
+                    .identity(&identity)
+                    .region(&self.region)
+                    .name(SIGNING_NAME)
+                    .time(SystemTime::now())
+                    .settings(settings)
+                    .build()
+                    .map_err(|e| UpstreamError::Protocol(format!("signing: {e}")))?
+                    .into();
+                let (instructions, _signature) =
+                    sign(signable, &params).map_err(|e| UpstreamError::Protocol(format!("signing: {e}")))?.into_parts();
+                instructions.apply_to_request_http1x(&mut req);
+            }
+        }
+
+        let req = req.map(|()| Full::new(Bytes::from(body)));
+        let res = self.http.request(req).await.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?;
+        if res.status() == StatusCode::OK {
+            return Ok(res);
+        }
+        Err(read_error(res).await)
+    }
+}
+
+fn http_client() -> Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_keepalive(Some(Duration::from_secs(30)));
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_native_roots(provider.clone()) {
+        Ok(b) => b,
+        // Only an https endpoint needs them, and it will then fail with a clear
+        // TLS error; a plain-http endpoint (a local double, a proxy) works.
+        Err(e) => {
+            tracing::warn!(error = %e, "no system root certificates: https connections to Bedrock will fail");
+            let config = rustls::ClientConfig::builder_with_provider(provider.into())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+        }
+    };
+    let tls = builder.https_or_http().enable_http1().wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(tls))
+}
+
+/// Percent-encodes a path label as the AWS SDKs do: everything but RFC 3986
+/// unreserved characters, so `:` and the `/` of an ARN stay inside the label.
+fn push_label(out: &mut String, label: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in label.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        }
+    }
+}
+
+/// A Bedrock HTTP error: its code from `x-amzn-ErrorType` (or the body's
+/// `__type`, or the status), and the message from the restJson1 body.
+async fn read_error(res: Response<Incoming>) -> UpstreamError {
+    let status = res.status();
+    let header_code = res
+        .headers()
+        .get(X_AMZN_ERRORTYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(':').next().unwrap_or(v).to_owned());
+    let body = match Limited::new(res.into_body(), MAX_ERROR_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let field = |names: &[&str]| names.iter().find_map(|n| parsed.get(*n).and_then(|v| v.as_str()).map(str::to_owned));
+    let code = header_code
+        .or_else(|| field(&["__type", "code"]).map(|t| t.rsplit('#').next().unwrap_or(&t).to_owned()))
+        .unwrap_or_else(|| code_for_status(status).to_owned());
+    let message = field(&["message", "Message"]).unwrap_or_else(|| format!("HTTP {status}"));
+    UpstreamError::Service { code, message }
+}
+
+fn code_for_status(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "ValidationException",
+        403 => "AccessDeniedException",
+        404 => "ResourceNotFoundException",
+        408 => "ModelTimeoutException",
+        424 => "ModelErrorException",
+        429 => "ThrottlingException",
+        503 => "ServiceUnavailableException",
+        500..=599 => "InternalServerException",
+        _ => "UnknownError",
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+/// The body of InvokeModelWithResponseStream, read frame by frame. Dropping
+/// it closes the connection, which cancels the invocation at Bedrock.
+pub struct EventStream {
+    body: Incoming,
+    decoder: Decoder,
+    done: bool,
+}
+
+impl EventStream {
+    /// The next Anthropic event's JSON; `None` once Bedrock closed the stream
+    /// cleanly. Exceptions inside the stream become `UpstreamError::Service`.
+    pub async fn recv(&mut self) -> Result<Option<Bytes>, UpstreamError> {
+        loop {
+            match self.decoder.next_event() {
+                Ok(Some(StreamEvent::Chunk(json))) => return Ok(Some(json)),
+                Ok(Some(StreamEvent::Exception { code, message } | StreamEvent::Error { code, message })) => {
+                    self.done = true;
+                    return Err(UpstreamError::Service { code, message });
+                }
+                // A newer kind of event that carries nothing a client could use.
+                Ok(Some(StreamEvent::Unknown)) => continue,
+                Ok(None) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Err(UpstreamError::Protocol(e.to_string()));
+                }
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.decoder.push(data);
+                    }
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Err(UpstreamError::Interrupted(error_chain(&e)));
+                }
+                None => {
+                    self.done = true;
+                    if self.decoder.has_partial() {
+                        return Err(UpstreamError::Interrupted("the stream ended inside a frame".into()));
+                    }
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn label(s: &str) -> String {
+        let mut out = String::new();
+        push_label(&mut out, s);
+        out
+    }
+
+    #[test]
+    fn model_ids_are_encoded_like_the_sdk_encodes_them() {
+        assert_eq!(
+            label("us.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+            "us.anthropic.claude-sonnet-4-5-20250929-v1%3A0"
+        );
+        assert_eq!(
+            label("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc"),
+            "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fabc"
+        );
+    }
+
+    #[test]
+    fn unknown_error_statuses_still_get_a_code_that_maps_to_the_right_client_error() {
+        assert_eq!(code_for_status(StatusCode::TOO_MANY_REQUESTS), "ThrottlingException");
+        assert_eq!(code_for_status(StatusCode::BAD_GATEWAY), "InternalServerException");
+        assert_eq!(code_for_status(StatusCode::SERVICE_UNAVAILABLE), "ServiceUnavailableException");
+    }
+
+    #[test]
+    fn the_host_is_signed_without_a_default_port() {
+        let rt = |e: &str| Runtime::new(e, "us-east-1".into(), Auth::Bearer(HeaderValue::from_static("x"))).unwrap();
+        assert_eq!(
+            rt("https://bedrock-runtime.us-east-1.amazonaws.com:443").host,
+            "bedrock-runtime.us-east-1.amazonaws.com"
+        );
+        assert_eq!(rt("http://127.0.0.1:8123/").host, "127.0.0.1:8123");
+        assert_eq!(rt("http://127.0.0.1:8123/").base, "http://127.0.0.1:8123");
+    }
+
+    #[test]
+    fn an_endpoint_without_a_scheme_is_refused() {
+        assert!(
+            Runtime::new("bedrock.example", "us-east-1".into(), Auth::Bearer(HeaderValue::from_static("x"))).is_err()
+        );
+    }
+}
