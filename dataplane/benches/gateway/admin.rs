@@ -1,0 +1,113 @@
+//! The control plane's admin gRPC API, through the generated clients, as
+//! the `ccag` CLI uses it: login, keys, status and usage.
+
+use std::time::Duration;
+
+use ccag_proto::admin::v1 as pb;
+use ccag_proto::admin::v1::{
+    auth_service_client::AuthServiceClient, key_service_client::KeyServiceClient,
+    status_service_client::StatusServiceClient, usage_service_client::UsageServiceClient,
+};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::fleet::ControlPlane;
+use crate::Error;
+
+/// Adds `authorization: Bearer <session token>` to every call.
+#[derive(Clone)]
+struct Bearer(MetadataValue<Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+type Svc = InterceptedService<Channel, Bearer>;
+
+/// A logged-in admin session on one HTTP/2 connection.
+#[derive(Clone)]
+pub struct Admin {
+    ch: Channel,
+    bearer: Bearer,
+}
+
+/// A key created for the bench: its id and its plaintext.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub id: String,
+    pub secret: String,
+}
+
+fn rpc_error(what: &str) -> impl Fn(tonic::Status) -> Error + '_ {
+    move |e| format!("admin API, {what}: {} {}", e.code(), e.message())
+}
+
+impl Admin {
+    pub async fn login(cp: &ControlPlane) -> Result<Self, Error> {
+        let ch = Endpoint::from_shared(cp.grpc.clone())
+            .map_err(|e| format!("{}: {e}", cp.grpc))?
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .connect()
+            .await
+            .map_err(|e| format!("connecting to the control plane at {}: {e}", cp.grpc))?;
+        let res = AuthServiceClient::new(ch.clone())
+            .login(pb::LoginRequest { username: cp.admin_user.clone(), password: cp.admin_password.clone() })
+            .await
+            .map_err(rpc_error("Login"))?
+            .into_inner();
+        let bearer = format!("Bearer {}", res.token).parse().map_err(|_| "a session token that is not ASCII")?;
+        Ok(Admin { ch, bearer: Bearer(bearer) })
+    }
+
+    fn svc(&self) -> Svc {
+        InterceptedService::new(self.ch.clone(), self.bearer.clone())
+    }
+
+    pub async fn create_key(&self, name: &str) -> Result<Key, Error> {
+        let res = KeyServiceClient::new(self.svc())
+            .create_key(pb::CreateKeyRequest { name: name.into(), ..Default::default() })
+            .await
+            .map_err(rpc_error("CreateKey"))?
+            .into_inner();
+        let id = res.api_key.map(|k| k.id).ok_or("CreateKey answered without the key")?;
+        Ok(Key { id, secret: res.key })
+    }
+
+    /// Enables or disables a key: one configuration change.
+    pub async fn set_key_active(&self, id: &str, active: bool) -> Result<(), Error> {
+        let status = if active { pb::KeyStatus::Active } else { pb::KeyStatus::Disabled };
+        KeyServiceClient::new(self.svc())
+            .update_key(pb::UpdateKeyRequest { id: id.into(), status: status as i32, ..Default::default() })
+            .await
+            .map_err(rpc_error("UpdateKey"))?;
+        Ok(())
+    }
+
+    pub async fn status(&self) -> Result<pb::Status, Error> {
+        Ok(StatusServiceClient::new(self.svc())
+            .get_status(pb::GetStatusRequest {})
+            .await
+            .map_err(rpc_error("GetStatus"))?
+            .into_inner())
+    }
+
+    /// Requests the control plane has stored for one key.
+    pub async fn key_requests(&self, key_id: &str) -> Result<u64, Error> {
+        let res = UsageServiceClient::new(self.svc())
+            .get_usage(pb::GetUsageRequest {
+                group_by: pb::UsageGroup::Key as i32,
+                key_id: key_id.into(),
+                ..Default::default()
+            })
+            .await
+            .map_err(rpc_error("GetUsage"))?
+            .into_inner();
+        Ok(res.total.map_or(0, |t| t.requests))
+    }
+}

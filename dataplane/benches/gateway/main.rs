@@ -1,0 +1,406 @@
+//! The data plane's cost, measured against calling Bedrock directly, with the
+//! control plane and a fleet of data planes as deployed.
+//!
+//! ```text
+//! cargo bench -p ccag-dataplane --bench gateway             # full run, ~5 minutes
+//! cargo bench -p ccag-dataplane --bench gateway -- --quick  # ~2 s per phase, ~1.5 minutes
+//! cargo bench -p ccag-dataplane --bench gateway -- --help   # every option
+//! ```
+//!
+//! `docs/performance.md` explains the figures and holds the latest results.
+//!
+//! One run starts the Bedrock double in this process, the real
+//! `ccag-controlplane` (SQLite in a temp dir; built by cargo if needed) and
+//! `--dataplanes` real `ccag-dataplane` processes configured by it over the
+//! Watch stream and reporting usage to it. The keys are created through the
+//! admin gRPC API. The load generator (a hyper client in this process) then
+//! measures, in one run:
+//!
+//! 1. data-plane memory (VmRSS) and CPU when idle and with N streams held open;
+//! 2. configuration propagation: an admin change until every data plane
+//!    applies it, seen by requests and by the status API's ACKs;
+//! 3. usage-report lag: the end of a request until the admin Usage API counts it;
+//! 4. latency at fixed request rates, open loop: request starts are scheduled
+//!    at a fixed interval by a dedicated thread, whatever earlier requests do,
+//!    and each latency runs from the scheduled start to the last byte of the
+//!    response, so a stall is charged to every request it delays;
+//! 5. saturation, closed loop: a fixed number of workers each send a request,
+//!    read the whole answer, and start again; the highest rate is the highest
+//!    sustained rate.
+//!
+//! Phases 4 and 5 run each request kind (streaming or not) both directly
+//! against the double and through the first data plane. Direct requests are
+//! SigV4-signed the way an AWS SDK signs them (with the double's signer) and go
+//! to `/model/{id}/invoke[-with-response-stream]`; requests through the data
+//! plane go to `/v1/messages` with `x-api-key`. Results are printed on stdout
+//! as markdown, with an SVG chart written to `--chart`; progress goes to stderr.
+//!
+//! Run by `cargo test --all-targets` (no `--bench` argument) it does a smoke
+//! run of a few requests per phase, so the benchmark cannot rot unnoticed.
+
+mod admin;
+mod chart;
+mod fleet;
+mod load;
+mod phases;
+mod report;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ccag_bedrock_double::DoubleConfig;
+
+use fleet::{ControlPlane, CpuMeter, DataPlane, Machine, WorkDir};
+use load::{kind_name, Route, Target, ALL};
+use report::{LatencyRow, Results, SaturationRow};
+
+pub const REGION: &str = "us-east-1";
+pub const PROMPT: &str = "Say hello to the benchmark.";
+
+pub type Error = String;
+
+// ---------------------------------------------------------------------------
+// Parameters
+
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub mode: &'static str,
+    /// Open-loop request rates, requests per second: one phase per entry.
+    pub rates: Vec<f64>,
+    /// Measured seconds of each open-loop phase.
+    pub latency_secs: f64,
+    /// Closed-loop concurrency: one phase per entry.
+    pub workers: Vec<usize>,
+    /// Measured seconds of each closed-loop phase.
+    pub throughput_secs: f64,
+    /// Unmeasured seconds before each phase (opens pooled connections, warms caches).
+    pub warmup_secs: f64,
+    /// Streams held open for the memory and CPU reading.
+    pub streams: usize,
+    /// Seconds the held streams stay idle while the data plane's CPU is read.
+    pub idle_secs: f64,
+    /// Text deltas per reply (the double's `chunks`).
+    pub chunks: usize,
+    /// The double's time to first token, ms.
+    pub ttft_ms: u64,
+    /// The double's delay between two events, ms.
+    pub inter_token_ms: u64,
+    /// Data planes connected to the control plane.
+    pub dataplanes: usize,
+    /// Configuration changes, and usage records, timed.
+    pub repeats: usize,
+    /// Where the SVG chart goes.
+    pub chart: PathBuf,
+}
+
+impl Params {
+    fn full() -> Self {
+        Params {
+            mode: "full",
+            rates: vec![200.0, 1000.0],
+            latency_secs: 10.0,
+            workers: vec![32, 128],
+            throughput_secs: 10.0,
+            warmup_secs: 1.0,
+            streams: 1000,
+            idle_secs: 12.0,
+            chunks: 3,
+            ttft_ms: 0,
+            inter_token_ms: 0,
+            dataplanes: 2,
+            repeats: 20,
+            chart: fleet::target_dir().join("gateway-bench.svg"),
+        }
+    }
+
+    fn quick() -> Self {
+        Params {
+            mode: "quick",
+            latency_secs: 2.0,
+            throughput_secs: 2.0,
+            warmup_secs: 0.5,
+            streams: 200,
+            idle_secs: 5.0,
+            repeats: 10,
+            ..Params::full()
+        }
+    }
+
+    /// What `cargo test --all-targets` runs: proves the benchmark works.
+    fn smoke() -> Self {
+        Params {
+            mode: "smoke (cargo test)",
+            rates: vec![50.0],
+            latency_secs: 0.2,
+            workers: vec![4],
+            throughput_secs: 0.2,
+            warmup_secs: 0.1,
+            streams: 20,
+            idle_secs: 0.2,
+            repeats: 2,
+            chart: fleet::target_dir().join("gateway-bench-smoke.svg"),
+            ..Params::full()
+        }
+    }
+
+    fn from_args() -> Result<Self, String> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        // `cargo bench` passes `--bench`; `cargo test` does not.
+        let mut p = if args.iter().any(|a| a == "--bench") { Params::full() } else { Params::smoke() };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = |name: &str, min: f64| -> Result<f64, String> {
+                it.next()
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .filter(|v| *v >= min && v.is_finite())
+                    .ok_or_else(|| format!("{name} needs a number of at least {min}"))
+            };
+            match a.as_str() {
+                "--bench" => {}
+                "--quick" => p = Params { chart: p.chart, ..Params::quick() },
+                "--rates" | "--rate" => {
+                    p.rates = it
+                        .next()
+                        .map(|v| v.split(',').map(|r| r.trim().parse::<f64>()).collect())
+                        .and_then(Result::ok)
+                        .filter(|r: &Vec<f64>| !r.is_empty() && r.iter().all(|r| *r > 0.0 && r.is_finite()))
+                        .ok_or("--rates needs a comma-separated list of positive numbers")?
+                }
+                "--secs" => p.latency_secs = value("--secs", 0.01)?,
+                "--workers" => {
+                    p.workers = it
+                        .next()
+                        .map(|v| v.split(',').map(|w| w.trim().parse::<usize>()).collect())
+                        .and_then(Result::ok)
+                        .filter(|w: &Vec<usize>| !w.is_empty() && !w.contains(&0))
+                        .ok_or("--workers needs a comma-separated list of positive numbers")?
+                }
+                "--throughput-secs" => p.throughput_secs = value("--throughput-secs", 0.01)?,
+                "--warmup-secs" => p.warmup_secs = value("--warmup-secs", 0.0)?,
+                "--streams" => p.streams = value("--streams", 1.0)? as usize,
+                "--idle-secs" => p.idle_secs = value("--idle-secs", 0.01)?,
+                "--chunks" => p.chunks = value("--chunks", 1.0)? as usize,
+                "--ttft-ms" => p.ttft_ms = value("--ttft-ms", 0.0)? as u64,
+                "--inter-token-ms" => p.inter_token_ms = value("--inter-token-ms", 0.0)? as u64,
+                "--dataplanes" => p.dataplanes = value("--dataplanes", 1.0)? as usize,
+                "--repeats" => p.repeats = value("--repeats", 1.0)? as usize,
+                "--chart" => {
+                    let path = PathBuf::from(it.next().ok_or("--chart needs a path")?);
+                    p.chart = if path.is_absolute() { path } else { fleet::workspace_root().join(path) };
+                }
+                "-h" | "--help" => return Err(String::new()),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(p)
+    }
+}
+
+const USAGE: &str = "usage: cargo bench -p ccag-dataplane --bench gateway [-- OPTIONS]
+  --quick                 ~2 s per phase, 200 held streams, 10 repeats (~1.5 minutes)
+  --rates N[,N…]          open-loop request rates, req/s, one phase each (default 200,1000)
+  --secs S                seconds of each open-loop phase (default 10)
+  --workers N[,N…]        closed-loop concurrency, one phase each (default 32,128)
+  --throughput-secs S     seconds of each closed-loop phase (default 10)
+  --warmup-secs S         unmeasured seconds before each load phase (default 1)
+  --streams N             streams held open for the memory and CPU reading (default 1000)
+  --idle-secs S           seconds the held streams stay idle for the idle CPU (default 12)
+  --chunks N              text deltas per reply (default 3)
+  --ttft-ms N             the double's time to first token (default 0)
+  --inter-token-ms N      the double's delay between events (default 0)
+  --dataplanes N          data planes connected to the control plane (default 2)
+  --repeats N             configuration changes and usage records timed (default 20)
+  --chart PATH            the SVG chart (default target/gateway-bench.svg; relative
+                          paths are taken from the workspace root)
+Options after --quick override it.
+Environment: CCAG_BENCH_DATAPLANE=/path/to/ccag-dataplane benchmarks that binary
+instead of the one cargo built; CCAG_BENCH_CONTROLPLANE=/path/to/ccag-controlplane
+uses that control plane instead of building one with cargo.";
+
+// ---------------------------------------------------------------------------
+// Entry point
+
+fn main() -> std::process::ExitCode {
+    let params = match Params::from_args() {
+        Ok(p) => p,
+        Err(e) => {
+            // An empty message is `--help`: the usage alone, and success.
+            if e.is_empty() {
+                println!("{USAGE}");
+                return std::process::ExitCode::SUCCESS;
+            }
+            eprintln!("gateway bench: {e}\n{USAGE}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let outcome = rt.block_on(async {
+        tokio::select! {
+            r = run(params) => r,
+            _ = tokio::signal::ctrl_c() => Err("interrupted".to_string()),
+        }
+    });
+    // Dropping the runtime stops the double's remaining tasks (held streams).
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway bench failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn progress(msg: &str) {
+    eprintln!("[gateway bench] {msg}");
+}
+
+async fn run(p: Params) -> Result<(), Error> {
+    let machine = Machine::read();
+    let nofile = fleet::raise_nofile_limit(p.streams);
+    let cp_binary = tokio::task::spawn_blocking(fleet::controlplane_binary).await.map_err(|e| e.to_string())??;
+
+    let double = ccag_bedrock_double::spawn(
+        "127.0.0.1:0".parse().expect("a socket address"),
+        DoubleConfig {
+            ttft_ms: p.ttft_ms,
+            inter_token_ms: p.inter_token_ms,
+            chunks: p.chunks,
+            ..DoubleConfig::default()
+        },
+    )
+    .await
+    .map_err(|e| format!("starting the Bedrock double: {e}"))?;
+    // The guards below kill their processes when they drop, on every path out;
+    // the work directory goes last.
+    let work = WorkDir::new()?;
+    let cp = ControlPlane::start(&cp_binary, &work)?;
+    progress(&format!("double at {}, control plane at {} (pid {})", double.url(), cp.grpc, cp.pid()));
+    let admin = admin::Admin::login(&cp).await.map_err(|e| format!("{e}; control plane log:\n{}", cp.log_tail()))?;
+    let bench_key = admin.create_key("bench-load").await?;
+    let probe_key = admin.create_key("bench-propagation").await?;
+    let usage_key = admin.create_key("bench-usage").await?;
+    let mut dps = Vec::new();
+    for n in 1..=p.dataplanes {
+        dps.push(DataPlane::start(n, &double.url(), &cp, &work)?);
+    }
+    let dp = &dps[0];
+    // The control plane and the idle data planes: their CPU is accounted apart.
+    let fleet_pids: Vec<u32> = std::iter::once(cp.pid()).chain(dps[1..].iter().map(|d| d.pid)).collect();
+    let target = Target::new(&double.url(), &dp.url, &bench_key.secret);
+    phases::wait_ready(&target, &dps, &[&bench_key, &probe_key, &usage_key]).await?;
+    progress(&format!(
+        "{} data plane(s) serving the control plane's keys; the load goes to {} (pid {})",
+        dps.len(),
+        dp.url,
+        dp.pid
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_fresh = dp.rss_kib()?;
+    let fds_fresh = dp.open_fds();
+
+    load::sanity_check(&target).await?;
+    // A few requests of each kind, so one-time initialisation is not
+    // counted as the cost of the held streams.
+    for _ in 0..20 {
+        for (route, stream) in ALL {
+            target.exchange(route, stream, PROMPT).await?;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_warm = dp.rss_kib()?;
+
+    progress(&format!("holding {} streams open", p.streams));
+    let memory = phases::hold_streams(&target, dp, &fleet_pids, p.streams, p.idle_secs).await?;
+
+    progress(&format!("configuration propagation: {} changes, {} data planes", p.repeats, dps.len()));
+    let propagation = phases::propagation(&target, &admin, &dps, &probe_key, p.repeats).await?;
+    progress(&format!("usage-report lag: {} requests", p.repeats));
+    let usage = phases::usage_lag(&target, &admin, &usage_key, p.repeats).await?;
+
+    let mut latency = Vec::new();
+    for &rate in &p.rates {
+        for stream in [false, true] {
+            for route in [Route::Direct, Route::Gateway] {
+                progress(&format!(
+                    "open loop: {} {} at {rate} req/s for {} s",
+                    route.name(),
+                    kind_name(stream),
+                    p.latency_secs
+                ));
+                let t = target.clone();
+                let make = move || {
+                    let t = t.clone();
+                    async move { t.exchange(route, stream, PROMPT).await }
+                };
+                load::open_loop(make.clone(), rate, p.warmup_secs).await;
+                let cpu = CpuMeter::start(dp.pid, &fleet_pids);
+                let mut run = load::open_loop(make, rate, p.latency_secs).await;
+                let cpu = cpu.stop();
+                run.total.sort();
+                run.first_byte.sort();
+                latency.push(LatencyRow { rate, route, stream, run, cpu });
+            }
+        }
+    }
+
+    let mut saturation = Vec::new();
+    for stream in [false, true] {
+        for &workers in &p.workers {
+            for route in [Route::Direct, Route::Gateway] {
+                progress(&format!(
+                    "closed loop: {} {}, {workers} workers for {} s",
+                    route.name(),
+                    kind_name(stream),
+                    p.throughput_secs
+                ));
+                let t = target.clone();
+                let make = move || {
+                    let t = t.clone();
+                    async move { t.exchange(route, stream, PROMPT).await }
+                };
+                load::closed_loop(make.clone(), workers, p.warmup_secs).await;
+                let cpu = CpuMeter::start(dp.pid, &fleet_pids);
+                let mut run = load::closed_loop(make, workers, p.throughput_secs).await;
+                let cpu = cpu.stop();
+                run.latencies.sort();
+                saturation.push(SaturationRow { workers, route, stream, run, cpu });
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rss_end = dp.rss_kib()?;
+
+    let results = Results {
+        params: p.clone(),
+        machine,
+        nofile,
+        controlplane_binary: cp_binary.display().to_string(),
+        dataplanes: dps.len(),
+        rss_fresh,
+        fds_fresh,
+        rss_warm,
+        rss_end,
+        memory,
+        latency,
+        saturation,
+        propagation,
+        usage,
+    };
+    print!("{}", results.markdown());
+    let svg = chart::latency_svg(&results);
+    if let Some(dir) = p.chart.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(&p.chart, svg).map_err(|e| format!("writing the chart to {}: {e}", p.chart.display()))?;
+    progress(&format!("chart written to {}", p.chart.display()));
+    let failures = results.errors();
+    drop(dps);
+    drop(cp);
+    drop(double);
+    drop(work);
+    if failures > 0 {
+        return Err(format!("{failures} requests failed; see the tables above"));
+    }
+    Ok(())
+}

@@ -1,0 +1,609 @@
+//! The markdown report: a summary with direct and data-plane figures side by
+//! side, the verdicts against the targets, and one detail table per phase.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::fleet::{dataplane_binary, CpuUse, Machine, DISTURBED};
+use crate::load::{kind_name, LatencyRun, Route, ThroughputRun};
+use crate::phases::{MemoryRun, PropagationSample, UsageLag, PROPAGATION_POLL, USAGE_POLL};
+use crate::Params;
+
+/// The targets of the issue.
+pub const TARGET_RATE: f64 = 1000.0;
+pub const TARGET_P50_MS: f64 = 0.2;
+pub const TARGET_P99_MS: f64 = 1.0;
+pub const TARGET_STREAMS: usize = 1000;
+pub const TARGET_STREAMS_MIB: f64 = 64.0;
+pub const TARGET_PROPAGATION_MS: f64 = 1000.0;
+
+/// The control plane polls the configuration version this often
+/// (`controlplane/src/fleet/publisher.rs`, `POLL`).
+const CONTROLPLANE_POLL_MS: u64 = 200;
+/// The data plane's default ping interval on idle streams.
+const PING_INTERVAL_SECS: u64 = 10;
+
+pub struct LatencyRow {
+    pub rate: f64,
+    pub route: Route,
+    pub stream: bool,
+    /// Sorted.
+    pub run: LatencyRun,
+    pub cpu: CpuUse,
+}
+
+pub struct SaturationRow {
+    pub workers: usize,
+    pub route: Route,
+    pub stream: bool,
+    /// Latencies sorted.
+    pub run: ThroughputRun,
+    pub cpu: CpuUse,
+}
+
+pub struct Results {
+    pub params: Params,
+    pub machine: Machine,
+    pub nofile: Result<u64, String>,
+    pub controlplane_binary: String,
+    pub dataplanes: usize,
+    pub rss_fresh: u64,
+    pub fds_fresh: usize,
+    pub rss_warm: u64,
+    pub rss_end: u64,
+    pub memory: MemoryRun,
+    pub latency: Vec<LatencyRow>,
+    pub saturation: Vec<SaturationRow>,
+    pub propagation: Vec<PropagationSample>,
+    pub usage: UsageLag,
+}
+
+/// Nearest-rank percentile of sorted samples, in milliseconds.
+pub fn pct_ms(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1e3
+}
+
+fn sorted(mut v: Vec<Duration>) -> Vec<Duration> {
+    v.sort();
+    v
+}
+
+fn mean_ms(v: &[Duration]) -> f64 {
+    v.iter().map(Duration::as_secs_f64).sum::<f64>() / v.len().max(1) as f64 * 1e3
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn rate_label(rate: f64) -> String {
+    if rate.fract() == 0.0 {
+        format!("{rate:.0}")
+    } else {
+        format!("{rate}")
+    }
+}
+
+/// `met` / `**missed**`, flagged when another process took CPU during a phase.
+fn verdict(ok: bool, phases: &[&CpuUse]) -> String {
+    let v = if ok { "met" } else { "**missed**" };
+    if phases.iter().any(|c| c.disturbed()) {
+        format!("{v} (disturbed)")
+    } else {
+        v.to_string()
+    }
+}
+
+fn pct_of_cpu(secs: f64, wall: f64) -> String {
+    format!("{:.0}%", secs / wall * 100.0)
+}
+
+impl Results {
+    pub fn latency_row(&self, rate: f64, route: Route, stream: bool) -> Option<&LatencyRow> {
+        self.latency.iter().find(|l| l.rate == rate && l.route == route && l.stream == stream)
+    }
+
+    /// The closed-loop phase where `route` completed the most requests per second.
+    pub fn best_saturation(&self, route: Route, stream: bool) -> Option<&SaturationRow> {
+        self.saturation
+            .iter()
+            .filter(|s| s.route == route && s.stream == stream)
+            .max_by(|a, b| a.run.rate().total_cmp(&b.run.rate()))
+    }
+
+    pub fn saturation_row(&self, workers: usize, route: Route, stream: bool) -> Option<&SaturationRow> {
+        self.saturation.iter().find(|s| s.workers == workers && s.route == route && s.stream == stream)
+    }
+
+    pub fn errors(&self) -> usize {
+        self.latency.iter().map(|l| l.run.errors).sum::<usize>()
+            + self.saturation.iter().map(|s| s.run.errors).sum::<usize>()
+    }
+
+    /// Data-plane memory growth per open stream, KiB.
+    fn kib_per_stream(&self) -> f64 {
+        (self.memory.rss_open as f64 - self.rss_warm as f64) / self.memory.streams as f64
+    }
+
+    /// VmRSS with `TARGET_STREAMS` open: measured, or extrapolated linearly
+    /// from the streams held.
+    fn mib_at_target_streams(&self) -> f64 {
+        if self.memory.streams == TARGET_STREAMS {
+            mib(self.memory.rss_open)
+        } else {
+            (self.rss_warm as f64 + self.kib_per_stream() * TARGET_STREAMS as f64) / 1024.0
+        }
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        self.header(&mut out);
+        self.summary(&mut out);
+        self.verdicts(&mut out);
+        self.latency_detail(&mut out);
+        self.saturation_detail(&mut out);
+        self.memory_detail(&mut out);
+        self.propagation_detail(&mut out);
+        self.usage_detail(&mut out);
+        self.error_list(&mut out);
+        out
+    }
+
+    fn header(&self, out: &mut String) {
+        let (p, m) = (&self.params, &self.machine);
+        let build = if cfg!(debug_assertions) { "debug" } else { "release" };
+        let _ = writeln!(out, "# CCAG gateway benchmark ({})\n", p.mode);
+        let _ = writeln!(
+            out,
+            "- Date: {}; machine: {}, {} logical CPUs, {:.1} GiB RAM, Linux {}.",
+            m.date, m.cpu, m.nproc, m.mem_gib, m.kernel
+        );
+        let _ = writeln!(
+            out,
+            "- Processes, all on this machine and sharing its CPUs: the load generator and the Bedrock double \
+             (one process, tokio with {} workers); `ccag-controlplane` on SQLite; {} `ccag-dataplane` \
+             ({build} builds) configured by it over the Watch stream and reporting usage to it. The load goes \
+             to the first data plane.",
+            m.nproc, self.dataplanes
+        );
+        let _ = writeln!(out, "- Binaries: `{}` and `{}`.", dataplane_binary(), self.controlplane_binary);
+        let _ = writeln!(
+            out,
+            "- Double: time to first token {} ms, {} ms between events, {} text deltas per reply ({} SSE events \
+             per stream). Client: hyper HTTP/1.1 with a keep-alive pool.",
+            p.ttft_ms,
+            p.inter_token_ms,
+            p.chunks,
+            p.chunks + 5
+        );
+        let rates: Vec<String> = p.rates.iter().map(|r| rate_label(*r)).collect();
+        let _ = writeln!(
+            out,
+            "- Latency at fixed rates: open loop at {} req/s, {} s per row after {} s of warm-up; measured from \
+             the scheduled start to the last byte of the response.",
+            rates.join(" and "),
+            p.latency_secs,
+            p.warmup_secs
+        );
+        let workers: Vec<String> = p.workers.iter().map(usize::to_string).collect();
+        let _ = writeln!(
+            out,
+            "- Saturation: closed loop, {} concurrent workers, {} s per row after {} s of warm-up; the highest \
+             sustained rate is the best of these rows. A stream counts once its whole body has been read.",
+            workers.join(" or "),
+            p.throughput_secs,
+            p.warmup_secs
+        );
+        let _ = writeln!(
+            out,
+            "- Open streams: {} streams held through the first data plane (the double waits 600 s after the \
+             first event), idle for {} s (ping interval {PING_INTERVAL_SECS} s); RLIMIT_NOFILE {}.",
+            p.streams,
+            p.idle_secs,
+            match &self.nofile {
+                Ok(n) => n.to_string(),
+                Err(e) => format!("not raised: {e}"),
+            }
+        );
+        let _ = writeln!(
+            out,
+            "- Configuration propagation: {} admin changes (a key disabled, then enabled again, in turn), each data \
+             plane asked every {} ms. Usage-report lag: {} requests, the admin Usage API asked every {} ms.",
+            self.propagation.len(),
+            PROPAGATION_POLL.as_millis(),
+            self.usage.samples.len(),
+            USAGE_POLL.as_millis()
+        );
+        let _ = writeln!(out);
+        let disturbed = self.latency.iter().filter(|l| l.cpu.disturbed()).count()
+            + self.saturation.iter().filter(|s| s.cpu.disturbed()).count()
+            + usize::from(self.memory.cpu_idle.disturbed());
+        if disturbed > 0 {
+            let _ = writeln!(
+                out,
+                "**Warning: other processes took more than {:.0}% of a CPU during {disturbed} phase(s), marked \
+                 (disturbed) below; run again on a quiet machine.**\n",
+                DISTURBED * 100.0
+            );
+        }
+    }
+
+    fn summary(&self, out: &mut String) {
+        let _ = writeln!(out, "## Summary\n");
+        let _ = writeln!(out, "| Figure | Direct | Via data plane | Added / ratio |");
+        let _ = writeln!(out, "|---|---:|---:|---:|");
+        for &rate in &self.params.rates {
+            for stream in [false, true] {
+                let (Some(d), Some(g)) =
+                    (self.latency_row(rate, Route::Direct, stream), self.latency_row(rate, Route::Gateway, stream))
+                else {
+                    continue;
+                };
+                for (label, q) in [("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999)] {
+                    let (a, b) = (pct_ms(&d.run.total, q), pct_ms(&g.run.total, q));
+                    let _ = writeln!(
+                        out,
+                        "| {} latency {label} at {} req/s (ms) | {a:.3} | {b:.3} | {:+.3} ms |",
+                        kind_name(stream),
+                        rate_label(rate),
+                        b - a
+                    );
+                }
+                if stream {
+                    let (a, b) = (pct_ms(&d.run.first_byte, 0.5), pct_ms(&g.run.first_byte, 0.5));
+                    let _ = writeln!(
+                        out,
+                        "| streaming first event p50 at {} req/s (ms) | {a:.3} | {b:.3} | {:+.3} ms |",
+                        rate_label(rate),
+                        b - a
+                    );
+                }
+            }
+        }
+        for stream in [false, true] {
+            let (Some(d), Some(g)) =
+                (self.best_saturation(Route::Direct, stream), self.best_saturation(Route::Gateway, stream))
+            else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "| {} highest sustained rate (req/s) | {:.0} ({} workers) | {:.0} ({} workers) | ×{:.2} |",
+                kind_name(stream),
+                d.run.rate(),
+                d.workers,
+                g.run.rate(),
+                g.workers,
+                g.run.rate() / d.run.rate()
+            );
+            // Latency at saturation: both routes at the concurrency where the
+            // data plane did best.
+            if let Some(d) = self.saturation_row(g.workers, Route::Direct, stream) {
+                for (label, q) in [("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999)] {
+                    let (a, b) = (pct_ms(&d.run.latencies, q), pct_ms(&g.run.latencies, q));
+                    let _ = writeln!(
+                        out,
+                        "| {} latency {label} at saturation, {} workers (ms) | {a:.3} | {b:.3} | {:+.3} ms |",
+                        kind_name(stream),
+                        g.workers,
+                        b - a
+                    );
+                }
+            }
+        }
+        let mem = &self.memory;
+        let per_1000 = self.kib_per_stream() * 1000.0 / 1024.0;
+        let _ = writeln!(out, "| data-plane VmRSS idle (MiB) | — | {:.1} | — |", mib(self.rss_warm));
+        let _ = writeln!(
+            out,
+            "| data-plane VmRSS, {} open streams (MiB) | — | {:.1} | {per_1000:+.1} MiB per 1,000 streams |",
+            mem.streams,
+            mib(mem.rss_open)
+        );
+        let _ = writeln!(
+            out,
+            "| data-plane CPU to open 1,000 streams (ms) | — | {:.0} | — |",
+            mem.cpu_open.dp_secs * 1e3 * 1000.0 / mem.streams as f64
+        );
+        let _ = writeln!(
+            out,
+            "| data-plane CPU holding 1,000 idle streams (% of a CPU) | — | {:.2}% | — |",
+            mem.cpu_idle.dp_secs / mem.cpu_idle.wall_secs * 100.0 * 1000.0 / mem.streams as f64
+        );
+        let applied = sorted(self.propagation.iter().map(|s| s.applied).collect());
+        let _ = writeln!(
+            out,
+            "| config propagation to all {} data planes, p50 / p99 / max (ms) | — | {:.0} / {:.0} / {:.0} | — |",
+            self.dataplanes,
+            pct_ms(&applied, 0.5),
+            pct_ms(&applied, 0.99),
+            pct_ms(&applied, 1.0)
+        );
+        let lag = sorted(self.usage.samples.clone());
+        let _ = writeln!(
+            out,
+            "| usage-report lag, p50 / p99 / max (ms) | — | {:.1} / {:.1} / {:.1} | — |",
+            pct_ms(&lag, 0.5),
+            pct_ms(&lag, 0.99),
+            pct_ms(&lag, 1.0)
+        );
+        let _ = writeln!(out);
+    }
+
+    fn verdicts(&self, out: &mut String) {
+        let _ = writeln!(out, "## Against the targets\n");
+        let _ = writeln!(out, "| Target | Result | Verdict |");
+        let _ = writeln!(out, "|---|---|---|");
+        let at = |stream| {
+            self.latency_row(TARGET_RATE, Route::Direct, stream).zip(self.latency_row(
+                TARGET_RATE,
+                Route::Gateway,
+                stream,
+            ))
+        };
+        for (label, q, limit) in [("p50", 0.5, TARGET_P50_MS), ("p99", 0.99, TARGET_P99_MS)] {
+            let target = format!("Added latency {label} < {limit} ms at 1,000 req/s");
+            match (at(false), at(true)) {
+                (Some((dn, gn)), Some((ds, gs))) => {
+                    let an = pct_ms(&gn.run.total, q) - pct_ms(&dn.run.total, q);
+                    let as_ = pct_ms(&gs.run.total, q) - pct_ms(&ds.run.total, q);
+                    let _ = writeln!(
+                        out,
+                        "| {target} | non-streaming {an:+.3} ms, streaming {as_:+.3} ms | {} |",
+                        verdict(an < limit && as_ < limit, &[&dn.cpu, &gn.cpu, &ds.cpu, &gs.cpu])
+                    );
+                }
+                _ => {
+                    let _ = writeln!(out, "| {target} | not measured: 1000 is not among --rates | — |");
+                }
+            }
+        }
+        let total = self.mib_at_target_streams();
+        let how = if self.memory.streams == TARGET_STREAMS {
+            "measured".to_string()
+        } else {
+            format!("extrapolated from {} streams", self.memory.streams)
+        };
+        let _ = writeln!(
+            out,
+            "| 1,000 open streams in < {TARGET_STREAMS_MIB:.0} MiB of data-plane memory | {total:.1} MiB ({how}) | {} |",
+            verdict(total < TARGET_STREAMS_MIB, &[])
+        );
+        let applied = sorted(self.propagation.iter().map(|s| s.applied).collect());
+        let max = pct_ms(&applied, 1.0);
+        let _ = writeln!(
+            out,
+            "| Config change on every data plane in < 1 s | max {max:.0} ms over {} changes, {} data planes | {} |",
+            applied.len(),
+            self.dataplanes,
+            verdict(max < TARGET_PROPAGATION_MS, &[])
+        );
+        let _ = writeln!(out);
+    }
+
+    fn latency_detail(&self, out: &mut String) {
+        let _ = writeln!(out, "## Latency at fixed rates (open loop; ms from the scheduled start)\n");
+        let _ = writeln!(
+            out,
+            "| Rate | Request | Route | ok | errors | achieved req/s | first byte p50 | first byte p99 | p50 | p90 | \
+             p99 | p99.9 | max | data-plane CPU / req | bench CPU / req | control plane + other data planes | \
+             other processes |"
+        );
+        let _ = writeln!(out, "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for l in &self.latency {
+            let (run, cpu) = (&l.run, &l.cpu);
+            let n = run.total.len().max(1) as f64;
+            let dp_cpu =
+                if l.route == Route::Gateway { format!("{:.0} µs", cpu.dp_secs / n * 1e6) } else { "—".into() };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {dp_cpu} | \
+                 {:.0} µs | {} | {} |",
+                rate_label(l.rate),
+                kind_name(l.stream),
+                l.route.name(),
+                run.total.len(),
+                run.errors,
+                run.achieved_rate(),
+                pct_ms(&run.first_byte, 0.5),
+                pct_ms(&run.first_byte, 0.99),
+                pct_ms(&run.total, 0.5),
+                pct_ms(&run.total, 0.9),
+                pct_ms(&run.total, 0.99),
+                pct_ms(&run.total, 0.999),
+                pct_ms(&run.total, 1.0),
+                cpu.bench_secs / n * 1e6,
+                pct_of_cpu(cpu.fleet_secs, cpu.wall_secs),
+                pct_of_cpu(cpu.other_secs, cpu.wall_secs),
+            );
+        }
+        let lag = self.latency.iter().map(|l| l.run.worst_dispatch_lag).max().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "\nWorst lag of the request scheduler behind its schedule: {:.3} ms (included in the latencies). \
+             CPU percentages are of one CPU; the machine has {} in all. \"Other processes\" is the machine's busy \
+             time minus that of the bench, the data planes and the control plane: well above a few percent, \
+             something else disturbed the figures.\n",
+            lag.as_secs_f64() * 1e3,
+            self.machine.nproc
+        );
+    }
+
+    fn saturation_detail(&self, out: &mut String) {
+        let _ = writeln!(out, "## Saturation (closed loop)\n");
+        let _ = writeln!(
+            out,
+            "| Request | Route | workers | completed | errors | req/s | p50 (ms) | p99 (ms) | p99.9 (ms) | \
+             data-plane CPU | bench CPU | control plane + other data planes | data-plane CPU / req | bench CPU / req | \
+             other processes |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for s in &self.saturation {
+            let (run, cpu) = (&s.run, &s.cpu);
+            let n = run.completed.max(1) as f64;
+            let dp_cpu =
+                if s.route == Route::Gateway { format!("{:.0} µs", cpu.dp_secs / n * 1e6) } else { "—".into() };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {dp_cpu} | {:.0} µs | {} |",
+                kind_name(s.stream),
+                s.route.name(),
+                s.workers,
+                run.completed,
+                run.errors,
+                run.rate(),
+                pct_ms(&run.latencies, 0.5),
+                pct_ms(&run.latencies, 0.99),
+                pct_ms(&run.latencies, 0.999),
+                pct_of_cpu(cpu.dp_secs, cpu.wall_secs),
+                pct_of_cpu(cpu.bench_secs, cpu.wall_secs),
+                pct_of_cpu(cpu.fleet_secs, cpu.wall_secs),
+                cpu.bench_secs / n * 1e6,
+                pct_of_cpu(cpu.other_secs, cpu.wall_secs),
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nLatency here runs from each request's own start: in a closed loop a slow answer delays the next \
+             request instead of queueing behind it. The two routes run at different rates, so their latencies \
+             are not an added cost; the data plane's CPU per request is.\n"
+        );
+    }
+
+    fn memory_detail(&self, out: &mut String) {
+        let mem = &self.memory;
+        let n = mem.streams;
+        let _ = writeln!(out, "## Data-plane memory and CPU with open streams\n");
+        let _ = writeln!(out, "| State | VmRSS (MiB) | open fds | data-plane CPU |");
+        let _ = writeln!(out, "|---|---:|---:|---|");
+        let _ = writeln!(out, "| fresh, no request served | {:.1} | {} | |", mib(self.rss_fresh), self.fds_fresh);
+        let _ = writeln!(out, "| idle after 80 requests (the baseline) | {:.1} | | |", mib(self.rss_warm));
+        let _ = writeln!(
+            out,
+            "| opening {n} streams (all had their first event after {:.2} s) | | | {:.0} ms in all, {:.0} µs per stream |",
+            mem.open_time.as_secs_f64(),
+            mem.cpu_open.dp_secs * 1e3,
+            mem.cpu_open.dp_secs * 1e6 / n as f64
+        );
+        let _ = writeln!(
+            out,
+            "| {n} streams open and idle for {:.1} s ({} pings received) | {:.1} | {} | {:.0} ms in all, {} of a CPU |",
+            mem.cpu_idle.wall_secs,
+            mem.pings_idle,
+            mib(mem.rss_open),
+            mem.fds_open,
+            mem.cpu_idle.dp_secs * 1e3,
+            pct_of_cpu(mem.cpu_idle.dp_secs, mem.cpu_idle.wall_secs)
+        );
+        let _ = writeln!(
+            out,
+            "| streams closed by the clients ({}) | {:.1} | {} | |",
+            match mem.release_time {
+                Some(t) => format!("sockets released in {:.2} s", t.as_secs_f64()),
+                None => "sockets **not** all released within 15 s".into(),
+            },
+            mib(mem.rss_after),
+            mem.fds_after
+        );
+        let _ = writeln!(out, "| idle after every phase | {:.1} | | |", mib(self.rss_end));
+        let _ = writeln!(
+            out,
+            "\nPer 1,000 open streams: {:+.1} MiB of VmRSS over the baseline ({:.1} KiB per stream), {:.0} ms of \
+             data-plane CPU to open them, {:.2}% of a CPU to hold them idle. VmRSS with 1,000 streams: {:.1} MiB{}. \
+             The data plane writes a `ping` on a stream after {PING_INTERVAL_SECS} s without an event; the idle \
+             window saw {} of them.\n",
+            self.kib_per_stream() * 1000.0 / 1024.0,
+            self.kib_per_stream(),
+            mem.cpu_open.dp_secs * 1e3 * 1000.0 / n as f64,
+            mem.cpu_idle.dp_secs / mem.cpu_idle.wall_secs * 100.0 * 1000.0 / n as f64,
+            self.mib_at_target_streams(),
+            if n == TARGET_STREAMS { "" } else { " (extrapolated)" },
+            mem.pings_idle
+        );
+    }
+
+    fn propagation_detail(&self, out: &mut String) {
+        let _ = writeln!(out, "## Configuration propagation\n");
+        let _ = writeln!(out, "| From the admin call to… (ms) | p50 | p99 | max | mean |");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        let mut rows: Vec<(String, Vec<Duration>)> =
+            vec![("the admin call's answer".into(), self.propagation.iter().map(|s| s.rpc).collect())];
+        for i in 0..self.dataplanes {
+            rows.push((
+                format!("data plane {} applying it", i + 1),
+                self.propagation.iter().filter_map(|s| s.per_dp.get(i).copied()).collect(),
+            ));
+        }
+        rows.push((
+            format!("**all {} data planes applying it**", self.dataplanes),
+            self.propagation.iter().map(|s| s.applied).collect(),
+        ));
+        rows.push(("the status API showing every ACK".into(), self.propagation.iter().map(|s| s.acked).collect()));
+        for (label, v) in rows {
+            let v = sorted(v);
+            let _ = writeln!(
+                out,
+                "| {label} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                pct_ms(&v, 0.5),
+                pct_ms(&v, 0.99),
+                pct_ms(&v, 1.0),
+                mean_ms(&v)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n\"Applying it\" is the first answer of the data plane that reflects the change (401 for the disabled \
+             key, 200 once enabled again). The control plane notices a change by polling the newest audit-log id \
+             every {CONTROLPLANE_POLL_MS} ms, so this wait dominates: expect a figure spread evenly between 0 and \
+             {CONTROLPLANE_POLL_MS} ms plus a few ms to build, send and apply the snapshot.\n"
+        );
+    }
+
+    fn usage_detail(&self, out: &mut String) {
+        let lag = sorted(self.usage.samples.clone());
+        let _ = writeln!(out, "## Usage-report lag\n");
+        let _ = writeln!(
+            out,
+            "| From the end of a response to its record in the admin Usage API (ms) | p50 | p99 | max | mean |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+        let _ = writeln!(
+            out,
+            "| {} non-streaming requests, one at a time | {:.1} | {:.1} | {:.1} | {:.1} |",
+            lag.len(),
+            pct_ms(&lag, 0.5),
+            pct_ms(&lag, 0.99),
+            pct_ms(&lag, 1.0),
+            mean_ms(&lag)
+        );
+        let _ = writeln!(
+            out,
+            "\nOne GetUsage call took {:.2} ms on average, and the bench waits {} ms between calls: the figure's \
+             resolution. The data plane appends each record to its spool and wakes the reporter at once; the \
+             reporter's 500 ms linger only bounds how long a partial batch waits when no wake-up comes, so it \
+             does not set this lag.\n",
+            self.usage.query_time.as_secs_f64() * 1e3,
+            USAGE_POLL.as_millis()
+        );
+    }
+
+    fn error_list(&self, out: &mut String) {
+        let errors: Vec<String> = self
+            .latency
+            .iter()
+            .filter_map(|l| l.run.first_error.clone())
+            .chain(self.saturation.iter().filter_map(|s| s.run.first_error.clone()))
+            .collect();
+        if !errors.is_empty() {
+            let _ = writeln!(out, "## Errors (first of each phase)\n");
+            for e in errors {
+                let _ = writeln!(out, "- {}", e.replace('\n', " "));
+            }
+            let _ = writeln!(out);
+        }
+    }
+}
