@@ -39,7 +39,16 @@ pub struct Directives {
     pub inter_token_ms: Option<u64>,
     /// `[double:chunks=N]`.
     pub chunks: Option<usize>,
+    /// `[double:reply_chars=N]`: a text reply of N characters instead of
+    /// the default sentence (at most [`MAX_REPLY_CHARS`]).
+    pub reply_chars: Option<usize>,
+    /// `[double:cut_after=N]`: the connection is dropped after N stream
+    /// frames, with no exception frame and no end of stream.
+    pub cut_after: Option<usize>,
 }
+
+/// Upper bound of `[double:reply_chars=N]`.
+pub const MAX_REPLY_CHARS: usize = 256 * 1024 * 1024;
 
 /// Parses every `[double:KEY]` / `[double:KEY=VALUE]` marker in `text`.
 /// Unknown keys and unparsable numbers are ignored.
@@ -79,6 +88,10 @@ pub fn parse_directives(text: &str) -> Directives {
             ("delay_ms", Some(v)) => d.delay_ms = v.parse().ok().or(d.delay_ms),
             ("inter_token_ms", Some(v)) => d.inter_token_ms = v.parse().ok().or(d.inter_token_ms),
             ("chunks", Some(v)) => d.chunks = v.parse().ok().or(d.chunks),
+            ("reply_chars", Some(v)) => {
+                d.reply_chars = v.parse().ok().map(|n: usize| n.min(MAX_REPLY_CHARS)).or(d.reply_chars)
+            }
+            ("cut_after", Some(v)) => d.cut_after = v.parse().ok().or(d.cut_after),
             _ => {}
         }
     }
@@ -263,7 +276,10 @@ pub fn plan_reply(body: &Value, model_anthropic_id: &str, directives: &Directive
         Some(result) => ReplyContent::Text(format!("Tool said: {result}")),
         None => match &directives.tool {
             Some(name) => ReplyContent::ToolUse { id: new_tool_use_id(), name: name.clone() },
-            None => ReplyContent::Text(DEFAULT_REPLY.to_string()),
+            None => match directives.reply_chars {
+                Some(n) => ReplyContent::Text(long_text(n)),
+                None => ReplyContent::Text(DEFAULT_REPLY.to_string()),
+            },
         },
     };
 
@@ -285,19 +301,29 @@ pub fn plan_reply(body: &Value, model_anthropic_id: &str, directives: &Directive
     }
 }
 
+/// `n` characters of the default reply, repeated (`n` ≥ 1).
+pub fn long_text(n: usize) -> String {
+    let unit = format!("{DEFAULT_REPLY} ");
+    unit.chars().cycle().take(n.max(1)).collect()
+}
+
 /// Splits `text` into `n` non-empty pieces of near-equal length (fewer when
 /// the text is shorter than `n` characters; at least one piece).
 pub fn split_chunks(text: &str, n: usize) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
-    let n = n.max(1).min(chars.len().max(1));
-    let base = chars.len() / n;
-    let extra = chars.len() % n;
+    // Walks char boundaries rather than collecting chars, so that a long
+    // `reply_chars` text costs no more than its pieces.
+    let total = text.chars().count();
+    let n = n.max(1).min(total.max(1));
+    let base = total / n;
+    let extra = total % n;
     let mut out = Vec::with_capacity(n);
-    let mut start = 0;
+    let mut chars = text.char_indices().map(|(i, _)| i).chain(std::iter::once(text.len()));
+    let mut start = chars.next().unwrap_or(0);
     for i in 0..n {
         let len = base + usize::from(i < extra);
-        out.push(chars[start..start + len].iter().collect());
-        start += len;
+        let end = if len == 0 { start } else { chars.nth(len - 1).unwrap_or(text.len()) };
+        out.push(text[start..end].to_owned());
+        start = end;
     }
     out
 }
@@ -449,8 +475,10 @@ mod tests {
         let d = parse_directives(
             "hi [double:stream_error=throttlingException,after=2] [double:chunks=5] \
              [double:delay_ms=7][double:inter_token_ms=3] [double:tool=Bash] [double:too_long] \
-             [double:error=ThrottlingException]",
+             [double:error=ThrottlingException] [double:reply_chars=100] [double:cut_after=4]",
         );
+        assert_eq!(d.reply_chars, Some(100));
+        assert_eq!(d.cut_after, Some(4));
         assert_eq!(
             d.stream_error,
             Some(StreamErrorDirective { exception_type: "throttlingException".into(), after: 2 })
@@ -557,6 +585,18 @@ mod tests {
         let r = plan_reply(&b, "m", &directives_of(&b));
         assert_eq!(r.content, ReplyContent::Text("Tool said: hi".into()));
         assert_eq!(r.stop_reason(), "end_turn");
+    }
+
+    #[test]
+    fn reply_chars_gives_a_long_text_of_that_length() {
+        let b = body(json!("big [double:reply_chars=1000]"));
+        let r = plan_reply(&b, "m", &directives_of(&b));
+        let ReplyContent::Text(t) = &r.content else { panic!("text reply expected") };
+        assert_eq!(t.chars().count(), 1000);
+        assert!(t.starts_with(DEFAULT_REPLY));
+        assert_eq!(r.output_tokens, 250);
+        let text: String = stream_events(&r, 10).iter().filter_map(|e| e["delta"]["text"].as_str()).collect();
+        assert_eq!(&text, t);
     }
 
     #[test]

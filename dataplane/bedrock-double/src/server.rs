@@ -40,7 +40,9 @@ const BEDROCK_NS: &str = "http://internal.amazon.com/coral/com.amazon.bedrock/";
 const CORAL_NS: &str = "http://internal.amazon.com/coral/com.amazon.coral.service/";
 const TOO_LONG: &str = "Input is too long for requested model.";
 
-type ResBody = BoxBody<Bytes, Infallible>;
+/// A body error makes hyper drop the connection mid-response, which is how
+/// `[double:cut_after=N]` cuts a stream.
+type ResBody = BoxBody<Bytes, std::io::Error>;
 
 /// Counters exposed at `GET /_double/stats`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +59,9 @@ pub struct StatsSnapshot {
     pub streams_cancelled: u64,
     /// Streams ended by a `[double:stream_error=…]` exception frame.
     pub streams_errored: u64,
+    /// Streams whose connection was dropped by `[double:cut_after=N]`.
+    #[serde(default)]
+    pub streams_cut: u64,
     /// Requests refused by the SigV4 check.
     pub auth_failures: u64,
     /// 400 ValidationExceptions caused by the request itself (body, model id,
@@ -74,6 +79,7 @@ struct Stats {
     streams_completed: AtomicU64,
     streams_cancelled: AtomicU64,
     streams_errored: AtomicU64,
+    streams_cut: AtomicU64,
     auth_failures: AtomicU64,
     validation_failures: AtomicU64,
     count_tokens: AtomicU64,
@@ -93,6 +99,7 @@ impl Stats {
             streams_completed: g(&self.streams_completed),
             streams_cancelled: g(&self.streams_cancelled),
             streams_errored: g(&self.streams_errored),
+            streams_cut: g(&self.streams_cut),
             auth_failures: g(&self.auth_failures),
             validation_failures: g(&self.validation_failures),
             count_tokens: g(&self.count_tokens),
@@ -107,6 +114,7 @@ impl Stats {
             &self.streams_completed,
             &self.streams_cancelled,
             &self.streams_errored,
+            &self.streams_cut,
             &self.auth_failures,
             &self.validation_failures,
             &self.count_tokens,
@@ -247,22 +255,27 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: w
 
 /// A response body fed by a channel: each frame is written as it is produced.
 /// When the client goes away hyper drops the body, the receiver with it, and
-/// the producer's next send fails.
+/// the producer's next send fails. An `Err` item aborts the connection.
 struct ChannelBody {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
 }
 
 impl Body for ChannelBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.rx.poll_recv(cx).map(|item| item.map(|b| Ok(Frame::data(b))))
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.rx.poll_recv(cx).map(|item| item.map(|r| r.map(Frame::data)))
     }
 }
 
+type FrameSender = mpsc::Sender<Result<Bytes, std::io::Error>>;
+
 fn full(body: impl Into<Bytes>) -> ResBody {
-    Full::new(body.into()).boxed()
+    Full::new(body.into()).map_err(|never| match never {}).boxed()
 }
 
 fn request_id() -> String {
@@ -508,7 +521,7 @@ async fn invoke(
 
 fn start_stream(shared: Arc<Shared>, inv: Invocation, started: Instant) -> Response<ResBody> {
     bump(&shared.stats.streams_started);
-    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    let (tx, rx) = mpsc::channel(1);
     tokio::spawn(produce_stream(shared, inv, started, tx));
     base_response(StatusCode::OK)
         .header("content-type", "application/vnd.amazon.eventstream")
@@ -521,19 +534,21 @@ enum StreamEnd {
     Completed,
     Errored,
     Cancelled,
+    Cut,
 }
 
-async fn produce_stream(shared: Arc<Shared>, inv: Invocation, started: Instant, tx: mpsc::Sender<Bytes>) {
+async fn produce_stream(shared: Arc<Shared>, inv: Invocation, started: Instant, tx: FrameSender) {
     let end = send_frames(&inv, started, &tx).await;
     let counter = match end {
         StreamEnd::Completed => &shared.stats.streams_completed,
         StreamEnd::Errored => &shared.stats.streams_errored,
         StreamEnd::Cancelled => &shared.stats.streams_cancelled,
+        StreamEnd::Cut => &shared.stats.streams_cut,
     };
     bump(counter);
 }
 
-async fn send_frames(inv: &Invocation, started: Instant, tx: &mpsc::Sender<Bytes>) -> StreamEnd {
+async fn send_frames(inv: &Invocation, started: Instant, tx: &FrameSender) -> StreamEnd {
     let mut events = behaviour::stream_events(&inv.reply, inv.chunks);
     let total = events.len();
     let error_at = inv.directives.stream_error.as_ref().map(|e| (e.after.min(total), e.exception_type.clone()));
@@ -548,13 +563,16 @@ async fn send_frames(inv: &Invocation, started: Instant, tx: &mpsc::Sender<Bytes
                 return send_exception(tx, ty).await;
             }
         }
+        if inv.directives.cut_after == Some(i) {
+            return cut(tx).await;
+        }
         let elapsed = started.elapsed().as_millis() as u64;
         let first_byte = *first_byte_ms.get_or_insert(elapsed);
         if i + 1 == total {
             behaviour::add_invocation_metrics(event, &inv.reply, elapsed, first_byte);
         }
         let frame = frames::chunk_frame(event.to_string().as_bytes());
-        if tx.send(frame).await.is_err() {
+        if tx.send(Ok(frame)).await.is_err() {
             return StreamEnd::Cancelled;
         }
     }
@@ -569,16 +587,27 @@ async fn send_frames(inv: &Invocation, started: Instant, tx: &mpsc::Sender<Bytes
     wait_drained(tx).await
 }
 
-async fn send_exception(tx: &mpsc::Sender<Bytes>, exception_type: &str) -> StreamEnd {
+async fn send_exception(tx: &FrameSender, exception_type: &str) -> StreamEnd {
     let frame = frames::exception_frame(exception_type, &stream_exception_message(exception_type));
-    if tx.send(frame).await.is_ok() {
+    if tx.send(Ok(frame)).await.is_ok() {
         StreamEnd::Errored
     } else {
         StreamEnd::Cancelled
     }
 }
 
-async fn wait_drained(tx: &mpsc::Sender<Bytes>) -> StreamEnd {
+/// Drops the connection once the frames before are written: no exception
+/// frame, no end of the chunked body.
+async fn cut(tx: &FrameSender) -> StreamEnd {
+    let cut = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "[double:cut_after] cut the stream");
+    if tx.send(Err(cut)).await.is_ok() {
+        StreamEnd::Cut
+    } else {
+        StreamEnd::Cancelled
+    }
+}
+
+async fn wait_drained(tx: &FrameSender) -> StreamEnd {
     // All capacity free again means the body took every frame; an error
     // means the receiver (the connection) went away first.
     match tx.reserve_many(tx.max_capacity()).await {

@@ -233,6 +233,33 @@ async fn stream_error_directive_sends_exception_after_n_frames() {
 }
 
 #[tokio::test]
+async fn cut_after_directive_drops_the_connection_mid_stream() {
+    let d = double().await;
+    let path = format!("/model/{PROFILE}/invoke-with-response-stream");
+    let mut s = TcpStream::connect(d.addr()).await.unwrap();
+    s.write_all(&request_bytes(d.addr(), "POST", &path, body("[double:cut_after=2]").to_string().as_bytes(), CREDS))
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw)).await.expect("closed within 10s").unwrap();
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of head") + 4;
+    assert!(raw.starts_with(b"HTTP/1.1 200"));
+    // Whole chunks up to the cut, and no terminating zero-size chunk.
+    let mut rest = &raw[head_end..];
+    let mut data = Vec::new();
+    while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16).unwrap();
+        assert_ne!(size, 0, "the stream must not end cleanly");
+        data.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+        rest = &rest[line_end + 2 + size + 2..];
+    }
+    let frames = decode_frames(&data);
+    assert_eq!(frames.len(), 2);
+    assert!(frames.iter().all(|f| header(f, ":message-type") == Some("event")));
+    assert_eq!(d.stats().streams_cut, 1);
+}
+
+#[tokio::test]
 async fn auth_failures_are_403_with_aws_error_types() {
     let d = double().await;
     let path = format!("/model/{PROFILE}/invoke");
