@@ -100,17 +100,29 @@ impl From<DbErr> for ApiError {
             Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
                 ApiError::FailedPrecondition("a referenced record does not exist".into())
             }
-            _ => match e {
-                DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => {
-                    tracing::error!(error = %e, "database unavailable");
-                    ApiError::Unavailable("the database is unavailable".into())
-                }
-                _ => {
-                    tracing::error!(error = %e, "database error");
-                    ApiError::Internal("internal database error".into())
-                }
-            },
+            _ if is_unavailable(&e) => {
+                tracing::error!(error = %e, "database unavailable");
+                ApiError::Unavailable("the database is unavailable".into())
+            }
+            _ => {
+                tracing::error!(error = %e, "database error");
+                ApiError::Internal("internal database error".into())
+            }
         }
+    }
+}
+
+/// The database cannot be reached, or the connection broke mid-statement
+/// (as opposed to an error in the statement): worth retrying later.
+fn is_unavailable(e: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::RuntimeErr;
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(x)) | DbErr::Query(RuntimeErr::SqlxError(x)) => {
+            matches!(x, Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed)
+        }
+        _ => false,
     }
 }
 
@@ -299,6 +311,23 @@ mod tests {
         let p = Paging { offset: 0, limit: 2 };
         assert_eq!(p.finish(vec![1, 2, 3]), (vec![1, 2], "o2".to_string()));
         assert_eq!(p.finish(vec![1, 2]), (vec![1, 2], String::new()));
+    }
+
+    #[test]
+    fn a_connection_lost_mid_statement_is_unavailable_not_internal() {
+        use sea_orm::sqlx::Error as Sqlx;
+        use sea_orm::RuntimeErr;
+        let lost = || Sqlx::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "peer closed connection"));
+        for e in [
+            DbErr::Query(RuntimeErr::SqlxError(lost())),
+            DbErr::Exec(RuntimeErr::SqlxError(lost())),
+            DbErr::Query(RuntimeErr::SqlxError(Sqlx::PoolTimedOut)),
+            DbErr::Conn(RuntimeErr::Internal("refused".into())),
+        ] {
+            assert!(matches!(ApiError::from(e), ApiError::Unavailable(_)));
+        }
+        let bad_statement = DbErr::Query(RuntimeErr::SqlxError(Sqlx::RowNotFound));
+        assert!(matches!(ApiError::from(bad_statement), ApiError::Internal(_)));
     }
 
     #[test]

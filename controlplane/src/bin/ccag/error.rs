@@ -54,15 +54,20 @@ impl CliError {
             Code::NotFound => Self::new(EXIT_NOT_FOUND, format!("not found: {msg}")),
             Code::AlreadyExists => Self::new(EXIT_ALREADY_EXISTS, format!("already exists: {msg}")),
             Code::InvalidArgument => Self::new(EXIT_INVALID_ARGUMENT, format!("invalid argument: {msg}")),
-            Code::Unavailable => {
+            Code::Unavailable => match std::error::Error::source(status) {
                 // Transport failures surface as Unavailable with the cause attached.
-                let cause = std::error::Error::source(status).map(error_chain).filter(|c| !c.is_empty());
-                let detail = match cause {
-                    Some(c) if !msg.contains(&c) => format!("{msg}: {c}"),
-                    _ => msg,
-                };
-                Self::new(EXIT_UNREACHABLE, format!("cannot reach the control plane at {endpoint}: {detail}"))
-            }
+                Some(source) => {
+                    let cause = Some(error_chain(source)).filter(|c| !c.is_empty());
+                    let detail = match cause {
+                        Some(c) if !msg.contains(&c) => format!("{msg}: {c}"),
+                        _ => msg,
+                    };
+                    Self::new(EXIT_UNREACHABLE, format!("cannot reach the control plane at {endpoint}: {detail}"))
+                }
+                // The control plane itself answered that it cannot serve now
+                // (its database is down): reached, but unavailable.
+                None => Self::new(EXIT_UNREACHABLE, format!("the control plane at {endpoint} is unavailable: {msg}")),
+            },
             code => {
                 let what = describe(code);
                 if msg == what {
@@ -155,7 +160,9 @@ mod tests {
         let e = map(Status::invalid_argument("email is empty"));
         assert_eq!(e.code, 8);
         assert_eq!(e.message, "invalid argument: email is empty");
-        assert_eq!(map(Status::unavailable("down")).code, 3);
+        let e = map(Status::unavailable("the database is unavailable"));
+        assert_eq!(e.code, 3);
+        assert_eq!(e.message, "the control plane at http://h:1 is unavailable: the database is unavailable");
         let e = map(Status::internal("boom"));
         assert_eq!(e.code, 1);
         assert_eq!(e.message, "internal error: boom");
@@ -168,6 +175,17 @@ mod tests {
         let e = map(Status::internal("line one\nline two\r\n  three"));
         assert_eq!(e.one_line(), "internal error: line one line two three");
         assert_eq!(one_line(" \n"), "unknown error");
+    }
+
+    #[test]
+    fn a_transport_failure_is_unreachable() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let mut status = Status::unavailable("tcp connect error");
+        status.set_source(std::sync::Arc::new(io));
+        let e = map(status);
+        assert_eq!(e.code, 3);
+        assert!(e.message.starts_with("cannot reach the control plane at http://h:1: "), "{}", e.message);
+        assert!(e.message.contains("refused"), "{}", e.message);
     }
 
     #[test]
