@@ -79,6 +79,9 @@ pub async fn handle(state: &Arc<AppState>, req: Request<Incoming>, rid: &str) ->
                 if let Some(msg) = err.validation_message() {
                     if !retried && state.betas.learn(&resolved.bedrock_id, msg, &sent) {
                         sent.retain(|b| !msg.contains(b.as_str()));
+                        // Fields that need a refused beta (effort on Opus
+                        // 4.5, context_management) must go with it.
+                        request.adapt(&resolved.caps, &sent);
                         retried = true;
                         meter = m;
                         continue;

@@ -386,6 +386,32 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_without_a_refused_beta_drops_the_fields_that_needed_it() {
+        // What api::messages does when Bedrock refuses a beta: adapt again
+        // with the remaining betas, then build the body.
+        let mut v = with(base(), "output_config", json!({"effort":"high"}));
+        v["context_management"] = json!({"edits":[]});
+        let mut r = parse(v);
+        let first: Vec<String> = vec![EFFORT_BETA.into(), CONTEXT_MANAGEMENT_BETA.into()];
+        let opus45 = caps(Family::Opus, 4, 5);
+        r.adapt(&opus45, &first);
+        let out: Value = serde_json::from_slice(&r.bedrock_body(&first)).unwrap();
+        assert_eq!(out["output_config"]["effort"], "high");
+        r.adapt(&opus45, &[]);
+        let retry: Value = serde_json::from_slice(&r.bedrock_body(&[])).unwrap();
+        assert!(retry.get("output_config").is_none(), "effort without its beta: {retry}");
+        assert!(retry.get("anthropic_beta").is_none());
+
+        let mut r = parse(with(base(), "context_management", json!({"edits":[]})));
+        let first: Vec<String> = vec![CONTEXT_MANAGEMENT_BETA.into()];
+        r.adapt(&SONNET45, &first);
+        assert!(serde_json::from_slice::<Value>(&r.bedrock_body(&first)).unwrap().get("context_management").is_some());
+        r.adapt(&SONNET45, &[]);
+        let retry: Value = serde_json::from_slice(&r.bedrock_body(&[])).unwrap();
+        assert!(retry.get("context_management").is_none(), "context_management without its beta: {retry}");
+    }
+
+    #[test]
     fn invalid_json_is_an_invalid_request() {
         assert!(matches!(parse_messages_request(b"{", true), Err(ApiError::InvalidRequest(_))));
     }
