@@ -68,6 +68,13 @@ impl EventTranslator {
 
     /// One Bedrock chunk (the JSON of one Anthropic event) → one SSE event.
     pub fn event(&mut self, chunk: &[u8]) -> Result<Bytes, BadEvent> {
+        let single;
+        let chunk = if chunk.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+            single = single_line(chunk)?;
+            &single[..]
+        } else {
+            chunk
+        };
         let kind = event_type(chunk).ok_or_else(|| BadEvent(String::from_utf8_lossy(chunk).into_owned()))?;
         match kind {
             "message_start" => {
@@ -121,6 +128,16 @@ pub fn rewrite_message(body: &[u8], client_model: &str) -> Result<(Bytes, Usage)
         return Err(BadEvent("response is not a JSON object".into()));
     }
     Ok((Bytes::from(serde_json::to_vec(&v).expect("JSON value serialises")), usage))
+}
+
+/// A chunk holding CR or LF, on one line. SSE ends a `data:` line at either,
+/// so relaying it would cut the event in two. In valid JSON they can only be
+/// whitespace between tokens (inside a string they must be escaped), so
+/// dropping them leaves the same JSON; a chunk that is not valid JSON is
+/// refused. Bedrock writes compact JSON: its chunks never come this way.
+fn single_line(chunk: &[u8]) -> Result<Vec<u8>, BadEvent> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(chunk).map_err(|e| BadEvent(e.to_string()))?;
+    Ok(chunk.iter().copied().filter(|b| !matches!(b, b'\n' | b'\r')).collect())
 }
 
 fn parse(b: &[u8]) -> Result<Value, BadEvent> {
@@ -179,6 +196,27 @@ mod tests {
         let chunk = br#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}"#;
         let out = tr().event(chunk).unwrap();
         assert_eq!(&out[..], [b"event: content_block_delta\ndata: ".as_slice(), chunk, b"\n\n"].concat());
+    }
+
+    #[test]
+    fn a_chunk_with_line_breaks_is_sent_on_one_data_line() {
+        let chunk = b"{\"type\":\"content_block_delta\",\r\n \"index\":0,\n\"delta\":{\"type\":\"text_delta\",\"text\":\"a\\nb\"}}\n";
+        let out = tr().event(chunk).unwrap();
+        assert_eq!(
+            &out[..],
+            b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\", \"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"a\\nb\"}}\n\n"
+        );
+        assert_eq!(data(&out), serde_json::from_slice::<Value>(chunk).unwrap());
+        let mut t = tr();
+        let start = t.event(b"{\"type\":\"message_start\",\n\"message\":{\"model\":\"x\"}}").unwrap();
+        assert_eq!(&start[..], b"event: message_start\ndata: {\"message\":{\"model\":\"claude-sonnet-4-5\"},\"type\":\"message_start\"}\n\n");
+    }
+
+    #[test]
+    fn a_chunk_with_a_raw_line_break_inside_a_string_is_refused() {
+        // Not JSON, and relaying it would end the data line early.
+        assert!(tr().event(b"{\"type\":\"content_block_delta\",\"delta\":{\"text\":\"a\nevent: x\"}}").is_err());
+        assert!(tr().event(b"{\"type\":\"message_delta\",\"x\":\"\r\"}").is_err());
     }
 
     #[test]
