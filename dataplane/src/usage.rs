@@ -80,35 +80,30 @@ fn deserialize_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Usage, D:
     })
 }
 
+/// The status recorded for a request whose client went away before any
+/// response was sent (nginx's "client closed request").
+pub const STATUS_CLIENT_CLOSED: u16 = 499;
+
 /// Where a request's identity and timing accumulate until it finishes.
+///
+/// A meter armed with [`Meter::record_on_drop`] that is dropped without
+/// [`Meter::finish`] (hyper drops a request's future when its client
+/// disconnects before the response) still leaves a record: status 499,
+/// outcome `client_closed`.
 pub struct Meter {
     pub record: UsageRecord,
     started: Instant,
+    on_drop: Option<Arc<UsageSink>>,
 }
 
 impl Meter {
     pub fn start(request_id: &str, operation: &'static str) -> Self {
-        let started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        Meter {
-            record: UsageRecord {
-                request_id: request_id.to_owned(),
-                operation: Cow::Borrowed(operation),
-                key_id: String::new(),
-                user_id: String::new(),
-                team_id: String::new(),
-                model: String::new(),
-                bedrock_model: String::new(),
-                stream: false,
-                status: 0,
-                outcome: Outcome::Error,
-                usage: Usage::default(),
-                ttft_ms: None,
-                duration_ms: 0,
-                started_at_ms,
-                tpm: [0; 3],
-            },
-            started: Instant::now(),
-        }
+        Meter { record: UsageRecord::new(request_id, operation), started: Instant::now(), on_drop: None }
+    }
+
+    /// Records the request into `sink` if the meter is dropped unfinished.
+    pub fn record_on_drop(&mut self, sink: Arc<UsageSink>) {
+        self.on_drop = Some(sink);
     }
 
     pub fn mark_first_token(&mut self) {
@@ -118,11 +113,49 @@ impl Meter {
     }
 
     pub fn finish(mut self, status: u16, outcome: Outcome, usage: Usage) -> UsageRecord {
-        self.record.status = status;
-        self.record.outcome = outcome;
-        self.record.usage = usage;
-        self.record.duration_ms = self.started.elapsed().as_millis() as u64;
-        self.record
+        self.on_drop = None;
+        self.close(status, outcome, usage)
+    }
+
+    fn close(&mut self, status: u16, outcome: Outcome, usage: Usage) -> UsageRecord {
+        let mut record = std::mem::replace(&mut self.record, UsageRecord::new("", ""));
+        record.status = status;
+        record.outcome = outcome;
+        record.usage = usage;
+        record.duration_ms = self.started.elapsed().as_millis() as u64;
+        record
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        if let Some(sink) = self.on_drop.take() {
+            let record = self.close(STATUS_CLIENT_CLOSED, Outcome::ClientClosed, Usage::default());
+            sink.record(record);
+        }
+    }
+}
+
+impl UsageRecord {
+    fn new(request_id: &str, operation: &'static str) -> Self {
+        let started_at_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        UsageRecord {
+            request_id: request_id.to_owned(),
+            operation: Cow::Borrowed(operation),
+            key_id: String::new(),
+            user_id: String::new(),
+            team_id: String::new(),
+            model: String::new(),
+            bedrock_model: String::new(),
+            stream: false,
+            status: 0,
+            outcome: Outcome::Error,
+            usage: Usage::default(),
+            ttft_ms: None,
+            duration_ms: 0,
+            started_at_ms,
+            tpm: [0; 3],
+        }
     }
 }
 
@@ -157,5 +190,41 @@ impl UsageSink {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::error!(dropped_total = n, "usage channel full; a usage record was dropped");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink() -> (Arc<UsageSink>, mpsc::Receiver<UsageRecord>) {
+        let (sink, rx) = UsageSink::new(Arc::new(Limiter::new()));
+        (Arc::new(sink), rx)
+    }
+
+    #[test]
+    fn an_armed_meter_dropped_unfinished_records_a_client_closed_request() {
+        let (sink, mut rx) = sink();
+        let mut m = Meter::start("req_1", "messages");
+        m.record.key_id = "k1".into();
+        m.record_on_drop(sink.clone());
+        drop(m);
+        let r = rx.try_recv().expect("a record");
+        assert_eq!((r.request_id.as_str(), r.key_id.as_str()), ("req_1", "k1"));
+        assert_eq!((r.status, r.outcome), (STATUS_CLIENT_CLOSED, Outcome::ClientClosed));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_finished_meter_records_nothing_more_when_dropped() {
+        let (sink, mut rx) = sink();
+        let mut m = Meter::start("req_2", "messages");
+        m.record_on_drop(sink.clone());
+        let r = m.finish(200, Outcome::Ok, Usage::default());
+        assert_eq!((r.request_id.as_str(), r.status, r.outcome), ("req_2", 200, Outcome::Ok));
+        assert!(rx.try_recv().is_err());
+        // Unarmed meters never record on their own.
+        drop(Meter::start("req_3", "messages"));
+        assert!(rx.try_recv().is_err());
     }
 }

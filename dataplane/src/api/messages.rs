@@ -20,6 +20,9 @@ use crate::usage::{Meter, Outcome};
 pub async fn handle(state: &Arc<AppState>, req: Request<Incoming>, rid: &str) -> Result<Response<ResBody>, ApiError> {
     let (cfg, key) = authenticate(state, &req)?;
     let mut meter = Meter::start(rid, "messages");
+    // A client that leaves before the response makes hyper drop this
+    // future; the meter then still records the request.
+    meter.record_on_drop(state.usage.clone());
     meter.record.key_id.clone_from(&key.id);
     meter.record.user_id.clone_from(&key.user_id);
     meter.record.team_id.clone_from(&key.team_id);
