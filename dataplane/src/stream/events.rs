@@ -4,7 +4,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 
 const METRICS: &str = "amazon-bedrock-invocationMetrics";
 
@@ -78,14 +80,22 @@ impl EventTranslator {
         let kind = event_type(chunk).ok_or_else(|| BadEvent(String::from_utf8_lossy(chunk).into_owned()))?;
         match kind {
             "message_start" => {
-                let mut v: Value = parse(chunk)?;
-                if let Some(msg) = v.get_mut("message").and_then(Value::as_object_mut) {
-                    msg.insert("model".into(), Value::String(self.client_model.clone()));
-                    if let Some(u) = msg.get("usage") {
-                        self.usage.merge_anthropic(u);
+                let mut event = Members::parse(chunk)?;
+                let message = match event.get("message") {
+                    Some(raw) => {
+                        let mut msg = Members::parse(raw.as_bytes())?;
+                        if let Some(u) = msg.get("usage") {
+                            self.usage.merge_anthropic(&parse(u.as_bytes())?);
+                        }
+                        msg.set("model", json_string(&self.client_model));
+                        Some(msg.to_json())
                     }
+                    None => None,
+                };
+                if let Some(message) = message {
+                    event.set("message", message);
                 }
-                Ok(sse("message_start", &serde_json::to_vec(&v).expect("JSON value serialises")))
+                Ok(sse("message_start", event.to_json().as_bytes()))
             }
             "message_delta" => {
                 // Once or twice a stream; a full parse is cheap enough here.
@@ -100,11 +110,11 @@ impl EventTranslator {
                 if !contains(chunk, METRICS.as_bytes()) {
                     return Ok(sse(kind, chunk));
                 }
-                let mut v: Value = parse(chunk)?;
-                if let Some(m) = v.as_object_mut().and_then(|o| o.remove(METRICS)) {
-                    self.usage.merge_metrics(&m);
+                let mut event = Members::parse(chunk)?;
+                if let Some(m) = event.remove(METRICS) {
+                    self.usage.merge_metrics(&parse(m.as_bytes())?);
                 }
-                Ok(sse(kind, &serde_json::to_vec(&v).expect("JSON value serialises")))
+                Ok(sse(kind, event.to_json().as_bytes()))
             }
             // Content deltas are the bulk of a stream: relayed byte for byte.
             _ => Ok(sse(kind, chunk)),
@@ -114,20 +124,99 @@ impl EventTranslator {
 
 /// A non-streaming Bedrock response → the client's body, plus its usage.
 pub fn rewrite_message(body: &[u8], client_model: &str) -> Result<(Bytes, Usage), BadEvent> {
-    let mut v: Value = parse(body)?;
+    let mut msg = Members::parse(body)?;
     let mut usage = Usage::default();
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("model".into(), Value::String(client_model.to_owned()));
-        if let Some(m) = obj.remove(METRICS) {
-            usage.merge_metrics(&m);
-        }
-        if let Some(u) = obj.get("usage") {
-            usage.merge_anthropic(u);
-        }
-    } else {
-        return Err(BadEvent("response is not a JSON object".into()));
+    if let Some(m) = msg.remove(METRICS) {
+        usage.merge_metrics(&parse(m.as_bytes())?);
     }
-    Ok((Bytes::from(serde_json::to_vec(&v).expect("JSON value serialises")), usage))
+    if let Some(u) = msg.get("usage") {
+        usage.merge_anthropic(&parse(u.as_bytes())?);
+    }
+    msg.set("model", json_string(client_model));
+    Ok((Bytes::from(msg.to_json()), usage))
+}
+
+/// The members of a JSON object in order, each value as its exact text.
+/// Editing a response through this leaves everything not edited as Bedrock
+/// wrote it: a `serde_json::Value` round trip would rewrite numbers (an
+/// integer above u64, a float's last digit) inside tool inputs.
+struct Members<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+
+impl<'a> Members<'a> {
+    fn parse(json: &'a [u8]) -> Result<Self, BadEvent> {
+        serde_json::from_slice(json).map_err(|e| BadEvent(e.to_string()))
+    }
+
+    /// The value of `key` (the last, as JSON readers take it).
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Cow<'a, str>> {
+        let mut last = None;
+        self.0.retain_mut(|(k, v)| {
+            if k != key {
+                return true;
+            }
+            last = Some(std::mem::take(v));
+            false
+        });
+        last
+    }
+
+    /// Sets `key` to the JSON text `value`, in place of its (last) value.
+    fn set(&mut self, key: &str, value: String) {
+        let Some(at) = self.0.iter().rposition(|(k, _)| k == key) else {
+            self.0.push((Cow::Owned(key.to_owned()), Cow::Owned(value)));
+            return;
+        };
+        self.0[at].1 = Cow::Owned(value);
+        let mut i = 0;
+        self.0.retain(|(k, _)| {
+            i += 1;
+            k != key || i - 1 == at
+        });
+    }
+
+    fn to_json(&self) -> String {
+        let mut out = String::with_capacity(2 + self.0.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>());
+        out.push('{');
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&json_string(k));
+            out.push(':');
+            out.push_str(v);
+        }
+        out.push('}');
+        out
+    }
+}
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+                let mut members = Vec::new();
+                while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    members.push((k, Cow::Borrowed(v.get())));
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serialises")
 }
 
 /// A chunk holding CR or LF, on one line. SSE ends a `data:` line at either,
@@ -174,7 +263,7 @@ fn event_type(chunk: &[u8]) -> Option<&str> {
         #[serde(rename = "type", borrow)]
         kind: &'a str,
     }
-    serde_json::from_slice::<Typed>(chunk).ok().map(|t| t.kind)
+    serde_json::from_slice::<Typed>(chunk).ok().map(|t| t.kind).filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -209,7 +298,7 @@ mod tests {
         assert_eq!(data(&out), serde_json::from_slice::<Value>(chunk).unwrap());
         let mut t = tr();
         let start = t.event(b"{\"type\":\"message_start\",\n\"message\":{\"model\":\"x\"}}").unwrap();
-        assert_eq!(&start[..], b"event: message_start\ndata: {\"message\":{\"model\":\"claude-sonnet-4-5\"},\"type\":\"message_start\"}\n\n");
+        assert_eq!(&start[..], b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-sonnet-4-5\"}}\n\n");
     }
 
     #[test]
@@ -260,7 +349,39 @@ mod tests {
     #[test]
     fn untyped_chunk_is_an_error() {
         assert!(tr().event(b"{}").is_err());
+        // `event: ` with nothing after it would read as the SSE default type.
+        assert!(tr().event(br#"{"type":""}"#).is_err());
+        assert!(tr().event(br#"{"index":0,"type":""}"#).is_err());
         assert!(tr().event(b"not json").is_err());
+    }
+
+    #[test]
+    fn rewritten_events_and_bodies_keep_numbers_and_order_as_bedrock_wrote_them() {
+        // A Value round trip turned the integer into 1.2345678901234568e29
+        // and moved the last digit of the float.
+        let input = r#"{"x":123456789012345678901234567890,"f":3.3333333333333330e52,"t":"a\u00e9"}"#;
+        let body = format!(
+            r#"{{"id":"msg_bdrk_1","model":"claude-x","content":[{{"type":"tool_use","name":"T","input":{input}}}],"usage":{{"input_tokens":3,"output_tokens":4}},"{METRICS}":{{"inputTokenCount":3}}}}"#
+        );
+        let (out, _) = rewrite_message(body.as_bytes(), "sonnet").unwrap();
+        let want = format!(
+            r#"{{"id":"msg_bdrk_1","model":"sonnet","content":[{{"type":"tool_use","name":"T","input":{input}}}],"usage":{{"input_tokens":3,"output_tokens":4}}}}"#
+        );
+        assert_eq!(std::str::from_utf8(&out).unwrap(), want);
+
+        let start =
+            format!(r#"{{"type":"message_start","message":{{"id":"m","model":"claude-x","content":[{input}]}}}}"#);
+        let out = tr().event(start.as_bytes()).unwrap();
+        let want = format!(
+            r#"{{"type":"message_start","message":{{"id":"m","model":"claude-sonnet-4-5","content":[{input}]}}}}"#
+        );
+        assert_eq!(std::str::from_utf8(&out).unwrap(), format!("event: message_start\ndata: {want}\n\n"));
+    }
+
+    #[test]
+    fn a_duplicated_model_is_replaced_once() {
+        let (out, _) = rewrite_message(br#"{"model":"a","id":"x","model":"b"}"#, "sonnet").unwrap();
+        assert_eq!(&out[..], br#"{"id":"x","model":"sonnet"}"#);
     }
 
     #[test]
