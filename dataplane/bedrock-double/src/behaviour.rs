@@ -304,14 +304,31 @@ pub fn plan_reply(body: &Value, model_anthropic_id: &str, directives: &Directive
 /// `n` characters of the default reply, repeated (`n` ≥ 1).
 pub fn long_text(n: usize) -> String {
     let unit = format!("{DEFAULT_REPLY} ");
-    unit.chars().cycle().take(n.max(1)).collect()
+    let n = n.max(1);
+    // ASCII: characters are bytes, and whole copies are fast.
+    let mut text = unit.repeat(n / unit.len() + 1);
+    text.truncate(n);
+    text
 }
 
 /// Splits `text` into `n` non-empty pieces of near-equal length (fewer when
 /// the text is shorter than `n` characters; at least one piece).
 pub fn split_chunks(text: &str, n: usize) -> Vec<String> {
     // Walks char boundaries rather than collecting chars, so that a long
-    // `reply_chars` text costs no more than its pieces.
+    // `reply_chars` text costs no more than its pieces; ASCII needs no walk.
+    if text.is_ascii() {
+        let n = n.max(1).min(text.len().max(1));
+        let (base, extra) = (text.len() / n, text.len() % n);
+        let mut start = 0;
+        return (0..n)
+            .map(|i| {
+                let end = start + base + usize::from(i < extra);
+                let piece = text[start..end].to_owned();
+                start = end;
+                piece
+            })
+            .collect();
+    }
     let total = text.chars().count();
     let n = n.max(1).min(total.max(1));
     let base = total / n;
@@ -605,5 +622,7 @@ mod tests {
         assert_eq!(split_chunks("ab", 5), ["a", "b"]);
         assert_eq!(split_chunks("ab", 0), ["ab"]);
         assert_eq!(split_chunks(DEFAULT_REPLY, 4).concat(), DEFAULT_REPLY);
+        assert_eq!(split_chunks("äbcdéfg", 3), ["äbc", "dé", "fg"]);
+        assert_eq!(split_chunks("äb", 5), ["ä", "b"]);
     }
 }
