@@ -28,13 +28,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
 
 /// Start-up settings, from the environment.
 pub struct Settings {
     pub addr: SocketAddr,
     pub config_file: Option<PathBuf>,
     pub control: Option<control::ControlSettings>,
+    pub timeouts: http::Timeouts,
 }
 
 impl Settings {
@@ -74,7 +74,8 @@ impl Settings {
         if config_file.is_some() && control.is_some() {
             return Err("set either CCAG_DATAPLANE_CONFIG or CCAG_CONTROLPLANE_URL, not both".into());
         }
-        Ok(Settings { addr, config_file, control })
+        let timeouts = http::Timeouts::from_env()?;
+        Ok(Settings { addr, config_file, control, timeouts })
     }
 }
 
@@ -95,7 +96,7 @@ fn persistent_id(state_dir: &std::path::Path) -> Result<String, String> {
 /// Runs the data plane until `shutdown` resolves.
 pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
     let store = Arc::new(config::ConfigStore::default());
-    let listener = TcpListener::bind(settings.addr).await.map_err(|e| format!("bind {}: {e}", settings.addr))?;
+    let listener = http::bind(settings.addr).map_err(|e| format!("bind {}: {e}", settings.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let limiter = Arc::new(ratelimit::Limiter::new());
     let (sink, rx) = usage::UsageSink::new(limiter.clone());
@@ -124,8 +125,15 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         }
     });
     let bedrock = upstream::Bedrock::from_env().await?;
-    let state =
-        Arc::new(api::AppState { config: store, bedrock, betas: Default::default(), usage: Arc::new(sink), limiter });
+    let state = Arc::new(api::AppState {
+        config: store,
+        bedrock,
+        betas: Default::default(),
+        usage: Arc::new(sink),
+        limiter,
+        timeouts: settings.timeouts,
+        gauges: Default::default(),
+    });
     tracing::info!(addr = %local, region = state.bedrock.region(), "data plane listening");
     // A plain line on stdout lets scripts and tests learn a port chosen by the OS.
     println!("ccag-dataplane listening on http://{local}");

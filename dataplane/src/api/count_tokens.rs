@@ -15,7 +15,7 @@ use crate::translate::{count_tokens_body, parse_messages_request};
 
 pub async fn handle(state: &Arc<AppState>, req: Request<Incoming>, _rid: &str) -> Result<Response<ResBody>, ApiError> {
     let (cfg, _key) = authenticate(state, &req)?;
-    let (_parts, bytes) = read_body(req, cfg.limits.max_body_bytes).await?;
+    let (_parts, bytes) = read_body(state, req, cfg.limits.max_body_bytes).await?;
     let mut request = parse_messages_request(&bytes, false)?;
     tracing::Span::current().record("model", request.model.as_str());
     let resolved = resolve(&request.model, &cfg.mappings, state.geo(&cfg))

@@ -37,7 +37,7 @@ pub async fn handle(state: &Arc<AppState>, req: Request<Incoming>, rid: &str) ->
     meter.record.tpm = subjects.tpm();
 
     let result = async {
-        let (parts, bytes) = read_body(req, cfg.limits.max_body_bytes).await?;
+        let (parts, bytes) = read_body(state, req, cfg.limits.max_body_bytes).await?;
         let mut request = parse_messages_request(&bytes, true)?;
         drop(bytes);
         tracing::Span::current().record("model", request.model.as_str());

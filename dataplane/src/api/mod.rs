@@ -3,13 +3,14 @@
 //! `request-id` every response carries.
 
 mod count_tokens;
+mod gauges;
 pub mod limits;
 mod messages;
 mod models;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -26,8 +27,7 @@ use crate::translate::betas::BetaMemory;
 use crate::upstream::Bedrock;
 use crate::usage::UsageSink;
 
-/// A client must deliver its whole body within this time.
-pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+pub use gauges::Gauges;
 
 pub struct AppState {
     pub config: Arc<ConfigStore>,
@@ -35,6 +35,9 @@ pub struct AppState {
     pub betas: BetaMemory,
     pub usage: Arc<UsageSink>,
     pub limiter: Arc<crate::ratelimit::Limiter>,
+    pub timeouts: crate::http::Timeouts,
+    /// Open connections and requests, shown by `GET /health`.
+    pub gauges: Gauges,
 }
 
 impl AppState {
@@ -58,28 +61,35 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
         key_id = tracing::field::Empty,
         model = tracing::field::Empty,
     );
+    // Counts the request until its response body is dropped (sent, or the
+    // client left), or until this future is dropped.
+    let in_flight = state.gauges.request_started();
     let result = route(&state, req, &rid).instrument(span.clone()).await;
     let mut res = result.unwrap_or_else(|e| {
         span.in_scope(|| tracing::info!(status = e.status().as_u16(), error = %e, "request refused"));
         e.into_response(&rid)
     });
     res.headers_mut().insert("request-id", HeaderValue::from_str(&rid).expect("request ids are ASCII"));
-    Ok(res)
+    Ok(in_flight.hold_until_sent(res))
 }
 
 async fn route(state: &Arc<AppState>, req: Request<Incoming>, rid: &str) -> Result<Response<ResBody>, ApiError> {
     let path = req.uri().path();
     let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
     match (req.method(), path) {
-        (&Method::POST, "/v1/messages") => messages::handle(state, req, rid).await,
-        (&Method::POST, "/v1/messages/count_tokens") => count_tokens::handle(state, req, rid).await,
+        // Boxed: hyper keeps the allocation of a connection's service future for
+        // the connection's whole life, so an unboxed Bedrock call (several KiB
+        // of future state) would stay resident for every open stream and idle
+        // keep-alive connection. Boxed, it is freed when the call completes.
+        (&Method::POST, "/v1/messages") => Box::pin(messages::handle(state, req, rid)).await,
+        (&Method::POST, "/v1/messages/count_tokens") => Box::pin(count_tokens::handle(state, req, rid)).await,
         (&Method::GET, "/v1/models") => models::list(state, &req),
         (&Method::GET, p) if p.starts_with("/v1/models/") => {
             let id = p["/v1/models/".len()..].to_owned();
             models::get(state, &req, &id)
         }
         (&Method::GET | &Method::HEAD, "/api/hello") => Ok(json(StatusCode::OK, "{}")),
-        (&Method::GET, "/health") => Ok(json(StatusCode::OK, r#"{"status":"ok"}"#)),
+        (&Method::GET, "/health") => Ok(json(StatusCode::OK, state.gauges.health_json())),
         (&Method::GET, "/ready") => Ok(match state.config.get() {
             Some(c) => json(StatusCode::OK, format!(r#"{{"status":"ready","config_version":{}}}"#, c.version)),
             None => json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"waiting for configuration"}"#),
@@ -105,7 +115,11 @@ fn authenticate(state: &AppState, req: &Request<Incoming>) -> Result<(Arc<Runtim
 
 /// Reads the whole body, refusing more than `limit` bytes (before reading,
 /// when Content-Length already says so) and slow senders.
-async fn read_body(req: Request<Incoming>, limit: u64) -> Result<(http::request::Parts, Bytes), ApiError> {
+async fn read_body(
+    state: &AppState,
+    req: Request<Incoming>,
+    limit: u64,
+) -> Result<(http::request::Parts, Bytes), ApiError> {
     let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
@@ -116,7 +130,7 @@ async fn read_body(req: Request<Incoming>, limit: u64) -> Result<(http::request:
     }
     let (parts, body) = req.into_parts();
     let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, limited.collect())
+    let collected = tokio::time::timeout(state.timeouts.body_read, limited.collect())
         .await
         .map_err(|_| ApiError::InvalidRequest("timed out reading the request body".into()))?;
     match collected {

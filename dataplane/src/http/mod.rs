@@ -4,4 +4,4 @@ pub mod body;
 pub mod error;
 mod server;
 
-pub use server::serve;
+pub use server::{bind, serve, Timeouts};

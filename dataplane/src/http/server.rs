@@ -1,16 +1,22 @@
 //! The accept loop: HTTP/1.1 and cleartext HTTP/2 on one port, explicit
-//! limits on header size, header count and header read time, and a graceful
-//! drain on shutdown.
+//! limits on header size, header count, header read time and stalled
+//! writes, and a graceful drain on shutdown.
 
 use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::time::Sleep;
 
 use crate::api::{handle, AppState};
 
@@ -18,24 +24,85 @@ use crate::api::{handle, AppState};
 pub const MAX_HEADERS: usize = 128;
 /// At most this many bytes of request line and headers.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// A client must finish sending its headers within this time.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long in-flight requests may finish after a shutdown signal.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The per-connection time limits. Each can be changed through the
+/// environment (docs/dataplane.md); the defaults suit production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A client must send its first bytes, and then finish its request
+    /// head, within this time; an idle keep-alive connection is closed after
+    /// it too. `CCAG_DATAPLANE_HEADER_TIMEOUT_MS`.
+    pub header_read: Duration,
+    /// A client must deliver its whole request body within this time.
+    /// `CCAG_DATAPLANE_BODY_TIMEOUT_MS`.
+    pub body_read: Duration,
+    /// A client that takes no response bytes for this long (it stopped
+    /// reading) is disconnected, which cancels its Bedrock call.
+    /// `CCAG_DATAPLANE_WRITE_TIMEOUT_MS`.
+    pub write_stall: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            header_read: Duration::from_secs(30),
+            body_read: Duration::from_secs(60),
+            write_stall: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Timeouts {
+    /// The defaults, overridden by whichever variables are set.
+    pub fn from_env() -> Result<Self, String> {
+        let d = Timeouts::default();
+        let ms = |name: &str, default: Duration| -> Result<Duration, String> {
+            match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(Duration::from_millis(n)),
+                    _ => Err(format!("{name}={v:?}: a positive number of milliseconds")),
+                },
+            }
+        };
+        Ok(Timeouts {
+            header_read: ms("CCAG_DATAPLANE_HEADER_TIMEOUT_MS", d.header_read)?,
+            body_read: ms("CCAG_DATAPLANE_BODY_TIMEOUT_MS", d.body_read)?,
+            write_stall: ms("CCAG_DATAPLANE_WRITE_TIMEOUT_MS", d.write_stall)?,
+        })
+    }
+}
+
+/// Connections the kernel may hold for `accept` (capped by
+/// `net.core.somaxconn`). tokio's `TcpListener::bind` asks for 128, and a
+/// burst beyond that (clients reconnecting after a restart) has SYNs
+/// dropped and retried a second later.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the client listener with [`LISTEN_BACKLOG`].
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+    let timeouts = state.timeouts;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(timeouts.header_read)
         .max_buf_size(MAX_HEADER_BYTES.max(8192))
         .max_headers(MAX_HEADERS);
     builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEADER_BYTES as u32).max_concurrent_streams(1024);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (stream, peer) = tokio::select! {
+        let (mut stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -49,12 +116,24 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
         };
         // SSE events are small writes that must leave at once.
         let _ = stream.set_nodelay(true);
+        let open = state.gauges.connection_opened();
         let state = state.clone();
-        let svc = service_fn(move |req| handle(state.clone(), req));
-        let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let _open = open;
+            let prefix = match read_prefix(&mut stream, timeouts.header_read).await {
+                Ok(Some(p)) => p,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "connection closed before its first request");
+                    return;
+                }
+            };
+            let io = ConnIo { inner: stream, prefix, stall_limit: timeouts.write_stall, stalled: None };
+            let svc = service_fn(move |req| handle(state.clone(), req));
+            let conn = builder.serve_connection(TokioIo::new(io), svc);
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
@@ -62,5 +141,212 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
     tracing::info!("shutting down: draining in-flight requests");
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
         tracing::warn!("drain timed out; closing remaining connections");
+    }
+}
+
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The first bytes of a connection, enough to tell HTTP/1 from HTTP/2.
+///
+/// hyper-util's auto builder reads them itself with no time limit, so a
+/// client that connects and sends nothing (or part of the HTTP/2 preface)
+/// would hold its connection for ever. They are read here under the header
+/// timeout instead, and replayed to hyper. `None`: closed, or timed out.
+async fn read_prefix(stream: &mut TcpStream, limit: Duration) -> io::Result<Option<Prefix>> {
+    let mut p = Prefix { buf: [0; 24], len: 0, pos: 0 };
+    let read = async {
+        loop {
+            let n = stream.read(&mut p.buf[p.len..]).await?;
+            if n == 0 {
+                return Ok(false);
+            }
+            p.len += n;
+            // Decided once the bytes are the whole preface or differ from it.
+            if p.len == H2_PREFACE.len() || p.buf[..p.len] != H2_PREFACE[..p.len] {
+                return Ok(true);
+            }
+        }
+    };
+    match tokio::time::timeout(limit, read).await {
+        Ok(Ok(true)) => Ok(Some(p)),
+        Ok(Ok(false)) => Ok(None),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "no request within the header timeout")),
+    }
+}
+
+struct Prefix {
+    buf: [u8; 24],
+    len: usize,
+    pos: usize,
+}
+
+/// A client connection as hyper sees it: the prefix bytes replayed first,
+/// and writes that make no progress for `stall_limit` failed.
+///
+/// hyper polls a response body only when the socket takes more bytes, so a
+/// client that stops reading exerts backpressure all the way to Bedrock and
+/// nothing piles up in memory. Without a limit, such a client would also
+/// hold its Bedrock stream open for ever (the stream's own timers run only
+/// while the body is polled).
+struct ConnIo {
+    inner: TcpStream,
+    prefix: Prefix,
+    stall_limit: Duration,
+    /// Running while the socket refuses bytes.
+    stalled: Option<Pin<Box<Sleep>>>,
+}
+
+impl ConnIo {
+    fn on_write(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        match r {
+            Poll::Pending => {
+                let limit = self.stall_limit;
+                let timer = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client took no response bytes within the write timeout",
+                    )));
+                }
+                Poll::Pending
+            }
+            done => {
+                self.stalled = None;
+                done
+            }
+        }
+    }
+}
+
+impl AsyncRead for ConnIo {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let p = &mut this.prefix;
+        if p.pos < p.len {
+            let n = (p.len - p.pos).min(buf.remaining());
+            buf.put_slice(&p.buf[p.pos..p.pos + n]);
+            p.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ConnIo {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.on_write(cx, r)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.on_write(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        (client, server)
+    }
+
+    #[tokio::test]
+    async fn the_listener_holds_a_burst_of_connections_beyond_128() {
+        let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn").ok();
+        if somaxconn.and_then(|v| v.trim().parse::<u32>().ok()).is_some_and(|n| n < 300) {
+            return; // the kernel caps every backlog below this test's burst
+        }
+        let l = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = l.local_addr().unwrap();
+        // Nobody accepts: every connection waits in the kernel's queue.
+        let mut held = Vec::new();
+        for _ in 0..300 {
+            let c = tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(addr)).await;
+            held.push(c.expect("connected without a SYN retry").unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_sends_nothing_times_out() {
+        let (_client, mut server) = pair().await;
+        let e = read_prefix(&mut server, Duration::from_millis(50)).await.err().expect("a timeout");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn part_of_the_http2_preface_is_not_enough() {
+        let (mut client, mut server) = pair().await;
+        client.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+        assert!(read_prefix(&mut server, Duration::from_millis(50)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn http1_is_recognised_from_its_first_byte_and_replayed() {
+        let (mut client, server) = pair().await;
+        client.write_all(b"G").await.unwrap();
+        let mut server = server;
+        let p = read_prefix(&mut server, Duration::from_secs(5)).await.unwrap().expect("a prefix");
+        assert_eq!(&p.buf[..p.len], b"G");
+        client.write_all(b"ET / HTTP/1.1\r\n").await.unwrap();
+        let mut io = ConnIo { inner: server, prefix: p, stall_limit: Duration::from_secs(5), stalled: None };
+        let mut got = vec![0u8; 16];
+        io.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"GET / HTTP/1.1\r\n");
+    }
+
+    #[tokio::test]
+    async fn the_whole_http2_preface_is_replayed() {
+        let (mut client, mut server) = pair().await;
+        client.write_all(H2_PREFACE).await.unwrap();
+        let p = read_prefix(&mut server, Duration::from_secs(5)).await.unwrap().expect("a prefix");
+        assert_eq!(&p.buf[..p.len], H2_PREFACE);
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_gives_no_prefix() {
+        let (client, mut server) = pair().await;
+        drop(client);
+        assert!(read_prefix(&mut server, Duration::from_secs(5)).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_fails_the_write_after_the_limit() {
+        let (_client, server) = pair().await;
+        let p = Prefix { buf: [0; 24], len: 0, pos: 0 };
+        let mut io = ConnIo { inner: server, prefix: p, stall_limit: Duration::from_millis(200), stalled: None };
+        let chunk = vec![0u8; 1 << 20];
+        let started = std::time::Instant::now();
+        let e = loop {
+            if let Err(e) = io.write_all(&chunk).await {
+                break e;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "the write never stalled");
+        };
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
     }
 }
