@@ -92,11 +92,12 @@ pub fn latency_svg(r: &Results) -> String {
     );
     let _ = writeln!(
         s,
-        r##"<text x="{LEFT}" y="44" fill="#444">{} run, {}; double: {} ms to first token, {} ms between events; fixed rates: open loop; saturation: closed loop</text>"##,
+        r##"<text x="{LEFT}" y="44" fill="#444">{} run, {}; double: {} ms to first token, {} ms between events; fixed rates: open loop; saturation: closed loop{}</text>"##,
         esc(p.mode),
         esc(&r.machine.date),
         p.ttft_ms,
-        p.inter_token_ms
+        p.inter_token_ms,
+        if r.disturbed_phases() > 0 { "; DISTURBED by other processes" } else { "" }
     );
     // Legend.
     let mut x = LEFT;

@@ -348,6 +348,37 @@ impl CpuUse {
     }
 }
 
+/// On-CPU time of each thread of a process, in nanoseconds, from
+/// `/proc/PID/task/*/schedstat`: finer than the 10 ms ticks of `stat`, for
+/// phases where the data plane does little.
+pub struct ThreadTimes(std::collections::HashMap<u32, u64>);
+
+impl ThreadTimes {
+    pub fn read(pid: u32) -> Self {
+        let mut times = std::collections::HashMap::new();
+        if let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+            for task in dir.flatten() {
+                let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else { continue };
+                let ns = std::fs::read_to_string(task.path().join("schedstat"))
+                    .ok()
+                    .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()));
+                if let Some(ns) = ns {
+                    times.insert(tid, ns);
+                }
+            }
+        }
+        ThreadTimes(times)
+    }
+
+    /// CPU seconds since `earlier`, over the threads alive now (a thread
+    /// that exited meanwhile takes its last slice with it).
+    pub fn secs_since(&self, earlier: &ThreadTimes) -> f64 {
+        let ns: u64 =
+            self.0.iter().map(|(tid, now)| now.saturating_sub(earlier.0.get(tid).copied().unwrap_or(0))).sum();
+        ns as f64 / 1e9
+    }
+}
+
 /// Busy CPU time of the whole machine (the `cpu` line of `/proc/stat`:
 /// everything but idle and iowait), in seconds.
 fn machine_busy_secs() -> f64 {

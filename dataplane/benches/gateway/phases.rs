@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{Admin, Key};
-use crate::fleet::{CpuMeter, CpuUse, DataPlane};
+use crate::fleet::{CpuMeter, CpuUse, DataPlane, ThreadTimes};
 use crate::load::{contains, new_client, Route, Target};
 use crate::{progress, Error, PROMPT};
 
@@ -60,6 +60,13 @@ pub struct MemoryRun {
     pub cpu_open: CpuUse,
     /// CPU while every stream is held and idle, over `--idle-secs`.
     pub cpu_idle: CpuUse,
+    /// The data plane's share of the two, summed over its threads' schedstat
+    /// (nanosecond resolution).
+    pub dp_open_secs: f64,
+    pub dp_idle_secs: f64,
+    /// The data plane's CPU with no stream open, in CPU seconds per second
+    /// (its background: the watch stream, timers), measured before.
+    pub dp_baseline_load: f64,
     /// `ping` events the clients received during the idle window.
     pub pings_idle: usize,
     pub rss_after: u64,
@@ -80,12 +87,16 @@ pub async fn hold_streams(
     idle_secs: f64,
 ) -> Result<MemoryRun, Error> {
     let fds_before = dp.open_fds();
+    let (threads, wall) = (ThreadTimes::read(dp.pid), Instant::now());
+    tokio::time::sleep(Duration::from_secs_f64(idle_secs.min(3.0))).await;
+    let dp_baseline_load = ThreadTimes::read(dp.pid).secs_since(&threads) / wall.elapsed().as_secs_f64();
     let client = new_client();
     let ready = Arc::new(AtomicUsize::new(0));
     let pings = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(Mutex::new(Vec::<String>::new()));
     let (release, released) = watch::channel(false);
     let text = format!("Hold this stream open. {HOLD_DIRECTIVE}");
+    let threads = ThreadTimes::read(dp.pid);
     let cpu = CpuMeter::start(dp.pid, fleet);
     let started = Instant::now();
     let mut set = JoinSet::new();
@@ -144,6 +155,7 @@ pub async fn hold_streams(
     }
     let open_time = started.elapsed();
     let cpu_open = cpu.stop();
+    let dp_open_secs = ThreadTimes::read(dp.pid).secs_since(&threads);
     if let Some(e) = failed.lock().expect("not poisoned").first() {
         let _ = release.send(true);
         return Err(format!("a held stream failed: {e}"));
@@ -155,9 +167,11 @@ pub async fn hold_streams(
 
     progress(&format!("holding {n} idle streams for {idle_secs} s"));
     let pings_before = pings.load(Ordering::SeqCst);
+    let threads = ThreadTimes::read(dp.pid);
     let cpu = CpuMeter::start(dp.pid, fleet);
     tokio::time::sleep(Duration::from_secs_f64(idle_secs)).await;
     let cpu_idle = cpu.stop();
+    let dp_idle_secs = ThreadTimes::read(dp.pid).secs_since(&threads);
     let pings_idle = pings.load(Ordering::SeqCst) - pings_before;
     if let Some(e) = failed.lock().expect("not poisoned").first() {
         let _ = release.send(true);
@@ -184,6 +198,9 @@ pub async fn hold_streams(
         open_time,
         cpu_open,
         cpu_idle,
+        dp_open_secs,
+        dp_idle_secs,
+        dp_baseline_load,
         pings_idle,
         rss_after: dp.rss_kib()?,
         fds_after: dp.open_fds(),
