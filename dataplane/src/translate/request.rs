@@ -111,7 +111,7 @@ impl MessagesRequest {
 /// thinking budget, and an empty `tools` is refused.
 pub fn count_tokens_body(req: &mut MessagesRequest, caps: &Capabilities) -> Vec<u8> {
     let budget = req.body.get("thinking").and_then(|t| t.get("budget_tokens")).and_then(Value::as_u64).unwrap_or(0);
-    req.body.insert("max_tokens".into(), Value::from(budget + 1));
+    req.body.insert("max_tokens".into(), Value::from(budget.saturating_add(1)));
     if req.body.get("tools").and_then(Value::as_array).is_some_and(Vec::is_empty) {
         req.body.remove("tools");
     }
@@ -449,6 +449,17 @@ mod tests {
         assert_eq!(out["max_tokens"], 2049);
         assert!(out.get("tools").is_none());
         assert_eq!(out["anthropic_version"], "bedrock-2023-05-31");
+    }
+
+    #[test]
+    fn count_tokens_body_survives_the_largest_budget() {
+        let mut r = parse_messages_request(
+            br#"{"model":"m","messages":[],"thinking":{"type":"enabled","budget_tokens":18446744073709551615}}"#,
+            false,
+        )
+        .unwrap();
+        let out: Value = serde_json::from_slice(&count_tokens_body(&mut r, &SONNET45)).unwrap();
+        assert_eq!(out["max_tokens"], u64::MAX);
     }
 
     #[test]
