@@ -9,9 +9,12 @@ async fn main() -> std::process::ExitCode {
     // Log lines (one per request, with the usage record) are written by a
     // dedicated thread, so a slow reader of stderr never stalls the request
     // workers. Not lossy: under a flood the buffer fills and writers wait,
-    // rather than usage lines vanishing.
-    let (writer, _flush_on_exit) =
-        tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
+    // rather than usage lines vanishing. 16k lines is seconds of logging at
+    // thousands of requests per second; the default (128k) costs 4 MiB.
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(16 * 1024)
+        .finish(std::io::stderr());
     let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     if json {
         fmt.json().flatten_event(true).with_current_span(true).init();
