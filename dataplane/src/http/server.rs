@@ -98,7 +98,17 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
         .header_read_timeout(timeouts.header_read)
         .max_buf_size(MAX_HEADER_BYTES.max(8192))
         .max_headers(MAX_HEADERS);
-    builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEADER_BYTES as u32).max_concurrent_streams(1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_concurrent_streams(1024)
+        // HTTP/2 has no header timeout: a client that sent the preface and
+        // then nothing (not even its SETTINGS) would be held for ever. A
+        // connection silent for the header timeout is pinged, and closed
+        // when the ping is not answered within it.
+        .keep_alive_interval(timeouts.header_read)
+        .keep_alive_timeout(timeouts.header_read);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
