@@ -46,8 +46,12 @@ def make_certs(d: Path):
 
 
 class Fleet:
-    def __init__(self, double_url, tmp: Path, tls=False):
+    def __init__(self, double_url, tmp: Path, tls=False, cp_env=None, dp_env=None):
+        """`cp_env` / `dp_env`: extra environment for the control plane (e.g.
+        DATABASE_URL) and the data planes."""
         self.double_url = double_url
+        self.cp_env = dict(cp_env or {})
+        self.dp_env = dict(dp_env or {})
         self.tmp = tmp
         self.token = "ccag_dp_test_" + secrets.token_hex(16)
         self.grpc_port = free_port()
@@ -72,12 +76,22 @@ class Fleet:
         }
         if self.tls:
             env.update({"CCAG_TLS_CERT": str(self.tmp / "server.pem"), "CCAG_TLS_KEY": str(self.tmp / "server.key")})
+        env.update(self.cp_env)
         self.cp, _ = start_process_env(TARGET_DIR / "debug" / "ccag-controlplane", env, "grpc listening on ")
         return self
 
     def stop_cp(self):
         if self.cp:
             stop_process(self.cp)
+            self.cp = None
+
+    def kill_cp(self):
+        """SIGKILL: no graceful shutdown, streams and calls cut mid-way."""
+        if self.cp:
+            self.cp.kill()
+            self.cp.wait(timeout=10)
+            if self.cp.stdout:
+                self.cp.stdout.close()
             self.cp = None
 
     # -- data planes
@@ -100,6 +114,7 @@ class Fleet:
         }
         if self.tls:
             env["CCAG_CONTROLPLANE_CA"] = str(self.tmp / "ca.pem")
+        env.update(self.dp_env)
         proc, url = start_process_env(TARGET_DIR / "debug" / "ccag-dataplane", env, "listening on ")
         self.dps[name] = (proc, url)
         return url
@@ -110,6 +125,9 @@ class Fleet:
 
     def url(self, name):
         return self.dps[name][1]
+
+    def pid(self, name):
+        return self.dps[name][0].pid
 
     def stop_all(self):
         for name in list(self.dps):
@@ -140,6 +158,13 @@ class Fleet:
 
     def ccag_json(self, *args):
         return json.loads(self.ccag("--json", *args).stdout)
+
+    def usage_by_key(self):
+        """The spend log's request count per key id."""
+        rows = self.ccag_json("usage", "--group-by", "key")
+        if isinstance(rows, dict):
+            rows = rows.get("rows", [])
+        return {r["group"]: int(r["requests"]) for r in rows}
 
 
 def start_process_env(path, env, marker, timeout=30.0):

@@ -97,7 +97,9 @@ def double_post(double_url, path):
         return r.read()
 
 
-def start_gateway(tmp_path_factory, double_url, snap, key):
+def start_gateway(tmp_path_factory, double_url, snap, key, extra_env=None):
+    """Starts ccag-dataplane on a snapshot file; `extra_env` adds variables
+    such as CCAG_DATAPLANE_HEADER_TIMEOUT_MS."""
     d = tmp_path_factory.mktemp("gateway")
     config = d / "snapshot.json"
     config.write_text(json.dumps(snap))
@@ -119,6 +121,7 @@ def start_gateway(tmp_path_factory, double_url, snap, key):
     )
     env.pop("AWS_PROFILE", None)
     env.pop("AWS_SESSION_TOKEN", None)
+    env.update(extra_env or {})
     logf = open(log, "w")
     proc = subprocess.Popen(
         [str(binary("ccag-dataplane"))], env=env, stdout=subprocess.PIPE, stderr=logf, text=True
@@ -146,3 +149,22 @@ def wait_for(cond, timeout=5.0, every=0.05):
             return v
         time.sleep(every)
     return cond()
+
+
+def proc_stats(pid):
+    """Resident memory (KiB), open file descriptors and threads of a process,
+    from /proc (Linux)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {
+        "rss_kib": int(fields["VmRSS"].split()[0]),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+        "threads": int(fields["Threads"]),
+    }
+
+
+def health(url):
+    """The data plane's `GET /health`: its open connections, requests in
+    flight and alive tasks."""
+    with urllib.request.urlopen(url + "/health", timeout=10) as r:
+        return json.loads(r.read())
