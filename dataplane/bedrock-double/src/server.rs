@@ -69,6 +69,11 @@ pub struct StatsSnapshot {
     pub validation_failures: u64,
     /// CountTokens requests that passed auth.
     pub count_tokens: u64,
+    /// Client connections open now, this request's own included (a gauge:
+    /// `/_double/reset` leaves it alone). What a client keeps in its pool
+    /// shows here.
+    #[serde(default)]
+    pub connections_open: u64,
 }
 
 #[derive(Default)]
@@ -83,6 +88,7 @@ struct Stats {
     auth_failures: AtomicU64,
     validation_failures: AtomicU64,
     count_tokens: AtomicU64,
+    connections_open: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -103,6 +109,7 @@ impl Stats {
             auth_failures: g(&self.auth_failures),
             validation_failures: g(&self.validation_failures),
             count_tokens: g(&self.count_tokens),
+            connections_open: g(&self.connections_open),
         }
     }
 
@@ -239,7 +246,9 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: w
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let mut conn_shutdown = shutdown.clone();
+        bump(&shared.stats.connections_open);
         tokio::spawn(async move {
+            let _open = OpenConnection(shared.clone());
             let svc = service_fn(move |req| {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(handle(shared, req).await) }
@@ -250,6 +259,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: w
                 _ = conn_shutdown.changed() => {}
             }
         });
+    }
+}
+
+/// Counts a connection in `connections_open` until dropped.
+struct OpenConnection(Arc<Shared>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -382,6 +382,31 @@ async fn observability_endpoints_and_reset() {
     assert_eq!(log[0]["headers"]["content-type"], "application/json");
     let r = send(d.addr(), "POST", "/_double/reset", b"", None).await;
     assert_eq!(r.status, 200);
-    assert_eq!(d.stats(), StatsSnapshot::default());
+    // A gauge, not a counter: reset leaves it alone.
+    assert_eq!(StatsSnapshot { connections_open: 0, ..d.stats() }, StatsSnapshot::default());
     assert!(d.requests().is_empty());
+}
+
+#[tokio::test]
+async fn open_connections_are_a_gauge() {
+    let d = double().await;
+    let wait_for = |n: u64| {
+        let d = &d;
+        async move {
+            for _ in 0..200 {
+                if d.stats().connections_open == n {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        }
+    };
+    let a = TcpStream::connect(d.addr()).await.unwrap();
+    let b = TcpStream::connect(d.addr()).await.unwrap();
+    assert!(wait_for(2).await);
+    drop(a);
+    assert!(wait_for(1).await);
+    drop(b);
+    assert!(wait_for(0).await);
 }
