@@ -463,6 +463,23 @@ mod tests {
     }
 
     #[test]
+    fn numbers_in_the_body_reach_bedrock_as_the_client_wrote_them() {
+        let numbers =
+            ["888888888888888888888888888888888888888888888888888888888888888888888888820000", "3.3333333333333330e52"];
+        let body = format!(
+            r#"{{"model":"m","max_tokens":1,"messages":[{{"role":"assistant","content":[{{"type":"tool_use","id":"t","name":"T","input":{{"a":{},"b":{}}}}}]}}]}}"#,
+            numbers[0], numbers[1]
+        );
+        let mut r = parse_messages_request(body.as_bytes(), true).unwrap();
+        r.adapt(&SONNET45, &[]);
+        let out: Value = serde_json::from_slice(&r.bedrock_body(&[])).unwrap();
+        let input = &out["messages"][0]["content"][0]["input"];
+        // Rust's own parser rounds correctly.
+        assert_eq!(input["a"].as_f64(), Some(numbers[0].parse::<f64>().unwrap()));
+        assert_eq!(input["b"].as_f64(), Some(numbers[1].parse::<f64>().unwrap()));
+    }
+
+    #[test]
     fn system_messages_are_detected() {
         let r = parse(json!({"model":"m","max_tokens":1,"messages":[{"role":"system","content":"x"}]}));
         assert!(r.has_system_messages);
