@@ -92,13 +92,19 @@ pub fn latency_svg(r: &Results) -> String {
     );
     let _ = writeln!(
         s,
-        r##"<text x="{LEFT}" y="44" fill="#444">{} run, {}; double: {} ms to first token, {} ms between events; fixed rates: open loop; saturation: closed loop{}</text>"##,
+        r##"<text x="{LEFT}" y="44" fill="#444">{} run, {}; double: {} ms to first token, {} ms between events; fixed rates: open loop; saturation: closed loop</text>"##,
         esc(p.mode),
         esc(&r.machine.date),
         p.ttft_ms,
         p.inter_token_ms,
-        if r.disturbed_phases() > 0 { "; DISTURBED by other processes" } else { "" }
     );
+    if r.disturbed_phases() > 0 {
+        let _ = writeln!(
+            s,
+            r##"<text x="{}" y="24" font-size="14" font-weight="bold" text-anchor="end" fill="#c00000">disturbed run</text>"##,
+            WIDTH - RIGHT
+        );
+    }
     // Legend.
     let mut x = LEFT;
     for (name, colours) in [("direct", DIRECT), ("via data plane", GATEWAY)] {
