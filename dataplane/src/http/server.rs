@@ -140,7 +140,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
                     return;
                 }
             };
-            let io = ConnIo { inner: stream, prefix, stall_limit: timeouts.write_stall, stalled: None };
+            let io = ConnIo { inner: Some(stream), prefix, stall_limit: timeouts.write_stall, stalled: None };
             let svc = service_fn(move |req| handle(state.clone(), req));
             let conn = builder.serve_connection(TokioIo::new(io), svc);
             if let Err(e) = watcher.watch(conn).await {
@@ -200,7 +200,8 @@ struct Prefix {
 /// hold its Bedrock stream open for ever (the stream's own timers run only
 /// while the body is polled).
 struct ConnIo {
-    inner: TcpStream,
+    /// Taken by `Drop`, for the lingering close.
+    inner: Option<TcpStream>,
     prefix: Prefix,
     stall_limit: Duration,
     /// Running while the socket refuses bytes.
@@ -208,6 +209,10 @@ struct ConnIo {
 }
 
 impl ConnIo {
+    fn io(&mut self) -> Pin<&mut TcpStream> {
+        Pin::new(self.inner.as_mut().expect("the stream is only taken on drop"))
+    }
+
     fn on_write(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
         match r {
             Poll::Pending => {
@@ -239,14 +244,14 @@ impl AsyncRead for ConnIo {
             p.pos += n;
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        this.io().poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for ConnIo {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        let r = this.io().poll_write(cx, buf);
         this.on_write(cx, r)
     }
 
@@ -256,20 +261,59 @@ impl AsyncWrite for ConnIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        let r = this.io().poll_write_vectored(cx, bufs);
         this.on_write(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(|s| s.is_write_vectored())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        self.get_mut().io().poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        self.get_mut().io().poll_shutdown(cx)
+    }
+}
+
+/// At most this long, a closed connection's late request bytes are read
+/// and discarded; and at most this long between two of them.
+const LINGER: Duration = Duration::from_secs(5);
+const LINGER_IDLE: Duration = Duration::from_secs(1);
+
+impl Drop for ConnIo {
+    /// A lingering close (RFC 9112, 9.6). Closing a socket with request bytes
+    /// still unread, or still arriving (a body refused with 413 from its
+    /// Content-Length, a request behind one that failed), makes the kernel
+    /// answer with a reset, and the client often loses the response it was
+    /// sent, seeing a broken pipe instead. So the write side is shut, and
+    /// what the client still sends is drained until it closes, or for a few
+    /// seconds at most.
+    fn drop(&mut self) {
+        let Some(stream) = self.inner.take() else { return };
+        let mut probe = [0u8; 1];
+        if matches!(stream.try_read(&mut probe), Ok(0)) {
+            return; // the client closed first: nothing can be lost
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(linger(stream));
+        }
+    }
+}
+
+async fn linger(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let _ = stream.shutdown().await;
+    let deadline = tokio::time::Instant::now() + LINGER;
+    let mut sink = [0u8; 16 * 1024];
+    loop {
+        let wait = deadline.min(tokio::time::Instant::now() + LINGER_IDLE);
+        match tokio::time::timeout_at(wait, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return,
+        }
     }
 }
 
@@ -323,7 +367,7 @@ mod tests {
         let p = read_prefix(&mut server, Duration::from_secs(5)).await.unwrap().expect("a prefix");
         assert_eq!(&p.buf[..p.len], b"G");
         client.write_all(b"ET / HTTP/1.1\r\n").await.unwrap();
-        let mut io = ConnIo { inner: server, prefix: p, stall_limit: Duration::from_secs(5), stalled: None };
+        let mut io = ConnIo { inner: Some(server), prefix: p, stall_limit: Duration::from_secs(5), stalled: None };
         let mut got = vec![0u8; 16];
         io.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"GET / HTTP/1.1\r\n");
@@ -345,10 +389,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_response_survives_request_bytes_left_unread() {
+        let (client, server) = pair().await;
+        let p = Prefix { buf: [0; 24], len: 0, pos: 0 };
+        let mut io = ConnIo { inner: Some(server), prefix: p, stall_limit: Duration::from_secs(5), stalled: None };
+        io.write_all(b"HTTP/1.1 413 Payload Too Large\r\n\r\n").await.unwrap();
+        drop(io); // closed with nothing read
+        let (mut r, mut w) = client.into_split();
+        // Without a lingering close, these bytes meet a reset.
+        w.write_all(&vec![b'x'; 8 << 20]).await.expect("the upload ends without a reset");
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.expect("the response is still there");
+        assert_eq!(got, b"HTTP/1.1 413 Payload Too Large\r\n\r\n");
+    }
+
+    #[tokio::test]
     async fn a_client_that_stops_reading_fails_the_write_after_the_limit() {
         let (_client, server) = pair().await;
         let p = Prefix { buf: [0; 24], len: 0, pos: 0 };
-        let mut io = ConnIo { inner: server, prefix: p, stall_limit: Duration::from_millis(200), stalled: None };
+        let mut io = ConnIo { inner: Some(server), prefix: p, stall_limit: Duration::from_millis(200), stalled: None };
         let chunk = vec![0u8; 1 << 20];
         let started = std::time::Instant::now();
         let e = loop {

@@ -782,6 +782,15 @@ MALFORMED = [
     ),
     ("content-length-beyond-the-body-limit", _post(b"Content-Length: 99999999999\r\n"), {413}, False),
     (
+        # Refused from its Content-Length while still arriving: a lingering
+        # close lets the client finish sending and read its 413, where a
+        # plain close would reset the connection under it.
+        "body-beyond-the-body-limit-sent-in-full",
+        _post(b"Content-Length: 3000000\r\n", b"x" * 3_000_000),
+        {413},
+        False,
+    ),
+    (
         # RFC 9112 6.3: Transfer-Encoding wins, and the connection must be
         # closed after the response; the request smuggled behind is not served.
         "content-length-with-transfer-encoding",
