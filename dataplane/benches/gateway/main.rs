@@ -2,8 +2,8 @@
 //! control plane and a fleet of data planes as deployed.
 //!
 //! ```text
-//! cargo bench -p ccag-dataplane --bench gateway             # full run, ~5 minutes
-//! cargo bench -p ccag-dataplane --bench gateway -- --quick  # ~2 s per phase, ~1.5 minutes
+//! cargo bench -p ccag-dataplane --bench gateway             # full run, ~4 minutes
+//! cargo bench -p ccag-dataplane --bench gateway -- --quick  # ~2 s per phase, ~1 minute
 //! cargo bench -p ccag-dataplane --bench gateway -- --help   # every option
 //! ```
 //!
@@ -197,7 +197,7 @@ impl Params {
 }
 
 const USAGE: &str = "usage: cargo bench -p ccag-dataplane --bench gateway [-- OPTIONS]
-  --quick                 ~2 s per phase, 200 held streams, 10 repeats (~1.5 minutes)
+  --quick                 ~2 s per phase, 200 held streams, 10 repeats (~1 minute)
   --rates N[,N…]          open-loop request rates, req/s, one phase each (default 200,1000)
   --secs S                seconds of each open-loop phase (default 10)
   --workers N[,N…]        closed-loop concurrency, one phase each (default 32,128)
