@@ -151,7 +151,8 @@ impl Results {
     /// its background without streams.
     fn idle_pct_per_1000(&self) -> f64 {
         let m = &self.memory;
-        (m.dp_idle_secs / m.cpu_idle.wall_secs - m.dp_baseline_load) * 100.0 * 1000.0 / m.streams as f64
+        // Over a short window the two readings are noise around zero.
+        ((m.dp_idle_secs / m.cpu_idle.wall_secs - m.dp_baseline_load) * 100.0 * 1000.0 / m.streams as f64).max(0.0)
     }
 
     pub fn markdown(&self) -> String {
