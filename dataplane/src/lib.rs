@@ -28,7 +28,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-
 /// Start-up settings, from the environment.
 pub struct Settings {
     pub addr: SocketAddr,
