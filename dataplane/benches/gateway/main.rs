@@ -235,11 +235,8 @@ fn main() -> std::process::ExitCode {
     };
     // Two workers whatever TOKIO_WORKER_THREADS says: that variable is for
     // the data planes the bench starts, which inherit the environment.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
     let outcome = rt.block_on(async {
         tokio::select! {
             r = run(params) => r,
