@@ -606,9 +606,11 @@ impl Results {
              `dataplane/src/report/reporter.rs`): records wait for that fixed flush interval."
         } else {
             "No fixed flush interval sets this lag: the data plane appends each record to its spool and wakes \
-             the reporter at once; the reporter's 500 ms linger (`LINGER` in `dataplane/src/report/reporter.rs`) \
-             only bounds the wait when no wake-up comes. What remains is the spool write and read, one \
-             ReportUsage call and the control plane's insert."
+             the reporter at once. Two bounds apply: the reporter sends at most one partial batch per 100 ms \
+             (`MIN_GAP` in `dataplane/src/report/reporter.rs`), so a record that ends less than 100 ms after \
+             the previous report waits for the rest of that gap; the 500 ms linger (`LINGER`) only bounds the \
+             wait when no wake-up comes. What remains is the spool write and read, one ReportUsage call and \
+             the control plane's insert."
         };
         let _ = writeln!(
             out,
