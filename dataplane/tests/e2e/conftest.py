@@ -93,37 +93,47 @@ def stop_process(proc):
         proc.stdout.close()
 
 
-@pytest.fixture
-def double_url(bins, request):
-    """A fresh Bedrock double on an ephemeral port; yields http://IP:PORT."""
+def run_double(bins, extra_env=None):
+    """A Bedrock double of the caller's own on an ephemeral port, for a
+    fixture to yield from: yields http://IP:PORT, stops it afterwards."""
     env = {
         "DOUBLE_ADDR": "127.0.0.1:0",
         "DOUBLE_ACCESS_KEY_ID": DOUBLE_ACCESS_KEY_ID,
         "DOUBLE_SECRET_ACCESS_KEY": DOUBLE_SECRET_ACCESS_KEY,
-        "DOUBLE_TTFT_MS": "0",
-        "DOUBLE_INTER_TOKEN_MS": "0",
-        "DOUBLE_CHUNKS": "3",
     }
-    marker = request.node.get_closest_marker("double_env")
-    if marker is not None:
-        env.update({k: str(v) for k, v in marker.kwargs.items()})
+    env.update(extra_env or {})
     proc, url = start_process(bins["double"], env)
     try:
         yield url
     finally:
         stop_process(proc)
+
+
+@pytest.fixture
+def double_url(bins, request):
+    """A fresh Bedrock double on an ephemeral port; yields http://IP:PORT."""
+    env = {"DOUBLE_TTFT_MS": "0", "DOUBLE_INTER_TOKEN_MS": "0", "DOUBLE_CHUNKS": "3"}
+    marker = request.node.get_closest_marker("double_env")
+    if marker is not None:
+        env.update({k: str(v) for k, v in marker.kwargs.items()})
+    yield from run_double(bins, env)
 
 
 @pytest.fixture(scope="session")
 def shared_double_url(bins):
     """One Bedrock double for the whole session, behind the shared gateway."""
-    env = {
-        "DOUBLE_ADDR": "127.0.0.1:0",
-        "DOUBLE_ACCESS_KEY_ID": DOUBLE_ACCESS_KEY_ID,
-        "DOUBLE_SECRET_ACCESS_KEY": DOUBLE_SECRET_ACCESS_KEY,
-    }
-    proc, url = start_process(bins["double"], env)
-    try:
-        yield url
-    finally:
-        stop_process(proc)
+    yield from run_double(bins)
+
+
+@pytest.fixture
+def fleet(bins, shared_double_url, tmp_path):
+    """A control plane on SQLite with two data planes, "a" and "b", logged in."""
+    from fleet import Fleet
+
+    f = Fleet(shared_double_url, tmp_path)
+    f.start_cp()
+    f.login()
+    f.start_dp("a")
+    f.start_dp("b")
+    yield f
+    f.stop_all()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from fleet import wait_until
+
 ROOT = Path(__file__).resolve().parents[3]
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 DOUBLE_KEY_ID = "AKIDCCAGDOUBLE"
@@ -142,13 +144,7 @@ def gateway(bins, shared_double_url, tmp_path_factory):
 
 
 def wait_for(cond, timeout=5.0, every=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(every)
-    return cond()
+    return wait_until(cond, timeout, every)
 
 
 def proc_stats(pid):

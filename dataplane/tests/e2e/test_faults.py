@@ -29,7 +29,7 @@ import urllib.parse
 import anthropic
 import pytest
 
-from conftest import DOUBLE_ACCESS_KEY_ID, DOUBLE_SECRET_ACCESS_KEY, start_process, stop_process
+from conftest import run_double
 from fleet import Fleet, wait_until
 from harness import double_get, health, make_key, proc_stats, snapshot, start_gateway
 
@@ -62,16 +62,7 @@ TIMEOUT_ENV = {
 def fault_double(bins):
     """A Bedrock double of this module's own, so that its stream counters
     move only with these tests."""
-    proc, url = start_process(
-        bins["double"],
-        {
-            "DOUBLE_ADDR": "127.0.0.1:0",
-            "DOUBLE_ACCESS_KEY_ID": DOUBLE_ACCESS_KEY_ID,
-            "DOUBLE_SECRET_ACCESS_KEY": DOUBLE_SECRET_ACCESS_KEY,
-        },
-    )
-    yield url
-    stop_process(proc)
+    yield from run_double(bins)
 
 
 class DataPlane:
@@ -267,24 +258,13 @@ class Traffic:
             t.join(timeout=30)
 
 
-@pytest.fixture
-def sqlite_fleet(bins, shared_double_url, tmp_path):
-    f = Fleet(shared_double_url, tmp_path)
-    f.start_cp()
-    f.login()
-    f.start_dp("a")
-    f.start_dp("b")
-    yield f
-    f.stop_all()
-
-
-def test_control_plane_killed_under_load_keeps_traffic_flowing_and_usage_arrives_exactly_once(sqlite_fleet):
+def test_control_plane_killed_under_load_keeps_traffic_flowing_and_usage_arrives_exactly_once(fleet):
     """Expected: while the control plane is SIGKILLed and restarted under
     steady traffic, every request on both data planes is answered 200 from
     their snapshot; afterwards both resync on their own (acknowledged
     version current, a new key works on both), and the spend log holds
     exactly one record per request sent."""
-    fleet = sqlite_fleet
+    fleet = fleet
     created = fleet.ccag_json("keys", "create", "--name", "load")
     key, key_id = created["key"], created["id"]
     sent = Sent()

@@ -12,17 +12,6 @@ from fleet import Fleet, wait_until
 HELLO = [{"role": "user", "content": "Say hello."}]
 
 
-@pytest.fixture
-def fleet(bins, shared_double_url, tmp_path):
-    f = Fleet(shared_double_url, tmp_path)
-    f.start_cp()
-    f.login()
-    f.start_dp("a")
-    f.start_dp("b")
-    yield f
-    f.stop_all()
-
-
 def client(url, key):
     return anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, timeout=20)
 

@@ -22,7 +22,7 @@ from collections import Counter
 import anthropic
 import pytest
 
-from conftest import DOUBLE_ACCESS_KEY_ID, DOUBLE_SECRET_ACCESS_KEY, start_process, stop_process
+from conftest import run_double
 from fleet import Fleet, wait_until
 from harness import double_get, health, proc_stats
 
@@ -243,16 +243,7 @@ def sampler(fleet, samples, stop):
 def soak_double(bins):
     """The soak's own double: its open-connection gauge counts the data
     planes' upstream pools and nothing else."""
-    proc, url = start_process(
-        bins["double"],
-        {
-            "DOUBLE_ADDR": "127.0.0.1:0",
-            "DOUBLE_ACCESS_KEY_ID": DOUBLE_ACCESS_KEY_ID,
-            "DOUBLE_SECRET_ACCESS_KEY": DOUBLE_SECRET_ACCESS_KEY,
-        },
-    )
-    yield url
-    stop_process(proc)
+    yield from run_double(bins)
 
 
 @pytest.fixture
