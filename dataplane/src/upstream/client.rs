@@ -68,6 +68,9 @@ pub struct Runtime {
     host: HeaderValue,
     region: String,
     auth: Auth,
+    /// Built once: the default carries an allocated list of excluded headers,
+    /// which this client never needs (it sets only the headers it signs).
+    signing: SigningSettings,
 }
 
 impl Runtime {
@@ -90,6 +93,11 @@ impl Runtime {
             host: HeaderValue::from_str(&host).map_err(|e| e.to_string())?,
             region,
             auth,
+            signing: {
+                let mut settings = SigningSettings::default();
+                settings.excluded_headers = None;
+                settings
+            },
         })
     }
 
@@ -134,15 +142,12 @@ impl Runtime {
                 let headers = req.headers().iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
                 let signable = SignableRequest::new("POST", uri.as_str(), headers, SignableBody::Bytes(&body))
                     .map_err(|e| UpstreamError::Protocol(format!("signing: {e}")))?;
-                let mut settings = SigningSettings::default();
-                // Only headers this client sets are present; nothing to exclude.
-                settings.excluded_headers = None;
                 let params = v4::SigningParams::builder()
                     .identity(&identity)
                     .region(&self.region)
                     .name(SIGNING_NAME)
                     .time(SystemTime::now())
-                    .settings(settings)
+                    .settings(self.signing.clone())
                     .build()
                     .map_err(|e| UpstreamError::Protocol(format!("signing: {e}")))?
                     .into();
