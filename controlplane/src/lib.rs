@@ -3,11 +3,16 @@
 //! `ccag` CLI and automation use.
 //!
 //! `store` is the database and its entities, `auth` decides who is calling,
-//! `api` holds one module per gRPC service, `server` runs the listeners.
+//! `api` holds one module per gRPC service, `fleet` distributes the
+//! configuration to the data planes and takes their usage, `lease` runs
+//! singleton work on one replica at a time, `gateway_settings` is the typed
+//! settings registry, and `server` runs the listeners.
 
 pub mod api;
 pub mod auth;
 pub mod fleet;
+pub mod gateway_settings;
+pub mod lease;
 mod server;
 pub mod store;
 
@@ -30,6 +35,9 @@ pub struct Settings {
     pub dataplane_token: Option<String>,
     /// Serve gRPC over TLS (`CCAG_TLS_CERT`, `CCAG_TLS_KEY`: PEM files).
     pub tls: Option<Tls>,
+    /// This replica's name in the fleet registry and leases
+    /// (`CCAG_REPLICA_ID`; random when unset).
+    pub replica_id: String,
 }
 
 pub struct Tls {
@@ -57,6 +65,8 @@ impl Settings {
             admin_password: var("ADMIN_PASSWORD"),
             session_ttl: ttl,
             dataplane_token: var("CCAG_DATAPLANE_TOKEN"),
+            replica_id: var("CCAG_REPLICA_ID")
+                .unwrap_or_else(|| format!("cp-{}", store::ids::random_base62(8).to_lowercase())),
             tls: match (var("CCAG_TLS_CERT"), var("CCAG_TLS_KEY")) {
                 (None, None) => None,
                 (Some(c), Some(k)) => Some(Tls {
@@ -80,12 +90,26 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         Some(t) => t,
         None => auth::dataplane_token(&store.db, &settings.data_dir).await.map_err(|e| e.to_string())?,
     };
-    let publisher =
-        fleet::Publisher::start(store.db.clone()).await.map_err(|e| format!("building the first snapshot: {e}"))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let publisher = fleet::Publisher::start(store.db.clone(), store.backend, stop_rx.clone())
+        .await
+        .map_err(|e| format!("loading the configuration: {e}"))?;
+    let registry = fleet::Registry::start(store.db.clone(), settings.replica_id.clone(), stop_rx.clone());
+    let shares = fleet::shares::spawn(store.db.clone(), registry.clone(), publisher.clone(), stop_rx.clone());
+    let housekeeping = lease::spawn_singleton(
+        store.db.clone(),
+        "housekeeping",
+        settings.replica_id.clone(),
+        std::time::Duration::from_secs(60),
+        stop_rx.clone(),
+        housekeeping,
+    );
+    tracing::info!(replica = %settings.replica_id, "control-plane replica");
     let fleet_api = fleet::DataPlaneApi {
         db: store.db.clone(),
         publisher: publisher.clone(),
+        registry: registry.clone(),
+        shares,
         token: dataplane_token,
         stop: stop_rx.clone(),
     };
@@ -95,6 +119,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         auth,
         started_at: chrono::Utc::now(),
         publisher,
+        registry,
         login_throttle: Default::default(),
     });
 
@@ -122,5 +147,20 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         }
     };
     let _ = http_task.await;
+    let _ = housekeeping.await;
     result.map_err(|e| e.to_string())?
+}
+
+/// Singleton work: the database keeps only what is still of use.
+async fn housekeeping(db: sea_orm::DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+    /// Deltas reach back this many revisions; a data plane further behind
+    /// is sent the full state.
+    const KEEP_REVISIONS: u64 = 100_000;
+    let dead = fleet::registry::prune(&db).await?;
+    let log = fleet::revision::prune(&db, KEEP_REVISIONS).await?;
+    let names = auth::LoginThrottle::prune(&db, chrono::Utc::now()).await?;
+    if dead + log + names > 0 {
+        tracing::info!(dataplanes = dead, change_log = log, login_failures = names, "housekeeping pruned");
+    }
+    Ok(())
 }

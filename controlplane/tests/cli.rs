@@ -140,6 +140,7 @@ on_both_backends!(
     models_crud,
     endpoints_crud,
     settings_crud,
+    settings_refuse_unknown_keys_and_bad_values,
     keys_revoke_sets_revoked,
     members_only_reach_their_own_keys,
     garbage_token_is_exit_4,
@@ -488,20 +489,32 @@ fn endpoints_crud(env: Env) {
 fn settings_crud(env: Env) {
     let srv = env.start();
     let cfg = srv.admin(&env);
-    let st = srv.ccag(&cfg, &["settings", "set", "test.greeting", "hello", "--json"]).json();
-    assert_eq!(st["key"], "test.greeting");
-    assert_eq!(st["value"], "hello");
-    assert_eq!(srv.ccag(&cfg, &["settings", "get", "test.greeting", "--json"]).json()["value"], "hello");
+    let k = "dataplane.ping_interval_ms";
+    let st = srv.ccag(&cfg, &["settings", "set", k, "2500", "--json"]).json();
+    assert_eq!(st["key"], k);
+    assert_eq!(st["value"], "2500");
+    assert_eq!(srv.ccag(&cfg, &["settings", "get", k, "--json"]).json()["value"], "2500");
     let list = srv.ccag(&cfg, &["settings", "list", "--json"]).json();
-    assert!(has(&list, "key", "test.greeting"), "{list}");
+    assert!(has(&list, "key", k), "{list}");
     srv.ccag(&cfg, &["settings", "list"]).ok();
 
-    let st = srv.ccag(&cfg, &["settings", "set", "test.greeting", "bye", "--json"]).json();
-    assert_eq!(st["value"], "bye");
-    assert_eq!(srv.ccag(&cfg, &["settings", "get", "test.greeting", "--json"]).json()["value"], "bye");
+    let st = srv.ccag(&cfg, &["settings", "set", k, " 3000 ", "--json"]).json();
+    assert_eq!(st["value"], "3000", "stored in canonical form");
 
-    srv.ccag(&cfg, &["settings", "delete", "test.greeting"]).ok();
-    srv.ccag(&cfg, &["settings", "get", "test.greeting"]).fails(6);
+    srv.ccag(&cfg, &["settings", "delete", k]).ok();
+    srv.ccag(&cfg, &["settings", "get", k]).fails(6);
+}
+
+fn settings_refuse_unknown_keys_and_bad_values(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let typo = srv.ccag(&cfg, &["settings", "set", "dataplane.max_body_byte", "1000000"]);
+    typo.fails(8);
+    assert!(typo.stderr.contains("not a setting") && typo.stderr.contains("dataplane.max_body_bytes"), "{typo:?}");
+    let bad = srv.ccag(&cfg, &["settings", "set", "dataplane.max_body_bytes", "tenmegabytes"]);
+    bad.fails(8);
+    assert!(bad.stderr.contains("whole number of bytes"), "{bad:?}");
+    srv.ccag(&cfg, &["settings", "get", "dataplane.max_body_bytes"]).fails(6);
 }
 
 fn keys_revoke_sets_revoked(env: Env) {

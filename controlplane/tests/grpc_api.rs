@@ -120,6 +120,9 @@ impl Client {
     fn usage(&self) -> UsageServiceClient<Svc> {
         UsageServiceClient::new(self.svc())
     }
+    fn pricing(&self) -> ccag_proto::admin::v1::pricing_service_client::PricingServiceClient<Svc> {
+        ccag_proto::admin::v1::pricing_service_client::PricingServiceClient::new(self.svc())
+    }
     fn dataplane(&self) -> DataPlaneServiceClient<Svc> {
         DataPlaneServiceClient::new(self.svc())
     }
@@ -197,54 +200,91 @@ fn assert_no_key(text: &str, key: &str) {
 
 // ------------------------------------------------------------------ data plane
 
-/// A data plane's Watch stream.
+/// A data plane's Watch stream, spoken by hand.
 struct Watch {
     tx: tokio::sync::mpsc::Sender<dp::WatchRequest>,
     rx: Streaming<dp::WatchResponse>,
 }
 
 impl Watch {
-    /// Opens the stream and says Hello.
+    /// Opens the stream and says Hello, holding nothing.
     async fn open(client: &Client, dataplane_id: &str) -> Result<Watch, Status> {
+        Self::open_holding(client, dataplane_id, "", 0).await
+    }
+
+    /// Opens the stream and says Hello, holding `epoch` at `revision`.
+    async fn open_holding(client: &Client, dataplane_id: &str, epoch: &str, revision: u64) -> Result<Watch, Status> {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        let hello = dp::Hello { dataplane_id: dataplane_id.into(), version: 0, address: String::new() };
+        let hello =
+            dp::Hello { dataplane_id: dataplane_id.into(), revision, address: String::new(), epoch: epoch.into() };
         tx.send(dp::WatchRequest { msg: Some(dp::watch_request::Msg::Hello(hello)) }).await.expect("queueing Hello");
         let outbound = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
         let rx = client.dataplane().watch(outbound).await?.into_inner();
         Ok(Watch { tx, rx })
     }
 
-    /// The next snapshot, which must arrive by `deadline`.
-    async fn next_by(&mut self, deadline: Instant) -> dp::Snapshot {
+    /// The next response, which must arrive by `deadline`.
+    async fn next_by(&mut self, deadline: Instant) -> dp::WatchResponse {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, self.rx.message()).await {
-            Err(_) => panic!("no snapshot arrived in time"),
+            Err(_) => panic!("no response arrived in time"),
             Ok(Err(e)) => panic!("the watch stream failed: {e:?}"),
             Ok(Ok(None)) => panic!("the watch stream ended"),
-            Ok(Ok(Some(dp::WatchResponse { snapshot: None }))) => panic!("a WatchResponse without a snapshot"),
-            Ok(Ok(Some(dp::WatchResponse { snapshot: Some(s) }))) => s,
+            Ok(Ok(Some(r))) => r,
         }
     }
 
-    /// The first snapshot newer than `version` that satisfies `want`.
-    async fn until(&mut self, version: u64, within: Duration, want: impl Fn(&dp::Snapshot) -> bool) -> dp::Snapshot {
+    /// The next response that changes configuration (not only this data
+    /// plane's rate-limit shares), newer than `revision`.
+    async fn next_change(&mut self, revision: u64, within: Duration) -> dp::WatchResponse {
         let deadline = Instant::now() + within;
         loop {
-            let s = self.next_by(deadline).await;
-            if s.version > version && want(&s) {
-                return s;
+            let r = self.next_by(deadline).await;
+            let only_shares = !r.full_state
+                && r.removed.is_empty()
+                && r.resources.iter().all(|x| matches!(x.kind, Some(dp::resource::Kind::Shares(_))));
+            if r.revision > revision && !only_shares {
+                return r;
             }
         }
     }
 
-    async fn ack(&self, version: u64) {
-        let ack = dp::WatchRequest { msg: Some(dp::watch_request::Msg::Ack(dp::Ack { version })) };
-        self.tx.send(ack).await.expect("sending Ack");
+    async fn ack(&self, r: &dp::WatchResponse) {
+        let ack = dp::Ack { nonce: r.nonce.clone(), revision: r.revision };
+        self.tx.send(dp::WatchRequest { msg: Some(dp::watch_request::Msg::Ack(ack)) }).await.expect("sending Ack");
+    }
+
+    async fn nack(&self, r: &dp::WatchResponse, error: &str) {
+        let nack = dp::Nack { nonce: r.nonce.clone(), revision: r.revision, error: error.into() };
+        self.tx.send(dp::WatchRequest { msg: Some(dp::watch_request::Msg::Nack(nack)) }).await.expect("sending Nack");
     }
 }
 
-fn holds_key(s: &dp::Snapshot, sha256: &str) -> bool {
-    s.keys.iter().any(|k| k.sha256 == sha256)
+fn keys_of(r: &dp::WatchResponse) -> Vec<&dp::ApiKey> {
+    r.resources
+        .iter()
+        .filter_map(|x| match &x.kind {
+            Some(dp::resource::Kind::Key(k)) => Some(k),
+            _ => None,
+        })
+        .collect()
+}
+
+fn holds_key(r: &dp::WatchResponse, sha256: &str) -> bool {
+    keys_of(r).iter().any(|k| k.sha256 == sha256)
+}
+
+async fn acked_in_status(admin: &Client, dataplane: &str, revision: u64) -> admin::Status {
+    let deadline = Instant::now() + STREAM_TIMEOUT;
+    loop {
+        let status = admin.status().get_status(admin::GetStatusRequest {}).await.expect("GetStatus").into_inner();
+        let plane = status.dataplanes.iter().find(|d| d.id == dataplane);
+        if plane.is_some_and(|d| d.acked_version == revision) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the ack of {revision} never showed: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn now_ms() -> u64 {
@@ -274,6 +314,12 @@ on_both_backends!(
     the_last_admin_cannot_be_deleted_or_demoted,
     api_tokens_authenticate_until_revoked,
     watch_streams_every_change,
+    an_audit_only_change_moves_no_revision,
+    a_current_data_plane_is_sent_nothing_on_reconnect,
+    a_data_plane_behind_is_sent_only_what_it_lacks,
+    a_nack_keeps_status_informed_and_is_answered_with_the_full_state,
+    a_stale_nonce_is_ignored,
+    a_data_plane_ahead_of_the_database_starts_a_new_epoch,
     shutdown_ends_open_watch_streams,
     report_usage_is_idempotent_and_priced,
     restart_keeps_users_and_keys,
@@ -582,30 +628,136 @@ async fn watch_streams_every_change(env: Env) {
     let plane = admin.with_token(DATAPLANE_TOKEN);
     let mut watch = Watch::open(&plane, "dp-test").await.expect("opening Watch");
     let first = watch.next_by(Instant::now() + STREAM_TIMEOUT).await;
-    assert!(first.version > 0, "{first:?}");
+    assert!(first.full_state && !first.epoch.is_empty(), "a data plane holding nothing gets the full state");
 
     let created = admin.create_key("watched").await;
     let sha = sha256_hex(&created.key);
-    let with_key = watch.until(first.version, Duration::from_secs(1), |s| holds_key(s, &sha)).await;
-    assert!(with_key.version > first.version);
+    let with_key = watch.next_change(first.revision, STREAM_TIMEOUT).await;
+    assert!(!with_key.full_state, "{with_key:?}");
+    assert!(holds_key(&with_key, &sha), "{with_key:?}");
+    assert_eq!(with_key.resources.len(), 1, "a delta holds only what changed: {with_key:?}");
     assert_no_key(&format!("{with_key:?}"), &created.key);
 
-    watch.ack(with_key.version).await;
+    watch.ack(&with_key).await;
+    acked_in_status(&admin, "dp-test", with_key.revision).await;
+
+    let id = created.api_key.expect("api_key").id;
+    admin.keys().revoke_key(admin::RevokeKeyRequest { id: id.clone() }).await.expect("RevokeKey");
+    let after = watch.next_change(with_key.revision, STREAM_TIMEOUT).await;
+    assert_eq!(after.removed, vec![dp::ResourceRef { r#type: dp::ResourceType::Key as i32, name: id }]);
+}
+
+async fn an_audit_only_change_moves_no_revision(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let before = admin.status().get_status(admin::GetStatusRequest {}).await.expect("GetStatus").into_inner();
+    admin
+        .pricing()
+        .set_price(admin::Price { model: "claude-test".into(), input: 1.0, output: 2.0, ..Default::default() })
+        .await
+        .expect("SetPrice");
+    let after = admin.status().get_status(admin::GetStatusRequest {}).await.expect("GetStatus").into_inner();
+    assert_eq!(before.config_version, after.config_version);
+    admin.create_key("moves-it").await;
+    let later = admin.status().get_status(admin::GetStatusRequest {}).await.expect("GetStatus").into_inner();
+    assert_eq!(later.config_version, after.config_version + 1);
+}
+
+async fn a_current_data_plane_is_sent_nothing_on_reconnect(env: Env) {
+    let srv = env.start_with(&[("CCAG_DATAPLANE_TOKEN", DATAPLANE_TOKEN)]);
+    let admin = Client::admin(&srv).await;
+    let plane = admin.with_token(DATAPLANE_TOKEN);
+    let first = {
+        let mut w = Watch::open(&plane, "dp-re").await.expect("opening Watch");
+        w.next_by(Instant::now() + STREAM_TIMEOUT).await
+    };
+    let mut again = Watch::open_holding(&plane, "dp-re", &first.epoch, first.revision).await.expect("reopening");
+    admin.create_key("after-reconnect").await;
+    // The first thing it is sent is the change made after it reconnected.
+    let r = again.next_by(Instant::now() + STREAM_TIMEOUT).await;
+    assert!(!r.full_state && r.revision == first.revision + 1, "{r:?}");
+    assert_eq!(keys_of(&r).len(), 1);
+}
+
+async fn a_data_plane_behind_is_sent_only_what_it_lacks(env: Env) {
+    let srv = env.start_with(&[("CCAG_DATAPLANE_TOKEN", DATAPLANE_TOKEN)]);
+    let admin = Client::admin(&srv).await;
+    for i in 0..20 {
+        admin.create_key(&format!("old-{i}")).await;
+    }
+    let plane = admin.with_token(DATAPLANE_TOKEN);
+    let held = Watch::open(&plane, "dp-behind").await.expect("Watch").next_by(Instant::now() + STREAM_TIMEOUT).await;
+    let a = admin.create_key("missed-1").await;
+    let b = admin.create_key("missed-2").await;
+    let mut w = Watch::open_holding(&plane, "dp-behind", &held.epoch, held.revision).await.expect("Watch");
+    let r = w.next_by(Instant::now() + STREAM_TIMEOUT).await;
+    assert!(!r.full_state, "{r:?}");
+    assert_eq!(r.revision, held.revision + 2);
+    let mut got: Vec<&str> = keys_of(&r).iter().map(|k| k.name.as_str()).collect();
+    got.sort();
+    assert_eq!(got, vec!["missed-1", "missed-2"]);
+    assert!(holds_key(&r, &sha256_hex(&a.key)) && holds_key(&r, &sha256_hex(&b.key)));
+}
+
+async fn a_nack_keeps_status_informed_and_is_answered_with_the_full_state(env: Env) {
+    let srv = env.start_with(&[("CCAG_DATAPLANE_TOKEN", DATAPLANE_TOKEN)]);
+    let admin = Client::admin(&srv).await;
+    let plane = admin.with_token(DATAPLANE_TOKEN);
+    let mut w = Watch::open(&plane, "dp-nack").await.expect("Watch");
+    let first = w.next_by(Instant::now() + STREAM_TIMEOUT).await;
+    w.ack(&first).await;
+    admin.create_key("refused").await;
+    let delta = w.next_change(first.revision, STREAM_TIMEOUT).await;
+    w.nack(&delta, "resource 0: of a type this data plane does not know").await;
+    let resent = w.next_by(Instant::now() + STREAM_TIMEOUT).await;
+    assert!(resent.full_state && resent.revision == delta.revision, "{resent:?}");
+    assert_ne!(resent.nonce, delta.nonce);
     let deadline = Instant::now() + STREAM_TIMEOUT;
     loop {
         let status = admin.status().get_status(admin::GetStatusRequest {}).await.expect("GetStatus").into_inner();
-        let plane = status.dataplanes.iter().find(|d| d.id == "dp-test");
-        if plane.is_some_and(|d| d.acked_version == with_key.version) {
+        let d = status.dataplanes.iter().find(|d| d.id == "dp-nack");
+        if d.is_some_and(|d| d.nacked_version == delta.revision && d.nack_error.contains("does not know")) {
+            assert_eq!(d.unwrap().acked_version, first.revision, "the previous state is what it holds");
             break;
         }
-        assert!(Instant::now() < deadline, "the ack of {} never showed: {status:?}", with_key.version);
+        assert!(Instant::now() < deadline, "the NACK never showed: {status:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
 
-    let id = created.api_key.expect("api_key").id;
-    admin.keys().revoke_key(admin::RevokeKeyRequest { id }).await.expect("RevokeKey");
-    let after = watch.until(with_key.version, STREAM_TIMEOUT, |_| true).await;
-    assert!(!holds_key(&after, &sha), "the revoked key is still in {after:?}");
+async fn a_stale_nonce_is_ignored(env: Env) {
+    let srv = env.start_with(&[("CCAG_DATAPLANE_TOKEN", DATAPLANE_TOKEN)]);
+    let admin = Client::admin(&srv).await;
+    let plane = admin.with_token(DATAPLANE_TOKEN);
+    let mut w = Watch::open(&plane, "dp-stale").await.expect("Watch");
+    let first = w.next_by(Instant::now() + STREAM_TIMEOUT).await;
+    w.ack(&first).await;
+    acked_in_status(&admin, "dp-stale", first.revision).await;
+    // An answer naming a nonce never sent changes nothing, and the stream goes on.
+    let forged = dp::WatchResponse { nonce: "no-such-nonce".into(), revision: first.revision + 50, ..first.clone() };
+    w.ack(&forged).await;
+    w.nack(&forged, "forged").await;
+    admin.create_key("after-forgery").await;
+    let next = w.next_change(first.revision, STREAM_TIMEOUT).await;
+    assert!(!next.full_state, "a NACK of an unknown nonce must not trigger a resend: {next:?}");
+    w.ack(&next).await;
+    let status = acked_in_status(&admin, "dp-stale", next.revision).await;
+    let d = status.dataplanes.iter().find(|d| d.id == "dp-stale").unwrap();
+    assert_eq!((d.nacked_version, d.nack_error.as_str()), (0, ""));
+}
+
+async fn a_data_plane_ahead_of_the_database_starts_a_new_epoch(env: Env) {
+    // As after restoring the database from an older backup.
+    let srv = env.start_with(&[("CCAG_DATAPLANE_TOKEN", DATAPLANE_TOKEN)]);
+    let admin = Client::admin(&srv).await;
+    let plane = admin.with_token(DATAPLANE_TOKEN);
+    let first = Watch::open(&plane, "dp-ahead").await.expect("Watch").next_by(Instant::now() + STREAM_TIMEOUT).await;
+    let mut w = Watch::open_holding(&plane, "dp-ahead", &first.epoch, first.revision + 100).await.expect("Watch");
+    let r = w.next_by(Instant::now() + STREAM_TIMEOUT).await;
+    assert!(r.full_state, "{r:?}");
+    assert_ne!(r.epoch, first.epoch, "revisions of the old history must not be compared with the new");
+    let status = admin.status().get_status(admin::GetStatusRequest {}).await.expect("GetStatus").into_inner();
+    assert_eq!(status.config_epoch, r.epoch);
 }
 
 async fn shutdown_ends_open_watch_streams(env: Env) {

@@ -44,7 +44,8 @@ impl Settings {
         let config_file = var("CCAG_DATAPLANE_CONFIG").map(PathBuf::from);
         let control = match var("CCAG_CONTROLPLANE_URL") {
             None => None,
-            Some(url) => {
+            Some(list) => {
+                let urls = control::parse_urls(&list)?;
                 let token = match (var("CCAG_DATAPLANE_TOKEN"), var("CCAG_DATAPLANE_TOKEN_FILE")) {
                     (Some(t), _) => t,
                     (None, Some(f)) => std::fs::read_to_string(&f)
@@ -67,7 +68,7 @@ impl Settings {
                     Some(f) => Some(std::fs::read(&f).map_err(|e| format!("CCAG_CONTROLPLANE_CA={f:?}: {e}"))?),
                     None => None,
                 };
-                Some(control::ControlSettings { url, token, id, state_dir, address: String::new(), ca_pem })
+                Some(control::ControlSettings { urls, token, id, state_dir, address: String::new(), ca_pem })
             }
         };
         if config_file.is_some() && control.is_some() {
@@ -106,8 +107,8 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         }
         (None, Some(mut control)) => {
             control.address = format!("http://{local}");
-            control::load_persisted(&control.state_dir, &store);
-            control::spawn_watch(control.clone(), store.clone());
+            let held = control::load_persisted(&control.state_dir, &store);
+            control::spawn_watch(control.clone(), store.clone(), held);
             report::reporter::spawn(rx, control)?
         }
         _ => {

@@ -49,6 +49,9 @@ pub enum Outcome {
     StreamError,
     /// The client went away before the response finished.
     ClientClosed,
+    /// Refused by a rate limit before it was admitted (the control plane
+    /// tells demand that was turned away from admitted traffic by this).
+    RateLimited,
 }
 
 impl Outcome {
@@ -58,6 +61,7 @@ impl Outcome {
             Outcome::Error => "error",
             Outcome::StreamError => "stream_error",
             Outcome::ClientClosed => "client_closed",
+            Outcome::RateLimited => "rate_limited",
         }
     }
 }

@@ -5,9 +5,9 @@ use std::sync::OnceLock;
 use ccag_proto::admin::v1::auth_service_server::AuthService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
-use super::{audit, expiry, ok, require, ts, ts_opt, ApiError, ApiResult, Paging, Shared};
+use super::{expiry, ok, require, ts, ts_opt, ApiError, ApiResult, Change, Paging, Shared};
 use crate::auth::{hash_password, verify_password};
 use crate::store::entities::{api_tokens, users};
 use crate::store::ids;
@@ -40,7 +40,7 @@ impl AuthService for AuthApi {
         let r = req.into_inner();
         let denied = || ApiError::Unauthenticated("invalid username or password".into());
         let throttle = &self.0.login_throttle;
-        if let Err(wait) = throttle.check(r.username.trim(), std::time::Instant::now()) {
+        if let Err(wait) = throttle.check(&self.0.db, &r.username, chrono::Utc::now()).await.map_err(ApiError::from)? {
             return Err(ApiError::ResourceExhausted(format!(
                 "too many failed sign-ins for this user; try again in {} s",
                 wait.as_secs().max(1)
@@ -62,11 +62,11 @@ impl AuthService for AuthApi {
         let user = match user {
             Some(u) if matches && hash.is_some() && u.status == "active" => u,
             _ => {
-                throttle.failed(r.username.trim(), std::time::Instant::now());
+                throttle.failed(&self.0.db, &r.username, chrono::Utc::now()).await.map_err(ApiError::from)?;
                 return Err(denied().into());
             }
         };
-        throttle.succeeded(r.username.trim());
+        throttle.succeeded(&self.0.db, &r.username).await.map_err(ApiError::from)?;
         let (token, exp) = self.0.auth.issue_session(&user.id)?;
         ok(LoginResponse {
             token,
@@ -89,11 +89,11 @@ impl AuthService for AuthApi {
         let who = self.0.caller(&req).await?;
         let r = req.into_inner();
         let name = require("name", &r.name, 100)?;
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let txn = Change::begin(&self.0, &who.user_id).await?;
         let owner = if r.user_id.trim().is_empty() {
             who.user_id.clone()
         } else {
-            super::users::find(&txn, &r.user_id).await?.id
+            super::users::find(txn.db(), &r.user_id).await?.id
         };
         who.require_self_or_admin(&owner)?;
         let token = ids::new_api_token();
@@ -108,11 +108,11 @@ impl AuthService for AuthApi {
             last_used_at: Set(None),
             expires_at: Set(expiry(r.ttl_days)),
         }
-        .insert(&txn)
+        .insert(txn.db())
         .await
         .map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "api_token.create", "api_token", &row.id, None, Some(&row)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        txn.audit("api_token.create", "api_token", &row.id, None, Some(&row)).await?;
+        txn.commit().await?;
         ok(CreateApiTokenResponse { api_token: Some(to_proto(row)), token })
     }
 
@@ -135,18 +135,18 @@ impl AuthService for AuthApi {
 
     async fn revoke_api_token(&self, req: tonic::Request<RevokeApiTokenRequest>) -> ApiResult<ApiToken> {
         let who = self.0.caller(&req).await?;
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let txn = Change::begin(&self.0, &who.user_id).await?;
         let before = api_tokens::Entity::find_by_id(req.get_ref().id.trim())
-            .one(&txn)
+            .one(txn.db())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("api token not found".into()))?;
         who.require_self_or_admin(&before.user_id)?;
         let mut am: api_tokens::ActiveModel = before.clone().into();
         am.revoked = Set(true);
-        let after = am.update(&txn).await.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "api_token.revoke", "api_token", &after.id, Some(&before), Some(&after)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        let after = am.update(txn.db()).await.map_err(ApiError::from)?;
+        txn.audit("api_token.revoke", "api_token", &after.id, Some(&before), Some(&after)).await?;
+        txn.commit().await?;
         ok(to_proto(after))
     }
 }

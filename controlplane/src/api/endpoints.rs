@@ -4,12 +4,10 @@
 use ccag_proto::admin::v1::endpoint_service_server::EndpointService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
-use super::{audit, ok, require, ts, ApiError, ApiResult, Paging, Shared};
+use super::{ok, require, ts, ApiError, ApiResult, Change, Paging, Shared};
+use crate::fleet::Touched;
 use crate::store::entities::endpoints;
 use crate::store::ids;
 
@@ -70,7 +68,7 @@ impl EndpointService for EndpointsApi {
         who.require_admin()?;
         let r = req.into_inner();
         let now = Utc::now();
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
         let row = endpoints::ActiveModel {
             id: Set(ids::new_id("ep")),
             name: Set(require("name", &r.name, 100)?),
@@ -81,11 +79,12 @@ impl EndpointService for EndpointsApi {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&txn)
+        .insert(txn.db())
         .await
         .map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "endpoint.create", "endpoint", &row.id, None, Some(&row)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        txn.audit("endpoint.create", "endpoint", &row.id, None, Some(&row)).await?;
+        txn.touch(Touched::Endpoint(row.id.clone()));
+        txn.commit().await?;
         ok(to_proto(row))
     }
 
@@ -112,8 +111,8 @@ impl EndpointService for EndpointsApi {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let r = req.into_inner();
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let before = find(&txn, &r.id).await?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
+        let before = find(txn.db(), &r.id).await?;
         let mut am: endpoints::ActiveModel = before.clone().into();
         if let Some(n) = &r.name {
             am.name = Set(require("name", n, 100)?);
@@ -131,20 +130,22 @@ impl EndpointService for EndpointsApi {
             am.priority = Set(v);
         }
         am.updated_at = Set(Utc::now());
-        let after = am.update(&txn).await.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "endpoint.update", "endpoint", &after.id, Some(&before), Some(&after)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        let after = am.update(txn.db()).await.map_err(ApiError::from)?;
+        txn.audit("endpoint.update", "endpoint", &after.id, Some(&before), Some(&after)).await?;
+        txn.touch(Touched::Endpoint(after.id.clone()));
+        txn.commit().await?;
         ok(to_proto(after))
     }
 
     async fn delete_endpoint(&self, req: tonic::Request<DeleteEndpointRequest>) -> ApiResult<DeleteResponse> {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let before = find(&txn, &req.get_ref().id).await?;
-        endpoints::Entity::delete_by_id(before.id.clone()).exec(&txn).await.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "endpoint.delete", "endpoint", &before.id, Some(&before), None).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
+        let before = find(txn.db(), &req.get_ref().id).await?;
+        endpoints::Entity::delete_by_id(before.id.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
+        txn.audit("endpoint.delete", "endpoint", &before.id, Some(&before), None).await?;
+        txn.touch(Touched::Endpoint(before.id.clone()));
+        txn.commit().await?;
         ok(DeleteResponse {})
     }
 }

@@ -4,12 +4,11 @@
 use ccag_proto::admin::v1::key_service_server::KeyService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
-use super::{audit, expiry, limit, ok, require, ts, ts_opt, ApiError, ApiResult, Paging, Shared};
+use super::{expiry, limit, ok, require, ts, ts_opt, ApiError, ApiResult, Change, Paging, Shared};
 use crate::auth::Principal;
+use crate::fleet::Touched;
 use crate::store::entities::{api_keys, team_members};
 use crate::store::ids;
 
@@ -57,11 +56,11 @@ impl KeyService for KeysApi {
         let who = self.0.caller(&req).await?;
         let r = req.into_inner();
         let name = require("name", &r.name, 100)?;
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
         let owner = if r.user_id.trim().is_empty() {
             who.user_id.clone()
         } else {
-            super::users::find(&txn, &r.user_id).await?.id
+            super::users::find(txn.db(), &r.user_id).await?.id
         };
         who.require_self_or_admin(&owner)?;
         if !who.is_admin() && (r.rpm != 0 || r.tpm != 0) {
@@ -70,10 +69,10 @@ impl KeyService for KeysApi {
         let team_id = if r.team_id.trim().is_empty() {
             None
         } else {
-            let team = super::teams::find(&txn, &r.team_id).await?;
+            let team = super::teams::find(txn.db(), &r.team_id).await?;
             if !who.is_admin() {
                 let member = team_members::Entity::find_by_id((team.id.clone(), owner.clone()))
-                    .one(&txn)
+                    .one(txn.db())
                     .await
                     .map_err(ApiError::from)?
                     .is_some();
@@ -100,11 +99,12 @@ impl KeyService for KeysApi {
             last_used_at: Set(None),
             expires_at: Set(expiry(r.ttl_days)),
         }
-        .insert(&txn)
+        .insert(txn.db())
         .await
         .map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "key.create", "key", &row.id, None, Some(&row)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        txn.audit("key.create", "key", &row.id, None, Some(&row)).await?;
+        txn.touch(Touched::Key(row.id.clone()));
+        txn.commit().await?;
         ok(CreateKeyResponse { api_key: Some(to_proto(row)), key })
     }
 
@@ -154,8 +154,8 @@ impl KeyService for KeysApi {
     async fn update_key(&self, req: tonic::Request<UpdateKeyRequest>) -> ApiResult<ApiKey> {
         let who = self.0.caller(&req).await?;
         let r = req.into_inner();
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let before = find_for(&txn, &who, &r.id).await?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
+        let before = find_for(txn.db(), &who, &r.id).await?;
         if !who.is_admin() && (r.rpm.is_some() || r.tpm.is_some() || r.team_id.is_some()) {
             return Err(ApiError::PermissionDenied("only admins change key limits and teams".into()).into());
         }
@@ -180,38 +180,41 @@ impl KeyService for KeysApi {
             am.tpm = Set(limit("tpm", v)?);
         }
         if let Some(t) = &r.team_id {
-            am.team_id = Set(if t.trim().is_empty() { None } else { Some(super::teams::find(&txn, t).await?.id) });
+            am.team_id = Set(if t.trim().is_empty() { None } else { Some(super::teams::find(txn.db(), t).await?.id) });
         }
         am.updated_at = Set(Utc::now());
-        let after = am.update(&txn).await.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "key.update", "key", &after.id, Some(&before), Some(&after)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        let after = am.update(txn.db()).await.map_err(ApiError::from)?;
+        txn.audit("key.update", "key", &after.id, Some(&before), Some(&after)).await?;
+        txn.touch(Touched::Key(after.id.clone()));
+        txn.commit().await?;
         ok(to_proto(after))
     }
 
     async fn revoke_key(&self, req: tonic::Request<RevokeKeyRequest>) -> ApiResult<ApiKey> {
         let who = self.0.caller(&req).await?;
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let before = find_for(&txn, &who, &req.get_ref().id).await?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
+        let before = find_for(txn.db(), &who, &req.get_ref().id).await?;
         if before.status == "revoked" {
             return ok(to_proto(before));
         }
         let mut am: api_keys::ActiveModel = before.clone().into();
         am.status = Set("revoked".into());
         am.updated_at = Set(Utc::now());
-        let after = am.update(&txn).await.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "key.revoke", "key", &after.id, Some(&before), Some(&after)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        let after = am.update(txn.db()).await.map_err(ApiError::from)?;
+        txn.audit("key.revoke", "key", &after.id, Some(&before), Some(&after)).await?;
+        txn.touch(Touched::Key(after.id.clone()));
+        txn.commit().await?;
         ok(to_proto(after))
     }
 
     async fn delete_key(&self, req: tonic::Request<DeleteKeyRequest>) -> ApiResult<DeleteResponse> {
         let who = self.0.caller(&req).await?;
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let before = find_for(&txn, &who, &req.get_ref().id).await?;
-        api_keys::Entity::delete_by_id(before.id.clone()).exec(&txn).await.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "key.delete", "key", &before.id, Some(&before), None).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
+        let before = find_for(txn.db(), &who, &req.get_ref().id).await?;
+        api_keys::Entity::delete_by_id(before.id.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
+        txn.audit("key.delete", "key", &before.id, Some(&before), None).await?;
+        txn.touch(Touched::Key(before.id.clone()));
+        txn.commit().await?;
         ok(DeleteResponse {})
     }
 }

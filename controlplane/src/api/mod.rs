@@ -3,6 +3,7 @@
 
 mod audit_svc;
 mod auth_svc;
+mod change;
 mod endpoints;
 mod keys;
 mod models;
@@ -14,6 +15,7 @@ mod users;
 
 pub use audit_svc::AuditApi;
 pub use auth_svc::AuthApi;
+pub use change::Change;
 pub use endpoints::EndpointsApi;
 pub use keys::KeysApi;
 pub use models::ModelsApi;
@@ -46,6 +48,7 @@ pub struct Ctx {
     pub auth: Auth,
     pub started_at: DateTime<Utc>,
     pub publisher: Arc<crate::fleet::Publisher>,
+    pub registry: Arc<crate::fleet::Registry>,
     pub login_throttle: crate::auth::LoginThrottle,
 }
 

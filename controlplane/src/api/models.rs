@@ -4,12 +4,10 @@
 use ccag_proto::admin::v1::model_service_server::ModelService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
-use super::{audit, ok, optional, require, ts, ApiError, ApiResult, Paging, Shared};
+use super::{ok, optional, require, ts, ApiError, ApiResult, Change, Paging, Shared};
+use crate::fleet::Touched;
 use crate::store::entities::models;
 use crate::store::ids;
 
@@ -51,7 +49,7 @@ impl ModelService for ModelsApi {
         who.require_admin()?;
         let r = req.into_inner();
         let now = Utc::now();
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
         let row = models::ActiveModel {
             id: Set(ids::new_id("mdl")),
             anthropic_id: Set(model_name("anthropic_id", &r.anthropic_id)?),
@@ -65,11 +63,12 @@ impl ModelService for ModelsApi {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&txn)
+        .insert(txn.db())
         .await
         .map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "model.create", "model", &row.id, None, Some(&row)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        txn.audit("model.create", "model", &row.id, None, Some(&row)).await?;
+        txn.touch(Touched::Model(row.anthropic_id.clone()));
+        txn.commit().await?;
         ok(to_proto(row))
     }
 
@@ -90,8 +89,8 @@ impl ModelService for ModelsApi {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let r = req.into_inner();
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let before = find(&txn, &r.id).await?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
+        let before = find(txn.db(), &r.id).await?;
         let mut am: models::ActiveModel = before.clone().into();
         if let Some(b) = &r.bedrock_id {
             am.bedrock_id = Set(if b.trim().is_empty() { String::new() } else { model_name("bedrock_id", b)? });
@@ -103,20 +102,22 @@ impl ModelService for ModelsApi {
             am.listed = Set(l);
         }
         am.updated_at = Set(Utc::now());
-        let after = am.update(&txn).await.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "model.update", "model", &after.id, Some(&before), Some(&after)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        let after = am.update(txn.db()).await.map_err(ApiError::from)?;
+        txn.audit("model.update", "model", &after.id, Some(&before), Some(&after)).await?;
+        txn.touch(Touched::Model(after.anthropic_id.clone()));
+        txn.commit().await?;
         ok(to_proto(after))
     }
 
     async fn delete_model(&self, req: tonic::Request<DeleteModelRequest>) -> ApiResult<DeleteResponse> {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let before = find(&txn, &req.get_ref().id).await?;
-        models::Entity::delete_by_id(before.id.clone()).exec(&txn).await.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "model.delete", "model", &before.id, Some(&before), None).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
+        let before = find(txn.db(), &req.get_ref().id).await?;
+        models::Entity::delete_by_id(before.id.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
+        txn.audit("model.delete", "model", &before.id, Some(&before), None).await?;
+        txn.touch(Touched::Model(before.anthropic_id.clone()));
+        txn.commit().await?;
         ok(DeleteResponse {})
     }
 }

@@ -1,11 +1,13 @@
-//! SettingsService: free-form gateway settings (key → value).
+//! SettingsService: the gateway settings of the typed registry
+//! (`gateway_settings`), each validated by its parser before it is stored.
 
 use ccag_proto::admin::v1::settings_service_server::SettingsService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
 
-use super::{audit, ok, ts, ApiError, ApiResult, Paging, Shared};
+use super::{ok, ts, ApiError, ApiResult, Change, Paging, Shared};
+use crate::fleet::Touched;
 use crate::store::entities::settings;
 
 pub struct SettingsApi(pub Shared);
@@ -56,13 +58,16 @@ impl SettingsService for SettingsApi {
         if r.value.len() > MAX_VALUE {
             return Err(ApiError::InvalidArgument(format!("value: at most {MAX_VALUE} bytes")).into());
         }
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let before = settings::Entity::find_by_id(k.clone()).one(&txn).await.map_err(ApiError::from)?;
-        let am = settings::ActiveModel { key: Set(k.clone()), value: Set(r.value), updated_at: Set(Utc::now()) };
-        let after =
-            if before.is_some() { am.update(&txn).await } else { am.insert(&txn).await }.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "setting.set", "setting", &k, before.as_ref(), Some(&after)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        let value =
+            crate::gateway_settings::validate(&k, &r.value).map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
+        let before = settings::Entity::find_by_id(k.clone()).one(txn.db()).await.map_err(ApiError::from)?;
+        let am = settings::ActiveModel { key: Set(k.clone()), value: Set(value), updated_at: Set(Utc::now()) };
+        let after = if before.is_some() { am.update(txn.db()).await } else { am.insert(txn.db()).await }
+            .map_err(ApiError::from)?;
+        txn.audit("setting.set", "setting", &k, before.as_ref(), Some(&after)).await?;
+        txn.touch(Touched::Settings);
+        txn.commit().await?;
         ok(to_proto(after))
     }
 
@@ -70,15 +75,16 @@ impl SettingsService for SettingsApi {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let k = key(&req.get_ref().key)?;
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
         let before = settings::Entity::find_by_id(k.clone())
-            .one(&txn)
+            .one(txn.db())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("setting {k:?} not found")))?;
-        settings::Entity::delete_by_id(k.clone()).exec(&txn).await.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "setting.delete", "setting", &k, Some(&before), None).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        settings::Entity::delete_by_id(k.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
+        txn.audit("setting.delete", "setting", &k, Some(&before), None).await?;
+        txn.touch(Touched::Settings);
+        txn.commit().await?;
         ok(DeleteResponse {})
     }
 }

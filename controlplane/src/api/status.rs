@@ -1,4 +1,4 @@
-//! StatusService: what this control plane is and holds.
+//! StatusService: what this control plane is and holds, and the whole fleet.
 
 use ccag_proto::admin::v1::status_service_server::StatusService;
 use ccag_proto::admin::v1::*;
@@ -6,6 +6,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::{ok, ts, ApiError, ApiResult, Shared};
 use crate::store::entities::{api_keys, teams, users};
+use crate::store::KeyStatus;
 
 pub struct StatusApi(pub Shared);
 
@@ -14,6 +15,33 @@ impl StatusService for StatusApi {
     async fn get_status(&self, req: tonic::Request<GetStatusRequest>) -> ApiResult<Status> {
         self.0.caller(&req).await?.require_admin()?;
         let db = &self.0.db;
+        // What the database has committed now, not what a notification has
+        // brought so far.
+        let committed = self.0.publisher.sync().await.map_err(ApiError::from)?;
+        let dataplanes = self
+            .0
+            .registry
+            .live()
+            .await
+            .map_err(ApiError::from)?
+            .into_iter()
+            .map(|d| DataPlane {
+                id: d.id,
+                address: d.address,
+                connected_at: ts(d.connected_at),
+                // A revision of another epoch says nothing about this one.
+                acked_version: if d.epoch == committed.epoch { d.acked_revision.max(0) as u64 } else { 0 },
+                nacked_version: d.nacked_revision.max(0) as u64,
+                nack_error: d.nack_error,
+                replica: d.replica,
+            })
+            .collect();
+        let leases = crate::lease::all(db)
+            .await
+            .map_err(ApiError::from)?
+            .into_iter()
+            .map(|l| Lease { name: l.name, holder: l.holder, expires_at: ts(l.expires_at) })
+            .collect();
         ok(Status {
             version: env!("CARGO_PKG_VERSION").into(),
             database: self.0.backend.name().into(),
@@ -21,29 +49,15 @@ impl StatusService for StatusApi {
             users: users::Entity::find().count(db).await.map_err(ApiError::from)?,
             teams: teams::Entity::find().count(db).await.map_err(ApiError::from)?,
             active_keys: api_keys::Entity::find()
-                .filter(api_keys::Column::Status.eq("active"))
+                .filter(api_keys::Column::Status.eq(KeyStatus::Active.as_str()))
                 .count(db)
                 .await
                 .map_err(ApiError::from)?,
-            config_version: self.0.publisher.current().version,
-            dataplanes: {
-                let mut d: Vec<DataPlane> = self
-                    .0
-                    .publisher
-                    .registry
-                    .iter()
-                    .map(|e| DataPlane {
-                        id: e.id.clone(),
-                        address: e.address.clone(),
-                        connected_at: ts(e.connected_at),
-                        acked_version: e.acked_version,
-                        nacked_version: e.nacked_version,
-                        nack_error: e.nack_error.clone(),
-                    })
-                    .collect();
-                d.sort_by(|a, b| a.id.cmp(&b.id));
-                d
-            },
+            config_version: committed.revision,
+            dataplanes,
+            replica: self.0.registry.replica.clone(),
+            config_epoch: committed.epoch,
+            leases,
         })
     }
 }

@@ -4,13 +4,11 @@
 use ccag_proto::admin::v1::team_service_server::TeamService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
-use super::{audit, limit, ok, optional, require, ts, ApiError, ApiResult, Paging, Shared};
-use crate::store::entities::{team_members, teams};
+use super::{limit, ok, optional, require, ts, ApiError, ApiResult, Change, Paging, Shared};
+use crate::fleet::Touched;
+use crate::store::entities::{api_keys, team_members, teams};
 use crate::store::ids;
 
 pub struct TeamsApi(pub Shared);
@@ -67,7 +65,7 @@ impl TeamService for TeamsApi {
         let r = req.into_inner();
         let name = require("name", &r.name, 100)?;
         let now = Utc::now();
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
         let row = teams::ActiveModel {
             id: Set(ids::new_id("team")),
             name: Set(name),
@@ -79,11 +77,12 @@ impl TeamService for TeamsApi {
             rpm: Set(limit("rpm", r.rpm)?),
             tpm: Set(limit("tpm", r.tpm)?),
         }
-        .insert(&txn)
+        .insert(txn.db())
         .await
         .map_err(|e| ApiError::exists(e, "a team with that name exists"))?;
-        audit(&txn, &who.user_id, "team.create", "team", &row.id, None, Some(&row)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        txn.audit("team.create", "team", &row.id, None, Some(&row)).await?;
+        txn.touch(Touched::Team(row.id.clone()));
+        txn.commit().await?;
         ok(to_proto(&self.0.db, row).await?)
     }
 
@@ -109,8 +108,8 @@ impl TeamService for TeamsApi {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let r = req.into_inner();
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let before = find(&txn, &r.id).await?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
+        let before = find(txn.db(), &r.id).await?;
         let mut am: teams::ActiveModel = before.clone().into();
         if let Some(n) = &r.name {
             am.name = Set(require("name", n, 100)?);
@@ -131,20 +130,40 @@ impl TeamService for TeamsApi {
             am.tpm = Set(limit("tpm", v)?);
         }
         am.updated_at = Set(Utc::now());
-        let after = am.update(&txn).await.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "team.update", "team", &after.id, Some(&before), Some(&after)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        let after = am.update(txn.db()).await.map_err(ApiError::from)?;
+        txn.audit("team.update", "team", &after.id, Some(&before), Some(&after)).await?;
+        txn.touch(Touched::Team(after.id.clone()));
+        txn.commit().await?;
         ok(to_proto(&self.0.db, after).await?)
     }
 
     async fn delete_team(&self, req: tonic::Request<DeleteTeamRequest>) -> ApiResult<DeleteResponse> {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let before = find(&txn, &req.get_ref().id).await?;
-        teams::Entity::delete_by_id(before.id.clone()).exec(&txn).await.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "team.delete", "team", &before.id, Some(&before), None).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
+        let before = find(txn.db(), &req.get_ref().id).await?;
+        // Its memberships go (ON DELETE CASCADE) and its keys lose the team
+        // (SET NULL): name them now, while the database still can.
+        for m in team_members::Entity::find()
+            .filter(team_members::Column::TeamId.eq(before.id.clone()))
+            .all(txn.db())
+            .await
+            .map_err(ApiError::from)?
+        {
+            txn.touch(Touched::User(m.user_id));
+        }
+        for k in api_keys::Entity::find()
+            .filter(api_keys::Column::TeamId.eq(before.id.clone()))
+            .all(txn.db())
+            .await
+            .map_err(ApiError::from)?
+        {
+            txn.touch(Touched::Key(k.id));
+        }
+        teams::Entity::delete_by_id(before.id.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
+        txn.audit("team.delete", "team", &before.id, Some(&before), None).await?;
+        txn.touch(Touched::Team(before.id.clone()));
+        txn.commit().await?;
         ok(DeleteResponse {})
     }
 
@@ -152,19 +171,20 @@ impl TeamService for TeamsApi {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let r = req.into_inner();
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let team = find(&txn, &r.team_id).await?;
-        let user = super::users::find(&txn, &r.user_id).await?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
+        let team = find(txn.db(), &r.team_id).await?;
+        let user = super::users::find(txn.db(), &r.user_id).await?;
         let row = team_members::ActiveModel {
             team_id: Set(team.id.clone()),
             user_id: Set(user.id.clone()),
             created_at: Set(Utc::now()),
         }
-        .insert(&txn)
+        .insert(txn.db())
         .await
         .map_err(|e| ApiError::exists(e, "that user is already a member"))?;
-        audit(&txn, &who.user_id, "team.add_member", "team", &team.id, None, Some(&row)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        txn.audit("team.add_member", "team", &team.id, None, Some(&row)).await?;
+        txn.touch(Touched::User(user.id.clone()));
+        txn.commit().await?;
         ok(to_proto(&self.0.db, team).await?)
     }
 
@@ -172,20 +192,21 @@ impl TeamService for TeamsApi {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let r = req.into_inner();
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let team = find(&txn, &r.team_id).await?;
-        let user = super::users::find(&txn, &r.user_id).await?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
+        let team = find(txn.db(), &r.team_id).await?;
+        let user = super::users::find(txn.db(), &r.user_id).await?;
         let existing = team_members::Entity::find_by_id((team.id.clone(), user.id.clone()))
-            .one(&txn)
+            .one(txn.db())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound("that user is not a member of the team".into()))?;
         team_members::Entity::delete_by_id((team.id.clone(), user.id.clone()))
-            .exec(&txn)
+            .exec(txn.db())
             .await
             .map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "team.remove_member", "team", &team.id, Some(&existing), None).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        txn.audit("team.remove_member", "team", &team.id, Some(&existing), None).await?;
+        txn.touch(Touched::User(user.id.clone()));
+        txn.commit().await?;
         ok(to_proto(&self.0.db, team).await?)
     }
 }

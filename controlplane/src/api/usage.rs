@@ -6,12 +6,9 @@ use ccag_proto::admin::v1::usage_service_server::UsageService;
 use ccag_proto::admin::v1::*;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func, SimpleExpr};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set};
 
-use super::{audit, ok, ts, ApiError, ApiResult, Shared};
+use super::{ok, ts, ApiError, ApiResult, Change, Shared};
 use crate::store::entities::{model_prices, usage_records};
 
 pub struct UsageApi(pub Shared);
@@ -145,8 +142,8 @@ impl PricingService for PricingApi {
                 .into());
             }
         }
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let before = model_prices::Entity::find_by_id(model.clone()).one(&txn).await.map_err(ApiError::from)?;
+        let txn = Change::begin(&self.0, &who.user_id).await?;
+        let before = model_prices::Entity::find_by_id(model.clone()).one(txn.db()).await.map_err(ApiError::from)?;
         let am = model_prices::ActiveModel {
             model: Set(model.clone()),
             input: Set(p.input),
@@ -155,10 +152,10 @@ impl PricingService for PricingApi {
             cache_read: Set(p.cache_read),
             updated_at: Set(Utc::now()),
         };
-        let after =
-            if before.is_some() { am.update(&txn).await } else { am.insert(&txn).await }.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "price.set", "price", &model, before.as_ref(), Some(&after)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        let after = if before.is_some() { am.update(txn.db()).await } else { am.insert(txn.db()).await }
+            .map_err(ApiError::from)?;
+        txn.audit("price.set", "price", &model, before.as_ref(), Some(&after)).await?;
+        txn.commit().await?;
         ok(to_proto(after))
     }
 
@@ -166,15 +163,15 @@ impl PricingService for PricingApi {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let model = req.get_ref().model.trim().to_owned();
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let txn = Change::begin(&self.0, &who.user_id).await?;
         let before = model_prices::Entity::find_by_id(model.clone())
-            .one(&txn)
+            .one(txn.db())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("no price for {model:?}")))?;
-        model_prices::Entity::delete_by_id(model.clone()).exec(&txn).await.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "price.delete", "price", &model, Some(&before), None).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        model_prices::Entity::delete_by_id(model.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
+        txn.audit("price.delete", "price", &model, Some(&before), None).await?;
+        txn.commit().await?;
         ok(DeleteResponse {})
     }
 }

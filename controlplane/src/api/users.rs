@@ -5,12 +5,13 @@ use ccag_proto::admin::v1::*;
 use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    Set, TransactionTrait,
+    Set,
 };
 
-use super::{audit, limit, ok, optional, require, ts, ApiError, ApiResult, Paging, Shared};
+use super::{limit, ok, optional, require, ts, ApiError, ApiResult, Change, Paging, Shared};
 use crate::auth::hash_password;
-use crate::store::entities::{team_members, users};
+use crate::fleet::Touched;
+use crate::store::entities::{api_keys, team_members, users};
 use crate::store::ids;
 
 pub struct UsersApi(pub Shared);
@@ -128,7 +129,7 @@ impl UserService for UsersApi {
         let role = role_str(r.role)?.unwrap_or("member");
         let password_hash = if r.password.is_empty() { None } else { Some(hash_password(&password(&r.password)?)) };
         let now = Utc::now();
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
         let row = users::ActiveModel {
             id: Set(ids::new_id("usr")),
             email: Set(email),
@@ -142,11 +143,12 @@ impl UserService for UsersApi {
             rpm: Set(limit("rpm", r.rpm)?),
             tpm: Set(limit("tpm", r.tpm)?),
         }
-        .insert(&txn)
+        .insert(txn.db())
         .await
         .map_err(|e| ApiError::exists(e, "a user with that email or subject exists"))?;
-        audit(&txn, &who.user_id, "user.create", "user", &row.id, None, Some(&row)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        txn.audit("user.create", "user", &row.id, None, Some(&row)).await?;
+        txn.touch(Touched::User(row.id.clone()));
+        txn.commit().await?;
         ok(to_proto(&self.0.db, row).await?)
     }
 
@@ -195,8 +197,8 @@ impl UserService for UsersApi {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let r = req.into_inner();
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let before = find(&txn, &r.id).await?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
+        let before = find(txn.db(), &r.id).await?;
         let mut am: users::ActiveModel = before.clone().into();
         if let Some(e) = &r.email {
             am.email = Set(optional("email", e, 254)?.map(|e| email(&e)).transpose()?);
@@ -210,7 +212,7 @@ impl UserService for UsersApi {
         let new_role = role_str(r.role)?;
         let new_status = status_str(r.status)?;
         if new_role.is_some_and(|x| x != "admin") || new_status.is_some_and(|s| s != "active") {
-            keep_an_admin(&txn, &before).await?;
+            keep_an_admin(txn.db(), &before).await?;
         }
         if let Some(role) = new_role {
             am.role = Set(role.into());
@@ -228,28 +230,39 @@ impl UserService for UsersApi {
             am.tpm = Set(limit("tpm", v)?);
         }
         am.updated_at = Set(Utc::now());
-        let after = am.update(&txn).await.map_err(ApiError::from)?;
+        let after = am.update(txn.db()).await.map_err(ApiError::from)?;
         if after.email.is_none() && after.subject.is_none() {
             return Err(ApiError::InvalidArgument("email or subject: one is required".into()).into());
         }
-        audit(&txn, &who.user_id, "user.update", "user", &after.id, Some(&before), Some(&after)).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        txn.audit("user.update", "user", &after.id, Some(&before), Some(&after)).await?;
+        txn.touch(Touched::User(after.id.clone()));
+        txn.commit().await?;
         ok(to_proto(&self.0.db, after).await?)
     }
 
     async fn delete_user(&self, req: tonic::Request<DeleteUserRequest>) -> ApiResult<DeleteResponse> {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
-        let txn = self.0.db.begin().await.map_err(ApiError::from)?;
-        let before = find(&txn, &req.get_ref().id).await?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
+        let before = find(txn.db(), &req.get_ref().id).await?;
         if before.id == who.user_id {
             return Err(ApiError::FailedPrecondition("you cannot delete yourself".into()).into());
         }
-        keep_an_admin(&txn, &before).await?;
-        // Keys, tokens and memberships go with the user (ON DELETE CASCADE).
-        users::Entity::delete_by_id(before.id.clone()).exec(&txn).await.map_err(ApiError::from)?;
-        audit(&txn, &who.user_id, "user.delete", "user", &before.id, Some(&before), None).await?;
-        txn.commit().await.map_err(ApiError::from)?;
+        keep_an_admin(txn.db(), &before).await?;
+        // Keys, tokens and memberships go with the user (ON DELETE CASCADE):
+        // name the keys now, while the database still can.
+        for k in api_keys::Entity::find()
+            .filter(api_keys::Column::UserId.eq(before.id.clone()))
+            .all(txn.db())
+            .await
+            .map_err(ApiError::from)?
+        {
+            txn.touch(Touched::Key(k.id));
+        }
+        users::Entity::delete_by_id(before.id.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
+        txn.audit("user.delete", "user", &before.id, Some(&before), None).await?;
+        txn.touch(Touched::User(before.id.clone()));
+        txn.commit().await?;
         ok(DeleteResponse {})
     }
 }

@@ -1,11 +1,20 @@
-//! The control plane's side of the split: building configuration snapshots,
-//! streaming them to data planes (and tracking who holds what), and
-//! receiving their usage reports.
+//! The control plane's side of the split: the configuration as versioned
+//! resources (`state`, built by `resources` from the database, kept current
+//! by `publisher` from the change log that `revision` writes), the watch
+//! stream that sends each data plane what it lacks (`service`), the fleet
+//! registry shared by every replica (`registry`), each data plane's share
+//! of the rate limits (`shares`), and usage reports (`usage`).
 
 mod publisher;
+pub mod registry;
+pub mod resources;
+pub mod revision;
 mod service;
-mod snapshot;
+pub mod shares;
+pub mod state;
 pub mod usage;
 
-pub use publisher::{DataPlaneInfo, Publisher};
+pub use publisher::Publisher;
+pub use registry::Registry;
+pub use resources::Touched;
 pub use service::DataPlaneApi;

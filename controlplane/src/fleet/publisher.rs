@@ -1,144 +1,216 @@
-//! Keeps the newest snapshot and the registry of connected data planes.
+//! Follows the committed configuration and keeps this replica's resource
+//! state current.
 //!
-//! The configuration version is the id of the newest audit-log entry: every
-//! admin change writes exactly one entry in the same transaction, so the
-//! version moves with every change, on every control-plane replica alike,
-//! with nothing extra to store. A poll of that one indexed value notices
-//! changes from this replica and from any other within `POLL`.
+//! A change is pushed, not polled for: the transaction that commits it
+//! wakes this replica at once (`notify`), and on PostgreSQL its NOTIFY
+//! wakes every other replica's listener. A refresh reads what the new
+//! revisions touched from the change log and loads only those resources.
+//! A slow periodic check remains as a safety net for a lost notification
+//! (a listener reconnecting, a replica that was partitioned from the
+//! database); it costs one indexed read of one row.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
-use ccag_proto::config::v1::Snapshot;
-use chrono::{DateTime, Utc};
-use dashmap::DashMap;
-use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder, QuerySelect};
-use tokio::sync::watch;
+use sea_orm::{AccessMode, DatabaseConnection, DbErr, IsolationLevel, TransactionTrait};
+use tokio::sync::{watch, Mutex, Notify};
 
-use crate::store::entities::audit_log;
+use super::resources::{load_all, load_touched};
+use super::revision::{self, Committed};
+use super::state::State;
+use crate::store::Backend;
 
-const POLL: Duration = Duration::from_millis(200);
-
-#[derive(Debug, Clone)]
-pub struct DataPlaneInfo {
-    pub id: String,
-    pub address: String,
-    pub connected_at: DateTime<Utc>,
-    pub acked_version: u64,
-    pub nacked_version: u64,
-    pub nack_error: String,
-    /// Distinguishes a reconnection from the stream it replaces.
-    pub connection: u64,
-}
+/// The safety net's period.
+const CHECK: Duration = Duration::from_secs(5);
 
 pub struct Publisher {
-    snapshot: watch::Sender<Arc<Snapshot>>,
-    count: watch::Sender<u32>,
-    pub registry: DashMap<String, DataPlaneInfo>,
-    next_connection: AtomicU64,
+    db: DatabaseConnection,
+    backend: Backend,
+    state: RwLock<State>,
+    /// (epoch, revision) of `state`, for the streams to wait on.
+    current: watch::Sender<Committed>,
+    wake: Notify,
+    /// One refresh at a time; a caller that waited finds the work done.
+    refreshing: Mutex<()>,
 }
 
 impl Publisher {
-    /// Builds the first snapshot and starts following changes.
-    pub async fn start(db: DatabaseConnection) -> Result<Arc<Self>, sea_orm::DbErr> {
-        let version = current_version(&db).await?;
-        let first = super::snapshot::build(&db, version).await?;
-        let publisher = Arc::new(Publisher {
-            snapshot: watch::channel(Arc::new(first)).0,
-            count: watch::channel(0).0,
-            registry: DashMap::new(),
-            next_connection: AtomicU64::new(1),
+    /// Loads the whole state and starts following changes.
+    pub async fn start(
+        db: DatabaseConnection,
+        backend: Backend,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Arc<Self>, DbErr> {
+        let committed = revision::ensure_epoch(&db).await?;
+        let all = load_all(&db).await?;
+        let mut state = State::new(committed.epoch.clone(), committed.revision);
+        state.reset(committed.epoch.clone(), committed.revision, all);
+        tracing::info!(epoch = %committed.epoch, revision = committed.revision, resources = state.len(), "configuration loaded");
+        let p = Arc::new(Publisher {
+            db,
+            backend,
+            state: RwLock::new(state),
+            current: watch::channel(committed).0,
+            wake: Notify::new(),
+            refreshing: Mutex::new(()),
         });
-        let p = publisher.clone();
-        tokio::spawn(async move {
-            let mut held = version;
-            loop {
-                tokio::time::sleep(POLL).await;
-                let v = match current_version(&db).await {
-                    Ok(v) => v,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the configuration version; data planes keep their snapshot");
-                        continue;
-                    }
-                };
-                if v == held {
-                    continue;
+        tokio::spawn(p.clone().follow(stop.clone()));
+        if backend == Backend::Postgres {
+            tokio::spawn(p.clone().listen(stop));
+        }
+        Ok(p)
+    }
+
+    /// Called after a local commit that bumped the revision.
+    pub fn notify(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Committed> {
+        self.current.subscribe()
+    }
+
+    pub fn committed(&self) -> Committed {
+        self.current.borrow().clone()
+    }
+
+    /// Runs `f` on the state. The lock is never held across an await.
+    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.state.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Brings the state up to what the database has committed now; a data
+    /// plane that joins is answered only after this, so it is never handed
+    /// a revision older than one already committed.
+    pub async fn sync(&self) -> Result<Committed, DbErr> {
+        self.refresh().await?;
+        Ok(self.committed())
+    }
+
+    /// A data plane holds a revision of our epoch that the database has not
+    /// reached: the database went back in time (restored from a backup).
+    /// Starts a new epoch, so that every data plane is sent the full state.
+    pub async fn history_went_back(&self, seen: u64) -> Result<Committed, DbErr> {
+        let held = self.committed();
+        tracing::warn!(
+            epoch = %held.epoch, database_revision = held.revision, seen,
+            "a data plane holds a newer revision than the database: was it restored from a backup? starting a new epoch"
+        );
+        revision::rotate_epoch(&self.db, &held.epoch).await?;
+        self.sync().await
+    }
+
+    async fn refresh(&self) -> Result<(), DbErr> {
+        let _one = self.refreshing.lock().await;
+        let started = Instant::now();
+        let held = self.committed();
+        let txn = match self.backend {
+            // One consistent view of the revision, the log and the rows.
+            Backend::Postgres => {
+                self.db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly)).await?
+            }
+            Backend::Sqlite => self.db.begin().await?,
+        };
+        let now = revision::current(&txn).await?;
+        if now == held {
+            txn.commit().await?;
+            return Ok(());
+        }
+        let mut restored = false;
+        let changed = if now.epoch != held.epoch {
+            let all = load_all(&txn).await?;
+            let n = all.len();
+            self.write(|s| s.reset(now.epoch.clone(), now.revision, all));
+            n
+        } else if now.revision < held.revision {
+            restored = true;
+            0
+        } else {
+            match revision::changes(&txn, held.revision, now.revision).await? {
+                Some(touched) => {
+                    let (names, loaded) = load_touched(&txn, &touched).await?;
+                    self.write(|s| s.apply(now.revision, names, loaded))
                 }
-                match super::snapshot::build(&db, v).await {
-                    Ok(s) => {
-                        held = v;
-                        tracing::info!(
-                            version = v,
-                            keys = s.keys.len(),
-                            "configuration changed; pushing to data planes"
-                        );
-                        p.snapshot.send_replace(Arc::new(s));
-                    }
-                    Err(e) => tracing::warn!(error = %e, "building a snapshot failed; will retry"),
+                None => {
+                    let all = load_all(&txn).await?;
+                    self.write(|s| s.replace(now.revision, all))
                 }
             }
-        });
-        Ok(publisher)
-    }
-
-    pub fn current(&self) -> Arc<Snapshot> {
-        self.snapshot.borrow().clone()
-    }
-
-    pub fn subscribe(&self) -> (watch::Receiver<Arc<Snapshot>>, watch::Receiver<u32>) {
-        (self.snapshot.subscribe(), self.count.subscribe())
-    }
-
-    pub fn connected(&self) -> u32 {
-        self.registry.len() as u32
-    }
-
-    pub fn register(&self, id: &str, address: &str) -> u64 {
-        let connection = self.next_connection.fetch_add(1, Ordering::Relaxed);
-        self.registry.insert(
-            id.to_owned(),
-            DataPlaneInfo {
-                id: id.to_owned(),
-                address: address.to_owned(),
-                connected_at: Utc::now(),
-                acked_version: 0,
-                nacked_version: 0,
-                nack_error: String::new(),
-                connection,
-            },
+        };
+        txn.commit().await?;
+        if restored {
+            drop(_one);
+            tracing::warn!(
+                held = held.revision,
+                database = now.revision,
+                "the database's configuration revision went backwards (restored from a backup?); starting a new epoch"
+            );
+            revision::rotate_epoch(&self.db, &now.epoch).await?;
+            return Box::pin(self.refresh()).await;
+        }
+        tracing::info!(
+            epoch = %now.epoch, revision = now.revision, changed,
+            took_ms = started.elapsed().as_secs_f64() * 1e3,
+            "configuration changed; pushing to data planes"
         );
-        self.count.send_replace(self.connected());
-        connection
+        self.current.send_replace(now);
+        Ok(())
     }
 
-    pub fn unregister(&self, id: &str, connection: u64) {
-        if self.registry.remove_if(id, |_, v| v.connection == connection).is_some() {
-            self.count.send_replace(self.connected());
+    fn write<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.state.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    async fn follow(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(CHECK) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "cannot read the configuration; data planes keep what they hold");
+            }
         }
     }
 
-    pub fn record_ack(&self, id: &str, version: u64) {
-        if let Some(mut e) = self.registry.get_mut(id) {
-            e.acked_version = version;
+    /// PostgreSQL LISTEN: the other replicas' commits, as they happen.
+    async fn listen(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        use sea_orm::sqlx::postgres::PgListener;
+        let pool = self.db.get_postgres_connection_pool().clone();
+        loop {
+            let mut listener = match PgListener::connect_with(&pool).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot LISTEN for configuration changes; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                        _ = stop.wait_for(|s| *s) => return,
+                    }
+                }
+            };
+            if let Err(e) = listener.listen(revision::CHANNEL).await {
+                tracing::warn!(error = %e, "LISTEN failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            // Whatever was committed while we were not listening.
+            self.wake.notify_one();
+            loop {
+                tokio::select! {
+                    m = listener.try_recv() => match m {
+                        Ok(Some(_)) => self.wake.notify_one(),
+                        // The connection dropped and was re-established:
+                        // notifications in between are lost, so look.
+                        Ok(None) => self.wake.notify_one(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "configuration listener lost; reconnecting");
+                            break;
+                        }
+                    },
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
         }
     }
-
-    pub fn record_nack(&self, id: &str, version: u64, error: String) {
-        if let Some(mut e) = self.registry.get_mut(id) {
-            e.nacked_version = version;
-            e.nack_error = error;
-        }
-    }
-}
-
-async fn current_version(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
-    let newest = audit_log::Entity::find()
-        .select_only()
-        .column(audit_log::Column::Id)
-        .order_by_desc(audit_log::Column::Id)
-        .into_tuple::<i64>()
-        .one(db)
-        .await?;
-    Ok(newest.unwrap_or(0).max(0) as u64)
 }

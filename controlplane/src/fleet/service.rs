@@ -1,28 +1,39 @@
-//! DataPlaneService: the watch stream (snapshots out, ACK/NACK in) and usage
-//! reports.
+//! DataPlaneService: the watch stream (resources out, ACK/NACK in) and
+//! usage reports.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ccag_proto::config::v1::data_plane_service_server::DataPlaneService;
-use ccag_proto::config::v1::{watch_request, ReportUsageRequest, ReportUsageResponse, WatchRequest, WatchResponse};
+use ccag_proto::config::v1::{
+    resource::Kind, watch_request, LimitShares, ReportUsageRequest, ReportUsageResponse, Resource, WatchRequest,
+    WatchResponse,
+};
 use futures_util::Stream;
 use sea_orm::DatabaseConnection;
 use subtle::ConstantTimeEq;
 use tokio::sync::{mpsc, watch};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::registry::Registry;
+use super::revision::Committed;
+use super::shares::SharesTable;
 use super::Publisher;
 
 /// A data plane must say Hello this soon after opening the stream.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most this many records in one report.
 pub const MAX_BATCH: usize = 5000;
+/// Responses remembered for matching ACKs; older nonces are stale.
+const PENDING: usize = 32;
 
 pub struct DataPlaneApi {
     pub db: DatabaseConnection,
     pub publisher: Arc<Publisher>,
+    pub registry: Arc<Registry>,
+    pub shares: watch::Receiver<Arc<SharesTable>>,
     pub token: String,
     /// Becomes true at shutdown. Watch streams never end on their own, and
     /// the gRPC server's graceful shutdown waits for every open stream, so
@@ -48,6 +59,91 @@ impl DataPlaneApi {
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
 
+/// One data plane's stream: what it holds, and the responses awaiting its
+/// answer.
+struct Session {
+    id: String,
+    connection: String,
+    publisher: Arc<Publisher>,
+    registry: Arc<Registry>,
+    /// What the data plane holds once it has applied everything sent.
+    epoch: String,
+    revision: u64,
+    shares_sent: Option<LimitShares>,
+    next_nonce: u64,
+    /// (nonce, epoch, revision, full) of responses not yet answered.
+    pending: VecDeque<(String, String, u64, bool)>,
+}
+
+impl Session {
+    fn response(
+        &mut self,
+        full: bool,
+        resources: Vec<Resource>,
+        removed: Vec<ccag_proto::config::v1::ResourceRef>,
+    ) -> WatchResponse {
+        self.next_nonce += 1;
+        let nonce = self.next_nonce.to_string();
+        if self.pending.len() == PENDING {
+            self.pending.pop_front();
+        }
+        self.pending.push_back((nonce.clone(), self.epoch.clone(), self.revision, full));
+        WatchResponse {
+            nonce,
+            epoch: self.epoch.clone(),
+            revision: self.revision,
+            full_state: full,
+            resources,
+            removed,
+        }
+    }
+
+    /// The full state, with this data plane's shares.
+    fn full(&mut self, shares: &SharesTable) -> WatchResponse {
+        let (epoch, revision, mut resources) = self
+            .publisher
+            .read(|s| (s.epoch.clone(), s.revision, s.full().iter().map(|r| (**r).clone()).collect::<Vec<_>>()));
+        let mine = shares.for_dataplane(&self.id);
+        resources.push(Resource { version: 0, kind: Some(Kind::Shares(mine.clone())) });
+        self.shares_sent = Some(mine);
+        self.epoch = epoch;
+        self.revision = revision;
+        self.response(true, resources, Vec::new())
+    }
+
+    /// What the data plane lacks of the state now: `None` when it is current.
+    fn catch_up(&mut self, shares: &SharesTable) -> Option<WatchResponse> {
+        let next = self.publisher.read(|s| {
+            if s.epoch != self.epoch {
+                return Err(());
+            }
+            if s.revision <= self.revision {
+                return Ok(None);
+            }
+            s.delta_since(self.revision).map(|d| Some((s.revision, d))).ok_or(())
+        });
+        match next {
+            Err(()) => Some(self.full(shares)),
+            Ok(None) => None,
+            Ok(Some((revision, d))) => {
+                self.revision = revision;
+                let resources = d.resources.iter().map(|r| (**r).clone()).collect();
+                Some(self.response(false, resources, d.removed))
+            }
+        }
+    }
+
+    /// This data plane's shares, when they differ from what it was sent.
+    fn shares(&mut self, shares: &SharesTable) -> Option<WatchResponse> {
+        let mine = shares.for_dataplane(&self.id);
+        if self.shares_sent.as_ref() == Some(&mine) {
+            return None;
+        }
+        self.shares_sent = Some(mine.clone());
+        Some(self.response(false, vec![Resource { version: 0, kind: Some(Kind::Shares(mine)) }], Vec::new()))
+    }
+}
+
 #[tonic::async_trait]
 impl DataPlaneService for DataPlaneApi {
     type WatchStream = WatchStream;
@@ -65,41 +161,105 @@ impl DataPlaneService for DataPlaneApi {
         if id.is_empty() || id.len() > 200 {
             return Err(Status::invalid_argument("dataplane_id: 1 to 200 characters"));
         }
-        let publisher = self.publisher.clone();
-        let connection = publisher.register(&id, &hello.address);
-        tracing::info!(dataplane = %id, held_version = hello.version, "data plane connected");
+        let unavailable = |e: sea_orm::DbErr| {
+            tracing::warn!(error = %e, "cannot answer a data plane: the database is unavailable");
+            Status::unavailable("the control plane cannot read its database; try another replica")
+        };
+        // Never hand a joining data plane a revision older than the committed one.
+        let mut now: Committed = self.publisher.sync().await.map_err(unavailable)?;
+        if hello.epoch == now.epoch && hello.revision > now.revision {
+            now = self.publisher.history_went_back(hello.revision).await.map_err(unavailable)?;
+        }
+        let connection = self.registry.connect(&id, &hello.address).await.map_err(unavailable)?;
+        tracing::info!(dataplane = %id, held_epoch = %hello.epoch, held_revision = hello.revision, epoch = %now.epoch, revision = now.revision, "data plane connected");
+
         let (tx, rx) = mpsc::channel::<Result<WatchResponse, Status>>(4);
         let mut stop = self.stop.clone();
+        let mut revisions = self.publisher.subscribe();
+        let mut shares = self.shares.clone();
+        let mut s = Session {
+            id,
+            connection,
+            publisher: self.publisher.clone(),
+            registry: self.registry.clone(),
+            epoch: hello.epoch.clone(),
+            revision: hello.revision,
+            shares_sent: None,
+            next_nonce: 0,
+            pending: VecDeque::new(),
+        };
         tokio::spawn(async move {
-            let (mut snaps, mut count) = publisher.subscribe();
-            let mut send_current = true;
+            let table = shares.borrow_and_update().clone();
+            let first = if hello.epoch.is_empty() || hello.epoch != now.epoch {
+                Some(s.full(&table))
+            } else {
+                // A data plane that is current is sent nothing, but for
+                // its shares when they are not the default.
+                let caught_up = s.catch_up(&table);
+                let mine = table.for_dataplane(&s.id);
+                if caught_up.is_none() && mine.dataplane_count <= 1 && mine.shares.is_empty() {
+                    s.shares_sent = Some(mine);
+                }
+                caught_up
+            };
+            revisions.borrow_and_update();
+            let mut out: Vec<WatchResponse> = first.into_iter().collect();
             loop {
-                if send_current {
-                    send_current = false;
-                    let mut snapshot = (*snaps.borrow_and_update().clone()).clone();
-                    snapshot.dataplane_count = (*count.borrow_and_update()).max(1);
-                    if tx.send(Ok(WatchResponse { snapshot: Some(snapshot) })).await.is_err() {
-                        break;
+                for r in out.drain(..) {
+                    if tx.send(Ok(r)).await.is_err() {
+                        s.registry.disconnect(&s.id, &s.connection).await;
+                        return;
                     }
+                }
+                if let Some(r) = s.shares(&shares.borrow()) {
+                    out.push(r);
+                    continue;
                 }
                 tokio::select! {
                     msg = inbound.message() => match msg {
-                        Ok(Some(WatchRequest { msg: Some(watch_request::Msg::Ack(a)) })) => publisher.record_ack(&id, a.version),
+                        Ok(Some(WatchRequest { msg: Some(watch_request::Msg::Ack(a)) })) => {
+                            match s.pending.iter().position(|p| p.0 == a.nonce) {
+                                Some(i) => {
+                                    let (_, epoch, revision, _) = s.pending[i].clone();
+                                    s.pending.drain(..=i);
+                                    s.registry.ack(&s.id, &s.connection, &epoch, revision);
+                                }
+                                None => tracing::debug!(dataplane = %s.id, nonce = %a.nonce, "ACK of an unknown or stale nonce ignored"),
+                            }
+                        }
                         Ok(Some(WatchRequest { msg: Some(watch_request::Msg::Nack(n)) })) => {
-                            tracing::warn!(dataplane = %id, version = n.version, error = %n.error, "data plane refused a snapshot");
-                            publisher.record_nack(&id, n.version, n.error);
+                            let Some(i) = s.pending.iter().position(|p| p.0 == n.nonce) else {
+                                tracing::debug!(dataplane = %s.id, nonce = %n.nonce, "NACK of an unknown or stale nonce ignored");
+                                continue;
+                            };
+                            let (_, _, revision, full) = s.pending[i].clone();
+                            s.pending.drain(..=i);
+                            tracing::warn!(dataplane = %s.id, revision, error = %n.error, "data plane refused a configuration response; it keeps its previous state");
+                            s.registry.nack(&s.id, &s.connection, revision, &n.error);
+                            // It holds what it held before: resend everything,
+                            // unless the full state itself was refused (then
+                            // wait for the next change rather than loop).
+                            if !full {
+                                let table = shares.borrow().clone();
+                                out.push(s.full(&table));
+                            }
                         }
                         Ok(Some(_)) => {}
                         Ok(None) | Err(_) => break,
                     },
-                    r = snaps.changed() => { if r.is_err() { break; } send_current = true; }
-                    r = count.changed() => { if r.is_err() { break; } send_current = true; }
+                    r = revisions.changed() => {
+                        if r.is_err() { break; }
+                        revisions.borrow_and_update();
+                        let table = shares.borrow().clone();
+                        out.extend(s.catch_up(&table));
+                    }
+                    r = shares.changed() => { if r.is_err() { break; } }
                     _ = tx.closed() => break,
                     _ = stop.wait_for(|stopping| *stopping) => break,
                 }
             }
-            publisher.unregister(&id, connection);
-            tracing::info!(dataplane = %id, "data plane disconnected");
+            s.registry.disconnect(&s.id, &s.connection).await;
+            tracing::info!(dataplane = %s.id, "data plane disconnected");
         });
         let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
         Ok(Response::new(Box::pin(stream)))

@@ -3,6 +3,9 @@
 
 pub mod entities;
 pub mod ids;
+mod states;
+
+pub use states::{KeyStatus, Role, UserStatus};
 
 use std::path::Path;
 use std::time::Duration;

@@ -16,24 +16,25 @@ pub struct Subjects<'a> {
 }
 
 impl<'a> Subjects<'a> {
+    /// Each subject with the limits this data plane enforces (its share).
     pub fn of(cfg: &'a RuntimeConfig, key: &'a KeyEntry) -> Self {
         let none = Subject { scope: Scope::Key, id: "", limits: Limits::UNLIMITED };
         let mut s = Subjects { items: [none; 3], len: 0 };
-        s.push(Scope::Key, &key.id, key.limits);
+        s.push(cfg, Scope::Key, &key.id, key.limits);
         if let Some(l) = cfg.user_limits.get(&key.user_id) {
-            s.push(Scope::User, &key.user_id, *l);
+            s.push(cfg, Scope::User, &key.user_id, *l);
         }
         if !key.team_id.is_empty() {
             if let Some(l) = cfg.team_limits.get(&key.team_id) {
-                s.push(Scope::Team, &key.team_id, *l);
+                s.push(cfg, Scope::Team, &key.team_id, *l);
             }
         }
         s
     }
 
-    fn push(&mut self, scope: Scope, id: &'a str, limits: Limits) {
+    fn push(&mut self, cfg: &RuntimeConfig, scope: Scope, id: &'a str, limits: Limits) {
         if !limits.is_unlimited() {
-            self.items[self.len] = Subject { scope, id, limits };
+            self.items[self.len] = Subject { scope, id, limits: cfg.plane_limits(scope, id, limits) };
             self.len += 1;
         }
     }

@@ -27,10 +27,10 @@ pub async fn handle(state: &Arc<AppState>, req: Request<Incoming>, rid: &str) ->
     meter.record.user_id.clone_from(&key.user_id);
     meter.record.team_id.clone_from(&key.team_id);
     let subjects = Subjects::of(&cfg, &key);
-    let admitted = match state.limiter.admit(subjects.as_slice(), cfg.dataplane_count, std::time::Instant::now()) {
+    let admitted = match state.limiter.admit(subjects.as_slice(), std::time::Instant::now()) {
         Ok(a) => a,
         Err(refused) => {
-            state.usage.record(meter.finish(429, Outcome::Error, Usage::default()));
+            state.usage.record(meter.finish(429, Outcome::RateLimited, Usage::default()));
             return Err(ApiError::OverLimit(refused));
         }
     };

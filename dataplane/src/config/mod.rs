@@ -2,6 +2,7 @@
 //! atomically so that the hot path reads it without a lock.
 
 mod file;
+pub mod resources;
 mod snapshot;
 
 pub use file::watch_file;
@@ -21,6 +22,14 @@ pub struct ConfigStore {
 impl ConfigStore {
     pub fn get(&self) -> Option<Arc<RuntimeConfig>> {
         self.current.load_full()
+    }
+
+    /// Installs `next` whatever its version: the watch stream has already
+    /// judged it (a new epoch may begin at a lower revision).
+    pub fn replace(&self, next: RuntimeConfig) -> u64 {
+        let v = next.version;
+        self.current.store(Some(Arc::new(next)));
+        v
     }
 
     /// Installs `next` unless it is older than what is held.

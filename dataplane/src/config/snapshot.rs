@@ -5,7 +5,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ccag_proto::config::v1 as pb;
+use ccag_proto::config::v1::{self as pb, resource::Kind};
+
+use super::resources::ResourceSet;
 use subtle::ConstantTimeEq;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +18,7 @@ pub enum SnapshotError {
     BadKeyHash { id: String },
     #[error("key {id:?}: the same hash appears twice")]
     DuplicateKey { id: String },
-    #[error("model mapping {0:?}: anthropic_id and bedrock_id must both be set")]
+    #[error("model {0:?}: anthropic_id must be set")]
     BadMapping(String),
     #[error("snapshot version {offered} is older than the held version {held}")]
     Stale { offered: u64, held: u64 },
@@ -114,62 +116,120 @@ pub struct RuntimeConfig {
     pub team_limits: HashMap<String, crate::ratelimit::Limits>,
     /// How many data planes share each limit (at least 1).
     pub dataplane_count: u32,
+    /// This data plane's explicit shares, per scope; a subject without one
+    /// gets `ceil(limit / dataplane_count)`.
+    shares: [HashMap<Box<str>, crate::ratelimit::Limits>; 3],
+}
+
+fn scope_index(scope: crate::ratelimit::Scope) -> usize {
+    match scope {
+        crate::ratelimit::Scope::Key => 0,
+        crate::ratelimit::Scope::User => 1,
+        crate::ratelimit::Scope::Team => 2,
+    }
 }
 
 impl RuntimeConfig {
+    /// The static file format (proto3 JSON `Snapshot`).
     pub fn from_json(text: &[u8]) -> Result<Self, SnapshotError> {
         let snap: pb::Snapshot = serde_json::from_slice(text)?;
         Self::from_snapshot(snap)
     }
 
     pub fn from_snapshot(s: pb::Snapshot) -> Result<Self, SnapshotError> {
-        let mut keys = HashMap::with_capacity(s.keys.len());
-        for k in s.keys {
-            let hash = parse_hash(&k.sha256).ok_or_else(|| SnapshotError::BadKeyHash { id: k.id.clone() })?;
-            let active = k.status == pb::KeyStatus::Active as i32;
-            let entry = KeyEntry {
-                id: k.id,
-                name: k.name,
-                user_id: k.user_id,
-                team_id: k.team_id,
-                active,
-                expires_at: (k.expires_at > 0).then_some(k.expires_at),
-                limits: crate::ratelimit::Limits { rpm: k.rpm, tpm: k.tpm },
-            };
-            let id = entry.id.clone();
-            if keys.insert(KeyHash(hash), Arc::new(entry)).is_some() {
-                return Err(SnapshotError::DuplicateKey { id });
+        Self::from_resources(&ResourceSet::from_snapshot(s))
+    }
+
+    pub fn from_resources(set: &ResourceSet) -> Result<Self, SnapshotError> {
+        let mut keys = HashMap::new();
+        let mut mappings = HashMap::new();
+        let mut catalogue = Vec::new();
+        let mut user_limits = HashMap::new();
+        let mut team_limits = HashMap::new();
+        let mut endpoints: Vec<&pb::Endpoint> = Vec::new();
+        let mut settings = None;
+        let mut shares = None;
+        let limits = |l: &pb::SubjectLimit| crate::ratelimit::Limits { rpm: l.rpm, tpm: l.tpm };
+        for kind in set.kinds() {
+            match kind {
+                Kind::Key(k) => {
+                    let hash = parse_hash(&k.sha256).ok_or_else(|| SnapshotError::BadKeyHash { id: k.id.clone() })?;
+                    let entry = KeyEntry {
+                        id: k.id.clone(),
+                        name: k.name.clone(),
+                        user_id: k.user_id.clone(),
+                        team_id: k.team_id.clone(),
+                        active: k.status == pb::KeyStatus::Active as i32,
+                        expires_at: (k.expires_at > 0).then_some(k.expires_at),
+                        limits: crate::ratelimit::Limits { rpm: k.rpm, tpm: k.tpm },
+                    };
+                    if keys.insert(KeyHash(hash), Arc::new(entry)).is_some() {
+                        return Err(SnapshotError::DuplicateKey { id: k.id.clone() });
+                    }
+                }
+                Kind::UserLimit(l) => {
+                    user_limits.insert(l.id.clone(), limits(l));
+                }
+                Kind::TeamLimit(l) => {
+                    team_limits.insert(l.id.clone(), limits(l));
+                }
+                Kind::Model(m) => {
+                    let id = m.anthropic_id.trim();
+                    if id.is_empty() {
+                        return Err(SnapshotError::BadMapping(m.anthropic_id.clone()));
+                    }
+                    if !m.bedrock_id.trim().is_empty() {
+                        mappings.insert(id.to_owned(), m.bedrock_id.trim().to_owned());
+                    }
+                    if m.listed {
+                        catalogue.push(pb::ModelInfo {
+                            id: id.to_owned(),
+                            display_name: m.display_name.clone(),
+                            created_at: m.created_at.clone(),
+                            description: m.description.clone(),
+                        });
+                    }
+                }
+                Kind::Endpoint(e) => endpoints.push(e),
+                Kind::Settings(s) => settings = Some(s),
+                Kind::Shares(s) => shares = Some(s),
             }
         }
-        let mut mappings = HashMap::with_capacity(s.model_mappings.len());
-        for m in s.model_mappings {
-            if m.anthropic_id.trim().is_empty() || m.bedrock_id.trim().is_empty() {
-                return Err(SnapshotError::BadMapping(m.anthropic_id));
+        catalogue.sort_by(|a, b| a.id.cmp(&b.id));
+        // The first enabled endpoint, by priority then name, sets the region.
+        endpoints.retain(|e| e.enabled);
+        endpoints.sort_by(|a, b| (a.priority, &a.name, &a.id).cmp(&(b.priority, &b.name, &b.id)));
+        let nonempty = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
+        let default_settings = pb::GatewaySettings::default();
+        let settings = settings.unwrap_or(&default_settings);
+        let mut by_scope: [HashMap<Box<str>, crate::ratelimit::Limits>; 3] = Default::default();
+        let mut dataplane_count = 1;
+        if let Some(s) = shares {
+            dataplane_count = s.dataplane_count.max(1);
+            for sh in &s.shares {
+                let scope = match pb::LimitScope::try_from(sh.scope) {
+                    Ok(pb::LimitScope::Key) => crate::ratelimit::Scope::Key,
+                    Ok(pb::LimitScope::User) => crate::ratelimit::Scope::User,
+                    Ok(pb::LimitScope::Team) => crate::ratelimit::Scope::Team,
+                    _ => continue,
+                };
+                by_scope[scope_index(scope)]
+                    .insert(sh.id.as_str().into(), crate::ratelimit::Limits { rpm: sh.rpm, tpm: sh.tpm });
             }
-            mappings.insert(m.anthropic_id.trim().to_owned(), m.bedrock_id.trim().to_owned());
         }
-        let limits_of = |v: Vec<pb::SubjectLimit>| {
-            v.into_iter()
-                .filter(|l| !l.id.is_empty())
-                .map(|l| (l.id, crate::ratelimit::Limits { rpm: l.rpm, tpm: l.tpm }))
-                .collect::<HashMap<_, _>>()
-        };
-        let user_limits = limits_of(s.user_limits);
-        let team_limits = limits_of(s.team_limits);
-        let routing = s.routing.unwrap_or_default();
-        let nonempty = |v: String| (!v.trim().is_empty()).then(|| v.trim().to_owned());
         Ok(RuntimeConfig {
-            version: s.version,
+            version: set.revision,
             keys,
             mappings,
-            catalogue: s.models,
-            region: nonempty(routing.region),
-            geo: nonempty(routing.geo),
-            limits: Limits::from_pb(s.limits.as_ref()),
-            extra_betas: s.extra_betas.into_iter().map(|b| b.trim().to_owned()).filter(|b| !b.is_empty()).collect(),
+            catalogue,
+            region: endpoints.first().and_then(|e| nonempty(&e.region)),
+            geo: nonempty(&settings.geo),
+            limits: Limits::from_pb(settings.limits.as_ref()),
+            extra_betas: settings.extra_betas.iter().map(|b| b.trim().to_owned()).filter(|b| !b.is_empty()).collect(),
             user_limits,
             team_limits,
-            dataplane_count: s.dataplane_count.max(1),
+            dataplane_count,
+            shares: by_scope,
         })
     }
 
@@ -179,6 +239,31 @@ impl RuntimeConfig {
 
     pub fn key_count(&self) -> usize {
         self.keys.len()
+    }
+
+    /// What this data plane enforces of a subject's fleet-wide `limits`:
+    /// its explicit share, else `ceil(limit / dataplane_count)`; 0 stays 0
+    /// (unlimited).
+    pub fn plane_limits(
+        &self,
+        scope: crate::ratelimit::Scope,
+        id: &str,
+        limits: crate::ratelimit::Limits,
+    ) -> crate::ratelimit::Limits {
+        let n = u64::from(self.dataplane_count.max(1));
+        let mut out = crate::ratelimit::Limits { rpm: limits.rpm.div_ceil(n), tpm: limits.tpm.div_ceil(n) };
+        let map = &self.shares[scope_index(scope)];
+        if !map.is_empty() {
+            if let Some(share) = map.get(id) {
+                if limits.rpm > 0 && share.rpm > 0 {
+                    out.rpm = share.rpm;
+                }
+                if limits.tpm > 0 && share.tpm > 0 {
+                    out.tpm = share.tpm;
+                }
+            }
+        }
+        out
     }
 }
 

@@ -1,101 +1,139 @@
-//! Subscribing to configuration snapshots.
+//! Subscribing to the configuration: resources and deltas, each answered
+//! with ACK or NACK, the state applied persisted as last-known-good.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ccag_proto::config::v1::data_plane_service_client::DataPlaneServiceClient;
-use ccag_proto::config::v1::{watch_request, Ack, Hello, Nack, Snapshot, WatchRequest};
+use ccag_proto::config::v1::{watch_request, Ack, Hello, Nack, PersistedState, WatchRequest, WatchResponse};
 use prost::Message;
 use tokio::sync::mpsc;
 
 use super::{connect, Backoff, Bearer, ControlSettings};
+use crate::config::resources::ResourceSet;
 use crate::config::{ConfigStore, RuntimeConfig};
 
-const FILE: &str = "snapshot.pb";
+const FILE: &str = "state.pb";
 
-/// Installs the snapshot persisted by an earlier run, so that a data plane
-/// restarted while the control plane is away still serves.
-pub fn load_persisted(state_dir: &Path, store: &ConfigStore) -> Option<u64> {
-    let bytes = std::fs::read(state_dir.join(FILE)).ok()?;
-    let snap = match Snapshot::decode(bytes.as_slice()) {
+/// Installs the state persisted by an earlier run, so that a data plane
+/// restarted while the control plane is away still serves, and returns it
+/// for the watch stream to continue from.
+pub fn load_persisted(state_dir: &Path, store: &ConfigStore) -> ResourceSet {
+    let Ok(bytes) = std::fs::read(state_dir.join(FILE)) else { return ResourceSet::default() };
+    let set = match PersistedState::decode(bytes.as_slice())
+        .map_err(|e| e.to_string())
+        .and_then(|p| ResourceSet::from_persisted(p).map_err(|e| e.to_string()))
+    {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(error = %e, "persisted snapshot is unreadable; ignoring it");
-            return None;
+            tracing::warn!(error = %e, "persisted configuration is unreadable; ignoring it");
+            return ResourceSet::default();
         }
     };
-    match RuntimeConfig::from_snapshot(snap)
-        .map_err(|e| e.to_string())
-        .and_then(|c| store.install(c).map_err(|e| e.to_string()))
-    {
-        Ok(v) => {
-            tracing::info!(version = v, "serving from the persisted snapshot until the control plane answers");
-            Some(v)
+    match RuntimeConfig::from_resources(&set) {
+        Ok(cfg) => {
+            store.replace(cfg);
+            tracing::info!(
+                epoch = %set.epoch, revision = set.revision,
+                "serving from the persisted configuration until the control plane answers"
+            );
+            set
         }
         Err(e) => {
-            tracing::warn!(error = %e, "persisted snapshot rejected");
-            None
+            tracing::warn!(error = %e, "persisted configuration rejected");
+            ResourceSet::default()
         }
     }
 }
 
-fn persist(state_dir: &Path, snap: &Snapshot) -> std::io::Result<()> {
-    std::fs::create_dir_all(state_dir)?;
-    let tmp = state_dir.join(format!("{FILE}.tmp"));
-    std::fs::write(&tmp, snap.encode_to_vec())?;
-    // Rename is atomic: a crash leaves the old snapshot or the new one, never half.
-    std::fs::rename(tmp, state_dir.join(FILE))
+/// Writes the state off the async workers; rename is atomic, so a crash
+/// leaves the old state or the new one, never half.
+async fn persist(state_dir: PathBuf, bytes: Vec<u8>) -> std::io::Result<()> {
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&state_dir)?;
+        let tmp = state_dir.join(format!("{FILE}.tmp"));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(tmp, state_dir.join(FILE))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
-pub fn spawn_watch(settings: ControlSettings, store: Arc<ConfigStore>) {
+pub fn spawn_watch(settings: ControlSettings, store: Arc<ConfigStore>, mut set: ResourceSet) {
     tokio::spawn(async move {
         let mut backoff = Backoff::new();
+        let mut next = fastrand::usize(..settings.urls.len().max(1));
         loop {
-            match session(&settings, &store, &mut backoff).await {
+            match session(&settings, &store, &mut set, &mut backoff, &mut next).await {
                 Ok(()) => tracing::warn!("control plane closed the watch stream; reconnecting"),
-                Err(e) => tracing::warn!(error = %e, "control plane unreachable; serving the last-known-good snapshot"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "control plane unreachable; serving the last-known-good configuration")
+                }
             }
             tokio::time::sleep(backoff.delay()).await;
         }
     });
 }
 
-async fn session(s: &ControlSettings, store: &ConfigStore, backoff: &mut Backoff) -> Result<(), String> {
-    let channel = connect(s).await?;
+/// Applies one response: `Ok` with the revision now held, or `Err` with why
+/// it was refused (the previous state is kept, in memory and on disk).
+async fn apply(
+    s: &ControlSettings,
+    store: &ConfigStore,
+    set: &mut ResourceSet,
+    resp: WatchResponse,
+) -> Result<u64, String> {
+    let (full, count, removed) = (resp.full_state, resp.resources.len(), resp.removed.len());
+    let undo = set.apply(resp).map_err(|e| e.to_string())?;
+    let cfg = match RuntimeConfig::from_resources(set) {
+        Ok(c) => c,
+        Err(e) => {
+            set.undo(undo);
+            return Err(e.to_string());
+        }
+    };
+    let keys = cfg.key_count();
+    let dataplanes = cfg.dataplane_count;
+    store.replace(cfg);
+    if let Err(e) = persist(s.state_dir.clone(), set.to_persisted().encode_to_vec()).await {
+        tracing::warn!(error = %e, "could not persist the configuration");
+    }
+    tracing::info!(
+        epoch = %set.epoch, revision = set.revision, full, resources = count, removed, keys, dataplanes,
+        "configuration applied"
+    );
+    Ok(set.revision)
+}
+
+async fn session(
+    s: &ControlSettings,
+    store: &ConfigStore,
+    set: &mut ResourceSet,
+    backoff: &mut Backoff,
+    next: &mut usize,
+) -> Result<(), String> {
+    let (channel, url) = connect(s, next).await?;
     let mut client = DataPlaneServiceClient::with_interceptor(channel, Bearer::new(&s.token)?);
     let (tx, rx) = mpsc::channel::<WatchRequest>(8);
-    let held = store.get().map(|c| c.version).unwrap_or(0);
-    let hello = Hello { dataplane_id: s.id.clone(), version: held, address: s.address.clone() };
+    let hello = Hello {
+        dataplane_id: s.id.clone(),
+        revision: set.revision,
+        address: s.address.clone(),
+        epoch: set.epoch.clone(),
+    };
     tx.send(WatchRequest { msg: Some(watch_request::Msg::Hello(hello)) }).await.map_err(|e| e.to_string())?;
     let outbound = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
-    let mut inbound = client.watch(outbound).await.map_err(|e| format!("watch: {e}"))?.into_inner();
-    tracing::info!(url = %s.url, "subscribed to the control plane");
-    while let Some(resp) = inbound.message().await.map_err(|e| format!("watch stream: {e}"))? {
+    let mut inbound = client.watch(outbound).await.map_err(|e| format!("watch ({url}): {e}"))?.into_inner();
+    tracing::info!(url = %url, epoch = %set.epoch, revision = set.revision, "subscribed to the control plane");
+    while let Some(resp) = inbound.message().await.map_err(|e| format!("watch stream ({url}): {e}"))? {
         backoff.reset();
-        let Some(snap) = resp.snapshot else { continue };
-        let version = snap.version;
-        let reply = match RuntimeConfig::from_snapshot(snap.clone()) {
-            Ok(cfg) => {
-                let keys = cfg.key_count();
-                match store.install(cfg) {
-                    Ok(v) => {
-                        if let Err(e) = persist(&s.state_dir, &snap) {
-                            tracing::warn!(error = %e, "could not persist the snapshot");
-                        }
-                        tracing::info!(
-                            version = v,
-                            keys,
-                            dataplanes = snap.dataplane_count,
-                            "configuration snapshot installed"
-                        );
-                        watch_request::Msg::Ack(Ack { version })
-                    }
-                    Err(e) => watch_request::Msg::Nack(Nack { version, error: e.to_string() }),
-                }
-            }
-            Err(e) => {
-                tracing::error!(version, error = %e, "snapshot failed validation; keeping the previous one");
-                watch_request::Msg::Nack(Nack { version, error: e.to_string() })
+        let nonce = resp.nonce.clone();
+        let offered = resp.revision;
+        let reply = match apply(s, store, set, resp).await {
+            Ok(revision) => watch_request::Msg::Ack(Ack { nonce, revision }),
+            Err(error) => {
+                tracing::error!(revision = offered, error = %error, "configuration refused; keeping the previous one");
+                watch_request::Msg::Nack(Nack { nonce, revision: offered, error })
             }
         };
         if tx.send(WatchRequest { msg: Some(reply) }).await.is_err() {

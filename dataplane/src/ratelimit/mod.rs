@@ -45,18 +45,11 @@
 //!
 //! # Splitting limits between data planes
 //!
-//! Limits are global, but data planes do not talk to each other on the hot
-//! path. When `share` (N) data planes serve the same subjects, each enforces
-//! `ceil(limit / N)` on its own traffic. The trade-off:
-//!
-//! * no coordination (and no extra latency) per request;
-//! * exact when the load balancer spreads a subject's traffic evenly;
-//! * stricter than the global limit when it does not: a subject whose traffic
-//!   all lands on one data plane gets only `ceil(limit / N)`;
-//! * looser by at most `N - 1` (requests or tokens) from rounding up, since
-//!   `N * ceil(limit / N) < limit + N`;
-//! * when the count of data planes changes, every data plane's share changes
-//!   at the next configuration snapshot; counts already made are kept.
+//! Limits are fleet-wide, but data planes do not talk to each other on the
+//! hot path. The caller passes each subject's limits as this data plane
+//! enforces them: its share, which the control plane sets by demand (see
+//! `RuntimeConfig::plane_limits` and the control plane's `fleet::shares`).
+//! When a share changes, counts already made are kept.
 
 mod counter;
 
@@ -139,10 +132,10 @@ pub struct Subject<'a> {
 }
 
 /// One dimension's standing for the response headers, as this data plane
-/// enforces it (i.e. after dividing by `share`).
+/// enforces it (its share of the fleet-wide limit).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Budget {
-    /// The limit this data plane enforces: `ceil(configured / share)`.
+    /// The limit this data plane enforces: its share of the configured one.
     pub limit: u64,
     /// Whole units left now (for requests: after counting this one).
     pub remaining: u64,
@@ -166,7 +159,7 @@ pub struct Refused {
     /// The subject that refused (when several do, the one that frees up last).
     pub scope: Scope,
     pub dimension: Dimension,
-    /// The limit this data plane enforces: `ceil(configured / share)`.
+    /// The limit this data plane enforces: its share of the configured one.
     pub limit: u64,
     /// Whole seconds, 1 to 60, after which that subject would allow the request.
     pub retry_after_secs: u64,
@@ -210,11 +203,6 @@ impl fmt::Debug for Limiter {
             .field("teams", &self.teams.len())
             .finish()
     }
-}
-
-/// `ceil(limit / share)`; 0 stays 0 (unlimited).
-fn per_plane(limit: u64, share: u64) -> u64 {
-    limit.div_ceil(share)
 }
 
 /// Keeps the tighter of two budgets: less remaining, then a smaller limit.
@@ -265,21 +253,19 @@ impl Limiter {
         map.entry(Box::from(id)).or_insert_with(|| Counter::new(at_ms)).downgrade()
     }
 
-    /// `share` = how many data planes split each limit (>= 1; 0 is taken as
-    /// 1): each enforces ceil(limit / share). Checks every subject; if all
+    /// Checks every subject against the limits given (this data plane's
+    /// share); if all
     /// allow, counts one request against each and returns `Ok(Admitted)`
     /// (which carries what the response headers need); if any refuses,
     /// counts nothing and returns `Err(Refused)`.
-    pub fn admit(&self, subjects: &[Subject<'_>], share: u32, now: Instant) -> Result<Admitted, Refused> {
-        let share = u64::from(share.max(1));
+    pub fn admit(&self, subjects: &[Subject<'_>], now: Instant) -> Result<Admitted, Refused> {
         let at = self.millis(now);
         let mut admitted = Admitted::default();
         for (i, s) in subjects.iter().enumerate() {
             if s.limits.is_unlimited() {
                 continue;
             }
-            let rpm = per_plane(s.limits.rpm, share);
-            let tpm = per_plane(s.limits.tpm, share);
+            let (rpm, tpm) = (s.limits.rpm, s.limits.tpm);
             let counter = self.counter(s.scope, s.id, at);
             counter.touch(at);
             let pos = counter.sync(at);
@@ -313,7 +299,7 @@ impl Limiter {
             drop(counter);
             if let Some(first) = refusal {
                 self.take_back(&subjects[..i], at);
-                return Err(self.refused(subjects, share, at, first));
+                return Err(self.refused(subjects, at, first));
             }
         }
         Ok(admitted)
@@ -332,13 +318,12 @@ impl Limiter {
     /// subject (without counting) for the tightest budgets, and names the
     /// refusing subject that frees up last, so that a client retrying after
     /// `retry_after_secs` is not refused again by another subject.
-    fn refused(&self, subjects: &[Subject<'_>], share: u64, at: u64, first: Refusal) -> Refused {
+    fn refused(&self, subjects: &[Subject<'_>], at: u64, first: Refusal) -> Refused {
         let mut worst = first;
         let mut requests = None;
         let mut tokens = None;
         for s in subjects.iter().filter(|s| !s.limits.is_unlimited()) {
-            let rpm = per_plane(s.limits.rpm, share);
-            let tpm = per_plane(s.limits.tpm, share);
+            let (rpm, tpm) = (s.limits.rpm, s.limits.tpm);
             let zero = Snapshot { elapsed: 0, prev: 0, cur: 0 };
             let (req, tok) = match self.map(s.scope).get(s.id) {
                 Some(c) => {
@@ -428,7 +413,7 @@ mod tests {
     /// Admits `n` requests for `subjects` at `now`, asserting each is admitted.
     fn admit_n(l: &Limiter, subjects: &[Subject<'_>], now: Instant, n: usize) {
         for i in 0..n {
-            if let Err(r) = l.admit(subjects, 1, now) {
+            if let Err(r) = l.admit(subjects, now) {
                 panic!("request {i} refused: {r}");
             }
         }
@@ -436,7 +421,7 @@ mod tests {
 
     /// How many of `n` attempts are admitted.
     fn count_admitted(l: &Limiter, subjects: &[Subject<'_>], now: Instant, n: usize) -> usize {
-        (0..n).filter(|_| l.admit(subjects, 1, now).is_ok()).count()
+        (0..n).filter(|_| l.admit(subjects, now).is_ok()).count()
     }
 
     #[test]
@@ -445,12 +430,12 @@ mod tests {
         let s = [subject(Scope::Key, "k", 5, 0)];
         let now = at(&l, 10_000);
         for expected_remaining in (0..5).rev() {
-            let a = l.admit(&s, 1, now).expect("within the limit");
+            let a = l.admit(&s, now).expect("within the limit");
             assert_eq!(a.requests.unwrap().remaining, expected_remaining);
             assert_eq!(a.tokens, None);
         }
-        assert!(l.admit(&s, 1, now).is_err());
-        assert!(l.admit(&s, 1, now).is_err());
+        assert!(l.admit(&s, now).is_err());
+        assert!(l.admit(&s, now).is_err());
     }
 
     #[test]
@@ -459,7 +444,7 @@ mod tests {
         let s = [subject(Scope::Key, "k", 0, 0), subject(Scope::User, "u", 0, 0), subject(Scope::Team, "t", 0, 0)];
         for i in 0..10_000 {
             let now = at(&l, i);
-            assert_eq!(l.admit(&s, 1, now), Ok(Admitted::default()));
+            assert_eq!(l.admit(&s, now), Ok(Admitted::default()));
             l.charge(&s, 1_000_000, now);
         }
         assert!(l.is_empty(), "unlimited subjects are not tracked");
@@ -473,20 +458,20 @@ mod tests {
 
         // Same window: the 3 requests weigh fully until the window ends, and
         // then decay too slowly for 60 s to be enough: capped at 60.
-        let r = l.admit(&s, 1, at(&l, 10_000)).unwrap_err();
+        let r = l.admit(&s, at(&l, 10_000)).unwrap_err();
         assert_eq!((r.scope, r.dimension, r.limit), (Scope::User, Dimension::Requests, 3));
         assert_eq!(r.retry_after_secs, 60);
 
         // 10 s into the next window the estimate is 3 * 50/60 = 2.5: refused
         // until it reaches 2, at 20 s into the window, i.e. in 10 s.
-        let r = l.admit(&s, 1, at(&l, 70_000)).unwrap_err();
+        let r = l.admit(&s, at(&l, 70_000)).unwrap_err();
         assert_eq!((r.scope, r.dimension, r.limit), (Scope::User, Dimension::Requests, 3));
         assert_eq!(r.retry_after_secs, 10);
         assert_eq!(r.requests, Some(Budget { limit: 3, remaining: 0, reset_secs: 50 }));
         assert_eq!(r.tokens, None);
         assert_eq!(r.to_string(), "user rate limit of 3 requests per minute reached; retry after 10 s");
-        assert!(l.admit(&s, 1, at(&l, 79_999)).is_err());
-        assert!(l.admit(&s, 1, at(&l, 80_000)).is_ok(), "allowed after retry_after");
+        assert!(l.admit(&s, at(&l, 79_999)).is_err());
+        assert!(l.admit(&s, at(&l, 80_000)).is_ok(), "allowed after retry_after");
     }
 
     #[test]
@@ -495,7 +480,7 @@ mod tests {
         let s = [subject(Scope::Key, "k", 10, 0)];
         admit_n(&l, &s, at(&l, 1_000), 10);
         // 1 s into the next window: 10 * 59/60 = 9.83 still leaves no room.
-        let r = l.admit(&s, 1, at(&l, 61_000)).unwrap_err();
+        let r = l.admit(&s, at(&l, 61_000)).unwrap_err();
         assert_eq!(r.retry_after_secs, 5);
         // Halfway through it: 10 * 1/2 = 5, so five more fit.
         assert_eq!(count_admitted(&l, &s, at(&l, 90_000), 20), 5);
@@ -506,8 +491,8 @@ mod tests {
         let l = Limiter::new();
         let s = [subject(Scope::Key, "k", 10, 0)];
         admit_n(&l, &s, at(&l, 1_000), 10);
-        assert!(l.admit(&s, 1, at(&l, 59_999)).is_err());
-        let a = l.admit(&s, 1, at(&l, 121_000)).unwrap();
+        assert!(l.admit(&s, at(&l, 59_999)).is_err());
+        let a = l.admit(&s, at(&l, 121_000)).unwrap();
         assert_eq!(a.requests.unwrap().remaining, 9);
         assert_eq!(count_admitted(&l, &s, at(&l, 121_000), 20), 9);
     }
@@ -516,40 +501,18 @@ mod tests {
     fn charged_tokens_push_a_subject_over_its_tpm() {
         let l = Limiter::new();
         let s = [subject(Scope::Key, "k", 0, 1_000)];
-        let a = l.admit(&s, 1, at(&l, 1_000)).unwrap();
+        let a = l.admit(&s, at(&l, 1_000)).unwrap();
         assert_eq!(a.tokens, Some(Budget { limit: 1_000, remaining: 1_000, reset_secs: 0 }));
         assert_eq!(a.requests, None);
         l.charge(&s, 600, at(&l, 2_000));
-        let a = l.admit(&s, 1, at(&l, 3_000)).unwrap();
+        let a = l.admit(&s, at(&l, 3_000)).unwrap();
         assert_eq!(a.tokens.unwrap().remaining, 400, "admitted while budget is left");
         l.charge(&s, 500, at(&l, 4_000));
 
-        let r = l.admit(&s, 1, at(&l, 5_000)).unwrap_err();
+        let r = l.admit(&s, at(&l, 5_000)).unwrap_err();
         assert_eq!((r.scope, r.dimension, r.limit), (Scope::Key, Dimension::Tokens, 1_000));
         assert_eq!(r.retry_after_secs, 60);
         assert_eq!(r.tokens, Some(Budget { limit: 1_000, remaining: 0, reset_secs: 115 }));
-    }
-
-    #[test]
-    fn share_splits_each_limit_rounding_up() {
-        let l = Limiter::new();
-        let now = at(&l, 1_000);
-        let s = [subject(Scope::Team, "t", 5, 0)];
-        let a = l.admit(&s, 2, now).unwrap();
-        assert_eq!(a.requests.unwrap().limit, 3);
-        assert!(l.admit(&s, 2, now).is_ok());
-        assert!(l.admit(&s, 2, now).is_ok());
-        let r = l.admit(&s, 2, now).unwrap_err();
-        assert_eq!(r.limit, 3);
-
-        let s = [subject(Scope::Team, "tokens", 0, 3)];
-        l.charge(&s, 1, now);
-        let a = l.admit(&s, 2, now).unwrap();
-        assert_eq!(a.tokens, Some(Budget { limit: 2, remaining: 1, reset_secs: 119 }));
-        l.charge(&s, 1, now);
-        assert_eq!(l.admit(&s, 2, now).unwrap_err().limit, 2);
-        // A share of 0 is taken as 1.
-        assert!(l.admit(&s, 0, now).is_ok());
     }
 
     #[test]
@@ -559,21 +522,21 @@ mod tests {
         let key = subject(Scope::Key, "k", 10, 0);
         let user = subject(Scope::User, "u", 10, 0);
         let team = subject(Scope::Team, "t", 1, 0);
-        l.admit(&[key, team, user], 1, now).unwrap();
+        l.admit(&[key, team, user], now).unwrap();
         for _ in 0..5 {
             // The key is counted before the team refuses, the user never is.
-            let r = l.admit(&[key, team, user], 1, now).unwrap_err();
+            let r = l.admit(&[key, team, user], now).unwrap_err();
             assert_eq!(r.scope, Scope::Team);
         }
-        assert_eq!(l.admit(&[key], 1, now).unwrap().requests.unwrap().remaining, 8);
-        assert_eq!(l.admit(&[user], 1, now).unwrap().requests.unwrap().remaining, 8);
+        assert_eq!(l.admit(&[key], now).unwrap().requests.unwrap().remaining, 8);
+        assert_eq!(l.admit(&[user], now).unwrap().requests.unwrap().remaining, 8);
 
         // Same when the refusal is on tokens.
         let tokens = subject(Scope::Team, "t2", 0, 100);
         l.charge(&[tokens], 100, now);
-        let r = l.admit(&[key, tokens], 1, now).unwrap_err();
+        let r = l.admit(&[key, tokens], now).unwrap_err();
         assert_eq!((r.scope, r.dimension), (Scope::Team, Dimension::Tokens));
-        assert_eq!(l.admit(&[key], 1, now).unwrap().requests.unwrap().remaining, 7);
+        assert_eq!(l.admit(&[key], now).unwrap().requests.unwrap().remaining, 7);
     }
 
     #[test]
@@ -587,7 +550,7 @@ mod tests {
             for _ in 0..8 {
                 scope.spawn(|| {
                     for _ in 0..100 {
-                        if l.admit(&[key, team], 1, now).is_ok() {
+                        if l.admit(&[key, team], now).is_ok() {
                             admitted.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -596,15 +559,15 @@ mod tests {
         });
         assert_eq!(admitted.load(Ordering::Relaxed), 60);
         // Every request the team refused was taken back from the key.
-        let a = l.admit(&[key], 1, now).unwrap();
+        let a = l.admit(&[key], now).unwrap();
         assert_eq!(a.requests.unwrap().remaining, 1_000 - 61);
     }
 
     #[test]
     fn sweep_drops_idle_counters() {
         let l = Limiter::new();
-        l.admit(&[subject(Scope::Key, "old", 10, 0)], 1, at(&l, 0)).unwrap();
-        l.admit(&[subject(Scope::User, "recent", 10, 0)], 1, at(&l, 50_000)).unwrap();
+        l.admit(&[subject(Scope::Key, "old", 10, 0)], at(&l, 0)).unwrap();
+        l.admit(&[subject(Scope::User, "recent", 10, 0)], at(&l, 50_000)).unwrap();
         l.charge(&[subject(Scope::Team, "charged", 0, 10)], 5, at(&l, 100_000));
         assert_eq!(l.len(), 3);
 
@@ -627,17 +590,17 @@ mod tests {
         let team = subject(Scope::Team, "t", 100, 500);
 
         // The user has the smallest limit, so it is the tightest at first...
-        let a = l.admit(&[key, user, team], 1, now).unwrap();
+        let a = l.admit(&[key, user, team], now).unwrap();
         assert_eq!(a.requests, Some(Budget { limit: 5, remaining: 4, reset_secs: 110 }));
         assert_eq!(a.tokens, Some(Budget { limit: 500, remaining: 500, reset_secs: 0 }));
 
         // ...until the key has less left than the user.
         admit_n(&l, &[key], now, 7);
-        let a = l.admit(&[key, user, team], 1, now).unwrap();
+        let a = l.admit(&[key, user, team], now).unwrap();
         assert_eq!(a.requests, Some(Budget { limit: 10, remaining: 1, reset_secs: 110 }));
 
         l.charge(&[key, user, team], 400, now);
-        let a = l.admit(&[key, user, team], 1, now).unwrap();
+        let a = l.admit(&[key, user, team], now).unwrap();
         assert_eq!(a.requests.unwrap().remaining, 0);
         assert_eq!(a.tokens, Some(Budget { limit: 500, remaining: 100, reset_secs: 110 }));
     }

@@ -74,6 +74,7 @@ pub fn spawn(mut rx: mpsc::Receiver<UsageRecord>, control: ControlSettings) -> R
 async fn send_loop(spool: Arc<Mutex<Spool>>, wake: Arc<Notify>, control: ControlSettings) {
     let mut backoff = Backoff::new();
     let mut client = None;
+    let mut next = fastrand::usize(..control.urls.len().max(1));
     let mut last_report: Option<tokio::time::Instant> = None;
     loop {
         // After a full batch more are likely waiting: no gap then.
@@ -94,9 +95,9 @@ async fn send_loop(spool: Arc<Mutex<Spool>>, wake: Arc<Notify>, control: Control
             continue;
         }
         if client.is_none() {
-            match connect(&control)
+            match connect(&control, &mut next)
                 .await
-                .and_then(|ch| Ok(DataPlaneServiceClient::with_interceptor(ch, Bearer::new(&control.token)?)))
+                .and_then(|(ch, _)| Ok(DataPlaneServiceClient::with_interceptor(ch, Bearer::new(&control.token)?)))
             {
                 Ok(c) => client = Some(c),
                 Err(e) => {

@@ -3,7 +3,12 @@
 pub mod api_keys;
 pub mod api_tokens;
 pub mod audit_log;
+pub mod config_changes;
+pub mod config_state;
+pub mod dataplanes;
 pub mod endpoints;
+pub mod leases;
+pub mod login_failures;
 pub mod model_prices;
 pub mod models;
 pub mod settings;

@@ -1,0 +1,372 @@
+//! Building the data planes' resources from the database: all of them (at
+//! start, or after a gap in the change log), or only those a set of changes
+//! touched. Both paths share the per-resource builders, so a delta and a
+//! full state cannot disagree about a resource.
+
+use std::collections::{HashMap, HashSet};
+
+use ccag_proto::config::v1::{self as pb, resource::Kind, Resource, ResourceType};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+
+use super::state::Name;
+use crate::store::entities::{api_keys, endpoints, models, settings, team_members, teams, users};
+use crate::store::{KeyStatus, UserStatus};
+
+/// What a committed change touched, as logged in `config_changes`. The
+/// publisher expands a user to their keys and limits and a team to its
+/// members; a deletion that cascades must name what the database can no
+/// longer find (a deleted user's keys), since it is gone by then.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Touched {
+    Key(String),
+    User(String),
+    Team(String),
+    /// By Anthropic model id.
+    Model(String),
+    Endpoint(String),
+    Settings,
+}
+
+impl Touched {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Touched::Key(_) => "key",
+            Touched::User(_) => "user",
+            Touched::Team(_) => "team",
+            Touched::Model(_) => "model",
+            Touched::Endpoint(_) => "endpoint",
+            Touched::Settings => "settings",
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Touched::Key(n) | Touched::User(n) | Touched::Team(n) | Touched::Model(n) | Touched::Endpoint(n) => n,
+            Touched::Settings => "",
+        }
+    }
+
+    pub fn parse(kind: &str, name: &str) -> Option<Touched> {
+        let n = name.to_owned();
+        Some(match kind {
+            "key" => Touched::Key(n),
+            "user" => Touched::User(n),
+            "team" => Touched::Team(n),
+            "model" => Touched::Model(n),
+            "endpoint" => Touched::Endpoint(n),
+            "settings" => Touched::Settings,
+            _ => return None,
+        })
+    }
+}
+
+fn res(kind: Kind) -> Resource {
+    Resource { version: 0, kind: Some(kind) }
+}
+
+/// Revoked keys are left out: an unknown key and a revoked one get the same 401.
+fn key_resource(k: api_keys::Model, owner_active: bool) -> Option<Resource> {
+    let status = match KeyStatus::parse(&k.status) {
+        KeyStatus::Revoked => return None,
+        KeyStatus::Active if owner_active => pb::KeyStatus::Active,
+        _ => pb::KeyStatus::Disabled,
+    };
+    Some(res(Kind::Key(pb::ApiKey {
+        id: k.id,
+        sha256: k.key_hash,
+        name: k.name,
+        user_id: k.user_id,
+        team_id: k.team_id.unwrap_or_default(),
+        status: status as i32,
+        expires_at: k.expires_at.map(|t| t.timestamp()).unwrap_or(0),
+        rpm: k.rpm.max(0) as u64,
+        tpm: k.tpm.max(0) as u64,
+    })))
+}
+
+/// A user's own limit wins; otherwise the strictest member default of their
+/// teams. `None` when the user has no limit at all.
+pub fn user_limit<'t>(u: &users::Model, teams: impl Iterator<Item = &'t teams::Model>) -> Option<Resource> {
+    let strictest = |a: i64, b: i64| match (a, b) {
+        (0, x) | (x, 0) => x,
+        (x, y) => x.min(y),
+    };
+    let (mut rpm, mut tpm) = (0i64, 0i64);
+    for t in teams {
+        rpm = strictest(rpm, t.member_rpm.max(0));
+        tpm = strictest(tpm, t.member_tpm.max(0));
+    }
+    if u.rpm > 0 {
+        rpm = u.rpm;
+    }
+    if u.tpm > 0 {
+        tpm = u.tpm;
+    }
+    (rpm > 0 || tpm > 0)
+        .then(|| res(Kind::UserLimit(pb::SubjectLimit { id: u.id.clone(), rpm: rpm as u64, tpm: tpm as u64 })))
+}
+
+fn team_limit(t: &teams::Model) -> Option<Resource> {
+    (t.rpm > 0 || t.tpm > 0).then(|| {
+        res(Kind::TeamLimit(pb::SubjectLimit { id: t.id.clone(), rpm: t.rpm.max(0) as u64, tpm: t.tpm.max(0) as u64 }))
+    })
+}
+
+fn model_resource(m: models::Model) -> Resource {
+    res(Kind::Model(pb::ModelEntry {
+        display_name: if m.display_name.is_empty() { m.anthropic_id.clone() } else { m.display_name },
+        anthropic_id: m.anthropic_id,
+        bedrock_id: m.bedrock_id,
+        listed: m.listed,
+        created_at: m.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        description: String::new(),
+    }))
+}
+
+fn endpoint_resource(e: endpoints::Model) -> Resource {
+    res(Kind::Endpoint(pb::Endpoint {
+        id: e.id,
+        name: e.name,
+        region: e.region,
+        enabled: e.enabled,
+        priority: e.priority,
+    }))
+}
+
+async fn settings_resource<C: ConnectionTrait>(c: &C) -> Result<Resource, DbErr> {
+    let stored: HashMap<String, String> =
+        settings::Entity::find().all(c).await?.into_iter().map(|s| (s.key, s.value)).collect();
+    Ok(res(Kind::Settings(crate::gateway_settings::resource(&stored))))
+}
+
+fn insert(out: &mut HashMap<Name, Resource>, r: Option<Resource>) {
+    if let Some(r) = r {
+        if let Some(n) = super::state::name_of(&r) {
+            out.insert(n, r);
+        }
+    }
+}
+
+/// Every resource, in one pass over each table.
+pub async fn load_all<C: ConnectionTrait>(c: &C) -> Result<HashMap<Name, Resource>, DbErr> {
+    let mut out = HashMap::new();
+    let users = users::Entity::find().all(c).await?;
+    let teams: HashMap<String, teams::Model> =
+        teams::Entity::find().all(c).await?.into_iter().map(|t| (t.id.clone(), t)).collect();
+    let mut teams_of: HashMap<String, Vec<String>> = HashMap::new();
+    for m in team_members::Entity::find().all(c).await? {
+        teams_of.entry(m.user_id).or_default().push(m.team_id);
+    }
+    let active: HashSet<&str> =
+        users.iter().filter(|u| UserStatus::parse(&u.status) == UserStatus::Active).map(|u| u.id.as_str()).collect();
+    for k in api_keys::Entity::find().filter(api_keys::Column::Status.ne(KeyStatus::Revoked.as_str())).all(c).await? {
+        let owner_active = active.contains(k.user_id.as_str());
+        insert(&mut out, key_resource(k, owner_active));
+    }
+    for u in &users {
+        let of = teams_of.get(&u.id).map(Vec::as_slice).unwrap_or_default();
+        insert(&mut out, user_limit(u, of.iter().filter_map(|t| teams.get(t))));
+    }
+    for t in teams.values() {
+        insert(&mut out, team_limit(t));
+    }
+    for m in models::Entity::find().all(c).await? {
+        insert(&mut out, Some(model_resource(m)));
+    }
+    for e in endpoints::Entity::find().all(c).await? {
+        insert(&mut out, Some(endpoint_resource(e)));
+    }
+    insert(&mut out, Some(settings_resource(c).await?));
+    Ok(out)
+}
+
+/// Bounded IN lists keep within every backend's bind-parameter limit.
+const CHUNK: usize = 500;
+
+/// The resources that `touched` affects: their names (a name with no
+/// resource is to be removed) and the resources as they are now.
+pub async fn load_touched<C: ConnectionTrait>(
+    c: &C,
+    touched: &[Touched],
+) -> Result<(Vec<Name>, HashMap<Name, Resource>), DbErr> {
+    let mut key_ids = HashSet::new();
+    let mut user_ids = HashSet::new();
+    let mut team_ids = HashSet::new();
+    let mut model_ids = HashSet::new();
+    let mut endpoint_ids = HashSet::new();
+    let mut settings = false;
+    for t in touched {
+        match t {
+            Touched::Key(id) => key_ids.insert(id.clone()),
+            Touched::User(id) => user_ids.insert(id.clone()),
+            Touched::Team(id) => team_ids.insert(id.clone()),
+            Touched::Model(id) => model_ids.insert(id.clone()),
+            Touched::Endpoint(id) => endpoint_ids.insert(id.clone()),
+            Touched::Settings => {
+                settings = true;
+                true
+            }
+        };
+    }
+    let team_list: Vec<String> = team_ids.iter().cloned().collect();
+    for chunk in team_list.chunks(CHUNK) {
+        for m in team_members::Entity::find().filter(team_members::Column::TeamId.is_in(chunk.to_vec())).all(c).await? {
+            user_ids.insert(m.user_id);
+        }
+    }
+    let user_list: Vec<String> = user_ids.iter().cloned().collect();
+
+    let mut out = HashMap::new();
+    let mut names: Vec<Name> = Vec::new();
+
+    // Keys named, and the keys of touched users and teams.
+    let mut key_rows = Vec::new();
+    let key_list: Vec<String> = key_ids.iter().cloned().collect();
+    for chunk in key_list.chunks(CHUNK) {
+        key_rows.extend(api_keys::Entity::find().filter(api_keys::Column::Id.is_in(chunk.to_vec())).all(c).await?);
+    }
+    for chunk in user_list.chunks(CHUNK) {
+        key_rows.extend(api_keys::Entity::find().filter(api_keys::Column::UserId.is_in(chunk.to_vec())).all(c).await?);
+    }
+    for chunk in team_list.chunks(CHUNK) {
+        key_rows.extend(api_keys::Entity::find().filter(api_keys::Column::TeamId.is_in(chunk.to_vec())).all(c).await?);
+    }
+    let owners: Vec<String> = key_rows.iter().map(|k| k.user_id.clone()).collect::<HashSet<_>>().into_iter().collect();
+    let mut active = HashSet::new();
+    for chunk in owners.chunks(CHUNK) {
+        for u in users::Entity::find().filter(users::Column::Id.is_in(chunk.to_vec())).all(c).await? {
+            if UserStatus::parse(&u.status) == UserStatus::Active {
+                active.insert(u.id);
+            }
+        }
+    }
+    names.extend(key_ids.into_iter().map(|id| (ResourceType::Key, id)));
+    for k in key_rows {
+        names.push((ResourceType::Key, k.id.clone()));
+        let owner_active = active.contains(&k.user_id);
+        insert(&mut out, key_resource(k, owner_active));
+    }
+
+    // User limits: the user, their memberships and those teams.
+    let mut user_rows = Vec::new();
+    let mut teams_of: HashMap<String, Vec<String>> = HashMap::new();
+    for chunk in user_list.chunks(CHUNK) {
+        user_rows.extend(users::Entity::find().filter(users::Column::Id.is_in(chunk.to_vec())).all(c).await?);
+        for m in team_members::Entity::find().filter(team_members::Column::UserId.is_in(chunk.to_vec())).all(c).await? {
+            teams_of.entry(m.user_id).or_default().push(m.team_id);
+        }
+    }
+    let needed: Vec<String> = teams_of
+        .values()
+        .flatten()
+        .cloned()
+        .chain(team_ids.iter().cloned())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut teams: HashMap<String, teams::Model> = HashMap::new();
+    for chunk in needed.chunks(CHUNK) {
+        for t in teams::Entity::find().filter(teams::Column::Id.is_in(chunk.to_vec())).all(c).await? {
+            teams.insert(t.id.clone(), t);
+        }
+    }
+    names.extend(user_ids.into_iter().map(|id| (ResourceType::UserLimit, id)));
+    for u in &user_rows {
+        let of = teams_of.get(&u.id).map(Vec::as_slice).unwrap_or_default();
+        insert(&mut out, user_limit(u, of.iter().filter_map(|t| teams.get(t))));
+    }
+    for id in team_ids {
+        insert(&mut out, teams.get(&id).and_then(team_limit));
+        names.push((ResourceType::TeamLimit, id));
+    }
+
+    if !model_ids.is_empty() {
+        let list: Vec<String> = model_ids.iter().cloned().collect();
+        let cond = Condition::all().add(models::Column::AnthropicId.is_in(list));
+        for m in models::Entity::find().filter(cond).all(c).await? {
+            insert(&mut out, Some(model_resource(m)));
+        }
+        names.extend(model_ids.into_iter().map(|id| (ResourceType::Model, id)));
+    }
+    if !endpoint_ids.is_empty() {
+        let list: Vec<String> = endpoint_ids.iter().cloned().collect();
+        for e in endpoints::Entity::find().filter(endpoints::Column::Id.is_in(list)).all(c).await? {
+            insert(&mut out, Some(endpoint_resource(e)));
+        }
+        names.extend(endpoint_ids.into_iter().map(|id| (ResourceType::Endpoint, id)));
+    }
+    if settings {
+        insert(&mut out, Some(settings_resource(c).await?));
+        names.push((ResourceType::Settings, String::new()));
+    }
+    Ok((names, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn user(id: &str, rpm: i64, tpm: i64) -> users::Model {
+        users::Model {
+            id: id.into(),
+            email: None,
+            subject: None,
+            display_name: String::new(),
+            role: "member".into(),
+            status: "active".into(),
+            password_hash: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            rpm,
+            tpm,
+        }
+    }
+
+    fn team(id: &str, member_rpm: i64, member_tpm: i64) -> teams::Model {
+        teams::Model {
+            id: id.into(),
+            name: id.into(),
+            description: String::new(),
+            member_rpm,
+            member_tpm,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            rpm: 0,
+            tpm: 0,
+        }
+    }
+
+    fn limits(r: Option<Resource>) -> Option<(u64, u64)> {
+        match r?.kind? {
+            Kind::UserLimit(l) => Some((l.rpm, l.tpm)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_users_own_limit_wins_over_team_defaults() {
+        let ts = [team("t1", 5, 100)];
+        assert_eq!(limits(user_limit(&user("u", 50, 0), ts.iter())), Some((50, 100)));
+    }
+
+    #[test]
+    fn without_an_own_limit_the_strictest_team_default_applies_per_dimension() {
+        let ts = [team("t1", 10, 0), team("t2", 20, 300), team("t3", 0, 200)];
+        assert_eq!(limits(user_limit(&user("u", 0, 0), ts.iter())), Some((10, 200)));
+    }
+
+    #[test]
+    fn a_user_with_no_limit_anywhere_is_no_resource() {
+        assert_eq!(limits(user_limit(&user("u", 0, 0), [team("t", 0, 0)].iter())), None);
+        assert_eq!(limits(user_limit(&user("u", 0, 0), std::iter::empty())), None);
+    }
+
+    #[test]
+    fn touched_changes_round_trip_through_their_log_form() {
+        for t in [Touched::Key("k".into()), Touched::Team("t".into()), Touched::Settings] {
+            assert_eq!(Touched::parse(t.kind(), t.name()), Some(t));
+        }
+        assert_eq!(Touched::parse("budget", "x"), None);
+    }
+}

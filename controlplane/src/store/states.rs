@@ -1,0 +1,57 @@
+//! The stored forms of statuses and roles. Rows hold them as text; code
+//! holds these enums, parsed once where a row is read.
+
+macro_rules! stored_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? } else $fallback:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Text this version does not know reads as the safe fallback.
+            pub fn parse(s: &str) -> Self {
+                match s { $($text => $name::$variant,)+ _ => $name::$fallback }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+stored_enum!(
+    /// A virtual key's status; an unknown stored value counts as revoked.
+    KeyStatus { Active = "active", Disabled = "disabled", Revoked = "revoked" } else Revoked
+);
+
+stored_enum!(
+    /// A user's status; an unknown stored value counts as disabled.
+    UserStatus { Active = "active", Disabled = "disabled" } else Disabled
+);
+
+stored_enum!(
+    /// A user's role; an unknown stored value counts as a member.
+    Role { Admin = "admin", Member = "member" } else Member
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_text_round_trips_and_unknown_text_is_the_safe_fallback() {
+        for s in [KeyStatus::Active, KeyStatus::Disabled, KeyStatus::Revoked] {
+            assert_eq!(KeyStatus::parse(s.as_str()), s);
+        }
+        assert_eq!(KeyStatus::parse("paused"), KeyStatus::Revoked);
+        assert_eq!(UserStatus::parse(""), UserStatus::Disabled);
+        assert_eq!(Role::parse("owner"), Role::Member);
+    }
+}
