@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use ccag_proto::config::v1::{resource::Kind, LimitScope, LimitShare, LimitShares, ResourceType};
 use chrono::Utc;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Alias, Expr, Func, SimpleExpr};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
 use tokio::sync::watch;
 
@@ -152,21 +152,19 @@ async fn demand(db: &DatabaseConnection) -> Result<Vec<(String, String, String, 
     let window = now - chrono::Duration::from_std(WINDOW).unwrap_or_default();
     let recent = now - chrono::Duration::from_std(RECENT).unwrap_or_default();
     use usage_records::Column as C;
+    // Sums cast to BIGINT: PostgreSQL's SUM of integers is NUMERIC.
+    let sum = |e: SimpleExpr| -> SimpleExpr { Func::cast_as(Func::sum(e), Alias::new("BIGINT")).into() };
+    let admitted: SimpleExpr = Expr::case(Expr::col(C::Outcome).ne(REFUSED_OUTCOME), 1).finally(0).into();
+    let is_recent: SimpleExpr = Expr::case(Expr::col(C::StartedAt).gte(recent), 1).finally(0).into();
     let rows: Vec<(String, String, String, String, i64, i64, i64)> = usage_records::Entity::find()
         .select_only()
         .column(C::DataplaneId)
         .column(C::KeyId)
         .column(C::UserId)
         .column(C::TeamId)
-        .column_as(
-            Expr::cust_with_values("CAST(SUM(CASE WHEN outcome <> ? THEN 1 ELSE 0 END) AS BIGINT)", [REFUSED_OUTCOME]),
-            "requests",
-        )
-        .column_as(Expr::cust("CAST(SUM(input_tokens + output_tokens) AS BIGINT)"), "tokens")
-        .column_as(
-            Expr::cust_with_values("CAST(SUM(CASE WHEN started_at >= ? THEN 1 ELSE 0 END) AS BIGINT)", [recent]),
-            "recent",
-        )
+        .column_as(sum(admitted), "requests")
+        .column_as(sum(Expr::col(C::InputTokens).add(Expr::col(C::OutputTokens))), "tokens")
+        .column_as(sum(is_recent), "recent")
         .filter(C::StartedAt.gte(window))
         .group_by(C::DataplaneId)
         .group_by(C::KeyId)

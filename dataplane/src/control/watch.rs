@@ -62,7 +62,8 @@ async fn persist(state_dir: PathBuf, bytes: Vec<u8>) -> std::io::Result<()> {
 pub fn spawn_watch(settings: ControlSettings, store: Arc<ConfigStore>, mut set: ResourceSet) {
     tokio::spawn(async move {
         let mut backoff = Backoff::new();
-        let mut next = fastrand::usize(..settings.urls.len().max(1));
+        // The first URL first: the operator's order is a preference.
+        let mut next = 0;
         loop {
             match session(&settings, &store, &mut set, &mut backoff, &mut next).await {
                 Ok(()) => tracing::warn!("control plane closed the watch stream; reconnecting"),

@@ -74,7 +74,7 @@ pub fn spawn(mut rx: mpsc::Receiver<UsageRecord>, control: ControlSettings) -> R
 async fn send_loop(spool: Arc<Mutex<Spool>>, wake: Arc<Notify>, control: ControlSettings) {
     let mut backoff = Backoff::new();
     let mut client = None;
-    let mut next = fastrand::usize(..control.urls.len().max(1));
+    let mut next = 0;
     let mut last_report: Option<tokio::time::Instant> = None;
     loop {
         // After a full batch more are likely waiting: no gap then.

@@ -184,3 +184,22 @@ def test_claude_code_works_through_a_data_plane_fed_by_the_control_plane(fleet, 
     assert "Hello from the Bedrock double." in out["result"]
     # Claude Code's requests reach the spend log under the key.
     assert wait_until(lambda: usage_total(fleet, created["id"]) >= 2, timeout=10)
+
+
+def test_a_key_created_just_before_a_data_plane_starts_works_on_its_first_request_after_ready(fleet):
+    """The join race: a joining data plane is answered only with what is
+    committed, so /ready never precedes a key that already exists."""
+    import urllib.request
+
+    key = create_key(fleet)["key"]
+    url = fleet.start_dp("late")
+
+    def ready():
+        try:
+            with urllib.request.urlopen(url + "/ready", timeout=2) as r:
+                return r.status == 200
+        except Exception:
+            return False
+
+    assert wait_until(ready, timeout=10, every=0.005)
+    assert works(url, key), "the first request after /ready must see the key"

@@ -257,19 +257,34 @@ impl Resource for pb::Status {
             .field("users", self.users)
             .field("teams", self.teams)
             .field("active_keys", self.active_keys)
+            .field("replica", self.replica.clone())
+            .field("config_epoch", self.config_epoch.clone())
             .field("config_version", self.config_version)
             .field("dataplanes", Value::Array(self.dataplanes.iter().map(|d| d.record().into()).collect()))
+            .field("leases", Value::Array(self.leases.iter().map(|l| l.record().into()).collect()))
+    }
+}
+
+impl Resource for pb::Lease {
+    const PLURAL: &'static str = "leases";
+    const COLUMNS: &'static [&'static str] = &["name", "holder", "expires_at"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("name", self.name.clone())
+            .field("holder", self.holder.clone())
+            .field("expires_at", self.expires_at.clone())
     }
 }
 
 impl Resource for pb::DataPlane {
     const PLURAL: &'static str = "data planes";
     const COLUMNS: &'static [&'static str] =
-        &["id", "address", "connected_at", "acked_version", "nacked_version", "nack_error"];
+        &["id", "address", "replica", "connected_at", "acked_version", "nacked_version", "nack_error"];
     fn record(&self) -> Record {
         Record::new()
             .field("id", self.id.clone())
             .field("address", self.address.clone())
+            .field("replica", self.replica.clone())
             .field("connected_at", self.connected_at.clone())
             .field("acked_version", self.acked_version)
             .field("nacked_version", self.nacked_version)

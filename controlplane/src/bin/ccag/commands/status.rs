@@ -17,7 +17,10 @@ fn render(s: &ccag_proto::admin::v1::Status, json: bool) -> String {
     if json {
         return output::to_json(&rec);
     }
-    output::object_with_tables(&rec, &[("dataplanes", output::render_list(&s.dataplanes, false))])
+    output::object_with_tables(
+        &rec,
+        &[("dataplanes", output::render_list(&s.dataplanes, false)), ("leases", output::render_list(&s.leases, false))],
+    )
 }
 
 #[cfg(test)]
