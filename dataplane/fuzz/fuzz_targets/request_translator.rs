@@ -29,7 +29,7 @@ use http::{HeaderMap, HeaderValue};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 
-/// What Bedrock's Anthropic schema takes (protocol.md §2.3), written out
+/// What Bedrock's Anthropic schema takes (docs/protocol.md §2.3), written out
 /// here independently of the translator's own list.
 const BEDROCK_SCHEMA: &[&str] = &[
     "anthropic_version",

@@ -1,5 +1,5 @@
 //! The built-in model catalogue: Anthropic ids and aliases, and the Bedrock
-//! foundation-model id each runs on (protocol.md §3).
+//! foundation-model id each runs on (docs/protocol.md §3).
 
 pub struct KnownModel {
     /// The id listed by /v1/models.

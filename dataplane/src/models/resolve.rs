@@ -148,7 +148,7 @@ fn parse_caps(id: &str) -> Capabilities {
     }
 }
 
-/// The inference-profile geo for a region (protocol.md §3).
+/// The inference-profile geo for a region (docs/protocol.md §3).
 pub fn geo_for_region(region: &str) -> &'static str {
     match region {
         r if r.starts_with("us-gov-") => "us-gov",

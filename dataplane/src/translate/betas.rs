@@ -9,7 +9,7 @@ use dashmap::DashMap;
 use http::HeaderMap;
 use serde_json::Value;
 
-/// Betas Bedrock accepts in the body (protocol.md §2.3).
+/// Betas Bedrock accepts in the body (docs/protocol.md §2.3).
 pub const BEDROCK_BETAS: &[&str] = &[
     "computer-use-2025-01-24",
     "token-efficient-tools-2025-02-19",

@@ -1,5 +1,5 @@
 //! Parsing a Messages request once, and adapting its body to what Bedrock
-//! accepts for the resolved model (protocol.md §2.3).
+//! accepts for the resolved model (docs/protocol.md §2.3).
 
 use serde_json::{Map, Value};
 

@@ -53,7 +53,7 @@ impl UpstreamError {
         }
     }
 
-    /// The error as the client sees it (protocol.md §2.5). `mid_stream` errors
+    /// The error as the client sees it (docs/protocol.md §2.5). `mid_stream` errors
     /// arrive after the status was sent; there, server-side failures become
     /// `overloaded_error`, which Claude Code retries.
     pub fn to_api(&self, mid_stream: bool) -> ApiError {
