@@ -173,11 +173,20 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    pub fn start(binary: &Path, work: &WorkDir) -> Result<Self, Error> {
-        let data = work.0.join("controlplane");
+    /// Replica `replica` of the control plane: on SQLite in the work
+    /// directory when `database_url` is `None`, else on that database. The
+    /// replicas of one bench share `first`'s admin password and token.
+    pub fn start(
+        binary: &Path,
+        work: &WorkDir,
+        replica: usize,
+        database_url: Option<&str>,
+        first: Option<&ControlPlane>,
+    ) -> Result<Self, Error> {
+        let data = work.0.join(format!("controlplane-{replica}"));
         std::fs::create_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
-        let admin_password = random_token(24);
-        let dataplane_token = random_token(32);
+        let admin_password = first.map_or_else(|| random_token(24), |f| f.admin_password.clone());
+        let dataplane_token = first.map_or_else(|| random_token(32), |f| f.dataplane_token.clone());
         let mut cmd = Command::new(binary);
         cmd.env_remove("DATABASE_URL")
             .env_remove("CCAG_TLS_CERT")
@@ -187,14 +196,18 @@ impl ControlPlane {
             .env("CCAG_GRPC_ADDR", "127.0.0.1:0")
             .env("CCAG_HTTP_ADDR", "127.0.0.1:0")
             .env("CCAG_LOG_FORMAT", "json")
+            .env("CCAG_REPLICA_ID", format!("bench-cp-{replica}"))
             .env("ADMIN_USERNAME", "admin")
             .env("ADMIN_PASSWORD", &admin_password)
             .env("CCAG_DATAPLANE_TOKEN", &dataplane_token)
             .current_dir(&work.0);
+        if let Some(url) = database_url {
+            cmd.env("DATABASE_URL", url);
+        }
         let (proc, grpc) = Proc::spawn(
             cmd,
             "ccag-controlplane",
-            work.0.join("controlplane.log"),
+            work.0.join(format!("controlplane-{replica}.log")),
             "ccag-controlplane grpc listening on ",
         )?;
         Ok(ControlPlane { proc, grpc, admin_user: "admin".into(), admin_password, dataplane_token })
@@ -218,7 +231,11 @@ pub struct DataPlane {
 }
 
 impl DataPlane {
-    pub fn start(n: usize, double_url: &str, cp: &ControlPlane, work: &WorkDir) -> Result<Self, Error> {
+    /// Data plane `n`, given every replica's URL, starting with replica
+    /// `n - 1` (modulo their number), so that the data planes spread.
+    pub fn start(n: usize, double_url: &str, cps: &[ControlPlane], work: &WorkDir) -> Result<Self, Error> {
+        let cp = &cps[0];
+        let urls: Vec<&str> = (0..cps.len()).map(|i| cps[(n - 1 + i) % cps.len()].grpc.as_str()).collect();
         let id = format!("bench-dp-{n}");
         let state = work.0.join(&id);
         std::fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
@@ -228,7 +245,7 @@ impl DataPlane {
             .env_remove("CCAG_DATAPLANE_CONFIG")
             .env_remove("CCAG_DATAPLANE_TOKEN_FILE")
             .env_remove("CCAG_CONTROLPLANE_CA")
-            .env("CCAG_CONTROLPLANE_URL", &cp.grpc)
+            .env("CCAG_CONTROLPLANE_URL", urls.join(","))
             .env("CCAG_DATAPLANE_TOKEN", &cp.dataplane_token)
             .env("CCAG_DATAPLANE_STATE_DIR", &state)
             .env("CCAG_DATAPLANE_ID", &id)
@@ -406,7 +423,7 @@ fn clock_ticks() -> f64 {
 }
 
 /// utime + stime of `/proc/{who}/stat`, in seconds.
-fn cpu_secs(who: &str) -> f64 {
+pub fn cpu_secs(who: &str) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{who}/stat")) else {
         return 0.0;
     };
@@ -471,4 +488,42 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+/// A throw-away PostgreSQL database for the bench, made and dropped with
+/// `psql` against `base` (a URL without a database name).
+pub struct BenchDatabase {
+    base: String,
+    name: String,
+}
+
+impl BenchDatabase {
+    pub fn create(base: &str) -> Result<Self, Error> {
+        let base = base.trim_end_matches('/').to_owned();
+        let name = format!("ccag_bench_{}", random_token(8).to_lowercase());
+        psql(&base, &format!("CREATE DATABASE {name}"))?;
+        Ok(BenchDatabase { base, name })
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.base, self.name)
+    }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        let _ = psql(&self.base, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+fn psql(base: &str, sql: &str) -> Result<(), Error> {
+    let out = Command::new("psql")
+        .args(["-d", &format!("{base}/postgres"), "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running psql: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("psql {sql:?}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(())
 }

@@ -40,6 +40,7 @@
 
 mod admin;
 mod chart;
+mod distribution;
 mod fleet;
 mod load;
 mod phases;
@@ -89,6 +90,14 @@ pub struct Params {
     pub dataplanes: usize,
     /// Configuration changes, and usage records, timed.
     pub repeats: usize,
+    /// Control-plane replicas; more than one needs `postgres`.
+    pub replicas: usize,
+    /// A PostgreSQL server URL without a database (`postgres://user@host:port`):
+    /// the control plane runs on a throw-away database there instead of SQLite.
+    pub postgres: Option<String>,
+    /// The distribution-cost phase: keys, and simulated data planes.
+    pub dist_keys: usize,
+    pub dist_peers: usize,
     /// Where the SVG chart goes.
     pub chart: PathBuf,
 }
@@ -109,6 +118,10 @@ impl Params {
             inter_token_ms: 0,
             dataplanes: 2,
             repeats: 20,
+            replicas: 1,
+            postgres: None,
+            dist_keys: 10_000,
+            dist_peers: 20,
             chart: fleet::target_dir().join("gateway-bench.svg"),
         }
     }
@@ -122,6 +135,7 @@ impl Params {
             streams: 200,
             idle_secs: 5.0,
             repeats: 10,
+            dist_keys: 2_000,
             ..Params::full()
         }
     }
@@ -138,6 +152,8 @@ impl Params {
             streams: 20,
             idle_secs: 0.2,
             repeats: 2,
+            dist_keys: 20,
+            dist_peers: 3,
             chart: fleet::target_dir().join("gateway-bench-smoke.svg"),
             ..Params::full()
         }
@@ -184,6 +200,10 @@ impl Params {
                 "--inter-token-ms" => p.inter_token_ms = value("--inter-token-ms", 0.0)? as u64,
                 "--dataplanes" => p.dataplanes = value("--dataplanes", 1.0)? as usize,
                 "--repeats" => p.repeats = value("--repeats", 1.0)? as usize,
+                "--replicas" => p.replicas = value("--replicas", 1.0)? as usize,
+                "--postgres" => p.postgres = Some(it.next().ok_or("--postgres needs a URL")?.clone()),
+                "--dist-keys" => p.dist_keys = value("--dist-keys", 1.0)? as usize,
+                "--dist-peers" => p.dist_peers = value("--dist-peers", 1.0)? as usize,
                 "--chart" => {
                     let path = PathBuf::from(it.next().ok_or("--chart needs a path")?);
                     p.chart = if path.is_absolute() { path } else { fleet::workspace_root().join(path) };
@@ -191,6 +211,9 @@ impl Params {
                 "-h" | "--help" => return Err(String::new()),
                 other => return Err(format!("unknown argument {other:?}")),
             }
+        }
+        if p.replicas > 1 && p.postgres.is_none() {
+            return Err("--replicas above 1 needs --postgres (replicas share one PostgreSQL)".into());
         }
         Ok(p)
     }
@@ -210,6 +233,14 @@ const USAGE: &str = "usage: cargo bench -p ccag-dataplane --bench gateway [-- OP
   --inter-token-ms N      the double's delay between events (default 0)
   --dataplanes N          data planes connected to the control plane (default 2)
   --repeats N             configuration changes and usage records timed (default 20)
+  --postgres URL          run the control plane on a throw-away database on this
+                          PostgreSQL server (postgres://user@host:port; made and
+                          dropped with psql) instead of SQLite
+  --replicas N            control-plane replicas on that database (default 1); each
+                          data plane is given every replica's URL, starting with a
+                          different one, and admin changes go to the first
+  --dist-keys N           keys for the distribution-cost phase (default 10000)
+  --dist-peers N          simulated data planes in that phase (default 20)
   --chart PATH            the SVG chart (default target/gateway-bench.svg; relative
                           paths are taken from the workspace root)
 Options after --quick override it.
@@ -277,19 +308,32 @@ async fn run(p: Params) -> Result<(), Error> {
     // The guards below kill their processes when they drop, on every path out;
     // the work directory goes last.
     let work = WorkDir::new()?;
-    let cp = ControlPlane::start(&cp_binary, &work)?;
-    progress(&format!("double at {}, control plane at {} (pid {})", double.url(), cp.grpc, cp.pid()));
-    let admin = admin::Admin::login(&cp).await.map_err(|e| format!("{e}; control plane log:\n{}", cp.log_tail()))?;
+    let database = p.postgres.as_deref().map(fleet::BenchDatabase::create).transpose()?;
+    let database_url = database.as_ref().map(fleet::BenchDatabase::url);
+    let mut cps: Vec<ControlPlane> = Vec::new();
+    for r in 0..p.replicas {
+        let cp = ControlPlane::start(&cp_binary, &work, r, database_url.as_deref(), cps.first())?;
+        cps.push(cp);
+    }
+    let cp = &cps[0];
+    progress(&format!(
+        "double at {}, {} control-plane replica(s) on {} at {}",
+        double.url(),
+        cps.len(),
+        if database.is_some() { "PostgreSQL" } else { "SQLite" },
+        cps.iter().map(|c| format!("{} (pid {})", c.grpc, c.pid())).collect::<Vec<_>>().join(", ")
+    ));
+    let admin = admin::Admin::login(cp).await.map_err(|e| format!("{e}; control plane log:\n{}", cp.log_tail()))?;
     let bench_key = admin.create_key("bench-load").await?;
     let probe_key = admin.create_key("bench-propagation").await?;
     let usage_key = admin.create_key("bench-usage").await?;
     let mut dps = Vec::new();
     for n in 1..=p.dataplanes {
-        dps.push(DataPlane::start(n, &double.url(), &cp, &work)?);
+        dps.push(DataPlane::start(n, &double.url(), &cps, &work)?);
     }
     let dp = &dps[0];
     // The control plane and the idle data planes: their CPU is accounted apart.
-    let fleet_pids: Vec<u32> = std::iter::once(cp.pid()).chain(dps[1..].iter().map(|d| d.pid)).collect();
+    let fleet_pids: Vec<u32> = cps.iter().map(|c| c.pid()).chain(dps[1..].iter().map(|d| d.pid)).collect();
     let target = Target::new(&double.url(), &dp.url, &bench_key.secret);
     phases::wait_ready(&target, &dps, &[&bench_key, &probe_key, &usage_key]).await?;
     progress(&format!(
@@ -374,6 +418,9 @@ async fn run(p: Params) -> Result<(), Error> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rss_end = dp.rss_kib()?;
 
+    // Last: its keys would otherwise be in every data plane's state above.
+    let distribution = distribution::run(cp, &admin, &probe_key, p.dist_keys, p.dist_peers, p.repeats).await?;
+
     let results = Results {
         params: p.clone(),
         machine,
@@ -389,6 +436,9 @@ async fn run(p: Params) -> Result<(), Error> {
         saturation,
         propagation,
         usage,
+        replicas: cps.len(),
+        postgres: database.is_some(),
+        distribution,
     };
     print!("{}", results.markdown());
     let svg = chart::latency_svg(&results);
@@ -399,7 +449,8 @@ async fn run(p: Params) -> Result<(), Error> {
     progress(&format!("chart written to {}", p.chart.display()));
     let failures = results.errors();
     drop(dps);
-    drop(cp);
+    drop(cps);
+    drop(database);
     drop(double);
     drop(work);
     if failures > 0 {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::fleet::{dataplane_binary, CpuUse, Machine, DISTURBED};
 use crate::load::{kind_name, LatencyRun, Route, ThroughputRun};
+use crate::distribution::DistributionCost;
 use crate::phases::{MemoryRun, PropagationSample, UsageLag, PROPAGATION_POLL, USAGE_POLL};
 use crate::Params;
 
@@ -15,11 +16,10 @@ pub const TARGET_P50_MS: f64 = 0.2;
 pub const TARGET_P99_MS: f64 = 1.0;
 pub const TARGET_STREAMS: usize = 1000;
 pub const TARGET_STREAMS_MIB: f64 = 64.0;
-pub const TARGET_PROPAGATION_MS: f64 = 1000.0;
+pub const TARGET_PROPAGATION_MS: f64 = 50.0;
 
 /// The control plane polls the configuration version this often
 /// (`controlplane/src/fleet/publisher.rs`, `POLL`).
-const CONTROLPLANE_POLL_MS: u64 = 200;
 /// The data plane's default ping interval on idle streams.
 const PING_INTERVAL_SECS: u64 = 10;
 
@@ -56,6 +56,9 @@ pub struct Results {
     pub saturation: Vec<SaturationRow>,
     pub propagation: Vec<PropagationSample>,
     pub usage: UsageLag,
+    pub replicas: usize,
+    pub postgres: bool,
+    pub distribution: DistributionCost,
 }
 
 /// Nearest-rank percentile of sorted samples, in milliseconds.
@@ -165,6 +168,7 @@ impl Results {
         self.memory_detail(&mut out);
         self.propagation_detail(&mut out);
         self.usage_detail(&mut out);
+        self.distribution_detail(&mut out);
         self.error_list(&mut out);
         out
     }
@@ -181,10 +185,14 @@ impl Results {
         let _ = writeln!(
             out,
             "- Processes, all on this machine and sharing its CPUs: the load generator and the Bedrock double \
-             (one process, tokio with {} workers); `ccag-controlplane` on SQLite; {} `ccag-dataplane` \
-             ({build} builds) configured by it over the Watch stream and reporting usage to it. The load goes \
-             to the first data plane.",
-            m.nproc, self.dataplanes
+             (one process, tokio with {} workers); {} `ccag-controlplane` replica(s) on {}; {} `ccag-dataplane` \
+             ({build} builds) configured by them over the Watch stream (each given every replica, starting with a \
+             different one) and reporting usage to them. The load goes to the first data plane; admin changes to \
+             the first replica.",
+            m.nproc,
+            self.replicas,
+            if self.postgres { "one PostgreSQL database" } else { "SQLite" },
+            self.dataplanes
         );
         let _ = writeln!(out, "- Binaries: `{}` and `{}`.", dataplane_binary(), self.controlplane_binary);
         let _ = writeln!(
@@ -388,13 +396,14 @@ impl Results {
             verdict(total < TARGET_STREAMS_MIB, &[])
         );
         let applied = sorted(self.propagation.iter().map(|s| s.applied).collect());
-        let max = pct_ms(&applied, 1.0);
+        let p99 = pct_ms(&applied, 0.99);
         let _ = writeln!(
             out,
-            "| Config change on every data plane in < 1 s | max {max:.0} ms over {} changes, {} data planes | {} |",
+            "| Config change on every data plane, p99 < {TARGET_PROPAGATION_MS:.0} ms | p99 {p99:.1} ms over {} changes, {} data planes, {} replica(s) | {} |",
             applied.len(),
             self.dataplanes,
-            verdict(max < TARGET_PROPAGATION_MS, &[])
+            self.replicas,
+            verdict(p99 < TARGET_PROPAGATION_MS, &[])
         );
         let _ = writeln!(out);
     }
@@ -578,9 +587,55 @@ impl Results {
         let _ = writeln!(
             out,
             "\n\"Applying it\" is the first answer of the data plane that reflects the change (401 for the disabled \
-             key, 200 once enabled again). The control plane notices a change by polling the newest audit-log id \
-             every {CONTROLPLANE_POLL_MS} ms, so this wait dominates: expect a figure spread evenly between 0 and \
-             {CONTROLPLANE_POLL_MS} ms plus a few ms to build, send and apply the snapshot.\n"
+             key, 200 once enabled again). The change is pushed: the committing replica wakes at once, and on \
+             PostgreSQL the other replicas hear it through LISTEN/NOTIFY; each sends its data planes a delta with \
+             the changed key only.\n"
+        );
+    }
+
+    fn distribution_detail(&self, out: &mut String) {
+        let d = &self.distribution;
+        let _ = writeln!(out, "## Distribution cost
+");
+        let changes = d.change_bytes.len().max(1);
+        let per_change_bytes = d.change_bytes.iter().sum::<usize>() as f64 / changes as f64;
+        let cpu_ms = (d.changes_cpu_secs - d.quiet_cpu_secs).max(0.0) * 1e3 / changes as f64;
+        let to_all = sorted(d.to_all_peers.clone());
+        let _ = writeln!(out, "| {} keys, {} simulated data planes | figure |", d.keys, d.peers);
+        let _ = writeln!(out, "|---|---:|");
+        let _ = writeln!(out, "| full state, bytes to one data plane | {} |", d.full_state_bytes);
+        let _ = writeln!(
+            out,
+            "| control-plane CPU to send every data plane its full state (ms) | {:.0} |",
+            d.join_cpu_secs * 1e3
+        );
+        let _ = writeln!(out, "| one-key change: bytes to all {} data planes | {per_change_bytes:.0} |", d.peers);
+        let _ = writeln!(
+            out,
+            "| one-key change: bytes per data plane | {:.0} |",
+            per_change_bytes / d.peers.max(1) as f64
+        );
+        let _ = writeln!(
+            out,
+            "| one-key change: control-plane CPU over its background (ms) | {cpu_ms:.2} |"
+        );
+        let _ = writeln!(
+            out,
+            "| one-key change to all {} data planes, p50 / p99 (ms) | {:.1} / {:.1} |",
+            d.peers,
+            pct_ms(&to_all, 0.5),
+            pct_ms(&to_all, 0.99)
+        );
+        let _ = writeln!(
+            out,
+            "\nThe simulated data planes speak the Watch protocol from the bench process and acknowledge every \
+             response. CPU is the control plane's utime + stime over the {} changes ({:.1} s) less as long a quiet \
+             period after them ({:.0} ms of background: heartbeats, share computation, the safety-net poll); it \
+             includes the admin call itself (its transaction and audit entry). A change costs the changed \
+             resources, not the state: compare its bytes with the full state's.\n",
+            changes,
+            d.wall_secs,
+            d.quiet_cpu_secs * 1e3
         );
     }
 

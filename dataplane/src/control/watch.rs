@@ -14,6 +14,8 @@ use crate::config::resources::ResourceSet;
 use crate::config::{ConfigStore, RuntimeConfig};
 
 const FILE: &str = "state.pb";
+/// The largest configuration response taken: some 1.5 million keys.
+const MAX_RESPONSE: usize = 256 << 20;
 
 /// Installs the state persisted by an earlier run, so that a data plane
 /// restarted while the control plane is away still serves, and returns it
@@ -114,7 +116,10 @@ async fn session(
     next: &mut usize,
 ) -> Result<(), String> {
     let (channel, url) = connect(s, next).await?;
-    let mut client = DataPlaneServiceClient::with_interceptor(channel, Bearer::new(&s.token)?);
+    // A full state grows with the keys (about 150 bytes each): far past
+    // tonic's 4 MiB default at a large organisation.
+    let mut client = DataPlaneServiceClient::with_interceptor(channel, Bearer::new(&s.token)?)
+        .max_decoding_message_size(MAX_RESPONSE);
     let (tx, rx) = mpsc::channel::<WatchRequest>(8);
     let hello = Hello {
         dataplane_id: s.id.clone(),
