@@ -152,7 +152,8 @@ async fn peer_loop(url: String, token: String, peer: usize, tx: mpsc::UnboundedS
     })
     .max_decoding_message_size(64 << 20);
     let (out, out_rx) = mpsc::channel::<WatchRequest>(8);
-    let hello = Hello { dataplane_id: format!("bench-sim-{peer}"), revision: 0, address: String::new(), epoch: String::new() };
+    let hello =
+        Hello { dataplane_id: format!("bench-sim-{peer}"), revision: 0, address: String::new(), epoch: String::new() };
     out.send(WatchRequest { msg: Some(watch_request::Msg::Hello(hello)) }).await.map_err(|e| e.to_string())?;
     let outbound = futures_util::stream::unfold(out_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
     let mut inbound = client.watch(outbound).await.map_err(|e| e.to_string())?.into_inner();

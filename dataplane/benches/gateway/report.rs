@@ -4,9 +4,9 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::distribution::DistributionCost;
 use crate::fleet::{dataplane_binary, CpuUse, Machine, DISTURBED};
 use crate::load::{kind_name, LatencyRun, Route, ThroughputRun};
-use crate::distribution::DistributionCost;
 use crate::phases::{MemoryRun, PropagationSample, UsageLag, PROPAGATION_POLL, USAGE_POLL};
 use crate::Params;
 
@@ -595,8 +595,11 @@ impl Results {
 
     fn distribution_detail(&self, out: &mut String) {
         let d = &self.distribution;
-        let _ = writeln!(out, "## Distribution cost
-");
+        let _ = writeln!(
+            out,
+            "## Distribution cost
+"
+        );
         let changes = d.change_bytes.len().max(1);
         let per_change_bytes = d.change_bytes.iter().sum::<usize>() as f64 / changes as f64;
         let cpu_ms = (d.changes_cpu_secs - d.quiet_cpu_secs).max(0.0) * 1e3 / changes as f64;
@@ -610,15 +613,9 @@ impl Results {
             d.join_cpu_secs * 1e3
         );
         let _ = writeln!(out, "| one-key change: bytes to all {} data planes | {per_change_bytes:.0} |", d.peers);
-        let _ = writeln!(
-            out,
-            "| one-key change: bytes per data plane | {:.0} |",
-            per_change_bytes / d.peers.max(1) as f64
-        );
-        let _ = writeln!(
-            out,
-            "| one-key change: control-plane CPU over its background (ms) | {cpu_ms:.2} |"
-        );
+        let _ =
+            writeln!(out, "| one-key change: bytes per data plane | {:.0} |", per_change_bytes / d.peers.max(1) as f64);
+        let _ = writeln!(out, "| one-key change: control-plane CPU over its background (ms) | {cpu_ms:.2} |");
         let _ = writeln!(
             out,
             "| one-key change to all {} data planes, p50 / p99 (ms) | {:.1} / {:.1} |",

@@ -1,25 +1,54 @@
 //! `POST /v1/messages/count_tokens` through Bedrock CountTokens. Clients
 //! treat the endpoint as optional: whenever Bedrock cannot count, the answer
-//! is 501 `not_supported`, and Claude Code estimates locally.
+//! is 501 `not_supported`, and Claude Code estimates locally. Like every
+//! inference route it is admitted under the rate limits and leaves a usage
+//! record (with no tokens: counting consumes none).
 
 use std::sync::Arc;
 
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::{authenticate, json, read_body, AppState};
+use super::{json, read_body, Admitted, AppState, Caller};
 use crate::http::body::ResBody;
 use crate::http::error::ApiError;
 use crate::models::resolve;
+use crate::stream::Usage;
 use crate::translate::{count_tokens_body, parse_messages_request};
+use crate::usage::{Meter, Outcome};
 
-pub async fn handle(state: &Arc<AppState>, req: Request<Incoming>, _rid: &str) -> Result<Response<ResBody>, ApiError> {
-    let (cfg, _key) = authenticate(state, &req)?;
+pub async fn handle(
+    state: &Arc<AppState>,
+    caller: Caller,
+    req: Request<Incoming>,
+    rid: &str,
+) -> Result<Response<ResBody>, ApiError> {
+    let Admitted { mut meter, .. } = caller.admit(state, rid, "count_tokens")?;
+    let result = count(state, &caller, req, &mut meter).await;
+    // Counting consumes no tokens: the record carries none, only the outcome.
+    let status = match &result {
+        Ok(_) => 200,
+        Err(e) => e.status().as_u16(),
+    };
+    let outcome = if result.is_ok() { Outcome::Ok } else { Outcome::Error };
+    state.usage.record(meter.finish(status, outcome, Usage::default()));
+    result
+}
+
+async fn count(
+    state: &Arc<AppState>,
+    caller: &Caller,
+    req: Request<Incoming>,
+    meter: &mut Meter,
+) -> Result<Response<ResBody>, ApiError> {
+    let cfg = &caller.cfg;
     let (_parts, bytes) = read_body(state, req, cfg.limits.max_body_bytes).await?;
     let mut request = parse_messages_request(&bytes, false)?;
     tracing::Span::current().record("model", request.model.as_str());
-    let resolved = resolve(&request.model, &cfg.mappings, state.geo(&cfg))
+    meter.record.model.clone_from(&request.model);
+    let resolved = resolve(&request.model, &cfg.mappings, state.geo(cfg))
         .ok_or_else(|| ApiError::NotFound(format!("model: {}", request.model)))?;
+    meter.record.bedrock_model.clone_from(&resolved.bedrock_id);
     // CountTokens takes foundation-model ids only.
     let Some(foundation) = resolved.foundation_id.as_deref() else {
         return Err(ApiError::NotSupported(format!(

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::limits::{add_headers, Subjects};
-use super::{authenticate, read_body, AppState};
+use super::limits::add_headers;
+use super::{read_body, Admitted, AppState, Caller};
 use crate::http::body::{full, ResBody};
 use crate::http::error::ApiError;
 use crate::models::{resolve, Resolved};
@@ -17,24 +17,14 @@ use crate::translate::{parse_messages_request, MessagesRequest};
 use crate::upstream::UpstreamError;
 use crate::usage::{Meter, Outcome};
 
-pub async fn handle(state: &Arc<AppState>, req: Request<Incoming>, rid: &str) -> Result<Response<ResBody>, ApiError> {
-    let (cfg, key) = authenticate(state, &req)?;
-    let mut meter = Meter::start(rid, "messages");
-    // A client that leaves before the response makes hyper drop this
-    // future; the meter then still records the request.
-    meter.record_on_drop(state.usage.clone());
-    meter.record.key_id.clone_from(&key.id);
-    meter.record.user_id.clone_from(&key.user_id);
-    meter.record.team_id.clone_from(&key.team_id);
-    let subjects = Subjects::of(&cfg, &key);
-    let admitted = match state.limiter.admit(subjects.as_slice(), std::time::Instant::now()) {
-        Ok(a) => a,
-        Err(refused) => {
-            state.usage.record(meter.finish(429, Outcome::RateLimited, Usage::default()));
-            return Err(ApiError::OverLimit(refused));
-        }
-    };
-    meter.record.tpm = subjects.tpm();
+pub async fn handle(
+    state: &Arc<AppState>,
+    caller: Caller,
+    req: Request<Incoming>,
+    rid: &str,
+) -> Result<Response<ResBody>, ApiError> {
+    let Admitted { mut meter, limits: admitted } = caller.admit(state, rid, "messages")?;
+    let cfg = caller.cfg;
 
     let result = async {
         let (parts, bytes) = read_body(state, req, cfg.limits.max_body_bytes).await?;

@@ -1,7 +1,10 @@
 //! Where a request goes in: routing on the path (the query, e.g. Claude
-//! Code's `?beta=true`, is ignored), authentication, body limits, and the
-//! `request-id` every response carries.
+//! Code's `?beta=true`, is ignored), then the explicit list of public
+//! routes, and for every other route authentication and admission
+//! (`admission`) before its handler; body limits, and the `request-id`
+//! every response carries.
 
+mod admission;
 mod count_tokens;
 mod gauges;
 pub mod limits;
@@ -10,7 +13,6 @@ mod models;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -18,8 +20,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
-use crate::auth;
-use crate::config::{ConfigStore, KeyEntry, RuntimeConfig};
+use crate::config::{ConfigStore, RuntimeConfig};
 use crate::http::body::{full, ResBody};
 use crate::http::error::ApiError;
 use crate::models::geo_for_region;
@@ -27,6 +28,7 @@ use crate::translate::betas::BetaMemory;
 use crate::upstream::Bedrock;
 use crate::usage::UsageSink;
 
+pub use admission::{authenticate, Admitted, Caller};
 pub use gauges::Gauges;
 
 pub struct AppState {
@@ -73,44 +75,72 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
     Ok(in_flight.hold_until_sent(res))
 }
 
+/// What a request asks for, from its method and path.
+enum Route {
+    /// Needs no key. Nothing else is public.
+    Public(Public),
+    /// Authenticated (and the inference routes admitted) before its handler.
+    Protected(Protected),
+}
+
+enum Public {
+    Hello,
+    Health,
+    Ready,
+}
+
+enum Protected {
+    Messages,
+    CountTokens,
+    ListModels,
+    /// The model id starts at this byte of the path.
+    GetModel(usize),
+}
+
+fn classify(method: &Method, path: &str) -> Result<Route, ApiError> {
+    Ok(match (method, path) {
+        (&Method::POST, "/v1/messages") => Route::Protected(Protected::Messages),
+        (&Method::POST, "/v1/messages/count_tokens") => Route::Protected(Protected::CountTokens),
+        (&Method::GET, "/v1/models") => Route::Protected(Protected::ListModels),
+        (&Method::GET, p) if p.starts_with("/v1/models/") => Route::Protected(Protected::GetModel("/v1/models/".len())),
+        (&Method::GET | &Method::HEAD, "/api/hello") => Route::Public(Public::Hello),
+        (&Method::GET, "/health") => Route::Public(Public::Health),
+        (&Method::GET, "/ready") => Route::Public(Public::Ready),
+        (_, "/v1/messages" | "/v1/messages/count_tokens" | "/v1/models" | "/api/hello" | "/health" | "/ready") => {
+            return Err(ApiError::MethodNotAllowed(format!("{method} is not allowed on {path}")))
+        }
+        _ => return Err(ApiError::NotFound(format!("no endpoint at {path}"))),
+    })
+}
+
 async fn route(state: &Arc<AppState>, req: Request<Incoming>, rid: &str) -> Result<Response<ResBody>, ApiError> {
     let path = req.uri().path();
     let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
-    match (req.method(), path) {
+    let protected = match classify(req.method(), path)? {
+        Route::Public(Public::Hello) => return Ok(json(StatusCode::OK, "{}")),
+        Route::Public(Public::Health) => return Ok(json(StatusCode::OK, state.gauges.health_json())),
+        Route::Public(Public::Ready) => {
+            return Ok(match state.config.get() {
+                Some(c) => json(StatusCode::OK, format!(r#"{{"status":"ready","config_version":{}}}"#, c.version)),
+                None => json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"waiting for configuration"}"#),
+            })
+        }
+        Route::Protected(p) => p,
+    };
+    let caller = authenticate(state, &req)?;
+    match protected {
         // Boxed: hyper keeps the allocation of a connection's service future for
         // the connection's whole life, so an unboxed Bedrock call (several KiB
         // of future state) would stay resident for every open stream and idle
         // keep-alive connection. Boxed, it is freed when the call completes.
-        (&Method::POST, "/v1/messages") => Box::pin(messages::handle(state, req, rid)).await,
-        (&Method::POST, "/v1/messages/count_tokens") => Box::pin(count_tokens::handle(state, req, rid)).await,
-        (&Method::GET, "/v1/models") => models::list(state, &req),
-        (&Method::GET, p) if p.starts_with("/v1/models/") => {
-            let id = p["/v1/models/".len()..].to_owned();
-            models::get(state, &req, &id)
+        Protected::Messages => Box::pin(messages::handle(state, caller, req, rid)).await,
+        Protected::CountTokens => Box::pin(count_tokens::handle(state, caller, req, rid)).await,
+        Protected::ListModels => models::list(&caller, &req),
+        Protected::GetModel(at) => {
+            let id = path[at..].to_owned();
+            models::get(&caller, &id)
         }
-        (&Method::GET | &Method::HEAD, "/api/hello") => Ok(json(StatusCode::OK, "{}")),
-        (&Method::GET, "/health") => Ok(json(StatusCode::OK, state.gauges.health_json())),
-        (&Method::GET, "/ready") => Ok(match state.config.get() {
-            Some(c) => json(StatusCode::OK, format!(r#"{{"status":"ready","config_version":{}}}"#, c.version)),
-            None => json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"waiting for configuration"}"#),
-        }),
-        (_, "/v1/messages" | "/v1/messages/count_tokens" | "/v1/models" | "/api/hello" | "/health" | "/ready") => {
-            Err(ApiError::MethodNotAllowed(format!("{} is not allowed on {path}", req.method())))
-        }
-        _ => Err(ApiError::NotFound(format!("no endpoint at {path}"))),
     }
-}
-
-/// The current configuration and the request's key, or the error to answer.
-fn authenticate(state: &AppState, req: &Request<Incoming>) -> Result<(Arc<RuntimeConfig>, Arc<KeyEntry>), ApiError> {
-    let cfg = state
-        .config
-        .get()
-        .ok_or_else(|| ApiError::Unavailable("the gateway has not received its configuration yet".into()))?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    let key = auth::authenticate(&cfg, req.headers(), now)?.clone();
-    tracing::Span::current().record("key_id", key.id.as_str());
-    Ok((cfg, key))
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (before reading,

@@ -1,13 +1,11 @@
 //! `GET /v1/models` and `GET /v1/models/{id}`: the snapshot's catalogue, or
 //! the built-in one when the snapshot lists none.
 
-use std::sync::Arc;
-
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
-use super::{authenticate, json, AppState};
+use super::{json, Caller};
 use crate::http::body::ResBody;
 use crate::http::error::ApiError;
 use crate::models::catalogue::{self, MODELS};
@@ -35,8 +33,8 @@ fn entries(cfg: &crate::config::RuntimeConfig) -> Vec<Value> {
     }
 }
 
-pub fn list(state: &Arc<AppState>, req: &Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
-    let (cfg, _key) = authenticate(state, req)?;
+pub fn list(caller: &Caller, req: &Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let cfg = &caller.cfg;
     let mut limit = DEFAULT_LIMIT;
     let (mut after, mut before) = (None, None);
     for (k, v) in req.uri().query().unwrap_or("").split('&').filter_map(|p| p.split_once('=')) {
@@ -53,7 +51,7 @@ pub fn list(state: &Arc<AppState>, req: &Request<Incoming>) -> Result<Response<R
             _ => {}
         }
     }
-    let all = entries(&cfg);
+    let all = entries(cfg);
     let pos = |id: &str| all.iter().position(|m| m["id"] == id);
     let (start, end) = match (&after, &before) {
         (Some(a), _) => (pos(a).map_or(all.len(), |i| i + 1), all.len()),
@@ -73,9 +71,9 @@ pub fn list(state: &Arc<AppState>, req: &Request<Incoming>) -> Result<Response<R
     Ok(json(StatusCode::OK, body.to_string()))
 }
 
-pub fn get(state: &Arc<AppState>, req: &Request<Incoming>, id: &str) -> Result<Response<ResBody>, ApiError> {
-    let (cfg, _key) = authenticate(state, req)?;
-    let all = entries(&cfg);
+pub fn get(caller: &Caller, id: &str) -> Result<Response<ResBody>, ApiError> {
+    let cfg = &caller.cfg;
+    let all = entries(cfg);
     // Aliases find their catalogue entry too (`claude-sonnet-4-5` → its dated id).
     let canonical = catalogue::find(id).map_or(id, |m| m.id);
     all.into_iter()

@@ -316,6 +316,16 @@ def test_count_tokens_goes_through_bedrock_count_tokens(client, gateway):
     assert sent["model"] == "anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 
+def test_count_tokens_is_admitted_and_leaves_a_usage_record_without_tokens(client, gateway):
+    resp = client.messages.with_raw_response.count_tokens(model="claude-sonnet-4-5", messages=USER)
+    rid = resp.headers["request-id"]
+    rec = wait_for(lambda: next((r for r in gateway.usage_records() if r["request_id"] == rid), None))
+    assert rec["operation"] == "count_tokens" and rec["key_id"] == "k1"
+    assert rec["status"] == 200 and rec["outcome"] == "ok"
+    assert rec["model"] == "claude-sonnet-4-5"
+    assert (rec["input_tokens"], rec["output_tokens"]) == (0, 0), "counting consumes no tokens"
+
+
 def test_count_tokens_refused_by_bedrock_is_not_supported(gateway):
     # Bedrock does not know this (future) model, so CountTokens fails.
     r, payload = raw(gateway, "POST", "/v1/messages/count_tokens?beta=true", {"model": "claude-sonnet-9-9", "messages": USER})

@@ -203,3 +203,21 @@ def test_a_key_created_just_before_a_data_plane_starts_works_on_its_first_reques
 
     assert wait_until(ready, timeout=10, every=0.005)
     assert works(url, key), "the first request after /ready must see the key"
+
+
+def test_count_tokens_is_admitted_under_the_rate_limits_like_messages(fleet):
+    key = create_key(fleet, "--rpm", "2")["key"]
+    c = client(fleet.url("a"), key)
+
+    def known():
+        try:
+            c.models.list()
+            return True
+        except anthropic.APIStatusError:
+            return False
+
+    assert wait_until(known, timeout=5)
+    # 2 per minute across two data planes: 1 here.
+    assert c.messages.count_tokens(model="claude-haiku-4-5", messages=HELLO).input_tokens > 0
+    with pytest.raises(anthropic.RateLimitError):
+        c.messages.count_tokens(model="claude-haiku-4-5", messages=HELLO)
