@@ -12,8 +12,6 @@ use tokio::sync::mpsc;
 
 use crate::ratelimit::{Limiter, Limits, Scope, Subject};
 
-use crate::stream::Usage;
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UsageRecord {
     pub request_id: String,
@@ -66,7 +64,17 @@ impl Outcome {
     }
 }
 
-/// `stream::Usage` is serialise-only; this reads back the same four fields.
+/// A response's token counts, as Bedrock reports them; the stream module
+/// fills them in as events go by.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+}
+
+/// `Usage` is serialise-only; this reads back the same four fields.
 fn deserialize_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Usage, D::Error> {
     #[derive(Deserialize)]
     struct Fields {

@@ -31,14 +31,14 @@ use std::sync::Arc;
 use ccag_proto::admin::v1::Page;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, Set, SqlErr,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    SqlErr,
 };
 use serde::Serialize;
 use tonic::{Code, Status};
 
 use crate::auth::{Auth, Principal};
-use crate::store::entities::{audit_log, team_members};
+use crate::store::entities::team_members;
 use crate::store::Backend;
 
 /// Everything a service needs.
@@ -54,7 +54,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub async fn caller<T>(&self, req: &tonic::Request<T>) -> Result<Principal, ApiError> {
-        self.auth.principal(&self.db, req.metadata()).await
+        Ok(self.auth.principal(&self.db, req.metadata()).await?)
     }
 }
 
@@ -126,6 +126,24 @@ fn is_unavailable(e: &DbErr) -> bool {
             matches!(x, Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed)
         }
         _ => false,
+    }
+}
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match e {
+            AuthError::Unauthenticated(m) => ApiError::Unauthenticated(m),
+            AuthError::PermissionDenied(m) => ApiError::PermissionDenied(m),
+            AuthError::Internal(m) => ApiError::Internal(m),
+            AuthError::Database(e) => ApiError::from(e),
+        }
+    }
+}
+
+impl From<crate::auth::AuthError> for Status {
+    fn from(e: crate::auth::AuthError) -> Self {
+        ApiError::from(e).into()
     }
 }
 
@@ -243,20 +261,7 @@ pub async fn audit<C: ConnectionTrait, T: Serialize>(
     before: Option<&T>,
     after: Option<&T>,
 ) -> Result<(), ApiError> {
-    let json = |v: Option<&T>| v.and_then(|v| serde_json::to_string(v).ok());
-    audit_log::ActiveModel {
-        at: Set(Utc::now()),
-        actor: Set(actor.to_owned()),
-        action: Set(action.to_owned()),
-        resource_type: Set(resource_type.to_owned()),
-        resource_id: Set(resource_id.to_owned()),
-        before_json: Set(json(before)),
-        after_json: Set(json(after)),
-        ..Default::default()
-    }
-    .insert(c)
-    .await?;
-    Ok(())
+    Ok(crate::store::audit::append(c, actor, action, resource_type, resource_id, before, after).await?)
 }
 
 pub fn require(field: &str, value: &str, max: usize) -> Result<String, ApiError> {

@@ -5,12 +5,14 @@
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
 
+use super::AuthError;
 use super::{hash_password, verify_password};
-use crate::api::{audit, ApiError};
+use crate::fleet::{revision, Touched};
+use crate::store::audit::append as audit;
 use crate::store::entities::users;
 use crate::store::ids;
 
-pub async fn ensure_admin(db: &DatabaseConnection, username: &str, password: Option<&str>) -> Result<(), ApiError> {
+pub async fn ensure_admin(db: &DatabaseConnection, username: &str, password: Option<&str>) -> Result<(), AuthError> {
     let existing = users::Entity::find().filter(users::Column::Email.eq(username)).one(db).await?;
     let txn = db.begin().await?;
     match existing {
@@ -53,6 +55,8 @@ pub async fn ensure_admin(db: &DatabaseConnection, username: &str, password: Opt
                     am.updated_at = Set(Utc::now());
                     let after = am.update(&txn).await?;
                     audit(&txn, "system", "user.update", "user", &after.id, Some(&user), Some(&after)).await?;
+                    // Its role or status may have changed, and with it its keys.
+                    revision::bump(&txn, &[Touched::User(after.id.clone())]).await?;
                     tracing::info!(username, "bootstrap admin password reset from ADMIN_PASSWORD");
                 }
             }

@@ -18,16 +18,29 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Qu
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::api::ApiError;
 use crate::store::entities::{api_tokens, system_secrets, users};
 use crate::store::ids;
 
 const ISSUER: &str = "ccag-controlplane";
 
+/// Why a caller was not let in, or could not be told apart. The admin API
+/// turns each into its status (`api::ApiError`).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    Internal(String),
+    #[error(transparent)]
+    Database(#[from] sea_orm::DbErr),
+}
+
 /// The data planes' bearer token when `CCAG_DATAPLANE_TOKEN` is not set:
 /// generated once, kept in the database (so every replica agrees) and
 /// written to `DATA_DIR/dataplane-token` (mode 0600) for local data planes.
-pub async fn dataplane_token(db: &DatabaseConnection, data_dir: &std::path::Path) -> Result<String, ApiError> {
+pub async fn dataplane_token(db: &DatabaseConnection, data_dir: &std::path::Path) -> Result<String, AuthError> {
     const NAME: &str = "dataplane_token";
     let token = match system_secrets::Entity::find_by_id(NAME).one(db).await? {
         Some(s) => s.value,
@@ -75,20 +88,20 @@ impl Principal {
         self.role == Role::Admin
     }
 
-    pub fn require_admin(&self) -> Result<(), ApiError> {
+    pub fn require_admin(&self) -> Result<(), AuthError> {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(ApiError::PermissionDenied("this needs the admin role".into()))
+            Err(AuthError::PermissionDenied("this needs the admin role".into()))
         }
     }
 
     /// Admins may act on anyone; members only on themselves.
-    pub fn require_self_or_admin(&self, user_id: &str) -> Result<(), ApiError> {
+    pub fn require_self_or_admin(&self, user_id: &str) -> Result<(), AuthError> {
         if self.is_admin() || self.user_id == user_id {
             Ok(())
         } else {
-            Err(ApiError::PermissionDenied("members may only act on their own resources".into()))
+            Err(AuthError::PermissionDenied("members may only act on their own resources".into()))
         }
     }
 }
@@ -110,7 +123,7 @@ pub struct Auth {
 impl Auth {
     /// Loads the session signing key, creating it on first start. It lives in
     /// the database so that every control-plane replica signs alike.
-    pub async fn load(db: &DatabaseConnection, session_ttl: Duration) -> Result<Self, ApiError> {
+    pub async fn load(db: &DatabaseConnection, session_ttl: Duration) -> Result<Self, AuthError> {
         const NAME: &str = "session_signing_key";
         let secret = match system_secrets::Entity::find_by_id(NAME).one(db).await? {
             Some(s) => s.value,
@@ -128,7 +141,7 @@ impl Auth {
                         system_secrets::Entity::find_by_id(NAME)
                             .one(db)
                             .await?
-                            .ok_or_else(|| ApiError::Internal("session signing key vanished".into()))?
+                            .ok_or_else(|| AuthError::Internal("session signing key vanished".into()))?
                             .value
                     }
                 }
@@ -141,12 +154,12 @@ impl Auth {
         })
     }
 
-    pub fn issue_session(&self, user_id: &str) -> Result<(String, chrono::DateTime<Utc>), ApiError> {
+    pub fn issue_session(&self, user_id: &str) -> Result<(String, chrono::DateTime<Utc>), AuthError> {
         let now = Utc::now();
         let exp = now + chrono::Duration::from_std(self.session_ttl).unwrap_or(chrono::Duration::hours(12));
         let claims = Claims { sub: user_id.into(), iss: ISSUER.into(), iat: now.timestamp(), exp: exp.timestamp() };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| ApiError::Internal(format!("signing a session token: {e}")))?;
+            .map_err(|e| AuthError::Internal(format!("signing a session token: {e}")))?;
         Ok((token, exp))
     }
 
@@ -155,17 +168,17 @@ impl Auth {
         &self,
         db: &DatabaseConnection,
         meta: &tonic::metadata::MetadataMap,
-    ) -> Result<Principal, ApiError> {
+    ) -> Result<Principal, AuthError> {
         let raw = meta
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ApiError::Unauthenticated("missing authorization metadata; run `ccag login`".into()))?;
+            .ok_or_else(|| AuthError::Unauthenticated("missing authorization metadata; run `ccag login`".into()))?;
         let token = raw
             .strip_prefix("Bearer ")
             .or_else(|| raw.strip_prefix("bearer "))
             .map(str::trim)
-            .ok_or_else(|| ApiError::Unauthenticated("authorization must be `Bearer <token>`".into()))?;
-        let bad = || ApiError::Unauthenticated("invalid or expired token".into());
+            .ok_or_else(|| AuthError::Unauthenticated("authorization must be `Bearer <token>`".into()))?;
+        let bad = || AuthError::Unauthenticated("invalid or expired token".into());
         let (user_id, via) = if token.starts_with(ids::TOKEN_PREFIX) {
             let hash = ids::sha256_hex(token);
             let row = api_tokens::Entity::find()
@@ -187,7 +200,7 @@ impl Auth {
         };
         let user = users::Entity::find_by_id(user_id).one(db).await?.ok_or_else(bad)?;
         if user.status != "active" {
-            return Err(ApiError::Unauthenticated("this user is disabled".into()));
+            return Err(AuthError::Unauthenticated("this user is disabled".into()));
         }
         Ok(Principal {
             role: if user.role == "admin" { Role::Admin } else { Role::Member },

@@ -1,6 +1,7 @@
 //! The database: PostgreSQL when `DATABASE_URL` says so, otherwise an
 //! embedded SQLite file, so the gateway runs with no other set-up.
 
+pub mod audit;
 pub mod entities;
 pub mod ids;
 mod states;

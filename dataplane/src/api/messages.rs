@@ -6,10 +6,10 @@ use std::sync::Arc;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::limits::add_headers;
 use super::{read_body, Admitted, AppState, Caller};
 use crate::http::body::{full, ResBody};
 use crate::http::error::ApiError;
+use crate::http::ratelimit_headers::add_headers;
 use crate::models::{resolve, Resolved};
 use crate::stream::{rewrite_message, sse_body, EventTranslator, StreamRun, Usage};
 use crate::translate::betas;

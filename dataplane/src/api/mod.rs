@@ -6,7 +6,6 @@
 
 mod admission;
 mod count_tokens;
-mod gauges;
 pub mod limits;
 mod messages;
 mod models;
@@ -29,7 +28,6 @@ use crate::upstream::Bedrock;
 use crate::usage::UsageSink;
 
 pub use admission::{authenticate, Admitted, Caller};
-pub use gauges::Gauges;
 
 pub struct AppState {
     pub config: Arc<ConfigStore>,
@@ -39,7 +37,7 @@ pub struct AppState {
     pub limiter: Arc<crate::ratelimit::Limiter>,
     pub timeouts: crate::http::Timeouts,
     /// Open connections and requests, shown by `GET /health`.
-    pub gauges: Gauges,
+    pub gauges: crate::http::Gauges,
 }
 
 impl AppState {
@@ -50,6 +48,23 @@ impl AppState {
             return g;
         }
         geo_for_region(cfg.region.as_deref().unwrap_or(self.bedrock.region()))
+    }
+}
+
+impl crate::http::App for AppState {
+    fn gauges(&self) -> &crate::http::Gauges {
+        &self.gauges
+    }
+
+    fn timeouts(&self) -> crate::http::Timeouts {
+        self.timeouts
+    }
+
+    fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> impl std::future::Future<Output = Result<Response<ResBody>, Infallible>> + Send {
+        handle(self, req)
     }
 }
 

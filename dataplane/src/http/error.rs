@@ -118,8 +118,8 @@ impl ApiError {
             }
             ApiError::OverLimit(r) => {
                 h.insert(http::header::RETRY_AFTER, HeaderValue::from(r.retry_after_secs));
-                crate::api::limits::budget_headers(h, "requests", r.requests.as_ref());
-                crate::api::limits::budget_headers(h, "tokens", r.tokens.as_ref());
+                super::ratelimit_headers::budget_headers(h, "requests", r.requests.as_ref());
+                super::ratelimit_headers::budget_headers(h, "tokens", r.tokens.as_ref());
             }
             _ => {}
         }

@@ -18,7 +18,18 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Sleep;
 
-use crate::api::{handle, AppState};
+use super::body::ResBody;
+use super::Gauges;
+
+/// What the server serves: it hands every request to `handle`.
+pub trait App: Send + Sync + 'static {
+    fn gauges(&self) -> &Gauges;
+    fn timeouts(&self) -> Timeouts;
+    fn handle(
+        self: Arc<Self>,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> impl Future<Output = Result<http::Response<ResBody>, std::convert::Infallible>> + Send;
+}
 
 /// At most this many request headers (Claude Code sends about 20).
 pub const MAX_HEADERS: usize = 128;
@@ -89,8 +100,8 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
-    let timeouts = state.timeouts;
+pub async fn serve<A: App>(listener: TcpListener, state: Arc<A>, shutdown: impl Future<Output = ()>) {
+    let timeouts = state.timeouts();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -126,7 +137,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
         };
         // SSE events are small writes that must leave at once.
         let _ = stream.set_nodelay(true);
-        let open = state.gauges.connection_opened();
+        let open = state.gauges().connection_opened();
         let state = state.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
@@ -141,7 +152,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
                 }
             };
             let io = ConnIo { inner: Some(stream), prefix, stall_limit: timeouts.write_stall, stalled: None };
-            let svc = service_fn(move |req| handle(state.clone(), req));
+            let svc = service_fn(move |req| state.clone().handle(req));
             let conn = builder.serve_connection(TokioIo::new(io), svc);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -10,13 +10,7 @@ use std::borrow::Cow;
 
 const METRICS: &str = "amazon-bedrock-invocationMetrics";
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cache_creation_input_tokens: u64,
-    pub cache_read_input_tokens: u64,
-}
+pub use crate::usage::Usage;
 
 impl Usage {
     fn merge_anthropic(&mut self, u: &Value) {

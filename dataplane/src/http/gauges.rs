@@ -13,7 +13,7 @@ use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 
-use crate::http::body::ResBody;
+use super::body::ResBody;
 
 #[derive(Debug, Default)]
 pub struct Gauges {
