@@ -228,6 +228,23 @@ def test_a_key_whose_traffic_all_goes_to_one_of_three_data_planes_gets_nearly_it
     assert admitted + extra <= 32, (admitted, extra)
 
 
+def test_a_lost_notification_is_caught_by_the_safety_net(ha, database):
+    """A change committed without its NOTIFY (written straight into the
+    database, as if the notification was lost) still reaches every data
+    plane, through the replicas' periodic check."""
+    created = create_key(ha.via("A"))
+    key, key_id = created["key"], created["id"]
+    assert wait_until(lambda: works(ha.url("a"), key) and works(ha.url("b"), key), timeout=5)
+    psql(
+        f"UPDATE api_keys SET status = 'disabled' WHERE id = '{key_id}'; "
+        "UPDATE config_state SET revision = revision + 1 WHERE id = 1; "
+        "INSERT INTO config_changes (revision, kind, name, at) "
+        f"SELECT revision, 'key', '{key_id}', now() FROM config_state WHERE id = 1;",
+        db=database,
+    )
+    assert wait_until(lambda: not works(ha.url("a"), key) and not works(ha.url("b"), key), timeout=10)
+
+
 def test_singleton_work_moves_to_the_other_replica_when_its_holder_dies(ha):
     def holder(via):
         leases = {l["name"]: l["holder"] for l in ha.status(via).get("leases", [])}
