@@ -87,6 +87,11 @@ async fn apply(
     resp: WatchResponse,
 ) -> Result<u64, String> {
     let (full, count, removed) = (resp.full_state, resp.resources.len(), resp.removed.len());
+    // Shares move every few seconds under traffic and are sent again on
+    // every reconnection: not worth rewriting the whole state on disk for.
+    let only_shares = !full
+        && removed == 0
+        && resp.resources.iter().all(|r| matches!(r.kind, Some(ccag_proto::config::v1::resource::Kind::Shares(_))));
     let undo = set.apply(resp).map_err(|e| e.to_string())?;
     let cfg = match RuntimeConfig::from_resources(set) {
         Ok(c) => c,
@@ -98,13 +103,19 @@ async fn apply(
     let keys = cfg.key_count();
     let dataplanes = cfg.dataplane_count;
     store.replace(cfg);
-    if let Err(e) = persist(s.state_dir.clone(), set.to_persisted().encode_to_vec()).await {
-        tracing::warn!(error = %e, "could not persist the configuration");
+    if !only_shares {
+        if let Err(e) = persist(s.state_dir.clone(), set.to_persisted().encode_to_vec()).await {
+            tracing::warn!(error = %e, "could not persist the configuration");
+        }
     }
-    tracing::info!(
-        epoch = %set.epoch, revision = set.revision, full, resources = count, removed, keys, dataplanes,
-        "configuration applied"
-    );
+    if only_shares {
+        tracing::debug!(revision = set.revision, dataplanes, "rate-limit shares applied");
+    } else {
+        tracing::info!(
+            epoch = %set.epoch, revision = set.revision, full, resources = count, removed, keys, dataplanes,
+            "configuration applied"
+        );
+    }
     Ok(set.revision)
 }
 
