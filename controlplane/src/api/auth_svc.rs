@@ -11,6 +11,7 @@ use super::{expiry, ok, require, ts, ts_opt, ApiError, ApiResult, Change, Paging
 use crate::auth::{hash_password, verify_password};
 use crate::store::entities::{api_tokens, users};
 use crate::store::ids;
+use crate::store::{self as stored};
 
 pub struct AuthApi(pub Shared);
 
@@ -60,7 +61,11 @@ impl AuthService for AuthApi {
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let user = match user {
-            Some(u) if matches && hash.is_some() && u.status == "active" => u,
+            Some(u)
+                if matches && hash.is_some() && stored::UserStatus::parse(&u.status) == stored::UserStatus::Active =>
+            {
+                u
+            }
             _ => {
                 throttle.failed(&self.0.db, &r.username, chrono::Utc::now()).await.map_err(ApiError::from)?;
                 return Err(denied().into());
@@ -72,7 +77,8 @@ impl AuthService for AuthApi {
             token,
             expires_at: ts(exp),
             principal: Some(Principal {
-                role: if user.role == "admin" { Role::Admin } else { Role::Member } as i32,
+                role: if stored::Role::parse(&user.role) == stored::Role::Admin { Role::Admin } else { Role::Member }
+                    as i32,
                 email: user.email.unwrap_or_default(),
                 user_id: user.id,
                 via: "session".into(),

@@ -11,14 +11,15 @@ use crate::auth::Principal;
 use crate::fleet::Touched;
 use crate::store::entities::{api_keys, team_members};
 use crate::store::ids;
+use crate::store::{self as stored};
 
 pub struct KeysApi(pub Shared);
 
 fn status_of(s: &str) -> KeyStatus {
-    match s {
-        "active" => KeyStatus::Active,
-        "disabled" => KeyStatus::Disabled,
-        _ => KeyStatus::Revoked,
+    match stored::KeyStatus::parse(s) {
+        stored::KeyStatus::Active => KeyStatus::Active,
+        stored::KeyStatus::Disabled => KeyStatus::Disabled,
+        stored::KeyStatus::Revoked => KeyStatus::Revoked,
     }
 }
 
@@ -91,7 +92,7 @@ impl KeyService for KeysApi {
             key_hash: Set(ids::sha256_hex(&key)),
             user_id: Set(owner),
             team_id: Set(team_id),
-            status: Set("active".into()),
+            status: Set(stored::KeyStatus::Active.as_str().into()),
             rpm: Set(limit("rpm", r.rpm)?),
             tpm: Set(limit("tpm", r.tpm)?),
             created_at: Set(now),
@@ -138,9 +139,9 @@ impl KeyService for KeysApi {
             Ok(KeyStatus::Unspecified) => {}
             Ok(s) => {
                 q = q.filter(api_keys::Column::Status.eq(match s {
-                    KeyStatus::Active => "active",
-                    KeyStatus::Disabled => "disabled",
-                    _ => "revoked",
+                    KeyStatus::Active => stored::KeyStatus::Active.as_str(),
+                    KeyStatus::Disabled => stored::KeyStatus::Disabled.as_str(),
+                    _ => stored::KeyStatus::Revoked.as_str(),
                 }))
             }
             Err(_) => return Err(ApiError::InvalidArgument(format!("status: unknown value {}", r.status)).into()),
@@ -166,10 +167,11 @@ impl KeyService for KeysApi {
         match KeyStatus::try_from(r.status) {
             Ok(KeyStatus::Unspecified) => {}
             Ok(s @ (KeyStatus::Active | KeyStatus::Disabled)) => {
-                if before.status == "revoked" {
+                if stored::KeyStatus::parse(&before.status) == stored::KeyStatus::Revoked {
                     return Err(ApiError::FailedPrecondition("a revoked key stays revoked".into()).into());
                 }
-                am.status = Set(if s == KeyStatus::Active { "active" } else { "disabled" }.into());
+                let next = if s == KeyStatus::Active { stored::KeyStatus::Active } else { stored::KeyStatus::Disabled };
+                am.status = Set(next.as_str().into());
             }
             _ => return Err(ApiError::InvalidArgument("status: use RevokeKey to revoke a key".into()).into()),
         }
@@ -194,11 +196,11 @@ impl KeyService for KeysApi {
         let who = self.0.caller(&req).await?;
         let mut txn = Change::begin(&self.0, &who.user_id).await?;
         let before = find_for(txn.db(), &who, &req.get_ref().id).await?;
-        if before.status == "revoked" {
+        if stored::KeyStatus::parse(&before.status) == stored::KeyStatus::Revoked {
             return ok(to_proto(before));
         }
         let mut am: api_keys::ActiveModel = before.clone().into();
-        am.status = Set("revoked".into());
+        am.status = Set(stored::KeyStatus::Revoked.as_str().into());
         am.updated_at = Set(Utc::now());
         let after = am.update(txn.db()).await.map_err(ApiError::from)?;
         txn.audit("key.revoke", "key", &after.id, Some(&before), Some(&after)).await?;

@@ -13,14 +13,15 @@ use crate::auth::hash_password;
 use crate::fleet::Touched;
 use crate::store::entities::{api_keys, team_members, users};
 use crate::store::ids;
+use crate::store::{self as stored};
 
 pub struct UsersApi(pub Shared);
 
 pub fn role_str(r: i32) -> Result<Option<&'static str>, ApiError> {
     match Role::try_from(r) {
         Ok(Role::Unspecified) => Ok(None),
-        Ok(Role::Admin) => Ok(Some("admin")),
-        Ok(Role::Member) => Ok(Some("member")),
+        Ok(Role::Admin) => Ok(Some(stored::Role::Admin.as_str())),
+        Ok(Role::Member) => Ok(Some(stored::Role::Member.as_str())),
         Err(_) => Err(ApiError::InvalidArgument(format!("role: unknown value {r}"))),
     }
 }
@@ -28,8 +29,8 @@ pub fn role_str(r: i32) -> Result<Option<&'static str>, ApiError> {
 fn status_str(s: i32) -> Result<Option<&'static str>, ApiError> {
     match UserStatus::try_from(s) {
         Ok(UserStatus::Unspecified) => Ok(None),
-        Ok(UserStatus::Active) => Ok(Some("active")),
-        Ok(UserStatus::Disabled) => Ok(Some("disabled")),
+        Ok(UserStatus::Active) => Ok(Some(stored::UserStatus::Active.as_str())),
+        Ok(UserStatus::Disabled) => Ok(Some(stored::UserStatus::Disabled.as_str())),
         Err(_) => Err(ApiError::InvalidArgument(format!("status: unknown value {s}"))),
     }
 }
@@ -77,8 +78,12 @@ fn proto(u: users::Model, team_ids: Vec<String>) -> User {
         email: u.email.unwrap_or_default(),
         subject: u.subject.unwrap_or_default(),
         display_name: u.display_name,
-        role: if u.role == "admin" { Role::Admin } else { Role::Member } as i32,
-        status: if u.status == "active" { UserStatus::Active } else { UserStatus::Disabled } as i32,
+        role: if stored::Role::parse(&u.role) == stored::Role::Admin { Role::Admin } else { Role::Member } as i32,
+        status: if stored::UserStatus::parse(&u.status) == stored::UserStatus::Active {
+            UserStatus::Active
+        } else {
+            UserStatus::Disabled
+        } as i32,
         created_at: ts(u.created_at),
         updated_at: ts(u.updated_at),
         team_ids,
@@ -99,12 +104,14 @@ pub async fn find<C: ConnectionTrait>(c: &C, id_or_email: &str) -> Result<users:
 
 /// Refuses a change that would leave no active admin.
 async fn keep_an_admin<C: ConnectionTrait>(c: &C, leaving: &users::Model) -> Result<(), ApiError> {
-    if leaving.role != "admin" || leaving.status != "active" {
+    if stored::Role::parse(&leaving.role) != stored::Role::Admin
+        || stored::UserStatus::parse(&leaving.status) != stored::UserStatus::Active
+    {
         return Ok(());
     }
     let others = users::Entity::find()
-        .filter(users::Column::Role.eq("admin"))
-        .filter(users::Column::Status.eq("active"))
+        .filter(users::Column::Role.eq(stored::Role::Admin.as_str()))
+        .filter(users::Column::Status.eq(stored::UserStatus::Active.as_str()))
         .filter(users::Column::Id.ne(leaving.id.clone()))
         .count(c)
         .await?;
@@ -126,7 +133,7 @@ impl UserService for UsersApi {
             return Err(ApiError::InvalidArgument("email or subject: one is required".into()).into());
         }
         let display_name = optional("display_name", &r.display_name, 200)?.unwrap_or_default();
-        let role = role_str(r.role)?.unwrap_or("member");
+        let role = role_str(r.role)?.unwrap_or(stored::Role::Member.as_str());
         let password_hash = if r.password.is_empty() { None } else { Some(hash_password(&password(&r.password)?)) };
         let now = Utc::now();
         let mut txn = Change::begin(&self.0, &who.user_id).await?;
@@ -136,7 +143,7 @@ impl UserService for UsersApi {
             subject: Set(subject),
             display_name: Set(display_name),
             role: Set(role.into()),
-            status: Set("active".into()),
+            status: Set(stored::UserStatus::Active.as_str().into()),
             password_hash: Set(password_hash),
             created_at: Set(now),
             updated_at: Set(now),
@@ -211,7 +218,9 @@ impl UserService for UsersApi {
         }
         let new_role = role_str(r.role)?;
         let new_status = status_str(r.status)?;
-        if new_role.is_some_and(|x| x != "admin") || new_status.is_some_and(|s| s != "active") {
+        if new_role.is_some_and(|x| x != stored::Role::Admin.as_str())
+            || new_status.is_some_and(|s| s != stored::UserStatus::Active.as_str())
+        {
             keep_an_admin(txn.db(), &before).await?;
         }
         if let Some(role) = new_role {

@@ -11,6 +11,7 @@ use crate::fleet::{revision, Touched};
 use crate::store::audit::append as audit;
 use crate::store::entities::users;
 use crate::store::ids;
+use crate::store::{Role, UserStatus};
 
 pub async fn ensure_admin(db: &DatabaseConnection, username: &str, password: Option<&str>) -> Result<(), AuthError> {
     let existing = users::Entity::find().filter(users::Column::Email.eq(username)).one(db).await?;
@@ -27,8 +28,8 @@ pub async fn ensure_admin(db: &DatabaseConnection, username: &str, password: Opt
                 email: Set(Some(username.to_owned())),
                 subject: Set(None),
                 display_name: Set("Administrator".into()),
-                role: Set("admin".into()),
-                status: Set("active".into()),
+                role: Set(Role::Admin.as_str().into()),
+                status: Set(UserStatus::Active.as_str().into()),
                 password_hash: Set(Some(hash_password(&password))),
                 created_at: Set(now),
                 updated_at: Set(now),
@@ -50,8 +51,8 @@ pub async fn ensure_admin(db: &DatabaseConnection, username: &str, password: Opt
                 if !user.password_hash.as_deref().is_some_and(|h| verify_password(p, h)) {
                     let mut am: users::ActiveModel = user.clone().into();
                     am.password_hash = Set(Some(hash_password(p)));
-                    am.role = Set("admin".into());
-                    am.status = Set("active".into());
+                    am.role = Set(Role::Admin.as_str().into());
+                    am.status = Set(UserStatus::Active.as_str().into());
                     am.updated_at = Set(Utc::now());
                     let after = am.update(&txn).await?;
                     audit(&txn, "system", "user.update", "user", &after.id, Some(&user), Some(&after)).await?;

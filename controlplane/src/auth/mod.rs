@@ -199,11 +199,14 @@ impl Auth {
             (data.claims.sub, "session")
         };
         let user = users::Entity::find_by_id(user_id).one(db).await?.ok_or_else(bad)?;
-        if user.status != "active" {
+        if crate::store::UserStatus::parse(&user.status) != crate::store::UserStatus::Active {
             return Err(AuthError::Unauthenticated("this user is disabled".into()));
         }
         Ok(Principal {
-            role: if user.role == "admin" { Role::Admin } else { Role::Member },
+            role: match crate::store::Role::parse(&user.role) {
+                crate::store::Role::Admin => Role::Admin,
+                crate::store::Role::Member => Role::Member,
+            },
             email: user.email.clone().unwrap_or_default(),
             user_id: user.id,
             via,
