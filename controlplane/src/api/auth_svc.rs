@@ -11,6 +11,7 @@ use super::{expiry, ok, require, ts, ts_opt, ApiError, ApiResult, Change, Paging
 use crate::auth::{hash_password, verify_password};
 use crate::store::entities::{api_tokens, users};
 use crate::store::ids;
+use crate::store::AuditAction;
 use crate::store::{self as stored};
 
 pub struct AuthApi(pub Shared);
@@ -117,7 +118,7 @@ impl AuthService for AuthApi {
         .insert(txn.db())
         .await
         .map_err(ApiError::from)?;
-        txn.audit("api_token.create", "api_token", &row.id, None, Some(&row)).await?;
+        txn.audit(AuditAction::ApiTokenCreate, "api_token", &row.id, None, Some(&row)).await?;
         txn.commit().await?;
         ok(CreateApiTokenResponse { api_token: Some(to_proto(row)), token })
     }
@@ -151,7 +152,7 @@ impl AuthService for AuthApi {
         let mut am: api_tokens::ActiveModel = before.clone().into();
         am.revoked = Set(true);
         let after = am.update(txn.db()).await.map_err(ApiError::from)?;
-        txn.audit("api_token.revoke", "api_token", &after.id, Some(&before), Some(&after)).await?;
+        txn.audit(AuditAction::ApiTokenRevoke, "api_token", &after.id, Some(&before), Some(&after)).await?;
         txn.commit().await?;
         ok(to_proto(after))
     }

@@ -36,7 +36,7 @@ impl<'a> Change<'a> {
     /// its record commit together.
     pub async fn audit<T: Serialize>(
         &self,
-        action: &str,
+        action: crate::store::AuditAction,
         resource_type: &str,
         resource_id: &str,
         before: Option<&T>,

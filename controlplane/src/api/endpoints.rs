@@ -10,6 +10,7 @@ use super::{ok, require, ts, ApiError, ApiResult, Change, Paging, Shared};
 use crate::fleet::Touched;
 use crate::store::entities::endpoints;
 use crate::store::ids;
+use crate::store::AuditAction;
 
 pub struct EndpointsApi(pub Shared);
 
@@ -82,7 +83,7 @@ impl EndpointService for EndpointsApi {
         .insert(txn.db())
         .await
         .map_err(ApiError::from)?;
-        txn.audit("endpoint.create", "endpoint", &row.id, None, Some(&row)).await?;
+        txn.audit(AuditAction::EndpointCreate, "endpoint", &row.id, None, Some(&row)).await?;
         txn.touch(Touched::Endpoint(row.id.clone()));
         txn.commit().await?;
         ok(to_proto(row))
@@ -131,7 +132,7 @@ impl EndpointService for EndpointsApi {
         }
         am.updated_at = Set(Utc::now());
         let after = am.update(txn.db()).await.map_err(ApiError::from)?;
-        txn.audit("endpoint.update", "endpoint", &after.id, Some(&before), Some(&after)).await?;
+        txn.audit(AuditAction::EndpointUpdate, "endpoint", &after.id, Some(&before), Some(&after)).await?;
         txn.touch(Touched::Endpoint(after.id.clone()));
         txn.commit().await?;
         ok(to_proto(after))
@@ -143,7 +144,7 @@ impl EndpointService for EndpointsApi {
         let mut txn = Change::begin(&self.0, &who.user_id).await?;
         let before = find(txn.db(), &req.get_ref().id).await?;
         endpoints::Entity::delete_by_id(before.id.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
-        txn.audit("endpoint.delete", "endpoint", &before.id, Some(&before), None).await?;
+        txn.audit(AuditAction::EndpointDelete, "endpoint", &before.id, Some(&before), None).await?;
         txn.touch(Touched::Endpoint(before.id.clone()));
         txn.commit().await?;
         ok(DeleteResponse {})

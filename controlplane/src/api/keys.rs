@@ -11,6 +11,7 @@ use crate::auth::Principal;
 use crate::fleet::Touched;
 use crate::store::entities::{api_keys, team_members};
 use crate::store::ids;
+use crate::store::AuditAction;
 use crate::store::{self as stored};
 
 pub struct KeysApi(pub Shared);
@@ -103,7 +104,7 @@ impl KeyService for KeysApi {
         .insert(txn.db())
         .await
         .map_err(ApiError::from)?;
-        txn.audit("key.create", "key", &row.id, None, Some(&row)).await?;
+        txn.audit(AuditAction::KeyCreate, "key", &row.id, None, Some(&row)).await?;
         txn.touch(Touched::Key(row.id.clone()));
         txn.commit().await?;
         ok(CreateKeyResponse { api_key: Some(to_proto(row)), key })
@@ -186,7 +187,7 @@ impl KeyService for KeysApi {
         }
         am.updated_at = Set(Utc::now());
         let after = am.update(txn.db()).await.map_err(ApiError::from)?;
-        txn.audit("key.update", "key", &after.id, Some(&before), Some(&after)).await?;
+        txn.audit(AuditAction::KeyUpdate, "key", &after.id, Some(&before), Some(&after)).await?;
         txn.touch(Touched::Key(after.id.clone()));
         txn.commit().await?;
         ok(to_proto(after))
@@ -203,7 +204,7 @@ impl KeyService for KeysApi {
         am.status = Set(stored::KeyStatus::Revoked.as_str().into());
         am.updated_at = Set(Utc::now());
         let after = am.update(txn.db()).await.map_err(ApiError::from)?;
-        txn.audit("key.revoke", "key", &after.id, Some(&before), Some(&after)).await?;
+        txn.audit(AuditAction::KeyRevoke, "key", &after.id, Some(&before), Some(&after)).await?;
         txn.touch(Touched::Key(after.id.clone()));
         txn.commit().await?;
         ok(to_proto(after))
@@ -214,7 +215,7 @@ impl KeyService for KeysApi {
         let mut txn = Change::begin(&self.0, &who.user_id).await?;
         let before = find_for(txn.db(), &who, &req.get_ref().id).await?;
         api_keys::Entity::delete_by_id(before.id.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
-        txn.audit("key.delete", "key", &before.id, Some(&before), None).await?;
+        txn.audit(AuditAction::KeyDelete, "key", &before.id, Some(&before), None).await?;
         txn.touch(Touched::Key(before.id.clone()));
         txn.commit().await?;
         ok(DeleteResponse {})

@@ -255,7 +255,7 @@ pub async fn members_by<C: ConnectionTrait>(
 pub async fn audit<C: ConnectionTrait, T: Serialize>(
     c: &C,
     actor: &str,
-    action: &str,
+    action: crate::store::AuditAction,
     resource_type: &str,
     resource_id: &str,
     before: Option<&T>,

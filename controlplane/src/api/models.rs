@@ -10,6 +10,7 @@ use super::{ok, optional, require, ts, ApiError, ApiResult, Change, Paging, Shar
 use crate::fleet::Touched;
 use crate::store::entities::models;
 use crate::store::ids;
+use crate::store::AuditAction;
 
 pub struct ModelsApi(pub Shared);
 
@@ -66,7 +67,7 @@ impl ModelService for ModelsApi {
         .insert(txn.db())
         .await
         .map_err(ApiError::from)?;
-        txn.audit("model.create", "model", &row.id, None, Some(&row)).await?;
+        txn.audit(AuditAction::ModelCreate, "model", &row.id, None, Some(&row)).await?;
         txn.touch(Touched::Model(row.anthropic_id.clone()));
         txn.commit().await?;
         ok(to_proto(row))
@@ -103,7 +104,7 @@ impl ModelService for ModelsApi {
         }
         am.updated_at = Set(Utc::now());
         let after = am.update(txn.db()).await.map_err(ApiError::from)?;
-        txn.audit("model.update", "model", &after.id, Some(&before), Some(&after)).await?;
+        txn.audit(AuditAction::ModelUpdate, "model", &after.id, Some(&before), Some(&after)).await?;
         txn.touch(Touched::Model(after.anthropic_id.clone()));
         txn.commit().await?;
         ok(to_proto(after))
@@ -115,7 +116,7 @@ impl ModelService for ModelsApi {
         let mut txn = Change::begin(&self.0, &who.user_id).await?;
         let before = find(txn.db(), &req.get_ref().id).await?;
         models::Entity::delete_by_id(before.id.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
-        txn.audit("model.delete", "model", &before.id, Some(&before), None).await?;
+        txn.audit(AuditAction::ModelDelete, "model", &before.id, Some(&before), None).await?;
         txn.touch(Touched::Model(before.anthropic_id.clone()));
         txn.commit().await?;
         ok(DeleteResponse {})

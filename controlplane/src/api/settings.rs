@@ -9,6 +9,7 @@ use sea_orm::{ActiveModelTrait, EntityTrait, QueryOrder, Set};
 use super::{ok, ts, ApiError, ApiResult, Change, Paging, Shared};
 use crate::fleet::Touched;
 use crate::store::entities::settings;
+use crate::store::AuditAction;
 
 pub struct SettingsApi(pub Shared);
 
@@ -65,7 +66,7 @@ impl SettingsService for SettingsApi {
         let am = settings::ActiveModel { key: Set(k.clone()), value: Set(value), updated_at: Set(Utc::now()) };
         let after = if before.is_some() { am.update(txn.db()).await } else { am.insert(txn.db()).await }
             .map_err(ApiError::from)?;
-        txn.audit("setting.set", "setting", &k, before.as_ref(), Some(&after)).await?;
+        txn.audit(AuditAction::SettingSet, "setting", &k, before.as_ref(), Some(&after)).await?;
         txn.touch(Touched::Settings);
         txn.commit().await?;
         ok(to_proto(after))
@@ -82,7 +83,7 @@ impl SettingsService for SettingsApi {
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("setting {k:?} not found")))?;
         settings::Entity::delete_by_id(k.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
-        txn.audit("setting.delete", "setting", &k, Some(&before), None).await?;
+        txn.audit(AuditAction::SettingDelete, "setting", &k, Some(&before), None).await?;
         txn.touch(Touched::Settings);
         txn.commit().await?;
         ok(DeleteResponse {})

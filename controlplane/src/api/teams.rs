@@ -10,6 +10,7 @@ use super::{limit, ok, optional, require, ts, ApiError, ApiResult, Change, Pagin
 use crate::fleet::Touched;
 use crate::store::entities::{api_keys, team_members, teams};
 use crate::store::ids;
+use crate::store::AuditAction;
 
 pub struct TeamsApi(pub Shared);
 
@@ -80,7 +81,7 @@ impl TeamService for TeamsApi {
         .insert(txn.db())
         .await
         .map_err(|e| ApiError::exists(e, "a team with that name exists"))?;
-        txn.audit("team.create", "team", &row.id, None, Some(&row)).await?;
+        txn.audit(AuditAction::TeamCreate, "team", &row.id, None, Some(&row)).await?;
         txn.touch(Touched::Team(row.id.clone()));
         txn.commit().await?;
         ok(to_proto(&self.0.db, row).await?)
@@ -131,7 +132,7 @@ impl TeamService for TeamsApi {
         }
         am.updated_at = Set(Utc::now());
         let after = am.update(txn.db()).await.map_err(ApiError::from)?;
-        txn.audit("team.update", "team", &after.id, Some(&before), Some(&after)).await?;
+        txn.audit(AuditAction::TeamUpdate, "team", &after.id, Some(&before), Some(&after)).await?;
         txn.touch(Touched::Team(after.id.clone()));
         txn.commit().await?;
         ok(to_proto(&self.0.db, after).await?)
@@ -161,7 +162,7 @@ impl TeamService for TeamsApi {
             txn.touch(Touched::Key(k.id));
         }
         teams::Entity::delete_by_id(before.id.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
-        txn.audit("team.delete", "team", &before.id, Some(&before), None).await?;
+        txn.audit(AuditAction::TeamDelete, "team", &before.id, Some(&before), None).await?;
         txn.touch(Touched::Team(before.id.clone()));
         txn.commit().await?;
         ok(DeleteResponse {})
@@ -182,7 +183,7 @@ impl TeamService for TeamsApi {
         .insert(txn.db())
         .await
         .map_err(|e| ApiError::exists(e, "that user is already a member"))?;
-        txn.audit("team.add_member", "team", &team.id, None, Some(&row)).await?;
+        txn.audit(AuditAction::TeamAddMember, "team", &team.id, None, Some(&row)).await?;
         txn.touch(Touched::User(user.id.clone()));
         txn.commit().await?;
         ok(to_proto(&self.0.db, team).await?)
@@ -204,7 +205,7 @@ impl TeamService for TeamsApi {
             .exec(txn.db())
             .await
             .map_err(ApiError::from)?;
-        txn.audit("team.remove_member", "team", &team.id, Some(&existing), None).await?;
+        txn.audit(AuditAction::TeamRemoveMember, "team", &team.id, Some(&existing), None).await?;
         txn.touch(Touched::User(user.id.clone()));
         txn.commit().await?;
         ok(to_proto(&self.0.db, team).await?)

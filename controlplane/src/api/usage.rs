@@ -10,6 +10,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, Query
 
 use super::{ok, ts, ApiError, ApiResult, Change, Shared};
 use crate::store::entities::{model_prices, usage_records};
+use crate::store::AuditAction;
 
 pub struct UsageApi(pub Shared);
 pub struct PricingApi(pub Shared);
@@ -154,7 +155,7 @@ impl PricingService for PricingApi {
         };
         let after = if before.is_some() { am.update(txn.db()).await } else { am.insert(txn.db()).await }
             .map_err(ApiError::from)?;
-        txn.audit("price.set", "price", &model, before.as_ref(), Some(&after)).await?;
+        txn.audit(AuditAction::PriceSet, "price", &model, before.as_ref(), Some(&after)).await?;
         txn.commit().await?;
         ok(to_proto(after))
     }
@@ -170,7 +171,7 @@ impl PricingService for PricingApi {
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("no price for {model:?}")))?;
         model_prices::Entity::delete_by_id(model.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
-        txn.audit("price.delete", "price", &model, Some(&before), None).await?;
+        txn.audit(AuditAction::PriceDelete, "price", &model, Some(&before), None).await?;
         txn.commit().await?;
         ok(DeleteResponse {})
     }

@@ -13,6 +13,7 @@ use crate::auth::hash_password;
 use crate::fleet::Touched;
 use crate::store::entities::{api_keys, team_members, users};
 use crate::store::ids;
+use crate::store::AuditAction;
 use crate::store::{self as stored};
 
 pub struct UsersApi(pub Shared);
@@ -153,7 +154,7 @@ impl UserService for UsersApi {
         .insert(txn.db())
         .await
         .map_err(|e| ApiError::exists(e, "a user with that email or subject exists"))?;
-        txn.audit("user.create", "user", &row.id, None, Some(&row)).await?;
+        txn.audit(AuditAction::UserCreate, "user", &row.id, None, Some(&row)).await?;
         txn.touch(Touched::User(row.id.clone()));
         txn.commit().await?;
         ok(to_proto(&self.0.db, row).await?)
@@ -243,7 +244,7 @@ impl UserService for UsersApi {
         if after.email.is_none() && after.subject.is_none() {
             return Err(ApiError::InvalidArgument("email or subject: one is required".into()).into());
         }
-        txn.audit("user.update", "user", &after.id, Some(&before), Some(&after)).await?;
+        txn.audit(AuditAction::UserUpdate, "user", &after.id, Some(&before), Some(&after)).await?;
         txn.touch(Touched::User(after.id.clone()));
         txn.commit().await?;
         ok(to_proto(&self.0.db, after).await?)
@@ -269,7 +270,7 @@ impl UserService for UsersApi {
             txn.touch(Touched::Key(k.id));
         }
         users::Entity::delete_by_id(before.id.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
-        txn.audit("user.delete", "user", &before.id, Some(&before), None).await?;
+        txn.audit(AuditAction::UserDelete, "user", &before.id, Some(&before), None).await?;
         txn.touch(Touched::User(before.id.clone()));
         txn.commit().await?;
         ok(DeleteResponse {})

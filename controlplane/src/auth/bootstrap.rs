@@ -11,6 +11,7 @@ use crate::fleet::{revision, Touched};
 use crate::store::audit::append as audit;
 use crate::store::entities::users;
 use crate::store::ids;
+use crate::store::AuditAction;
 use crate::store::{Role, UserStatus};
 
 pub async fn ensure_admin(db: &DatabaseConnection, username: &str, password: Option<&str>) -> Result<(), AuthError> {
@@ -38,7 +39,7 @@ pub async fn ensure_admin(db: &DatabaseConnection, username: &str, password: Opt
             }
             .insert(&txn)
             .await?;
-            audit(&txn, "system", "user.create", "user", &row.id, None::<&users::Model>, Some(&row)).await?;
+            audit(&txn, "system", AuditAction::UserCreate, "user", &row.id, None::<&users::Model>, Some(&row)).await?;
             txn.commit().await?;
             if generated {
                 // Printed once, on stdout, for whoever started the service.
@@ -55,7 +56,8 @@ pub async fn ensure_admin(db: &DatabaseConnection, username: &str, password: Opt
                     am.status = Set(UserStatus::Active.as_str().into());
                     am.updated_at = Set(Utc::now());
                     let after = am.update(&txn).await?;
-                    audit(&txn, "system", "user.update", "user", &after.id, Some(&user), Some(&after)).await?;
+                    audit(&txn, "system", AuditAction::UserUpdate, "user", &after.id, Some(&user), Some(&after))
+                        .await?;
                     // Its role or status may have changed, and with it its keys.
                     revision::bump(&txn, &[Touched::User(after.id.clone())]).await?;
                     tracing::info!(username, "bootstrap admin password reset from ADMIN_PASSWORD");

@@ -6,11 +6,12 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
 use serde::Serialize;
 
 use super::entities::audit_log;
+use super::AuditAction;
 
 pub async fn append<C: ConnectionTrait, T: Serialize>(
     c: &C,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     resource_type: &str,
     resource_id: &str,
     before: Option<&T>,
@@ -20,7 +21,7 @@ pub async fn append<C: ConnectionTrait, T: Serialize>(
     audit_log::ActiveModel {
         at: Set(Utc::now()),
         actor: Set(actor.to_owned()),
-        action: Set(action.to_owned()),
+        action: Set(action.as_str().to_owned()),
         resource_type: Set(resource_type.to_owned()),
         resource_id: Set(resource_id.to_owned()),
         before_json: Set(json(before)),

@@ -41,6 +41,66 @@ stored_enum!(
     Role { Admin = "admin", Member = "member" } else Member
 );
 
+/// What an audit entry records; stored as its dotted name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    ApiTokenCreate,
+    ApiTokenRevoke,
+    EndpointCreate,
+    EndpointDelete,
+    EndpointUpdate,
+    KeyCreate,
+    KeyDelete,
+    KeyRevoke,
+    KeyUpdate,
+    ModelCreate,
+    ModelDelete,
+    ModelUpdate,
+    PriceDelete,
+    PriceSet,
+    SettingDelete,
+    SettingSet,
+    TeamAddMember,
+    TeamCreate,
+    TeamDelete,
+    TeamRemoveMember,
+    TeamUpdate,
+    UserCreate,
+    UserDelete,
+    UserUpdate,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::ApiTokenCreate => "api_token.create",
+            AuditAction::ApiTokenRevoke => "api_token.revoke",
+            AuditAction::EndpointCreate => "endpoint.create",
+            AuditAction::EndpointDelete => "endpoint.delete",
+            AuditAction::EndpointUpdate => "endpoint.update",
+            AuditAction::KeyCreate => "key.create",
+            AuditAction::KeyDelete => "key.delete",
+            AuditAction::KeyRevoke => "key.revoke",
+            AuditAction::KeyUpdate => "key.update",
+            AuditAction::ModelCreate => "model.create",
+            AuditAction::ModelDelete => "model.delete",
+            AuditAction::ModelUpdate => "model.update",
+            AuditAction::PriceDelete => "price.delete",
+            AuditAction::PriceSet => "price.set",
+            AuditAction::SettingDelete => "setting.delete",
+            AuditAction::SettingSet => "setting.set",
+            AuditAction::TeamAddMember => "team.add_member",
+            AuditAction::TeamCreate => "team.create",
+            AuditAction::TeamDelete => "team.delete",
+            AuditAction::TeamRemoveMember => "team.remove_member",
+            AuditAction::TeamUpdate => "team.update",
+            AuditAction::UserCreate => "user.create",
+            AuditAction::UserDelete => "user.delete",
+            AuditAction::UserUpdate => "user.update",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
