@@ -13,6 +13,25 @@ from pathlib import Path
 from conftest import DOUBLE_ACCESS_KEY_ID, DOUBLE_SECRET_ACCESS_KEY, TARGET_DIR, stop_process
 
 ADMIN_PASSWORD = "admin-" + secrets.token_hex(8)
+HELLO = [{"role": "user", "content": "Say hello."}]
+
+
+def client(url, key):
+    """An Anthropic SDK client for a data plane, with no retries of its own."""
+    import anthropic
+
+    return anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, timeout=20)
+
+
+def works(url, key):
+    """Whether one small request with `key` succeeds on the data plane at `url`."""
+    import anthropic
+
+    try:
+        client(url, key).messages.create(model="claude-haiku-4-5", max_tokens=10, messages=HELLO)
+        return True
+    except (anthropic.AuthenticationError, anthropic.APIStatusError, anthropic.APIConnectionError):
+        return False
 
 
 def free_port():

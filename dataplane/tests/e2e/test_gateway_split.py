@@ -7,21 +7,7 @@ import time
 import anthropic
 import pytest
 
-from fleet import Fleet, wait_until
-
-HELLO = [{"role": "user", "content": "Say hello."}]
-
-
-def client(url, key):
-    return anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, timeout=20)
-
-
-def works(url, key):
-    try:
-        client(url, key).messages.create(model="claude-haiku-4-5", max_tokens=10, messages=HELLO)
-        return True
-    except (anthropic.AuthenticationError, anthropic.APIStatusError, anthropic.APIConnectionError):
-        return False
+from fleet import HELLO, Fleet, client, wait_until, works
 
 
 def create_key(fleet, *extra):

@@ -3,7 +3,6 @@ data planes given both replicas' URLs. The fleet registry, the revision,
 rate-limit shares and singleton work are shared through the database, so
 any replica tells the whole truth and either can go away."""
 
-import os
 import secrets
 import subprocess
 import time
@@ -11,10 +10,8 @@ import time
 import anthropic
 import pytest
 
-from fleet import ADMIN_PASSWORD, Fleet, free_port, start_process_env, wait_until
+from fleet import ADMIN_PASSWORD, HELLO, Fleet, client, free_port, start_process_env, wait_until, works
 from conftest import TARGET_DIR, stop_process
-
-HELLO = [{"role": "user", "content": "Say hello."}]
 
 
 def psql(sql, db="postgres"):
@@ -24,18 +21,6 @@ def psql(sql, db="postgres"):
         capture_output=True,
         timeout=60,
     )
-
-
-def client(url, key):
-    return anthropic.Anthropic(base_url=url, api_key=key, max_retries=0, timeout=20)
-
-
-def works(url, key):
-    try:
-        client(url, key).messages.create(model="claude-haiku-4-5", max_tokens=10, messages=HELLO)
-        return True
-    except (anthropic.AuthenticationError, anthropic.APIStatusError, anthropic.APIConnectionError):
-        return False
 
 
 class Replicas(Fleet):
