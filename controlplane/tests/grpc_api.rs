@@ -634,6 +634,7 @@ async fn watch_streams_every_change(env: Env) {
     let sha = sha256_hex(&created.key);
     let with_key = watch.next_change(first.revision, STREAM_TIMEOUT).await;
     assert!(!with_key.full_state, "{with_key:?}");
+    assert_eq!(with_key.base_revision, first.revision, "a delta names the revision it applies on top of");
     assert!(holds_key(&with_key, &sha), "{with_key:?}");
     assert_eq!(with_key.resources.len(), 1, "a delta holds only what changed: {with_key:?}");
     assert_no_key(&format!("{with_key:?}"), &created.key);

@@ -46,11 +46,13 @@ fn full(revision: u64, resources: Vec<Resource>) -> WatchResponse {
         full_state: true,
         resources,
         removed: vec![],
+        base_revision: 0,
     }
 }
 
-fn delta(revision: u64, resources: Vec<Resource>, removed: Vec<ResourceRef>) -> WatchResponse {
-    WatchResponse { full_state: false, removed, ..full(revision, resources) }
+/// A delta from `base` to `revision`.
+fn delta(base: u64, revision: u64, resources: Vec<Resource>, removed: Vec<ResourceRef>) -> WatchResponse {
+    WatchResponse { full_state: false, removed, base_revision: base, ..full(revision, resources) }
 }
 
 /// What a scripted control plane saw.
@@ -195,8 +197,11 @@ async fn each_response_is_acknowledged_by_its_nonce_with_the_revision_held() {
 async fn a_delta_is_applied_on_top_of_what_is_held() {
     let dir = temp_dir("delta");
     let rm = ResourceRef { r#type: ResourceType::Key as i32, name: "k1".into() };
-    let script =
-        vec![full(3, vec![key("k1", GOOD)]), delta(4, vec![key("k2", OTHER)], vec![]), delta(5, vec![], vec![rm])];
+    let script = vec![
+        full(3, vec![key("k1", GOOD)]),
+        delta(3, 4, vec![key("k2", OTHER)], vec![]),
+        delta(4, 5, vec![], vec![rm]),
+    ];
     let (store, mut seen) = start(script, &dir).await;
     hello(&mut seen).await;
     for want in [3, 4, 5] {
@@ -210,7 +215,7 @@ async fn a_delta_is_applied_on_top_of_what_is_held() {
 #[tokio::test]
 async fn a_delta_going_backwards_is_refused_and_the_previous_state_kept() {
     let dir = temp_dir("backwards");
-    let script = vec![full(7, vec![key("k1", GOOD)]), delta(6, vec![key("k2", OTHER)], vec![])];
+    let script = vec![full(7, vec![key("k1", GOOD)]), delta(7, 6, vec![key("k2", OTHER)], vec![])];
     let (store, mut seen) = start(script, &dir).await;
     hello(&mut seen).await;
     assert!(matches!(reply(&mut seen).await, watch_request::Msg::Ack(_)));
@@ -227,10 +232,23 @@ async fn a_delta_going_backwards_is_refused_and_the_previous_state_kept() {
 }
 
 #[tokio::test]
+async fn a_delta_on_top_of_a_revision_it_does_not_hold_is_refused() {
+    // Revision 2 was refused (or lost): 3, made on top of 2, must not apply to 1.
+    let dir = temp_dir("base");
+    let script = vec![full(1, vec![key("k1", GOOD)]), delta(2, 3, vec![key("k2", OTHER)], vec![])];
+    let (store, mut seen) = start(script, &dir).await;
+    hello(&mut seen).await;
+    assert!(matches!(reply(&mut seen).await, watch_request::Msg::Ack(_)));
+    assert!(matches!(reply(&mut seen).await, watch_request::Msg::Nack(n) if n.error.contains("on top of revision 2")));
+    assert_eq!((store.get().unwrap().version, store.get().unwrap().key_count()), (1, 1));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn a_resource_of_an_unknown_type_is_refused() {
     let dir = temp_dir("unknown");
     let unknown = Resource { version: 1, kind: None };
-    let script = vec![full(1, vec![key("k1", GOOD)]), delta(2, vec![key("k2", OTHER), unknown], vec![])];
+    let script = vec![full(1, vec![key("k1", GOOD)]), delta(1, 2, vec![key("k2", OTHER), unknown], vec![])];
     let (store, mut seen) = start(script, &dir).await;
     hello(&mut seen).await;
     assert!(matches!(reply(&mut seen).await, watch_request::Msg::Ack(_)));
@@ -245,9 +263,9 @@ async fn a_delta_that_breaks_the_state_is_refused_and_taken_back() {
     // A second key with the first one's hash, and a malformed hash.
     let script = vec![
         full(1, vec![key("k1", GOOD)]),
-        delta(2, vec![key("k2", GOOD)], vec![]),
-        delta(3, vec![key("k3", "not-a-hash")], vec![]),
-        delta(4, vec![key("k4", OTHER)], vec![]),
+        delta(1, 2, vec![key("k2", GOOD)], vec![]),
+        delta(1, 3, vec![key("k3", "not-a-hash")], vec![]),
+        delta(1, 4, vec![key("k4", OTHER)], vec![]),
     ];
     let (store, mut seen) = start(script, &dir).await;
     hello(&mut seen).await;
@@ -269,7 +287,7 @@ async fn a_delta_of_another_epoch_is_refused_but_a_full_state_of_it_accepted() {
     };
     let script = vec![
         full(9, vec![key("k1", GOOD)]),
-        other(delta(10, vec![key("k2", OTHER)], vec![])),
+        other(delta(9, 10, vec![key("k2", OTHER)], vec![])),
         other(full(2, vec![key("k2", OTHER)])),
     ];
     let (store, mut seen) = start(script, &dir).await;

@@ -19,6 +19,8 @@ use tokio::sync::{watch, Notify};
 use crate::store::entities::dataplanes;
 
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long ACKs and NACKs gather before they are written.
+const ACK_BATCH: Duration = Duration::from_millis(10);
 /// A data plane counts this long after its replica last vouched for it.
 pub const LEASE: Duration = Duration::from_secs(10);
 
@@ -120,10 +122,15 @@ impl Registry {
         let mut beat = tokio::time::interval(HEARTBEAT);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                _ = beat.tick() => {}
-                _ = self.dirty.notified() => {}
+            let answered = tokio::select! {
+                _ = beat.tick() => false,
+                _ = self.dirty.notified() => true,
                 _ = stop.wait_for(|s| *s) => break,
+            };
+            if answered {
+                // A change reaches every data plane at once, and their ACKs
+                // follow together: one write for them all.
+                tokio::time::sleep(ACK_BATCH).await;
             }
             let now = Utc::now();
             let rows: Vec<dataplanes::Model> = self

@@ -76,8 +76,11 @@ struct Session {
 }
 
 impl Session {
+    /// A response taking the data plane from `base` to what `self` says it
+    /// holds now.
     fn response(
         &mut self,
+        base: u64,
         full: bool,
         resources: Vec<Resource>,
         removed: Vec<ccag_proto::config::v1::ResourceRef>,
@@ -95,6 +98,7 @@ impl Session {
             full_state: full,
             resources,
             removed,
+            base_revision: base,
         }
     }
 
@@ -108,7 +112,7 @@ impl Session {
         self.shares_sent = Some(mine);
         self.epoch = epoch;
         self.revision = revision;
-        self.response(true, resources, Vec::new())
+        self.response(0, true, resources, Vec::new())
     }
 
     /// What the data plane lacks of the state now: `None` when it is current.
@@ -126,9 +130,9 @@ impl Session {
             Err(()) => Some(self.full(shares)),
             Ok(None) => None,
             Ok(Some((revision, d))) => {
-                self.revision = revision;
+                let base = std::mem::replace(&mut self.revision, revision);
                 let resources = d.resources.iter().map(|r| (**r).clone()).collect();
-                Some(self.response(false, resources, d.removed))
+                Some(self.response(base, false, resources, d.removed))
             }
         }
     }
@@ -140,7 +144,8 @@ impl Session {
             return None;
         }
         self.shares_sent = Some(mine.clone());
-        Some(self.response(false, vec![Resource { version: 0, kind: Some(Kind::Shares(mine)) }], Vec::new()))
+        let base = self.revision;
+        Some(self.response(base, false, vec![Resource { version: 0, kind: Some(Kind::Shares(mine)) }], Vec::new()))
     }
 }
 
@@ -238,8 +243,9 @@ impl DataPlaneService for DataPlaneApi {
                             s.registry.nack(&s.id, &s.connection, revision, &n.error);
                             // It holds what it held before: resend everything,
                             // unless the full state itself was refused (then
-                            // wait for the next change rather than loop).
-                            if !full {
+                            // wait for the next change rather than loop) or
+                            // one is already on its way.
+                            if !full && !s.pending.iter().any(|p| p.3) {
                                 let table = shares.borrow().clone();
                                 out.push(s.full(&table));
                             }

@@ -18,6 +18,8 @@ pub enum DeltaError {
     OtherEpoch { offered: String, held: String },
     #[error("revision went backwards: offered {offered}, held {held}")]
     Backwards { offered: u64, held: u64 },
+    #[error("delta applies on top of revision {base}, but the data plane holds {held}; a full state is needed")]
+    OtherBase { base: u64, held: u64 },
     #[error("resource {index}: of a type this data plane does not know")]
     UnknownType { index: usize },
     #[error("removal {index}: of a type this data plane does not know ({ty})")]
@@ -80,6 +82,9 @@ impl ResourceSet {
             }
             if r.revision < self.revision {
                 return Err(DeltaError::Backwards { offered: r.revision, held: self.revision });
+            }
+            if r.base_revision != self.revision {
+                return Err(DeltaError::OtherBase { base: r.base_revision, held: self.revision });
             }
         }
         let mut upserts = Vec::with_capacity(r.resources.len());
@@ -151,6 +156,7 @@ impl ResourceSet {
             full_state: true,
             resources: p.resources,
             removed: Vec::new(),
+            base_revision: 0,
         })?;
         Ok(set)
     }
@@ -220,7 +226,16 @@ mod tests {
         resources: Vec<Resource>,
         removed: Vec<ResourceRef>,
     ) -> WatchResponse {
-        WatchResponse { nonce: "1".into(), epoch: epoch.into(), revision, full_state: full, resources, removed }
+        // Deltas are based on revision 5, what `held` holds.
+        WatchResponse {
+            nonce: "1".into(),
+            epoch: epoch.into(),
+            revision,
+            full_state: full,
+            resources,
+            removed,
+            base_revision: 5,
+        }
     }
 
     fn ids(s: &ResourceSet) -> Vec<String> {
@@ -258,6 +273,15 @@ mod tests {
         let e = s.apply(resp("e", 4, false, vec![key("z")], vec![])).unwrap_err();
         assert_eq!(e, DeltaError::Backwards { offered: 4, held: 5 });
         assert_eq!((ids(&s), s.revision), (vec!["a".to_string()], 5));
+    }
+
+    #[test]
+    fn a_delta_on_top_of_another_revision_is_refused() {
+        let mut s = held(&["a"]);
+        let mut r = resp("e", 7, false, vec![key("b")], vec![]);
+        r.base_revision = 6;
+        assert_eq!(s.apply(r).unwrap_err(), DeltaError::OtherBase { base: 6, held: 5 });
+        assert_eq!(ids(&s), vec!["a"]);
     }
 
     #[test]
