@@ -824,9 +824,10 @@ async fn report_usage_is_idempotent_and_priced(env: Env) {
     assert_eq!(row.requests, 2, "{usage:?}");
     assert_eq!((row.input_tokens, row.output_tokens), (2000, 1000), "{usage:?}");
     // Sonnet: $3 per million input tokens, $15 per million output tokens.
-    let want = 2.0 * (1000.0 * 3.0 + 500.0 * 15.0) / 1_000_000.0;
-    assert!(row.cost_usd > 0.0, "{usage:?}");
-    assert!((row.cost_usd - want).abs() < 1e-9, "cost {} != {want}: {usage:?}", row.cost_usd);
+    // Each record: 1000 × 3 + 500 × 15 micro-USD = 10,500; in integers, exactly.
+    assert_eq!(row.cost_micro_usd, 2 * 10_500, "{usage:?}");
+    assert!((row.cost_usd - 0.021).abs() < 1e-12, "{usage:?}");
+    assert_eq!(usage.total.as_ref().map(|t| t.cost_micro_usd), Some(21_000), "{usage:?}");
     assert_eq!(usage.total.as_ref().map(|t| t.requests), Some(2), "{usage:?}");
 }
 

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_initial;
 mod m20261127_000002_limits_usage;
 mod m20261201_000003_config_distribution;
+mod m20261201_000004_money_as_integers;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_initial::Migration),
             Box::new(m20261127_000002_limits_usage::Migration),
             Box::new(m20261201_000003_config_distribution::Migration),
+            Box::new(m20261201_000004_money_as_integers::Migration),
         ]
     }
 }

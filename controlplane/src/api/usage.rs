@@ -23,7 +23,7 @@ struct Row {
     output: i64,
     cache_write: i64,
     cache_read: i64,
-    cost: f64,
+    cost: i64,
 }
 
 fn when(field: &str, v: &str, default: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
@@ -66,7 +66,7 @@ impl UsageService for UsageApi {
             .column_as(total(C::OutputTokens), "output")
             .column_as(total(C::CacheWriteTokens), "cache_write")
             .column_as(total(C::CacheReadTokens), "cache_read")
-            .column_as(SimpleExpr::from(Func::coalesce([Expr::col(C::CostUsd).sum(), Expr::val(0.0).into()])), "cost")
+            .column_as(total(C::CostMicroUsd), "cost")
             .filter(C::StartedAt.gte(since))
             .filter(C::StartedAt.lt(until));
         // Members see their own usage only, whatever they ask for.
@@ -90,28 +90,42 @@ impl UsageService for UsageApi {
                     output_tokens: row.output.max(0) as u64,
                     cache_creation_input_tokens: row.cache_write.max(0) as u64,
                     cache_read_input_tokens: row.cache_read.max(0) as u64,
-                    cost_usd: row.cost,
+                    cost_usd: micro_to_usd(row.cost),
+                    cost_micro_usd: row.cost,
                 };
                 sum.requests += r.requests;
                 sum.input_tokens += r.input_tokens;
                 sum.output_tokens += r.output_tokens;
                 sum.cache_creation_input_tokens += r.cache_creation_input_tokens;
                 sum.cache_read_input_tokens += r.cache_read_input_tokens;
-                sum.cost_usd += r.cost_usd;
+                sum.cost_micro_usd += r.cost_micro_usd;
                 r
             })
             .collect();
+        sum.cost_usd = micro_to_usd(sum.cost_micro_usd);
         ok(GetUsageResponse { rows, total: Some(sum) })
     }
+}
+
+fn micro_to_usd(micro: i64) -> f64 {
+    micro as f64 / 1e6
+}
+
+/// A price from the API (USD per million tokens) in micro-USD per million.
+fn usd_to_micro(field: &str, usd: f64) -> Result<i64, ApiError> {
+    if !usd.is_finite() || !(0.0..=100_000.0).contains(&usd) {
+        return Err(ApiError::InvalidArgument(format!("{field}: a price between 0 and 100000 USD per million tokens")));
+    }
+    Ok((usd * 1e6).round() as i64)
 }
 
 fn to_proto(p: model_prices::Model) -> Price {
     Price {
         model: p.model,
-        input: p.input,
-        output: p.output,
-        cache_write: p.cache_write,
-        cache_read: p.cache_read,
+        input: micro_to_usd(p.input_micro),
+        output: micro_to_usd(p.output_micro),
+        cache_write: micro_to_usd(p.cache_write_micro),
+        cache_read: micro_to_usd(p.cache_read_micro),
         updated_at: ts(p.updated_at),
     }
 }
@@ -133,24 +147,18 @@ impl PricingService for PricingApi {
         who.require_admin()?;
         let p = req.into_inner();
         let model = super::require("model", &p.model, 200)?;
-        for (f, v) in
-            [("input", p.input), ("output", p.output), ("cache_write", p.cache_write), ("cache_read", p.cache_read)]
-        {
-            if !v.is_finite() || !(0.0..=100_000.0).contains(&v) {
-                return Err(ApiError::InvalidArgument(format!(
-                    "{f}: a price between 0 and 100000 USD per million tokens"
-                ))
-                .into());
-            }
-        }
+        let input = usd_to_micro("input", p.input)?;
+        let output = usd_to_micro("output", p.output)?;
+        let cache_write = usd_to_micro("cache_write", p.cache_write)?;
+        let cache_read = usd_to_micro("cache_read", p.cache_read)?;
         let txn = Change::begin(&self.0, &who.user_id).await?;
         let before = model_prices::Entity::find_by_id(model.clone()).one(txn.db()).await.map_err(ApiError::from)?;
         let am = model_prices::ActiveModel {
             model: Set(model.clone()),
-            input: Set(p.input),
-            output: Set(p.output),
-            cache_write: Set(p.cache_write),
-            cache_read: Set(p.cache_read),
+            input_micro: Set(input),
+            output_micro: Set(output),
+            cache_write_micro: Set(cache_write),
+            cache_read_micro: Set(cache_read),
             updated_at: Set(Utc::now()),
         };
         let after = if before.is_some() { am.update(txn.db()).await } else { am.insert(txn.db()).await }

@@ -312,6 +312,7 @@ impl Resource for pb::UsageRow {
             .field("cache_creation_input_tokens", self.cache_creation_input_tokens)
             .field("cache_read_input_tokens", self.cache_read_input_tokens)
             .field("cost_usd", float(self.cost_usd))
+            .field("cost_micro_usd", self.cost_micro_usd)
     }
 }
 

@@ -19,7 +19,8 @@ pub struct Model {
     pub output_tokens: i64,
     pub cache_write_tokens: i64,
     pub cache_read_tokens: i64,
-    pub cost_usd: f64,
+    /// Frozen when the record arrives: a later price edit does not rewrite it.
+    pub cost_micro_usd: i64,
     pub ttft_ms: Option<i64>,
     pub duration_ms: i64,
     pub started_at: DateTimeUtc,
