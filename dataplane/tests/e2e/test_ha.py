@@ -157,6 +157,27 @@ def test_a_data_plane_moves_to_the_other_replica_when_its_own_is_killed(ha):
     assert wait_until(lambda: works(ha.url("a"), key), timeout=5)
 
 
+def test_usage_reaches_the_spend_log_exactly_once_across_a_replica_failover(ha):
+    """Usage made before a data plane's replica dies, and after, is
+    reported to the other replica: none lost, none counted twice (the spend
+    log keeps one row per request id, whichever replica a batch reached)."""
+    created = create_key(ha.via("B"))
+    key, key_id = created["key"], created["id"]
+    assert wait_until(lambda: works(ha.url("a"), key), timeout=5)
+    sent = 1
+    for _ in range(10):
+        assert works(ha.url("a"), key)
+        sent += 1
+    ha.kill_replica("A")
+    for _ in range(10):
+        assert works(ha.url("a"), key), "the data plane keeps serving while its replica is gone"
+        sent += 1
+    assert wait_until(lambda: ha.via("B").usage_by_key().get(key_id) == sent, timeout=20), (
+        ha.via("B").usage_by_key().get(key_id),
+        sent,
+    )
+
+
 def first_limit(f, dp):
     """The requests-per-minute limit a data plane enforces for a new 30 rpm
     key on its first request, before any demand is known: its equal share."""
