@@ -42,7 +42,8 @@ impl<'a> Change<'a> {
         before: Option<&T>,
         after: Option<&T>,
     ) -> Result<(), ApiError> {
-        super::audit(&self.txn, &self.actor, action, resource_type, resource_id, before, after).await
+        Ok(crate::store::audit::append(&self.txn, &self.actor, action, resource_type, resource_id, before, after)
+            .await?)
     }
 
     pub async fn commit(self) -> Result<(), ApiError> {

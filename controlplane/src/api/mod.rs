@@ -34,7 +34,6 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
     SqlErr,
 };
-use serde::Serialize;
 use tonic::{Code, Status};
 
 use crate::auth::{Auth, Principal};
@@ -248,20 +247,6 @@ pub async fn members_by<C: ConnectionTrait>(
         out.entry(owner).or_default().push(other);
     }
     Ok(out)
-}
-
-/// Appends one audit entry, in the caller's transaction so that the change
-/// and its record commit together.
-pub async fn audit<C: ConnectionTrait, T: Serialize>(
-    c: &C,
-    actor: &str,
-    action: crate::store::AuditAction,
-    resource_type: &str,
-    resource_id: &str,
-    before: Option<&T>,
-    after: Option<&T>,
-) -> Result<(), ApiError> {
-    Ok(crate::store::audit::append(c, actor, action, resource_type, resource_id, before, after).await?)
 }
 
 pub fn require(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
