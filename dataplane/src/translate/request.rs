@@ -159,6 +159,11 @@ fn adapt_thinking(body: &mut Map<String, Value>, caps: &Capabilities, max_tokens
         }
         Rewrite::Keep | Rewrite::Drop => {}
     }
+    // Adaptive thinking takes no budget, whether the client sent one along
+    // with it or it was rewritten into adaptive: Bedrock refuses the field.
+    if thinking.get("type").and_then(Value::as_str) == Some("adaptive") {
+        thinking.remove("budget_tokens");
+    }
     if !caps.thinking_display() {
         thinking.remove("display");
     }
@@ -311,6 +316,13 @@ mod tests {
         let big = adapted(v, SONNET45, &[]);
         assert!(out.get("thinking").is_none(), "a 100-token request cannot hold a 1024-token budget");
         assert_eq!(big["thinking"], json!({"type":"enabled","budget_tokens":31999}));
+    }
+
+    #[test]
+    fn adaptive_thinking_sent_with_a_budget_loses_the_budget() {
+        let v = with(base(), "thinking", json!({"type":"adaptive","budget_tokens":2048}));
+        let out = adapted(v, caps(Family::Sonnet, 4, 7), &[]);
+        assert_eq!(out["thinking"], json!({"type":"adaptive"}));
     }
 
     #[test]
