@@ -10,9 +10,11 @@
 
 pub mod api;
 pub mod auth;
+pub mod budget;
 pub mod fleet;
 pub mod gateway_settings;
 pub mod lease;
+pub mod pricing;
 mod server;
 pub mod store;
 
@@ -90,12 +92,24 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         Some(t) => t,
         None => auth::dataplane_token(&store.db, &settings.data_dir).await.map_err(|e| e.to_string())?,
     };
+    {
+        // The shipped price table, brought in before the configuration is
+        // loaded; other replicas hear of a change through the revision.
+        use sea_orm::TransactionTrait;
+        let txn = store.db.begin().await.map_err(|e| e.to_string())?;
+        if pricing::seed(&txn).await.map_err(|e| format!("seeding the price table: {e}"))? {
+            fleet::revision::bump(&txn, &[fleet::Touched::Prices]).await.map_err(|e| e.to_string())?;
+        }
+        txn.commit().await.map_err(|e| e.to_string())?;
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let publisher = fleet::Publisher::start(store.db.clone(), store.backend, stop_rx.clone())
         .await
         .map_err(|e| format!("loading the configuration: {e}"))?;
     let registry = fleet::Registry::start(store.db.clone(), settings.replica_id.clone(), stop_rx.clone());
     let shares = fleet::shares::spawn(store.db.clone(), registry.clone(), publisher.clone(), stop_rx.clone());
+    let spend_moved = Arc::new(tokio::sync::Notify::new());
+    let budgets = budget::verdicts::spawn(store.db.clone(), publisher.clone(), spend_moved.clone(), stop_rx.clone());
     let housekeeping = lease::spawn_singleton(
         store.db.clone(),
         "housekeeping",
@@ -110,6 +124,8 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         publisher: publisher.clone(),
         registry: registry.clone(),
         shares,
+        budgets,
+        spend_moved,
         token: dataplane_token,
         stop: stop_rx.clone(),
     };

@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod budget;
 pub mod config;
 pub mod control;
 pub mod http;
@@ -99,7 +100,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let listener = http::bind(settings.addr).map_err(|e| format!("bind {}: {e}", settings.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let limiter = Arc::new(ratelimit::Limiter::new());
-    let (sink, rx) = usage::UsageSink::new(limiter.clone());
+    let (sink, rx) = usage::UsageSink::new(limiter.clone(), store.budgets.clone());
     let usage_task = match (settings.config_file, settings.control) {
         (Some(path), None) => {
             config::watch_file(path, store.clone()).await?;
@@ -109,7 +110,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
             control.address = format!("http://{local}");
             let held = control::load_persisted(&control.state_dir, &store);
             control::spawn_watch(control.clone(), store.clone(), held);
-            report::reporter::spawn(rx, control)?
+            report::reporter::spawn(rx, control, store.budgets.clone())?
         }
         _ => {
             return Err("no configuration source: set CCAG_CONTROLPLANE_URL (with CCAG_DATAPLANE_TOKEN), \

@@ -35,6 +35,17 @@ pub struct UsageRecord {
     /// are charged to the rate limiter when it is recorded. Not reported.
     #[serde(skip)]
     pub tpm: [u64; 3],
+    /// What this data plane priced the request at for its budgets (0 when
+    /// unbudgeted); taken off their pending spend once the control plane has
+    /// stored the record. Spooled with it, since the report is read back
+    /// from the spool (after a restart nothing is pending, and settling
+    /// stops at zero).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub budget_cost_micro_usd: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +61,8 @@ pub enum Outcome {
     /// Refused by a rate limit before it was admitted (the control plane
     /// tells demand that was turned away from admitted traffic by this).
     RateLimited,
+    /// Refused because a budget is spent.
+    BudgetBlocked,
 }
 
 impl Outcome {
@@ -60,6 +73,7 @@ impl Outcome {
             Outcome::StreamError => "stream_error",
             Outcome::ClientClosed => "client_closed",
             Outcome::RateLimited => "rate_limited",
+            Outcome::BudgetBlocked => "budget_blocked",
         }
     }
 }
@@ -72,9 +86,27 @@ pub struct Usage {
     pub output_tokens: u64,
     pub cache_creation_input_tokens: u64,
     pub cache_read_input_tokens: u64,
+    /// Of the cache writes, those with the 1-hour TTL.
+    pub cache_creation_1h_input_tokens: u64,
+    pub web_search_requests: u64,
 }
 
-/// `Usage` is serialise-only; this reads back the same four fields.
+impl Usage {
+    pub fn quantities(&self) -> ccag_proto::pricing::Quantities {
+        let mut q = ccag_proto::pricing::Quantities::from_usage(
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_creation_input_tokens,
+            self.cache_creation_1h_input_tokens,
+            self.cache_read_input_tokens,
+        );
+        q.web_searches = self.web_search_requests;
+        q
+    }
+}
+
+/// `Usage` is serialise-only; this reads back the same fields (records
+/// spooled by an older build lack the newer ones).
 fn deserialize_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Usage, D::Error> {
     #[derive(Deserialize)]
     struct Fields {
@@ -82,6 +114,10 @@ fn deserialize_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Usage, D:
         output_tokens: u64,
         cache_creation_input_tokens: u64,
         cache_read_input_tokens: u64,
+        #[serde(default)]
+        cache_creation_1h_input_tokens: u64,
+        #[serde(default)]
+        web_search_requests: u64,
     }
     let f = Fields::deserialize(d)?;
     Ok(Usage {
@@ -89,6 +125,8 @@ fn deserialize_usage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Usage, D:
         output_tokens: f.output_tokens,
         cache_creation_input_tokens: f.cache_creation_input_tokens,
         cache_read_input_tokens: f.cache_read_input_tokens,
+        cache_creation_1h_input_tokens: f.cache_creation_1h_input_tokens,
+        web_search_requests: f.web_search_requests,
     })
 }
 
@@ -167,6 +205,7 @@ impl UsageRecord {
             duration_ms: 0,
             started_at_ms,
             tpm: [0; 3],
+            budget_cost_micro_usd: 0,
         }
     }
 }
@@ -175,19 +214,23 @@ pub struct UsageSink {
     tx: mpsc::Sender<UsageRecord>,
     dropped: AtomicU64,
     limiter: Arc<Limiter>,
+    budgets: Arc<crate::budget::Budgets>,
 }
 
 /// Bounded so that a stalled consumer costs memory only up to this many records.
 const CAPACITY: usize = 65_536;
 
 impl UsageSink {
-    pub fn new(limiter: Arc<Limiter>) -> (Self, mpsc::Receiver<UsageRecord>) {
+    pub fn new(limiter: Arc<Limiter>, budgets: Arc<crate::budget::Budgets>) -> (Self, mpsc::Receiver<UsageRecord>) {
         let (tx, rx) = mpsc::channel(CAPACITY);
-        (UsageSink { tx, dropped: AtomicU64::new(0), limiter }, rx)
+        (UsageSink { tx, dropped: AtomicU64::new(0), limiter, budgets }, rx)
     }
 
-    /// Charges the record's tokens to the rate limiter, then queues it.
-    pub fn record(&self, r: UsageRecord) {
+    /// Charges the record's tokens to the rate limiter and its cost to the
+    /// budgets, then queues it.
+    pub fn record(&self, mut r: UsageRecord) {
+        r.budget_cost_micro_usd =
+            self.budgets.charge(&r.user_id, &r.team_id, &r.bedrock_model, &r.model, &r.usage.quantities());
         let tokens = r.usage.input_tokens + r.usage.output_tokens;
         if tokens > 0 && r.tpm != [0; 3] {
             let scopes = [(Scope::Key, &r.key_id), (Scope::User, &r.user_id), (Scope::Team, &r.team_id)];
@@ -210,7 +253,7 @@ mod tests {
     use super::*;
 
     fn sink() -> (Arc<UsageSink>, mpsc::Receiver<UsageRecord>) {
-        let (sink, rx) = UsageSink::new(Arc::new(Limiter::new()));
+        let (sink, rx) = UsageSink::new(Arc::new(Limiter::new()), Default::default());
         (Arc::new(sink), rx)
     }
 

@@ -174,12 +174,8 @@ impl MigrationTrait for Migration {
             add(m, "model_prices", big(col)).await?;
         }
         let had_source = m.has_column("model_prices", "source").await?;
-        add(
-            m,
-            "model_prices",
-            ColumnDef::new(Alias::new("source")).string().not_null().default("admin").to_owned(),
-        )
-        .await?;
+        add(m, "model_prices", ColumnDef::new(Alias::new("source")).string().not_null().default("admin").to_owned())
+            .await?;
         if !had_source {
             let db = m.get_connection();
             // The old table had one cache-write rate; it was the 5-minute

@@ -115,7 +115,8 @@ pub fn parse_policy(s: &str) -> Result<Vec<BudgetRule>, String> {
                     Some(["block"]) => (BudgetAction::Block, 0),
                     Some(["shape", rpm]) => (
                         BudgetAction::Shape,
-                        rpm.parse::<u32>().map_err(|_| format!("rule {part:?}: shape needs a requests-per-minute number"))?,
+                        rpm.parse::<u32>()
+                            .map_err(|_| format!("rule {part:?}: shape needs a requests-per-minute number"))?,
                     ),
                     Some(["shape"]) => return Err(format!("rule {part:?}: shape needs a rate, e.g. 100:shape:5")),
                     _ => return Err(format!("rule {part:?}: the action is notify, shape:RPM or block")),
@@ -228,16 +229,15 @@ mod tests {
     #[test]
     fn presets_are_as_documented() {
         let std = parse_policy("standard").unwrap();
-        assert_eq!(std.iter().map(|r| (r.at_percent, r.action())).collect::<Vec<_>>(), [
-            (80, BudgetAction::Notify),
-            (100, BudgetAction::Block)
-        ]);
+        assert_eq!(
+            std.iter().map(|r| (r.at_percent, r.action())).collect::<Vec<_>>(),
+            [(80, BudgetAction::Notify), (100, BudgetAction::Block)]
+        );
         let soft = parse_policy("soft").unwrap();
-        assert_eq!(soft.iter().map(|r| (r.at_percent, r.action())).collect::<Vec<_>>(), [
-            (80, BudgetAction::Notify),
-            (100, BudgetAction::Notify),
-            (150, BudgetAction::Block)
-        ]);
+        assert_eq!(
+            soft.iter().map(|r| (r.at_percent, r.action())).collect::<Vec<_>>(),
+            [(80, BudgetAction::Notify), (100, BudgetAction::Notify), (150, BudgetAction::Block)]
+        );
         assert_eq!(in_force(&soft, 1_000_000, 1_000_000).unwrap().action(), BudgetAction::Notify);
     }
 
@@ -251,7 +251,16 @@ mod tests {
 
     #[test]
     fn bad_policies_are_refused_with_a_reason() {
-        for bad in ["", "x", "100:block,120:notify", "90:notify,80:block", "0:block", "100:shape", "100:shape:0", "1:a,2:b,3:c,4:d,5:e,6:f"] {
+        for bad in [
+            "",
+            "x",
+            "100:block,120:notify",
+            "90:notify,80:block",
+            "0:block",
+            "100:shape",
+            "100:shape:0",
+            "1:a,2:b,3:c,4:d,5:e,6:f",
+        ] {
             if bad.is_empty() {
                 continue; // the empty policy is the standard one
             }

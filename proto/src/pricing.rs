@@ -36,7 +36,10 @@ impl Quantities {
     /// What the long-context threshold is judged on: every input token,
     /// cached or not.
     pub fn context(&self) -> u64 {
-        self.input.saturating_add(self.cache_write_5m).saturating_add(self.cache_write_1h).saturating_add(self.cache_read)
+        self.input
+            .saturating_add(self.cache_write_5m)
+            .saturating_add(self.cache_write_1h)
+            .saturating_add(self.cache_read)
     }
 }
 
@@ -60,7 +63,10 @@ pub fn price_name(model: &str) -> &str {
 pub fn is_regional_profile(bedrock_model: &str) -> bool {
     match bedrock_model.split_once('.') {
         Some((prefix, rest)) => {
-            prefix != "global" && rest.contains('.') && prefix.len() <= 4 && prefix.bytes().all(|b| b.is_ascii_lowercase())
+            prefix != "global"
+                && rest.contains('.')
+                && prefix.len() <= 4
+                && prefix.bytes().all(|b| b.is_ascii_lowercase())
         }
         None => false,
     }
@@ -206,7 +212,8 @@ mod tests {
     #[test]
     fn an_unknown_model_is_never_free() {
         let t = table();
-        let p = t.cost("anthropic.claude-fable-9", "claude-fable-9", &Quantities { input: 1_000, ..Default::default() });
+        let p =
+            t.cost("anthropic.claude-fable-9", "claude-fable-9", &Quantities { input: 1_000, ..Default::default() });
         assert_eq!(p, Priced { micro_usd: 10_000, unpriced: true });
     }
 

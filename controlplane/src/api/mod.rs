@@ -3,6 +3,7 @@
 
 mod audit_svc;
 mod auth_svc;
+mod budgets;
 mod change;
 mod endpoints;
 mod keys;
@@ -15,6 +16,7 @@ mod users;
 
 pub use audit_svc::AuditApi;
 pub use auth_svc::AuthApi;
+pub use budgets::BudgetsApi;
 pub use change::Change;
 pub use endpoints::EndpointsApi;
 pub use keys::KeysApi;

@@ -2,10 +2,10 @@
 
 use ccag_proto::admin::v1::status_service_server::StatusService;
 use ccag_proto::admin::v1::*;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 
 use super::{ok, ts, ApiError, ApiResult, Shared};
-use crate::store::entities::{api_keys, teams, users};
+use crate::store::entities::{api_keys, teams, usage_records, users};
 use crate::store::KeyStatus;
 
 pub struct StatusApi(pub Shared);
@@ -42,6 +42,25 @@ impl StatusService for StatusApi {
             .into_iter()
             .map(|l| Lease { name: l.name, holder: l.holder, expires_at: ts(l.expires_at) })
             .collect();
+        let since = chrono::Utc::now() - chrono::Duration::days(30);
+        let unpriced = || {
+            usage_records::Entity::find()
+                .filter(usage_records::Column::Unpriced.eq(true))
+                .filter(usage_records::Column::StartedAt.gte(since))
+        };
+        let unpriced_requests = unpriced().count(db).await.map_err(ApiError::from)?;
+        let unpriced_models: Vec<String> = if unpriced_requests == 0 {
+            Vec::new()
+        } else {
+            unpriced()
+                .select_only()
+                .column(usage_records::Column::Model)
+                .distinct()
+                .into_tuple()
+                .all(db)
+                .await
+                .map_err(ApiError::from)?
+        };
         ok(Status {
             version: env!("CARGO_PKG_VERSION").into(),
             database: self.0.backend.name().into(),
@@ -58,6 +77,8 @@ impl StatusService for StatusApi {
             replica: self.0.registry.replica.clone(),
             config_epoch: committed.epoch,
             leases,
+            unpriced_requests,
+            unpriced_models,
         })
     }
 }

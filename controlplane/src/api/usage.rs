@@ -9,6 +9,7 @@ use sea_orm::sea_query::{Alias, Expr, Func, SimpleExpr};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use super::{ok, ts, ApiError, ApiResult, Change, Shared};
+use crate::fleet::Touched;
 use crate::store::entities::{model_prices, usage_records};
 use crate::store::AuditAction;
 
@@ -24,6 +25,7 @@ struct Row {
     cache_write: i64,
     cache_read: i64,
     cost: i64,
+    unpriced: i64,
 }
 
 fn when(field: &str, v: &str, default: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
@@ -67,6 +69,15 @@ impl UsageService for UsageApi {
             .column_as(total(C::CacheWriteTokens), "cache_write")
             .column_as(total(C::CacheReadTokens), "cache_read")
             .column_as(total(C::CostMicroUsd), "cost")
+            .column_as(
+                SimpleExpr::from(Func::coalesce([
+                    Func::sum(Into::<SimpleExpr>::into(Expr::case(Expr::col(C::Unpriced).eq(true), 1).finally(0)))
+                        .into(),
+                    Expr::val(0).into(),
+                ]))
+                .cast_as(Alias::new("BIGINT")),
+                "unpriced",
+            )
             .filter(C::StartedAt.gte(since))
             .filter(C::StartedAt.lt(until));
         // Members see their own usage only, whatever they ask for.
@@ -92,6 +103,7 @@ impl UsageService for UsageApi {
                     cache_read_input_tokens: row.cache_read.max(0) as u64,
                     cost_usd: micro_to_usd(row.cost),
                     cost_micro_usd: row.cost,
+                    unpriced_requests: row.unpriced.max(0) as u64,
                 };
                 sum.requests += r.requests;
                 sum.input_tokens += r.input_tokens;
@@ -99,6 +111,7 @@ impl UsageService for UsageApi {
                 sum.cache_creation_input_tokens += r.cache_creation_input_tokens;
                 sum.cache_read_input_tokens += r.cache_read_input_tokens;
                 sum.cost_micro_usd += r.cost_micro_usd;
+                sum.unpriced_requests += r.unpriced_requests;
                 r
             })
             .collect();
@@ -127,6 +140,15 @@ fn to_proto(p: model_prices::Model) -> Price {
         cache_write: micro_to_usd(p.cache_write_micro),
         cache_read: micro_to_usd(p.cache_read_micro),
         updated_at: ts(p.updated_at),
+        cache_write_1h: micro_to_usd(p.cache_write_1h_micro),
+        long_context_threshold: p.lc_threshold.max(0) as u64,
+        long_context_input: micro_to_usd(p.lc_input_micro),
+        long_context_output: micro_to_usd(p.lc_output_micro),
+        long_context_cache_write: micro_to_usd(p.lc_cache_write_micro),
+        long_context_cache_write_1h: micro_to_usd(p.lc_cache_write_1h_micro),
+        long_context_cache_read: micro_to_usd(p.lc_cache_read_micro),
+        regional_premium_bp: p.regional_premium_bp.clamp(0, u32::MAX as i64) as u32,
+        source: p.source,
     }
 }
 
@@ -151,7 +173,25 @@ impl PricingService for PricingApi {
         let output = usd_to_micro("output", p.output)?;
         let cache_write = usd_to_micro("cache_write", p.cache_write)?;
         let cache_read = usd_to_micro("cache_read", p.cache_read)?;
-        let txn = Change::begin(&self.0, &who.user_id).await?;
+        // Unset, the 1-hour write rate is Anthropic's ratio to input: 2x.
+        let cache_write_1h =
+            if p.cache_write_1h > 0.0 { usd_to_micro("cache_write_1h", p.cache_write_1h)? } else { input * 2 };
+        let lc = [
+            usd_to_micro("long_context_input", p.long_context_input)?,
+            usd_to_micro("long_context_output", p.long_context_output)?,
+            usd_to_micro("long_context_cache_write", p.long_context_cache_write)?,
+            usd_to_micro("long_context_cache_write_1h", p.long_context_cache_write_1h)?,
+            usd_to_micro("long_context_cache_read", p.long_context_cache_read)?,
+        ];
+        if p.long_context_threshold > 0 && lc[0] == 0 {
+            return Err(
+                ApiError::InvalidArgument("long_context_input: needed with a long-context threshold".into()).into()
+            );
+        }
+        if p.regional_premium_bp > 100_000 {
+            return Err(ApiError::InvalidArgument("regional_premium_bp: at most 100000 (1000%)".into()).into());
+        }
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
         let before = model_prices::Entity::find_by_id(model.clone()).one(txn.db()).await.map_err(ApiError::from)?;
         let am = model_prices::ActiveModel {
             model: Set(model.clone()),
@@ -160,10 +200,21 @@ impl PricingService for PricingApi {
             cache_write_micro: Set(cache_write),
             cache_read_micro: Set(cache_read),
             updated_at: Set(Utc::now()),
+            cache_write_1h_micro: Set(cache_write_1h),
+            lc_input_micro: Set(lc[0]),
+            lc_output_micro: Set(lc[1]),
+            lc_cache_write_micro: Set(lc[2]),
+            lc_cache_write_1h_micro: Set(lc[3]),
+            lc_cache_read_micro: Set(lc[4]),
+            lc_threshold: Set(i64::try_from(p.long_context_threshold).unwrap_or(i64::MAX)),
+            regional_premium_bp: Set(i64::from(p.regional_premium_bp)),
+            // An admin's row: a release's defaults never overwrite it.
+            source: Set(crate::pricing::Source::Admin.as_str().to_owned()),
         };
         let after = if before.is_some() { am.update(txn.db()).await } else { am.insert(txn.db()).await }
             .map_err(ApiError::from)?;
         txn.audit(AuditAction::PriceSet, "price", &model, before.as_ref(), Some(&after)).await?;
+        txn.touch(Touched::Prices);
         txn.commit().await?;
         ok(to_proto(after))
     }
@@ -172,7 +223,7 @@ impl PricingService for PricingApi {
         let who = self.0.caller(&req).await?;
         who.require_admin()?;
         let model = req.get_ref().model.trim().to_owned();
-        let txn = Change::begin(&self.0, &who.user_id).await?;
+        let mut txn = Change::begin(&self.0, &who.user_id).await?;
         let before = model_prices::Entity::find_by_id(model.clone())
             .one(txn.db())
             .await
@@ -180,6 +231,7 @@ impl PricingService for PricingApi {
             .ok_or_else(|| ApiError::NotFound(format!("no price for {model:?}")))?;
         model_prices::Entity::delete_by_id(model.clone()).exec(txn.db()).await.map_err(ApiError::from)?;
         txn.audit(AuditAction::PriceDelete, "price", &model, Some(&before), None).await?;
+        txn.touch(Touched::Prices);
         txn.commit().await?;
         ok(DeleteResponse {})
     }

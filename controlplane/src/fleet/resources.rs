@@ -25,6 +25,11 @@ pub enum Touched {
     Model(String),
     Endpoint(String),
     Settings,
+    /// The price table.
+    Prices,
+    /// Budgets: derived resources (the verdicts follow the revision), so
+    /// nothing is loaded for it here.
+    Budgets,
 }
 
 impl Touched {
@@ -36,13 +41,15 @@ impl Touched {
             Touched::Model(_) => "model",
             Touched::Endpoint(_) => "endpoint",
             Touched::Settings => "settings",
+            Touched::Prices => "prices",
+            Touched::Budgets => "budgets",
         }
     }
 
     pub fn name(&self) -> &str {
         match self {
             Touched::Key(n) | Touched::User(n) | Touched::Team(n) | Touched::Model(n) | Touched::Endpoint(n) => n,
-            Touched::Settings => "",
+            Touched::Settings | Touched::Prices | Touched::Budgets => "",
         }
     }
 
@@ -55,6 +62,8 @@ impl Touched {
             "model" => Touched::Model(n),
             "endpoint" => Touched::Endpoint(n),
             "settings" => Touched::Settings,
+            "prices" => Touched::Prices,
+            "budgets" => Touched::Budgets,
             _ => return None,
         })
     }
@@ -177,6 +186,7 @@ pub async fn load_all<C: ConnectionTrait>(c: &C) -> Result<HashMap<Name, Resourc
         insert(&mut out, Some(endpoint_resource(e)));
     }
     insert(&mut out, Some(settings_resource(c).await?));
+    insert(&mut out, Some(res(Kind::Prices(crate::pricing::load(c).await?))));
     Ok(out)
 }
 
@@ -195,6 +205,7 @@ pub async fn load_touched<C: ConnectionTrait>(
     let mut model_ids = HashSet::new();
     let mut endpoint_ids = HashSet::new();
     let mut settings = false;
+    let mut prices = false;
     for t in touched {
         match t {
             Touched::Key(id) => key_ids.insert(id.clone()),
@@ -206,6 +217,11 @@ pub async fn load_touched<C: ConnectionTrait>(
                 settings = true;
                 true
             }
+            Touched::Prices => {
+                prices = true;
+                true
+            }
+            Touched::Budgets => true,
         };
     }
     let team_list: Vec<String> = team_ids.iter().cloned().collect();
@@ -298,6 +314,10 @@ pub async fn load_touched<C: ConnectionTrait>(
     if settings {
         insert(&mut out, Some(settings_resource(c).await?));
         names.push((ResourceType::Settings, String::new()));
+    }
+    if prices {
+        insert(&mut out, Some(res(Kind::Prices(crate::pricing::load(c).await?))));
+        names.push((ResourceType::Prices, String::new()));
     }
     Ok((names, out))
 }

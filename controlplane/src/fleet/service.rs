@@ -21,6 +21,7 @@ use super::registry::Registry;
 use super::revision::Committed;
 use super::shares::SharesTable;
 use super::Publisher;
+use crate::budget::VerdictTable;
 
 /// A data plane must say Hello this soon after opening the stream.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,6 +35,9 @@ pub struct DataPlaneApi {
     pub publisher: Arc<Publisher>,
     pub registry: Arc<Registry>,
     pub shares: watch::Receiver<Arc<SharesTable>>,
+    pub budgets: watch::Receiver<Arc<VerdictTable>>,
+    /// Wakes the verdict computation after usage moved the spend.
+    pub spend_moved: Arc<tokio::sync::Notify>,
     pub token: String,
     /// Becomes true at shutdown. Watch streams never end on their own, and
     /// the gRPC server's graceful shutdown waits for every open stream, so
@@ -70,6 +74,9 @@ struct Session {
     epoch: String,
     revision: u64,
     shares_sent: Option<LimitShares>,
+    /// The verdict table's seq up to which this data plane has been sent
+    /// every verdict.
+    budgets_sent: u64,
     next_nonce: u64,
     /// (nonce, epoch, revision, full) of responses not yet answered.
     pending: VecDeque<(String, String, u64, bool)>,
@@ -102,21 +109,23 @@ impl Session {
         }
     }
 
-    /// The full state, with this data plane's shares.
-    fn full(&mut self, shares: &SharesTable) -> WatchResponse {
+    /// The full state, with this data plane's shares and every verdict.
+    fn full(&mut self, shares: &SharesTable, budgets: &VerdictTable) -> WatchResponse {
         let (epoch, revision, mut resources) = self
             .publisher
             .read(|s| (s.epoch.clone(), s.revision, s.full().iter().map(|r| (**r).clone()).collect::<Vec<_>>()));
         let mine = shares.for_dataplane(&self.id);
         resources.push(Resource { version: 0, kind: Some(Kind::Shares(mine.clone())) });
+        resources.extend(budgets.all());
         self.shares_sent = Some(mine);
+        self.budgets_sent = budgets.seq;
         self.epoch = epoch;
         self.revision = revision;
         self.response(0, true, resources, Vec::new())
     }
 
     /// What the data plane lacks of the state now: `None` when it is current.
-    fn catch_up(&mut self, shares: &SharesTable) -> Option<WatchResponse> {
+    fn catch_up(&mut self, shares: &SharesTable, budgets: &VerdictTable) -> Option<WatchResponse> {
         let next = self.publisher.read(|s| {
             if s.epoch != self.epoch {
                 return Err(());
@@ -127,7 +136,7 @@ impl Session {
             s.delta_since(self.revision).map(|d| Some((s.revision, d))).ok_or(())
         });
         match next {
-            Err(()) => Some(self.full(shares)),
+            Err(()) => Some(self.full(shares, budgets)),
             Ok(None) => None,
             Ok(Some((revision, d))) => {
                 let base = std::mem::replace(&mut self.revision, revision);
@@ -146,6 +155,24 @@ impl Session {
         self.shares_sent = Some(mine.clone());
         let base = self.revision;
         Some(self.response(base, false, vec![Resource { version: 0, kind: Some(Kind::Shares(mine)) }], Vec::new()))
+    }
+
+    /// The verdicts that moved since this data plane was last sent any.
+    fn budgets(&mut self, budgets: &VerdictTable) -> Option<WatchResponse> {
+        if budgets.seq == self.budgets_sent {
+            return None;
+        }
+        let (resources, removed) = budgets.since(self.budgets_sent);
+        // A table computed afresh (another replica's numbering, a restart)
+        // starts again from 1: then everything is sent.
+        let (resources, removed) =
+            if budgets.seq < self.budgets_sent { (budgets.all(), Vec::new()) } else { (resources, removed) };
+        self.budgets_sent = budgets.seq;
+        if resources.is_empty() && removed.is_empty() {
+            return None;
+        }
+        let base = self.revision;
+        Some(self.response(base, false, resources, removed))
     }
 }
 
@@ -182,6 +209,7 @@ impl DataPlaneService for DataPlaneApi {
         let mut stop = self.stop.clone();
         let mut revisions = self.publisher.subscribe();
         let mut shares = self.shares.clone();
+        let mut budgets = self.budgets.clone();
         let mut s = Session {
             id,
             connection,
@@ -190,17 +218,19 @@ impl DataPlaneService for DataPlaneApi {
             epoch: hello.epoch.clone(),
             revision: hello.revision,
             shares_sent: None,
+            budgets_sent: 0,
             next_nonce: 0,
             pending: VecDeque::new(),
         };
         tokio::spawn(async move {
             let table = shares.borrow_and_update().clone();
+            let verdicts = budgets.borrow_and_update().clone();
             let first = if hello.epoch.is_empty() || hello.epoch != now.epoch {
-                Some(s.full(&table))
+                Some(s.full(&table, &verdicts))
             } else {
                 // A data plane that is current is sent nothing, but for
                 // its shares when they are not the default.
-                let caught_up = s.catch_up(&table);
+                let caught_up = s.catch_up(&table, &verdicts);
                 let mine = table.for_dataplane(&s.id);
                 if caught_up.is_none() && mine.dataplane_count <= 1 && mine.shares.is_empty() {
                     s.shares_sent = Some(mine);
@@ -217,6 +247,11 @@ impl DataPlaneService for DataPlaneApi {
                     }
                 }
                 if let Some(r) = s.shares(&shares.borrow()) {
+                    out.push(r);
+                    continue;
+                }
+                let verdicts = budgets.borrow_and_update().clone();
+                if let Some(r) = s.budgets(&verdicts) {
                     out.push(r);
                     continue;
                 }
@@ -247,7 +282,8 @@ impl DataPlaneService for DataPlaneApi {
                             // one is already on its way.
                             if !full && !s.pending.iter().any(|p| p.3) {
                                 let table = shares.borrow().clone();
-                                out.push(s.full(&table));
+                                let verdicts = budgets.borrow().clone();
+                                out.push(s.full(&table, &verdicts));
                             }
                         }
                         Ok(Some(_)) => {}
@@ -257,9 +293,11 @@ impl DataPlaneService for DataPlaneApi {
                         if r.is_err() { break; }
                         revisions.borrow_and_update();
                         let table = shares.borrow().clone();
-                        out.extend(s.catch_up(&table));
+                        let verdicts = budgets.borrow().clone();
+                        out.extend(s.catch_up(&table, &verdicts));
                     }
                     r = shares.changed() => { if r.is_err() { break; } }
+                    r = budgets.changed() => { if r.is_err() { break; } }
                     _ = tx.closed() => break,
                     _ = stop.wait_for(|stopping| *stopping) => break,
                 }
@@ -278,10 +316,18 @@ impl DataPlaneService for DataPlaneApi {
             return Err(Status::invalid_argument(format!("at most {MAX_BATCH} records per report")));
         }
         let total = r.records.len() as u32;
-        let accepted = super::usage::store(&self.db, &r.dataplane_id, r.records).await.map_err(|e| {
+        let book = self.budgets.borrow().book.clone();
+        let stored = super::usage::store(&self.db, &book, &r.dataplane_id, r.records).await.map_err(|e| {
             tracing::error!(error = %e, "storing usage failed");
             Status::unavailable("could not store usage; retry")
         })?;
-        Ok(Response::new(ReportUsageResponse { accepted, duplicates: total - accepted }))
+        if !stored.spend.is_empty() {
+            self.spend_moved.notify_one();
+        }
+        Ok(Response::new(ReportUsageResponse {
+            accepted: stored.accepted,
+            duplicates: total - stored.accepted,
+            spend: stored.spend,
+        }))
     }
 }

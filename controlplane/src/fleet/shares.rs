@@ -36,8 +36,9 @@ use crate::store::entities::usage_records;
 pub const TICK: Duration = Duration::from_secs(2);
 const WINDOW: Duration = Duration::from_secs(60);
 const RECENT: Duration = Duration::from_secs(10);
-/// The usage outcome of a request the data plane's limiter refused.
-pub const REFUSED_OUTCOME: &str = "rate_limited";
+/// The usage outcomes of requests a data plane refused before admitting
+/// them (a rate limit, a spent budget).
+pub const REFUSED_OUTCOMES: [&str; 2] = ["rate_limited", "budget_blocked"];
 
 /// The shares of every data plane in the fleet.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,7 +155,7 @@ async fn demand(db: &DatabaseConnection) -> Result<Vec<(String, String, String, 
     use usage_records::Column as C;
     // Sums cast to BIGINT: PostgreSQL's SUM of integers is NUMERIC.
     let sum = |e: SimpleExpr| -> SimpleExpr { Func::cast_as(Func::sum(e), Alias::new("BIGINT")).into() };
-    let admitted: SimpleExpr = Expr::case(Expr::col(C::Outcome).ne(REFUSED_OUTCOME), 1).finally(0).into();
+    let admitted: SimpleExpr = Expr::case(Expr::col(C::Outcome).is_not_in(REFUSED_OUTCOMES), 1).finally(0).into();
     let is_recent: SimpleExpr = Expr::case(Expr::col(C::StartedAt).gte(recent), 1).finally(0).into();
     let rows: Vec<(String, String, String, String, i64, i64, i64)> = usage_records::Entity::find()
         .select_only()

@@ -28,6 +28,9 @@ pub fn name_of(r: &Resource) -> Option<Name> {
         Kind::Endpoint(e) => (ResourceType::Endpoint, e.id.clone()),
         Kind::Settings(_) => (ResourceType::Settings, String::new()),
         Kind::Shares(_) => (ResourceType::Shares, String::new()),
+        Kind::UserBudget(v) => (ResourceType::UserBudget, v.id.clone()),
+        Kind::TeamBudget(v) => (ResourceType::TeamBudget, v.id.clone()),
+        Kind::Prices(_) => (ResourceType::Prices, String::new()),
     })
 }
 

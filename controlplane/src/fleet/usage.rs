@@ -1,55 +1,57 @@
 //! The spend log: usage records priced on arrival in integer micro-USD
-//! (frozen then, so a price edit never rewrites history), stored once per
-//! request id, and summed for `ccag usage`.
+//! (frozen then, so a price edit never rewrites history; the pricing itself
+//! is `ccag_proto::pricing`, tested there), stored once per request id, and
+//! added to the budgets' spend counters in the same transaction.
 
-use ccag_proto::config::v1::UsageRecord;
+use ccag_proto::config::v1::{SpendCounter, UsageRecord};
+use ccag_proto::pricing::Quantities;
 use chrono::{DateTime, TimeZone, Utc};
 use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait, TryInsertResult,
+};
 
-use crate::store::entities::{api_keys, model_prices, usage_records};
+use crate::budget::spend::{self, Charge};
+use crate::budget::Book;
+use crate::store::entities::{api_keys, usage_records};
 
-/// Micro-USD per million tokens (so micro-USD per token, in millionths).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rates {
-    pub input: i64,
-    pub output: i64,
-    pub cache_write: i64,
-    pub cache_read: i64,
+/// What a report changed.
+#[derive(Debug, Default)]
+pub struct Stored {
+    /// Records not stored before.
+    pub accepted: u32,
+    /// The spend counters those records moved, as they are now.
+    pub spend: Vec<SpendCounter>,
 }
 
-/// The longest price prefix of the model name; names such as
-/// `us.anthropic.claude-…` are matched from their `claude-` part.
-pub fn rates_for(prices: &[model_prices::Model], model: &str) -> Option<Rates> {
-    let find = |name: &str| {
-        prices.iter().filter(|p| name.starts_with(p.model.as_str())).max_by_key(|p| p.model.len()).map(|p| Rates {
-            input: p.input_micro,
-            output: p.output_micro,
-            cache_write: p.cache_write_micro,
-            cache_read: p.cache_read_micro,
-        })
-    };
-    find(model).or_else(|| model.find("claude-").and_then(|i| find(&model[i..])))
+pub fn quantities(r: &UsageRecord) -> Quantities {
+    let mut q = Quantities::from_usage(
+        r.input_tokens,
+        r.output_tokens,
+        r.cache_creation_input_tokens,
+        r.cache_creation_1h_input_tokens,
+        r.cache_read_input_tokens,
+    );
+    q.web_searches = r.web_search_requests;
+    q
 }
 
-/// Micro-USD, exact to the micro-dollar (rounded half up once, on the sum).
-pub fn cost(r: &Rates, u: &UsageRecord) -> i64 {
-    let part = |tokens: u64, rate: i64| u128::from(tokens) * u128::from(rate.max(0) as u64);
-    let scaled = part(u.input_tokens, r.input)
-        + part(u.output_tokens, r.output)
-        + part(u.cache_creation_input_tokens, r.cache_write)
-        + part(u.cache_read_input_tokens, r.cache_read);
-    i64::try_from((scaled + 500_000) / 1_000_000).unwrap_or(i64::MAX)
-}
-
-/// Inserts the records not yet stored; returns how many were new.
-pub async fn store(db: &DatabaseConnection, dataplane_id: &str, records: Vec<UsageRecord>) -> Result<u32, DbErr> {
+/// Inserts the records not yet stored and moves the spend counters by
+/// their cost, in one transaction: a record counts once, whoever reports
+/// it and however often.
+pub async fn store(
+    db: &DatabaseConnection,
+    book: &Book,
+    dataplane_id: &str,
+    records: Vec<UsageRecord>,
+) -> Result<Stored, DbErr> {
     if records.is_empty() {
-        return Ok(0);
+        return Ok(Stored::default());
     }
-    let prices = model_prices::Entity::find().all(db).await?;
+    let txn = db.begin().await?;
+    let prices = crate::pricing::load(&txn).await?;
     let now = Utc::now();
     let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     // The newest use of each key in this batch, for its `last_used_at`.
@@ -62,8 +64,7 @@ pub async fn store(db: &DatabaseConnection, dataplane_id: &str, records: Vec<Usa
         .into_iter()
         .filter(|r| !r.request_id.is_empty())
         .map(|r| {
-            let price_name = if r.model.is_empty() { &r.bedrock_model } else { &r.model };
-            let cost_micro_usd = rates_for(&prices, price_name).map(|rates| cost(&rates, &r)).unwrap_or(0);
+            let priced = prices.cost(&r.bedrock_model, &r.model, &quantities(&r));
             let started: DateTime<Utc> =
                 Utc.timestamp_millis_opt(i64::try_from(r.started_at_ms).unwrap_or(0)).single().unwrap_or(now);
             usage_records::ActiveModel {
@@ -82,22 +83,48 @@ pub async fn store(db: &DatabaseConnection, dataplane_id: &str, records: Vec<Usa
                 output_tokens: Set(clamp(r.output_tokens)),
                 cache_write_tokens: Set(clamp(r.cache_creation_input_tokens)),
                 cache_read_tokens: Set(clamp(r.cache_read_input_tokens)),
-                cost_micro_usd: Set(cost_micro_usd),
+                cost_micro_usd: Set(priced.micro_usd),
                 ttft_ms: Set((r.ttft_ms >= 0).then_some(r.ttft_ms)),
                 duration_ms: Set(clamp(r.duration_ms)),
                 started_at: Set(started),
                 received_at: Set(now),
+                cache_write_1h_tokens: Set(clamp(r.cache_creation_1h_input_tokens.min(r.cache_creation_input_tokens))),
+                web_search_requests: Set(clamp(r.web_search_requests)),
+                // Only what was charged at the default counts as unpriced.
+                unpriced: Set(priced.unpriced && priced.micro_usd > 0),
             }
         })
         .collect();
-    let mut accepted = 0u64;
+    let mut stored = Stored::default();
+    let mut charges_of: Vec<(String, String, String, i64, i64)> = Vec::new();
     // Bounded statements keep within every backend's bind-parameter limit.
     for chunk in rows.chunks(500) {
-        accepted += usage_records::Entity::insert_many(chunk.to_vec())
+        let inserted = usage_records::Entity::insert_many(chunk.to_vec())
             .on_conflict(OnConflict::column(usage_records::Column::RequestId).do_nothing().to_owned())
-            .exec_without_returning(db)
+            .do_nothing()
+            .exec_with_returning_keys(&txn)
             .await?;
+        let TryInsertResult::Inserted(ids) = inserted else { continue };
+        stored.accepted += ids.len() as u32;
+        let new: std::collections::HashSet<String> = ids.into_iter().collect();
+        for row in chunk {
+            let id = row.request_id.clone().unwrap();
+            if new.contains(&id) {
+                charges_of.push((
+                    id,
+                    row.user_id.clone().unwrap(),
+                    row.team_id.clone().unwrap(),
+                    row.started_at.clone().unwrap().timestamp(),
+                    row.cost_micro_usd.clone().unwrap(),
+                ));
+            }
+        }
     }
+    let charges: Vec<Charge> = charges_of
+        .iter()
+        .map(|(_, u, t, at, cost)| Charge { user_id: u, team_id: t, started_at: *at, micro_usd: *cost })
+        .collect();
+    stored.spend = spend::apply(&txn, book, &charges).await?;
     for (key_id, ms) in last_used {
         let Some(at) = Utc.timestamp_millis_opt(i64::try_from(ms).unwrap_or(0)).single() else { continue };
         // Only ever moves forward, whatever order batches arrive in.
@@ -107,64 +134,9 @@ pub async fn store(db: &DatabaseConnection, dataplane_id: &str, records: Vec<Usa
             .filter(
                 Condition::any().add(api_keys::Column::LastUsedAt.is_null()).add(api_keys::Column::LastUsedAt.lt(at)),
             )
-            .exec(db)
+            .exec(&txn)
             .await?;
     }
-    Ok(accepted as u32)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn price(model: &str, input_usd: i64) -> model_prices::Model {
-        model_prices::Model {
-            model: model.into(),
-            input_micro: input_usd * 1_000_000,
-            output_micro: 0,
-            cache_write_micro: 0,
-            cache_read_micro: 0,
-            updated_at: Utc::now(),
-        }
-    }
-
-    #[test]
-    fn longest_prefix_wins() {
-        let p = vec![price("claude-opus-4", 15), price("claude-opus-4-5", 5)];
-        assert_eq!(rates_for(&p, "claude-opus-4-5-20251101").unwrap().input, 5_000_000);
-        assert_eq!(rates_for(&p, "claude-opus-4-20250514").unwrap().input, 15_000_000);
-    }
-
-    #[test]
-    fn bedrock_ids_are_priced_by_their_claude_name() {
-        let p = vec![price("claude-sonnet-4", 3)];
-        assert_eq!(rates_for(&p, "us.anthropic.claude-sonnet-4-5-20250929-v1:0").unwrap().input, 3_000_000);
-        assert!(rates_for(&p, "gpt").is_none());
-    }
-
-    #[test]
-    fn cost_sums_every_token_kind_per_million() {
-        let r = Rates { input: 3_000_000, output: 15_000_000, cache_write: 3_750_000, cache_read: 300_000 };
-        let u = UsageRecord {
-            input_tokens: 1_000_000,
-            output_tokens: 100_000,
-            cache_creation_input_tokens: 0,
-            cache_read_input_tokens: 1_000_000,
-            ..Default::default()
-        };
-        assert_eq!(cost(&r, &u), 3_000_000 + 1_500_000 + 300_000);
-    }
-
-    #[test]
-    fn cost_is_exact_and_rounded_once() {
-        // $0.08 per million cache-read tokens: 7 tokens are 0.56 micro-USD.
-        let r = Rates { input: 0, output: 0, cache_write: 0, cache_read: 80_000 };
-        let u = |n| UsageRecord { cache_read_input_tokens: n, ..Default::default() };
-        assert_eq!(cost(&r, &u(7)), 1);
-        assert_eq!(cost(&r, &u(6)), 0);
-        assert_eq!(cost(&r, &u(1_000_000)), 80_000);
-        // No overflow at the extremes.
-        let huge = Rates { input: i64::MAX, output: 0, cache_write: 0, cache_read: 0 };
-        assert!(cost(&huge, &UsageRecord { input_tokens: u64::MAX, ..Default::default() }) > 0);
-    }
+    txn.commit().await?;
+    Ok(stored)
 }

@@ -47,6 +47,8 @@ pub enum AuditAction {
     ApiTokenCreate,
     ApiTokenRevoke,
     EndpointCreate,
+    BudgetDelete,
+    BudgetSet,
     EndpointDelete,
     EndpointUpdate,
     KeyCreate,
@@ -75,6 +77,8 @@ impl AuditAction {
         match self {
             AuditAction::ApiTokenCreate => "api_token.create",
             AuditAction::ApiTokenRevoke => "api_token.revoke",
+            AuditAction::BudgetDelete => "budget.delete",
+            AuditAction::BudgetSet => "budget.set",
             AuditAction::EndpointCreate => "endpoint.create",
             AuditAction::EndpointDelete => "endpoint.delete",
             AuditAction::EndpointUpdate => "endpoint.update",

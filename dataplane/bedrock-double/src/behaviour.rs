@@ -178,6 +178,11 @@ fn push_block_text(block: &Value, out: &mut String) {
     }
 }
 
+/// The text of one content block, as the input estimate counts it.
+pub fn push_block_text_pub(block: &Value, out: &mut String) {
+    push_block_text(block, out)
+}
+
 fn push_content_text(content: Option<&Value>, out: &mut String) {
     match content {
         Some(Value::String(s)) => out.push_str(s),
@@ -228,11 +233,33 @@ pub struct Reply {
     pub model: String,
     pub thinking: Option<ThinkingPlan>,
     pub content: ReplyContent,
+    /// Uncached input tokens (the cache's share taken off).
     pub input_tokens: u64,
     pub output_tokens: u64,
+    pub cache: crate::cache::CacheUse,
 }
 
 impl Reply {
+    /// Moves the cached part of the input out of `input_tokens`.
+    pub fn with_cache(mut self, cache: crate::cache::CacheUse) -> Self {
+        self.input_tokens = self.input_tokens.saturating_sub(cache.read + cache.writes());
+        self.cache = cache;
+        self
+    }
+
+    fn usage_json(&self, output_tokens: u64) -> Value {
+        json!({
+            "input_tokens": self.input_tokens,
+            "cache_creation_input_tokens": self.cache.writes(),
+            "cache_read_input_tokens": self.cache.read,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.cache.write_5m,
+                "ephemeral_1h_input_tokens": self.cache.write_1h
+            },
+            "output_tokens": output_tokens
+        })
+    }
+
     pub fn stop_reason(&self) -> &'static str {
         match self.content {
             ReplyContent::Text(_) => "end_turn",
@@ -298,6 +325,7 @@ pub fn plan_reply(body: &Value, model_anthropic_id: &str, directives: &Directive
         content,
         input_tokens: estimate_input_tokens(body),
         output_tokens: tokens_for_chars(out_chars),
+        cache: Default::default(),
     }
 }
 
@@ -345,15 +373,6 @@ pub fn split_chunks(text: &str, n: usize) -> Vec<String> {
     out
 }
 
-fn usage_start(input_tokens: u64) -> Value {
-    json!({
-        "input_tokens": input_tokens,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
-        "output_tokens": 1
-    })
-}
-
 /// The Anthropic stream events for a reply, in order, ending with
 /// `message_stop` (without invocation metrics; the server adds them).
 pub fn stream_events(reply: &Reply, chunks: usize) -> Vec<Value> {
@@ -368,7 +387,7 @@ pub fn stream_events(reply: &Reply, chunks: usize) -> Vec<Value> {
             "content": [],
             "stop_reason": null,
             "stop_sequence": null,
-            "usage": usage_start(reply.input_tokens)
+            "usage": reply.usage_json(1)
         }
     }));
     let mut index = 0;
@@ -422,6 +441,8 @@ pub fn add_invocation_metrics(
     event["amazon-bedrock-invocationMetrics"] = json!({
         "inputTokenCount": reply.input_tokens,
         "outputTokenCount": reply.output_tokens,
+        "cacheReadInputTokenCount": reply.cache.read,
+        "cacheWriteInputTokenCount": reply.cache.writes(),
         "invocationLatency": invocation_latency_ms,
         "firstByteLatency": first_byte_latency_ms
     });
@@ -453,12 +474,7 @@ pub fn message_json(reply: &Reply) -> Value {
         "content": content,
         "stop_reason": reply.stop_reason(),
         "stop_sequence": null,
-        "usage": {
-            "input_tokens": reply.input_tokens,
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-            "output_tokens": reply.output_tokens
-        }
+        "usage": reply.usage_json(reply.output_tokens)
     })
 }
 

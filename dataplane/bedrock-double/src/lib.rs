@@ -10,6 +10,7 @@
 //! Test support only; never shipped.
 
 pub mod behaviour;
+pub mod cache;
 pub mod frames;
 pub mod models;
 pub mod server;

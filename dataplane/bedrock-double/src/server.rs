@@ -149,6 +149,7 @@ struct Shared {
     cfg: DoubleConfig,
     stats: Stats,
     log: Mutex<VecDeque<RecordedRequest>>,
+    cache: crate::cache::PromptCache,
 }
 
 impl Shared {
@@ -168,6 +169,7 @@ impl Shared {
     fn reset(&self) {
         self.stats.reset();
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.cache.clear();
     }
 }
 
@@ -222,8 +224,12 @@ impl Drop for Double {
 pub async fn spawn(addr: SocketAddr, cfg: DoubleConfig) -> std::io::Result<Double> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let shared =
-        Arc::new(Shared { cfg, stats: Stats::default(), log: Mutex::new(VecDeque::with_capacity(REQUEST_LOG_LEN)) });
+    let shared = Arc::new(Shared {
+        cfg,
+        stats: Stats::default(),
+        log: Mutex::new(VecDeque::with_capacity(REQUEST_LOG_LEN)),
+        cache: Default::default(),
+    });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx));
     Ok(Double { addr, shared, shutdown, task })
@@ -498,7 +504,8 @@ fn prepare_invocation(
     if directives.too_long {
         return Err(fail(TOO_LONG));
     }
-    let reply = behaviour::plan_reply(&body, &model.anthropic_id, &directives);
+    let cache = shared.cache.apply(&model.anthropic_id, &body, Instant::now());
+    let reply = behaviour::plan_reply(&body, &model.anthropic_id, &directives).with_cache(cache);
     let cfg = &shared.cfg;
     Ok(Invocation {
         ttft: Duration::from_millis(directives.delay_ms.unwrap_or(cfg.ttft_ms)),

@@ -28,6 +28,8 @@ pub struct Caller {
 pub struct Admitted {
     pub meter: Meter,
     pub limits: crate::ratelimit::Admitted,
+    /// How the request's budgets stand, for the response headers.
+    pub budget: Option<crate::budget::Standing>,
 }
 
 pub fn authenticate(state: &AppState, req: &Request<Incoming>) -> Result<Caller, ApiError> {
@@ -43,8 +45,31 @@ pub fn authenticate(state: &AppState, req: &Request<Incoming>) -> Result<Caller,
 
 impl Caller {
     /// Counts the request against its key, user and team; a refusal is
-    /// recorded (429, `rate_limited`) and returned as the answer.
+    /// recorded (429, `rate_limited`) and returned as the answer. Budgets do
+    /// not apply (token counting is never blocked).
     pub fn admit(&self, state: &Arc<AppState>, rid: &str, operation: &'static str) -> Result<Admitted, ApiError> {
+        self.admit_under(state, rid, operation, false)
+    }
+
+    /// As `admit`, for a request that spends: its budgets are judged first,
+    /// and a spent budget refuses it (recorded as `budget_blocked`).
+    pub fn admit_spending(
+        &self,
+        state: &Arc<AppState>,
+        rid: &str,
+        operation: &'static str,
+    ) -> Result<Admitted, ApiError> {
+        self.admit_under(state, rid, operation, true)
+    }
+
+    fn admit_under(
+        &self,
+        state: &Arc<AppState>,
+        rid: &str,
+        operation: &'static str,
+        spending: bool,
+    ) -> Result<Admitted, ApiError> {
+        use crate::budget::Verdict;
         let mut meter = Meter::start(rid, operation);
         // A client that leaves before the response makes hyper drop the
         // handler's future; the meter then still records the request.
@@ -52,15 +77,46 @@ impl Caller {
         meter.record.key_id.clone_from(&self.key.id);
         meter.record.user_id.clone_from(&self.key.user_id);
         meter.record.team_id.clone_from(&self.key.team_id);
-        let subjects = Subjects::of(&self.cfg, &self.key);
+        let verdict = if spending {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+            state.config.budgets.judge(&self.key.user_id, &self.key.team_id, now)
+        } else {
+            Verdict::Unbudgeted
+        };
+        let mut subjects = Subjects::of(&self.cfg, &self.key);
+        let budget = verdict.standing().copied();
+        match verdict {
+            Verdict::Block { standing, message, retry_after_secs } => {
+                state.usage.record(meter.finish(429, Outcome::BudgetBlocked, Usage::default()));
+                return Err(ApiError::BudgetExhausted { message, retry_after_secs, standing });
+            }
+            Verdict::Hold { standing } => {
+                state.usage.record(meter.finish(429, Outcome::RateLimited, Usage::default()));
+                return Err(ApiError::BudgetHeld { standing });
+            }
+            Verdict::Shape { rpm, scope, .. } => {
+                let id = if scope == ccag_proto::config::v1::LimitScope::Team {
+                    &self.key.team_id
+                } else {
+                    &self.key.user_id
+                };
+                subjects.shape(id, rpm);
+            }
+            Verdict::Admit(_) | Verdict::Unbudgeted => {}
+        }
         match state.limiter.admit(subjects.as_slice(), std::time::Instant::now()) {
             Ok(limits) => {
                 meter.record.tpm = subjects.tpm();
-                Ok(Admitted { meter, limits })
+                Ok(Admitted { meter, limits, budget })
             }
             Err(refused) => {
                 state.usage.record(meter.finish(429, Outcome::RateLimited, Usage::default()));
-                Err(ApiError::OverLimit(refused))
+                match (refused.scope, budget) {
+                    (crate::ratelimit::Scope::Shape, Some(standing)) => {
+                        Err(ApiError::BudgetShaped { refused, standing })
+                    }
+                    _ => Err(ApiError::OverLimit(refused)),
+                }
             }
         }
     }

@@ -4,10 +4,10 @@
 use crate::config::{KeyEntry, RuntimeConfig};
 use crate::ratelimit::{Limits, Scope, Subject};
 
-/// A request counts against its key, its user and its team: at most three
-/// subjects, held without allocating.
+/// A request counts against its key, its user and its team, and a shaped
+/// budget's reduced rate: at most four subjects, held without allocating.
 pub struct Subjects<'a> {
-    items: [Subject<'a>; 3],
+    items: [Subject<'a>; 4],
     len: usize,
 }
 
@@ -15,7 +15,7 @@ impl<'a> Subjects<'a> {
     /// Each subject with the limits this data plane enforces (its share).
     pub fn of(cfg: &'a RuntimeConfig, key: &'a KeyEntry) -> Self {
         let none = Subject { scope: Scope::Key, id: "", limits: Limits::UNLIMITED };
-        let mut s = Subjects { items: [none; 3], len: 0 };
+        let mut s = Subjects { items: [none; 4], len: 0 };
         s.push(cfg, Scope::Key, &key.id, key.limits);
         if let Some(l) = cfg.user_limits.get(&key.user_id) {
             s.push(cfg, Scope::User, &key.user_id, *l);
@@ -35,6 +35,13 @@ impl<'a> Subjects<'a> {
         }
     }
 
+    /// A budget past its shaping threshold: `rpm` across the fleet for the
+    /// subject `id` (a user's or a team's), split evenly between data planes.
+    pub fn shape(&mut self, id: &'a str, rpm: u64) {
+        self.items[self.len] = Subject { scope: Scope::Shape, id, limits: Limits { rpm, tpm: 0 } };
+        self.len += 1;
+    }
+
     pub fn as_slice(&self) -> &[Subject<'a>] {
         &self.items[..self.len]
     }
@@ -48,6 +55,7 @@ impl<'a> Subjects<'a> {
                 Scope::Key => 0,
                 Scope::User => 1,
                 Scope::Team => 2,
+                Scope::Shape => continue,
             };
             out[i] = s.limits.tpm;
         }

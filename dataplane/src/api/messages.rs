@@ -23,7 +23,7 @@ pub async fn handle(
     req: Request<Incoming>,
     rid: &str,
 ) -> Result<Response<ResBody>, ApiError> {
-    let Admitted { mut meter, limits: admitted } = caller.admit(state, rid, "messages")?;
+    let Admitted { mut meter, limits: admitted, budget } = caller.admit_spending(state, rid, "messages")?;
     let cfg = caller.cfg;
 
     let result = async {
@@ -66,6 +66,9 @@ pub async fn handle(
         match outcome {
             Ok(mut res) => {
                 add_headers(res.headers_mut(), &admitted);
+                if let Some(b) = &budget {
+                    crate::http::budget_headers::add(res.headers_mut(), b);
+                }
                 return Ok(res);
             }
             Err((err, m)) => {

@@ -17,6 +17,9 @@ use arc_swap::ArcSwapOption;
 #[derive(Default)]
 pub struct ConfigStore {
     current: ArcSwapOption<RuntimeConfig>,
+    /// The budget verdicts and prices, which move far more often than the
+    /// rest, and the data plane's own spend not yet in them.
+    pub budgets: Arc<crate::budget::Budgets>,
 }
 
 impl ConfigStore {

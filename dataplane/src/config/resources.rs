@@ -40,11 +40,14 @@ pub fn name_of(kind: &Kind) -> (ResourceType, &str) {
         Kind::Endpoint(e) => (ResourceType::Endpoint, &e.id),
         Kind::Settings(_) => (ResourceType::Settings, ""),
         Kind::Shares(_) => (ResourceType::Shares, ""),
+        Kind::UserBudget(v) => (ResourceType::UserBudget, &v.id),
+        Kind::TeamBudget(v) => (ResourceType::TeamBudget, &v.id),
+        Kind::Prices(_) => (ResourceType::Prices, ""),
     }
 }
 
 fn singleton(t: ResourceType) -> bool {
-    matches!(t, ResourceType::Settings | ResourceType::Shares)
+    matches!(t, ResourceType::Settings | ResourceType::Shares | ResourceType::Prices)
 }
 
 #[derive(Debug, Default, Clone)]

@@ -121,11 +121,13 @@ pub struct RuntimeConfig {
     shares: [HashMap<Box<str>, crate::ratelimit::Limits>; 3],
 }
 
-fn scope_index(scope: crate::ratelimit::Scope) -> usize {
+/// Shaped budgets have no explicit shares: they split evenly.
+fn scope_index(scope: crate::ratelimit::Scope) -> Option<usize> {
     match scope {
-        crate::ratelimit::Scope::Key => 0,
-        crate::ratelimit::Scope::User => 1,
-        crate::ratelimit::Scope::Team => 2,
+        crate::ratelimit::Scope::Key => Some(0),
+        crate::ratelimit::Scope::User => Some(1),
+        crate::ratelimit::Scope::Team => Some(2),
+        crate::ratelimit::Scope::Shape => None,
     }
 }
 
@@ -191,6 +193,8 @@ impl RuntimeConfig {
                     }
                 }
                 Kind::Endpoint(e) => endpoints.push(e),
+                // Held by the budgets (`crate::budget::Book`).
+                Kind::UserBudget(_) | Kind::TeamBudget(_) | Kind::Prices(_) => {}
                 Kind::Settings(s) => settings = Some(s),
                 Kind::Shares(s) => shares = Some(s),
             }
@@ -207,14 +211,13 @@ impl RuntimeConfig {
         if let Some(s) = shares {
             dataplane_count = s.dataplane_count.max(1);
             for sh in &s.shares {
-                let scope = match pb::LimitScope::try_from(sh.scope) {
-                    Ok(pb::LimitScope::Key) => crate::ratelimit::Scope::Key,
-                    Ok(pb::LimitScope::User) => crate::ratelimit::Scope::User,
-                    Ok(pb::LimitScope::Team) => crate::ratelimit::Scope::Team,
+                let index = match pb::LimitScope::try_from(sh.scope) {
+                    Ok(pb::LimitScope::Key) => 0,
+                    Ok(pb::LimitScope::User) => 1,
+                    Ok(pb::LimitScope::Team) => 2,
                     _ => continue,
                 };
-                by_scope[scope_index(scope)]
-                    .insert(sh.id.as_str().into(), crate::ratelimit::Limits { rpm: sh.rpm, tpm: sh.tpm });
+                by_scope[index].insert(sh.id.as_str().into(), crate::ratelimit::Limits { rpm: sh.rpm, tpm: sh.tpm });
             }
         }
         Ok(RuntimeConfig {
@@ -252,7 +255,8 @@ impl RuntimeConfig {
     ) -> crate::ratelimit::Limits {
         let n = u64::from(self.dataplane_count.max(1));
         let mut out = crate::ratelimit::Limits { rpm: limits.rpm.div_ceil(n), tpm: limits.tpm.div_ceil(n) };
-        let map = &self.shares[scope_index(scope)];
+        let Some(index) = scope_index(scope) else { return out };
+        let map = &self.shares[index];
         if !map.is_empty() {
             if let Some(share) = map.get(id) {
                 if limits.rpm > 0 && share.rpm > 0 {

@@ -35,6 +35,7 @@ pub fn load_persisted(state_dir: &Path, store: &ConfigStore) -> ResourceSet {
     match RuntimeConfig::from_resources(&set) {
         Ok(cfg) => {
             store.replace(cfg);
+            store.budgets.install(crate::budget::Book::from_resources(&set));
             tracing::info!(
                 epoch = %set.epoch, revision = set.revision,
                 "serving from the persisted configuration until the control plane answers"
@@ -86,13 +87,29 @@ async fn apply(
     set: &mut ResourceSet,
     resp: WatchResponse,
 ) -> Result<u64, String> {
+    use ccag_proto::config::v1::{resource::Kind, ResourceType};
     let (full, count, removed) = (resp.full_state, resp.resources.len(), resp.removed.len());
-    // Shares move every few seconds under traffic and are sent again on
-    // every reconnection: not worth rewriting the whole state on disk for.
-    let only_shares = !full
-        && removed == 0
-        && resp.resources.iter().all(|r| matches!(r.kind, Some(ccag_proto::config::v1::resource::Kind::Shares(_))));
+    // Shares and budget verdicts move every few seconds under traffic and
+    // are sent again on every reconnection: not worth rewriting the whole
+    // state on disk for. Verdicts alone do not touch the runtime
+    // configuration either.
+    let budget_type = |t: i32| t == ResourceType::UserBudget as i32 || t == ResourceType::TeamBudget as i32;
+    let only_verdicts = !full
+        && resp.resources.iter().all(|r| matches!(r.kind, Some(Kind::UserBudget(_) | Kind::TeamBudget(_))))
+        && resp.removed.iter().all(|r| budget_type(r.r#type));
+    let only_derived = only_verdicts
+        || (!full
+            && removed == 0
+            && resp
+                .resources
+                .iter()
+                .all(|r| matches!(r.kind, Some(Kind::Shares(_) | Kind::UserBudget(_) | Kind::TeamBudget(_)))));
     let undo = set.apply(resp).map_err(|e| e.to_string())?;
+    if only_verdicts {
+        store.budgets.install(crate::budget::Book::from_resources(set));
+        tracing::debug!(revision = set.revision, verdicts = count, removed, "budget verdicts applied");
+        return Ok(set.revision);
+    }
     let cfg = match RuntimeConfig::from_resources(set) {
         Ok(c) => c,
         Err(e) => {
@@ -103,6 +120,8 @@ async fn apply(
     let keys = cfg.key_count();
     let dataplanes = cfg.dataplane_count;
     store.replace(cfg);
+    store.budgets.install(crate::budget::Book::from_resources(set));
+    let only_shares = only_derived;
     if !only_shares {
         if let Err(e) = persist(s.state_dir.clone(), set.to_persisted().encode_to_vec()).await {
             tracing::warn!(error = %e, "could not persist the configuration");

@@ -25,6 +25,19 @@ pub enum ApiError {
     /// A gateway rate limit (key, user or team) is exhausted.
     #[error("{0}")]
     OverLimit(crate::ratelimit::Refused),
+    /// A budget is spent: not worth retrying before `retry_after_secs`.
+    #[error("{message}")]
+    BudgetExhausted { message: String, retry_after_secs: u64, standing: crate::budget::Standing },
+    /// This data plane has spent its part of a budget's headroom and waits
+    /// for the control plane's next count.
+    #[error(
+        "the budget's spend is being counted across the gateway's data planes; retry in {} s",
+        crate::budget::HOLD_RETRY_SECS
+    )]
+    BudgetHeld { standing: crate::budget::Standing },
+    /// A budget past its `shape` threshold, at its reduced rate.
+    #[error("budget past its shaping threshold: limited to {} requests per minute; retry after {} s", .refused.limit, .refused.retry_after_secs)]
+    BudgetShaped { refused: crate::ratelimit::Refused, standing: crate::budget::Standing },
     #[error("{0}")]
     Api(String),
     #[error("{0}")]
@@ -48,7 +61,11 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::RateLimited { .. } | ApiError::OverLimit(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. }
+            | ApiError::OverLimit(_)
+            | ApiError::BudgetExhausted { .. }
+            | ApiError::BudgetHeld { .. }
+            | ApiError::BudgetShaped { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Api(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotSupported(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -67,7 +84,12 @@ impl ApiError {
             ApiError::PermissionDenied(_) => "permission_error",
             ApiError::NotFound(_) => "not_found_error",
             ApiError::RequestTooLarge(..) => "request_too_large",
-            ApiError::RateLimited { .. } | ApiError::OverLimit(_) => "rate_limit_error",
+            ApiError::RateLimited { .. }
+            | ApiError::OverLimit(_)
+            | ApiError::BudgetHeld { .. }
+            | ApiError::BudgetShaped { .. } => "rate_limit_error",
+            // Not a throttle: Claude Code must not retry it.
+            ApiError::BudgetExhausted { .. } => "billing_error",
             ApiError::Api(_) | ApiError::BadGateway(_) | ApiError::Unavailable(_) => "api_error",
             ApiError::NotSupported(_) => "not_supported",
             ApiError::Timeout(_) => "timeout_error",
@@ -79,7 +101,10 @@ impl ApiError {
     /// Claude Code does not spend minutes retrying them.
     fn should_retry(&self) -> Option<&'static str> {
         match self {
-            ApiError::Authentication(_) | ApiError::PermissionDenied(_) | ApiError::NotSupported(_) => Some("false"),
+            ApiError::Authentication(_)
+            | ApiError::PermissionDenied(_)
+            | ApiError::NotSupported(_)
+            | ApiError::BudgetExhausted { .. } => Some("false"),
             _ => None,
         }
     }
@@ -120,6 +145,18 @@ impl ApiError {
                 h.insert(http::header::RETRY_AFTER, HeaderValue::from(r.retry_after_secs));
                 super::ratelimit_headers::budget_headers(h, "requests", r.requests.as_ref());
                 super::ratelimit_headers::budget_headers(h, "tokens", r.tokens.as_ref());
+            }
+            ApiError::BudgetExhausted { retry_after_secs, standing, .. } => {
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                super::budget_headers::add(h, standing);
+            }
+            ApiError::BudgetHeld { standing } => {
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from(crate::budget::HOLD_RETRY_SECS));
+                super::budget_headers::add(h, standing);
+            }
+            ApiError::BudgetShaped { refused, standing } => {
+                h.insert(http::header::RETRY_AFTER, HeaderValue::from(refused.retry_after_secs));
+                super::budget_headers::add(h, standing);
             }
             _ => {}
         }

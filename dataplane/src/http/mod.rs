@@ -4,6 +4,7 @@
 //! given.
 
 pub mod body;
+pub mod budget_headers;
 pub mod error;
 mod gauges;
 pub mod ratelimit_headers;

@@ -36,7 +36,12 @@ pub fn budget_headers(h: &mut HeaderMap, dim: &'static str, b: Option<&Budget>) 
 
 /// `2026-11-27T09:00:00Z`, the form Anthropic uses for `*-reset`.
 fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    rfc3339_unix(t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0))
+}
+
+/// The same, from Unix seconds (0 for anything before 1970).
+pub fn rfc3339_unix(secs: i64) -> String {
+    let secs = secs.max(0) as u64;
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;

@@ -67,6 +67,9 @@ pub enum Scope {
     Key,
     User,
     Team,
+    /// A budget past its `shape` threshold: the reduced rate of a user or a
+    /// team (ids of the two never collide: they carry their kind's prefix).
+    Shape,
 }
 
 impl Scope {
@@ -75,6 +78,7 @@ impl Scope {
             Scope::Key => "key",
             Scope::User => "user",
             Scope::Team => "team",
+            Scope::Shape => "budget",
         }
     }
 }
@@ -187,6 +191,7 @@ pub struct Limiter {
     keys: DashMap<Box<str>, Counter>,
     users: DashMap<Box<str>, Counter>,
     teams: DashMap<Box<str>, Counter>,
+    shaped: DashMap<Box<str>, Counter>,
 }
 
 impl Default for Limiter {
@@ -227,7 +232,13 @@ struct Refusal {
 
 impl Limiter {
     pub fn new() -> Self {
-        Limiter { epoch: Instant::now(), keys: DashMap::new(), users: DashMap::new(), teams: DashMap::new() }
+        Limiter {
+            epoch: Instant::now(),
+            keys: DashMap::new(),
+            users: DashMap::new(),
+            teams: DashMap::new(),
+            shaped: DashMap::new(),
+        }
     }
 
     fn map(&self, scope: Scope) -> &DashMap<Box<str>, Counter> {
@@ -235,6 +246,7 @@ impl Limiter {
             Scope::Key => &self.keys,
             Scope::User => &self.users,
             Scope::Team => &self.teams,
+            Scope::Shape => &self.shaped,
         }
     }
 
@@ -379,14 +391,14 @@ impl Limiter {
     /// so nothing is forgotten.
     pub fn sweep(&self, now: Instant) {
         let at = self.millis(now);
-        for map in [&self.keys, &self.users, &self.teams] {
+        for map in [&self.keys, &self.users, &self.teams, &self.shaped] {
             map.retain(|_, c| c.idle_ms(at) <= 2 * counter::WINDOW_MS);
         }
     }
 
     /// How many counters are held, across scopes.
     pub fn len(&self) -> usize {
-        self.keys.len() + self.users.len() + self.teams.len()
+        self.keys.len() + self.users.len() + self.teams.len() + self.shaped.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -46,7 +46,11 @@ pub fn spawn_log_only(mut rx: mpsc::Receiver<UsageRecord>) -> JoinHandle<()> {
 
 /// With a control plane. The returned handle finishes once the channel has
 /// closed and every queued record is on disk.
-pub fn spawn(mut rx: mpsc::Receiver<UsageRecord>, control: ControlSettings) -> Result<JoinHandle<()>, String> {
+pub fn spawn(
+    mut rx: mpsc::Receiver<UsageRecord>,
+    control: ControlSettings,
+    budgets: Arc<crate::budget::Budgets>,
+) -> Result<JoinHandle<()>, String> {
     let spool = Spool::open(&control.state_dir, MAX_SPOOL_BYTES)
         .map_err(|e| format!("opening the usage spool in {}: {e}", control.state_dir.display()))?;
     if !spool.is_empty() {
@@ -54,7 +58,7 @@ pub fn spawn(mut rx: mpsc::Receiver<UsageRecord>, control: ControlSettings) -> R
     }
     let spool = Arc::new(Mutex::new(spool));
     let wake = Arc::new(Notify::new());
-    tokio::spawn(send_loop(spool.clone(), wake.clone(), control));
+    tokio::spawn(send_loop(spool.clone(), wake.clone(), control, budgets));
     Ok(tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {
@@ -71,7 +75,12 @@ pub fn spawn(mut rx: mpsc::Receiver<UsageRecord>, control: ControlSettings) -> R
     }))
 }
 
-async fn send_loop(spool: Arc<Mutex<Spool>>, wake: Arc<Notify>, control: ControlSettings) {
+async fn send_loop(
+    spool: Arc<Mutex<Spool>>,
+    wake: Arc<Notify>,
+    control: ControlSettings,
+    budgets: Arc<crate::budget::Budgets>,
+) {
     let mut backoff = Backoff::new();
     let mut client = None;
     let mut next = 0;
@@ -109,6 +118,13 @@ async fn send_loop(spool: Arc<Mutex<Spool>>, wake: Arc<Notify>, control: Control
         }
         let Some(c) = client.as_mut() else { continue };
         let count = records.len();
+        // What this data plane charged its budgets for each record: it
+        // leaves their pending spend once the control plane has it.
+        let charged: Vec<(String, String, i64)> = records
+            .iter()
+            .filter(|r| r.budget_cost_micro_usd > 0)
+            .map(|r| (r.user_id.clone(), r.team_id.clone(), r.budget_cost_micro_usd))
+            .collect();
         let req = pb::ReportUsageRequest {
             dataplane_id: control.id.clone(),
             records: records.into_iter().map(to_pb).collect(),
@@ -120,6 +136,10 @@ async fn send_loop(spool: Arc<Mutex<Spool>>, wake: Arc<Notify>, control: Control
             Ok(resp) => {
                 let r = resp.into_inner();
                 tracing::debug!(sent = count, accepted = r.accepted, duplicates = r.duplicates, "usage reported");
+                budgets.observe(&r.spend);
+                for (user, team, cost) in &charged {
+                    budgets.settle(user, team, *cost);
+                }
                 if let Err(e) = blocking(&spool, move |s| s.ack(cursor)).await {
                     tracing::error!(error = %e, "could not record delivered usage; it will be resent");
                 }
@@ -167,5 +187,7 @@ fn to_pb(r: UsageRecord) -> pb::UsageRecord {
         ttft_ms: r.ttft_ms.map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX)),
         duration_ms: r.duration_ms,
         started_at_ms: r.started_at_ms,
+        cache_creation_1h_input_tokens: r.usage.cache_creation_1h_input_tokens,
+        web_search_requests: r.usage.web_search_requests,
     }
 }

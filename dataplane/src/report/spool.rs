@@ -372,7 +372,13 @@ mod tests {
         m.finish(
             200,
             Outcome::Ok,
-            Usage { input_tokens: i, output_tokens: 2 * i, cache_creation_input_tokens: 3, cache_read_input_tokens: 4 },
+            Usage {
+                input_tokens: i,
+                output_tokens: 2 * i,
+                cache_creation_input_tokens: 3,
+                cache_read_input_tokens: 4,
+                ..Default::default()
+            },
         )
     }
 

@@ -27,6 +27,15 @@ impl Usage {
         if let Some(v) = get("cache_read_input_tokens") {
             self.cache_read_input_tokens = v;
         }
+        // The TTL split of the cache writes, priced apart.
+        if let Some(v) =
+            u.get("cache_creation").and_then(|c| c.get("ephemeral_1h_input_tokens")).and_then(Value::as_u64)
+        {
+            self.cache_creation_1h_input_tokens = v;
+        }
+        if let Some(v) = u.get("server_tool_use").and_then(|s| s.get("web_search_requests")).and_then(Value::as_u64) {
+            self.web_search_requests = v;
+        }
     }
 
     /// Bedrock's own count is authoritative where it gives one.
@@ -55,11 +64,28 @@ pub struct EventTranslator {
     client_model: String,
     pub usage: Usage,
     pub saw_stop: bool,
+    /// Payload bytes of the content deltas relayed, for a cut stream's
+    /// output estimate.
+    delta_bytes: u64,
 }
+
+/// The envelope of a content delta event around its text, about.
+const DELTA_ENVELOPE: u64 = 64;
 
 impl EventTranslator {
     pub fn new(client_model: String) -> Self {
-        EventTranslator { client_model, usage: Usage::default(), saw_stop: false }
+        EventTranslator { client_model, usage: Usage::default(), saw_stop: false, delta_bytes: 0 }
+    }
+
+    /// The usage to charge. A stream that ended before Bedrock's final
+    /// counts (the client left, or the stream failed) is charged at least
+    /// what it relayed: about four bytes of content per output token.
+    pub fn usage_to_charge(&self) -> Usage {
+        let mut u = self.usage;
+        if !self.saw_stop {
+            u.output_tokens = u.output_tokens.max(self.delta_bytes.div_ceil(4));
+        }
+        u
     }
 
     /// One Bedrock chunk (the JSON of one Anthropic event) → one SSE event.
@@ -111,7 +137,12 @@ impl EventTranslator {
                 Ok(sse(kind, event.to_json().as_bytes()))
             }
             // Content deltas are the bulk of a stream: relayed byte for byte.
-            _ => Ok(sse(kind, chunk)),
+            _ => {
+                if kind == "content_block_delta" {
+                    self.delta_bytes += (chunk.len() as u64).saturating_sub(DELTA_ENVELOPE);
+                }
+                Ok(sse(kind, chunk))
+            }
         }
     }
 }
@@ -329,7 +360,7 @@ mod tests {
         assert_eq!(&out[..], b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
         assert_eq!(
             t.usage,
-            Usage { input_tokens: 9, output_tokens: 5, cache_creation_input_tokens: 0, cache_read_input_tokens: 3 }
+            Usage { input_tokens: 9, output_tokens: 5, cache_read_input_tokens: 3, ..Default::default() }
         );
         assert!(t.saw_stop);
     }

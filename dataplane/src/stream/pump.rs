@@ -120,7 +120,7 @@ impl Drop for Pump {
     fn drop(&mut self) {
         if let Some(meter) = self.run.meter.take() {
             let outcome = self.outcome.unwrap_or(Outcome::ClientClosed);
-            let record = meter.finish(200, outcome, self.run.translator.usage);
+            let record = meter.finish(200, outcome, self.run.translator.usage_to_charge());
             self.run.sink.record(record);
         }
     }

@@ -84,6 +84,9 @@ pub enum Command {
     /// Manage model prices (US dollars per million tokens)
     #[command(subcommand)]
     Prices(PricesCmd),
+    /// Manage spend budgets per user, team or the organisation
+    #[command(subcommand)]
+    Budgets(BudgetsCmd),
 }
 
 #[derive(Debug, Args)]
@@ -574,6 +577,82 @@ pub struct UsageArgs {
     pub key: Option<String>,
 }
 
+// ------------------------------------------------------------------ budgets
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct BudgetScopeArgs {
+    /// A user's own budget (email or id)
+    #[arg(long, value_name = "EMAIL")]
+    pub user: Option<String>,
+    /// A team's pool (name or id), or with --member-default its per-member default
+    #[arg(long, value_name = "NAME")]
+    pub team: Option<String>,
+    /// The organisation's default for every user
+    #[arg(long)]
+    pub org: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PeriodArg {
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+impl PeriodArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeriodArg::Daily => "daily",
+            PeriodArg::Weekly => "weekly",
+            PeriodArg::Monthly => "monthly",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BudgetsCmd {
+    /// Create or replace the cap of a user, team or the organisation for a period
+    Set {
+        #[command(flatten)]
+        scope: BudgetScopeArgs,
+        /// Calendar period in UTC (weeks start on Monday)
+        #[arg(long, value_enum)]
+        period: PeriodArg,
+        /// The cap in US dollars (0 blocks everything)
+        #[arg(long, value_name = "USD")]
+        limit_usd: f64,
+        /// standard (80% notify, 100% block), soft (80/100% notify, 150% block),
+        /// shaped (80% notify, 100% 5 rpm, 150% block), or rules such as
+        /// 80:notify,100:shape:5,150:block
+        #[arg(long, default_value = "standard")]
+        policy: String,
+        /// With --team: the default budget of each member, not the team's pool
+        #[arg(long)]
+        member_default: bool,
+    },
+    /// List every budget
+    List,
+    /// Delete a budget
+    Delete {
+        #[command(flatten)]
+        scope: BudgetScopeArgs,
+        #[arg(long, value_enum)]
+        period: PeriodArg,
+        #[arg(long)]
+        member_default: bool,
+    },
+    /// Spend, limit, percent, where the limit comes from and when it resets
+    Status {
+        /// A user (email or id); default: yourself
+        #[arg(long, value_name = "EMAIL", conflicts_with = "team")]
+        user: Option<String>,
+        /// A team (name or id)
+        #[arg(long, value_name = "NAME")]
+        team: Option<String>,
+    },
+}
+
 // ------------------------------------------------------------------ prices
 
 #[derive(Debug, Subcommand)]
@@ -590,12 +669,24 @@ pub enum PricesCmd {
         /// Dollars per million output tokens
         #[arg(long, value_name = "USD")]
         output: f64,
-        /// Dollars per million cache-write input tokens
+        /// Dollars per million cache-write tokens with the 5-minute TTL
         #[arg(long, value_name = "USD", default_value_t = 0.0)]
         cache_write: f64,
+        /// Dollars per million cache-write tokens with the 1-hour TTL (default: twice --input)
+        #[arg(long, value_name = "USD", default_value_t = 0.0)]
+        cache_write_1h: f64,
         /// Dollars per million cache-read input tokens
         #[arg(long, value_name = "USD", default_value_t = 0.0)]
         cache_read: f64,
+        /// Above this many input tokens, the whole request is charged --lc-* rates
+        #[arg(long, value_name = "TOKENS", default_value_t = 0)]
+        long_context_threshold: u64,
+        /// Long-context rates: input, output, cache write (5 min), cache write (1 h), cache read
+        #[arg(long, value_name = "USD,USD,USD,USD,USD", value_delimiter = ',', num_args = 5)]
+        long_context: Option<Vec<f64>>,
+        /// Premium of a regional inference profile over the global one, in percent
+        #[arg(long, value_name = "PERCENT", default_value_t = 0.0)]
+        regional_premium: f64,
     },
     /// Delete a model's price
     Delete { model: String },

@@ -126,6 +126,9 @@ impl Ctx {
     pub fn pricing(&self) -> PricingServiceClient<Authed> {
         PricingServiceClient::new(self.svc())
     }
+    pub fn budgets(&self) -> ccag_proto::admin::v1::budget_service_client::BudgetServiceClient<Authed> {
+        ccag_proto::admin::v1::budget_service_client::BudgetServiceClient::new(self.svc())
+    }
 
     /// Maps an RPC failure to the CLI's error.
     pub fn err(&self, status: tonic::Status) -> CliError {

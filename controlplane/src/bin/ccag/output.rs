@@ -302,6 +302,7 @@ impl Resource for pb::UsageRow {
         "cache_creation_input_tokens",
         "cache_read_input_tokens",
         "cost_usd",
+        "unpriced_requests",
     ];
     fn record(&self) -> Record {
         Record::new()
@@ -313,20 +314,97 @@ impl Resource for pb::UsageRow {
             .field("cache_read_input_tokens", self.cache_read_input_tokens)
             .field("cost_usd", float(self.cost_usd))
             .field("cost_micro_usd", self.cost_micro_usd)
+            .field("unpriced_requests", self.unpriced_requests)
     }
 }
 
 impl Resource for pb::Price {
     const PLURAL: &'static str = "prices";
-    const COLUMNS: &'static [&'static str] = &["model", "input", "output", "cache_write", "cache_read", "updated_at"];
+    const COLUMNS: &'static [&'static str] = &[
+        "model",
+        "input",
+        "output",
+        "cache_write",
+        "cache_write_1h",
+        "cache_read",
+        "long_context",
+        "regional_premium",
+        "source",
+    ];
     fn record(&self) -> Record {
+        let lc = if self.long_context_threshold > 0 {
+            format!(
+                ">{}: {}/{}/{}/{}/{}",
+                self.long_context_threshold,
+                self.long_context_input,
+                self.long_context_output,
+                self.long_context_cache_write,
+                self.long_context_cache_write_1h,
+                self.long_context_cache_read
+            )
+        } else {
+            String::new()
+        };
         Record::new()
             .field("model", self.model.clone())
             .field("input", float(self.input))
             .field("output", float(self.output))
             .field("cache_write", float(self.cache_write))
+            .field("cache_write_1h", float(self.cache_write_1h))
             .field("cache_read", float(self.cache_read))
+            .field("long_context", lc)
+            .field("long_context_threshold", self.long_context_threshold)
+            .field("regional_premium", format!("{}%", f64::from(self.regional_premium_bp) / 100.0))
+            .field("source", self.source.clone())
             .field("updated_at", self.updated_at.clone())
+    }
+}
+
+impl Resource for pb::Budget {
+    const PLURAL: &'static str = "budgets";
+    const COLUMNS: &'static [&'static str] = &["id", "scope", "subject", "period", "limit_usd", "policy"];
+    fn record(&self) -> Record {
+        let scope = match pb::BudgetScope::try_from(self.scope) {
+            Ok(pb::BudgetScope::User) => "user",
+            Ok(pb::BudgetScope::Team) if self.member_default => "team member default",
+            Ok(pb::BudgetScope::Team) => "team",
+            _ => "org",
+        };
+        Record::new()
+            .field("id", self.id.clone())
+            .field("scope", scope)
+            .field("subject", self.subject.clone())
+            .field("subject_id", self.subject_id.clone())
+            .field("member_default", self.member_default)
+            .field("period", self.period.clone())
+            .field("limit_usd", float(self.limit_usd))
+            .field("limit_micro_usd", self.limit_micro_usd)
+            .field("policy", self.policy.clone())
+            .field("created_at", self.created_at.clone())
+            .field("updated_at", self.updated_at.clone())
+    }
+}
+
+impl Resource for pb::BudgetStatusLine {
+    const PLURAL: &'static str = "budgets";
+    const COLUMNS: &'static [&'static str] =
+        &["scope", "subject", "period", "spend_usd", "limit_usd", "percent", "status", "source", "resets_at"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("budget_id", self.budget_id.clone())
+            .field("scope", self.scope.clone())
+            .field("subject", self.subject.clone())
+            .field("period", self.period.clone())
+            .field("spend_usd", float(self.spend_usd))
+            .field("spend_micro_usd", self.spend_micro_usd)
+            .field("limit_usd", float(self.limit_usd))
+            .field("limit_micro_usd", self.limit_micro_usd)
+            .field("percent", float(self.percent))
+            .field("status", self.status.clone())
+            .field("source", self.source.clone())
+            .field("policy", self.policy.clone())
+            .field("period_start", self.period_start.clone())
+            .field("resets_at", self.resets_at.clone())
     }
 }
 

@@ -3,6 +3,9 @@
 pub mod api_keys;
 pub mod api_tokens;
 pub mod audit_log;
+pub mod budget_events;
+pub mod budget_spend;
+pub mod budgets;
 pub mod config_changes;
 pub mod config_state;
 pub mod dataplanes;

@@ -25,6 +25,11 @@ pub struct Model {
     pub duration_ms: i64,
     pub started_at: DateTimeUtc,
     pub received_at: DateTimeUtc,
+    /// Of `cache_write_tokens`, those written with the 1-hour TTL.
+    pub cache_write_1h_tokens: i64,
+    pub web_search_requests: i64,
+    /// No price matched: charged at the conservative default.
+    pub unpriced: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

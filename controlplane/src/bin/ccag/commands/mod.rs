@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod budgets;
 pub mod endpoints;
 pub mod keys;
 pub mod models;

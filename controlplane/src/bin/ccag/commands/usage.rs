@@ -83,17 +83,52 @@ pub async fn prices(ctx: &Ctx, cmd: PricesCmd, json: bool) -> Result<Out, CliErr
             let resp = ctx.pricing().list_prices(pb::ListPricesRequest {}).await.map_err(|s| ctx.err(s))?.into_inner();
             Ok(output::render_list(&resp.prices, json).into())
         }
-        PricesCmd::Set { model, input, output: out, cache_write, cache_read } => {
-            for (flag, v) in
-                [("--input", input), ("--output", out), ("--cache-write", cache_write), ("--cache-read", cache_read)]
-            {
+        PricesCmd::Set {
+            model,
+            input,
+            output: out,
+            cache_write,
+            cache_write_1h,
+            cache_read,
+            long_context_threshold,
+            long_context,
+            regional_premium,
+        } => {
+            let lc = long_context.unwrap_or_else(|| vec![0.0; 5]);
+            let checks = [
+                ("--input", input),
+                ("--output", out),
+                ("--cache-write", cache_write),
+                ("--cache-write-1h", cache_write_1h),
+                ("--cache-read", cache_read),
+                ("--regional-premium", regional_premium),
+            ];
+            for (flag, v) in checks.into_iter().chain(lc.iter().map(|v| ("--long-context", *v))) {
                 if !v.is_finite() || v < 0.0 {
                     return Err(CliError::usage(format!("{flag} must be a non-negative number, got {v}")));
                 }
             }
+            if long_context_threshold > 0 && lc[0] == 0.0 {
+                return Err(CliError::usage("--long-context-threshold needs --long-context rates"));
+            }
             let p = ctx
                 .pricing()
-                .set_price(pb::Price { model, input, output: out, cache_write, cache_read, updated_at: String::new() })
+                .set_price(pb::Price {
+                    model,
+                    input,
+                    output: out,
+                    cache_write,
+                    cache_read,
+                    cache_write_1h,
+                    long_context_threshold,
+                    long_context_input: lc[0],
+                    long_context_output: lc[1],
+                    long_context_cache_write: lc[2],
+                    long_context_cache_write_1h: lc[3],
+                    long_context_cache_read: lc[4],
+                    regional_premium_bp: (regional_premium * 100.0).round() as u32,
+                    ..Default::default()
+                })
                 .await
                 .map_err(|s| ctx.err(s))?
                 .into_inner();
