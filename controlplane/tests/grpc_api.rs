@@ -653,12 +653,21 @@ async fn an_audit_only_change_moves_no_revision(env: Env) {
     let admin = Client::admin(&srv).await;
     let before = admin.status().get_status(admin::GetStatusRequest {}).await.expect("GetStatus").into_inner();
     admin
+        .auth()
+        .create_api_token(admin::CreateApiTokenRequest { name: "audit-only".into(), ..Default::default() })
+        .await
+        .expect("CreateApiToken");
+    let after = admin.status().get_status(admin::GetStatusRequest {}).await.expect("GetStatus").into_inner();
+    assert_eq!(before.config_version, after.config_version);
+    // A price is served (data planes count their own spend with it).
+    admin
         .pricing()
         .set_price(admin::Price { model: "claude-test".into(), input: 1.0, output: 2.0, ..Default::default() })
         .await
         .expect("SetPrice");
-    let after = admin.status().get_status(admin::GetStatusRequest {}).await.expect("GetStatus").into_inner();
-    assert_eq!(before.config_version, after.config_version);
+    let priced = admin.status().get_status(admin::GetStatusRequest {}).await.expect("GetStatus").into_inner();
+    assert_eq!(priced.config_version, after.config_version + 1);
+    let after = priced;
     admin.create_key("moves-it").await;
     let later = admin.status().get_status(admin::GetStatusRequest {}).await.expect("GetStatus").into_inner();
     assert_eq!(later.config_version, after.config_version + 1);
@@ -823,11 +832,17 @@ async fn report_usage_is_idempotent_and_priced(env: Env) {
     assert_eq!(row.group, key.id, "{usage:?}");
     assert_eq!(row.requests, 2, "{usage:?}");
     assert_eq!((row.input_tokens, row.output_tokens), (2000, 1000), "{usage:?}");
-    // Sonnet: $3 per million input tokens, $15 per million output tokens.
-    // Each record: 1000 × 3 + 500 × 15 micro-USD = 10,500; in integers, exactly.
-    assert_eq!(row.cost_micro_usd, 2 * 10_500, "{usage:?}");
-    assert!((row.cost_usd - 0.021).abs() < 1e-12, "{usage:?}");
-    assert_eq!(usage.total.as_ref().map(|t| t.cost_micro_usd), Some(21_000), "{usage:?}");
+    // Sonnet 4.5: $3 per million input tokens, $15 per million output
+    // tokens, 10% more on the regional `us.` profile. Each record:
+    // 1000 × 3.3 + 500 × 16.5 micro-USD = 11,550; in integers, exactly.
+    assert_eq!(row.cost_micro_usd, 2 * 11_550, "{usage:?}");
+    assert!((row.cost_usd - 0.0231).abs() < 1e-12, "{usage:?}");
+    assert_eq!(usage.total.as_ref().map(|t| t.cost_micro_usd), Some(23_100), "{usage:?}");
+    // The report's answer carries the counters it moved: the user's, for
+    // each of the three periods; the duplicate moved nothing.
+    assert_eq!(first.spend.len(), 3, "{first:?}");
+    assert!(first.spend.iter().all(|c| c.id == admin_id && c.spend_micro_usd == 23_100), "{first:?}");
+    assert!(again.spend.is_empty(), "{again:?}");
     assert_eq!(usage.total.as_ref().map(|t| t.requests), Some(2), "{usage:?}");
 }
 

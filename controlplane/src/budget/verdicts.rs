@@ -23,13 +23,16 @@ pub const TICK: Duration = Duration::from_secs(1);
 /// Shortest gap between two computations woken by stored usage.
 const MIN_GAP: Duration = Duration::from_millis(200);
 
+/// By subject id: (the seq at which the verdict last changed, the verdict).
+pub type Verdicts = HashMap<String, (u64, Arc<BudgetVerdict>)>;
+
 #[derive(Debug, Default)]
 pub struct VerdictTable {
     /// Bumped by every computation that changed a verdict.
     pub seq: u64,
     /// By subject id: (the seq at which it last changed, the verdict).
-    pub users: HashMap<String, (u64, Arc<BudgetVerdict>)>,
-    pub teams: HashMap<String, (u64, Arc<BudgetVerdict>)>,
+    pub users: Verdicts,
+    pub teams: Verdicts,
     /// Subjects whose verdict went away, and when.
     pub removed: HashMap<(ResourceType, String), u64>,
     /// The budgets in force, for the threshold events written at ingest.
@@ -45,7 +48,7 @@ fn resource(ty: ResourceType, v: &BudgetVerdict, version: u64) -> Resource {
 }
 
 impl VerdictTable {
-    fn maps(&self) -> [(ResourceType, &HashMap<String, (u64, Arc<BudgetVerdict>)>); 2] {
+    fn maps(&self) -> [(ResourceType, &Verdicts); 2] {
         [(ResourceType::UserBudget, &self.users), (ResourceType::TeamBudget, &self.teams)]
     }
 
@@ -80,10 +83,7 @@ impl VerdictTable {
         let seq = self.seq + 1;
         let mut changed = !Arc::ptr_eq(&book, &self.book) && *book != *self.book;
         let mut removed = self.removed.clone();
-        let mut build = |scope: Scope,
-                         ty: ResourceType,
-                         lines: &HashMap<String, Vec<book::Line>>,
-                         old: &HashMap<String, (u64, Arc<BudgetVerdict>)>| {
+        let mut build = |scope: Scope, ty: ResourceType, lines: &HashMap<String, Vec<book::Line>>, old: &Verdicts| {
             let mut out = HashMap::with_capacity(lines.len());
             for (id, ls) in lines {
                 let v = BudgetVerdict {

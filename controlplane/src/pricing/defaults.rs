@@ -90,6 +90,34 @@ pub const DEFAULTS: &[Default] = &[
     d("haiku", tier(0.1, 0.5, 0.01), Some((100_000, tier(0.5, 2.5, 0.05))), REGIONAL),
 ];
 
+fn micro(usd: f64) -> i64 {
+    (usd * 1e6).round() as i64
+}
+
+impl Default {
+    pub fn row(&self) -> model_prices::Model {
+        let (i, o, w5, w1, r) = self.rates;
+        let (t, (li, lo, lw5, lw1, lr)) = self.long_context.unwrap_or((0, (0.0, 0.0, 0.0, 0.0, 0.0)));
+        model_prices::Model {
+            model: self.model.to_owned(),
+            input_micro: micro(i),
+            output_micro: micro(o),
+            cache_write_micro: micro(w5),
+            cache_read_micro: micro(r),
+            updated_at: Utc::now(),
+            cache_write_1h_micro: micro(w1),
+            lc_input_micro: micro(li),
+            lc_output_micro: micro(lo),
+            lc_cache_write_micro: micro(lw5),
+            lc_cache_write_1h_micro: micro(lw1),
+            lc_cache_read_micro: micro(lr),
+            lc_threshold: t as i64,
+            regional_premium_bp: i64::from(self.regional_premium_bp),
+            source: super::Source::Default.as_str().to_owned(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,33 +189,5 @@ mod tests {
         );
         assert!(p.unpriced);
         assert_eq!(p.micro_usd, 75_000_000);
-    }
-}
-
-fn micro(usd: f64) -> i64 {
-    (usd * 1e6).round() as i64
-}
-
-impl Default {
-    pub fn row(&self) -> model_prices::Model {
-        let (i, o, w5, w1, r) = self.rates;
-        let (t, (li, lo, lw5, lw1, lr)) = self.long_context.unwrap_or((0, (0.0, 0.0, 0.0, 0.0, 0.0)));
-        model_prices::Model {
-            model: self.model.to_owned(),
-            input_micro: micro(i),
-            output_micro: micro(o),
-            cache_write_micro: micro(w5),
-            cache_read_micro: micro(r),
-            updated_at: Utc::now(),
-            cache_write_1h_micro: micro(w1),
-            lc_input_micro: micro(li),
-            lc_output_micro: micro(lo),
-            lc_cache_write_micro: micro(lw5),
-            lc_cache_write_1h_micro: micro(lw1),
-            lc_cache_read_micro: micro(lr),
-            lc_threshold: t as i64,
-            regional_premium_bp: i64::from(self.regional_premium_bp),
-            source: super::Source::Default.as_str().to_owned(),
-        }
     }
 }

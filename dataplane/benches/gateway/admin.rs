@@ -79,6 +79,21 @@ impl Admin {
         Ok(Key { id, secret: res.key })
     }
 
+    /// An organisation-wide daily budget far above what the bench spends:
+    /// every request is then judged by a budget, and none is refused.
+    pub async fn set_org_budget(&self, limit_usd: f64) -> Result<(), Error> {
+        ccag_proto::admin::v1::budget_service_client::BudgetServiceClient::new(self.svc())
+            .set_budget(pb::SetBudgetRequest {
+                scope: pb::BudgetScope::Org as i32,
+                period: "daily".into(),
+                limit_usd,
+                ..Default::default()
+            })
+            .await
+            .map_err(rpc_error("SetBudget"))?;
+        Ok(())
+    }
+
     /// Enables or disables a key: one configuration change.
     pub async fn set_key_active(&self, id: &str, active: bool) -> Result<(), Error> {
         let status = if active { pb::KeyStatus::Active } else { pb::KeyStatus::Disabled };

@@ -98,6 +98,9 @@ pub struct Params {
     /// The distribution-cost phase: keys, and simulated data planes.
     pub dist_keys: usize,
     pub dist_peers: usize,
+    /// Every key's user under an (unreachable) budget, so that every
+    /// request pays for the budget check.
+    pub budgets: bool,
     /// Where the SVG chart goes.
     pub chart: PathBuf,
 }
@@ -122,6 +125,7 @@ impl Params {
             postgres: None,
             dist_keys: 10_000,
             dist_peers: 20,
+            budgets: false,
             chart: fleet::target_dir().join("gateway-bench.svg"),
         }
     }
@@ -204,6 +208,7 @@ impl Params {
                 "--postgres" => p.postgres = Some(it.next().ok_or("--postgres needs a URL")?.clone()),
                 "--dist-keys" => p.dist_keys = value("--dist-keys", 1.0)? as usize,
                 "--dist-peers" => p.dist_peers = value("--dist-peers", 1.0)? as usize,
+                "--budgets" => p.budgets = true,
                 "--chart" => {
                     let path = PathBuf::from(it.next().ok_or("--chart needs a path")?);
                     p.chart = if path.is_absolute() { path } else { fleet::workspace_root().join(path) };
@@ -241,6 +246,8 @@ const USAGE: &str = "usage: cargo bench -p ccag-dataplane --bench gateway [-- OP
                           different one, and admin changes go to the first
   --dist-keys N           keys for the distribution-cost phase (default 10000)
   --dist-peers N          simulated data planes in that phase (default 20)
+  --budgets               put every request under an organisation-wide budget
+                          (never reached), to measure the budget check
   --chart PATH            the SVG chart (default target/gateway-bench.svg; relative
                           paths are taken from the workspace root)
 Options after --quick override it.
@@ -324,6 +331,10 @@ async fn run(p: Params) -> Result<(), Error> {
         cps.iter().map(|c| format!("{} (pid {})", c.grpc, c.pid())).collect::<Vec<_>>().join(", ")
     ));
     let admin = admin::Admin::login(cp).await.map_err(|e| format!("{e}; control plane log:\n{}", cp.log_tail()))?;
+    if p.budgets {
+        admin.set_org_budget(1_000_000.0).await?;
+        progress("every request is judged by an organisation-wide budget");
+    }
     let bench_key = admin.create_key("bench-load").await?;
     let probe_key = admin.create_key("bench-propagation").await?;
     let usage_key = admin.create_key("bench-usage").await?;

@@ -176,7 +176,8 @@ impl Results {
     fn header(&self, out: &mut String) {
         let (p, m) = (&self.params, &self.machine);
         let build = if cfg!(debug_assertions) { "debug" } else { "release" };
-        let _ = writeln!(out, "# CCAG gateway benchmark ({})\n", p.mode);
+        let budgets = if p.budgets { ", every request under a budget" } else { "" };
+        let _ = writeln!(out, "# CCAG gateway benchmark ({}{budgets})\n", p.mode);
         let _ = writeln!(
             out,
             "- Date: {}; machine: {}, {} logical CPUs, {:.1} GiB RAM, Linux {}.",

@@ -440,3 +440,21 @@ def test_two_data_planes_under_concurrent_load_overshoot_no_more_than_the_bound(
         assert total - limit * 1_000_000 <= bound, f"overshoot {total - limit * 1e6:.0f} micro-USD > bound {bound}"
     finally:
         f.stop_all()
+
+
+def test_a_model_without_a_price_is_charged_the_dearest_rates_and_flagged(lite):
+    lite.ccag("prices", "delete", "claude-haiku-4-5")
+    u, key = member(lite, "rae")
+    known(lite, key)
+    ask(lite.url("a"), key["key"], chars=4000)  # about 1,000 output tokens
+    assert wait_until(lambda: spend_of(lite, key["id"]) > 0, timeout=10)
+    row = next(r for r in lite.ccag_json("usage", "--group-by", "key")["rows"] if r["group"] == key["id"])
+    assert row["unpriced_requests"] == 1, row
+    # Never free: the dearest output rate of the table ($75 per million, Opus 4).
+    assert int(row["cost_micro_usd"]) >= 1_000 * 75, row
+    status = lite.ccag_json("status")
+    assert status["unpriced_requests"] >= 1 and HAIKU in status["unpriced_models"], status
+    # The shipped row is not put back while the control plane runs; a set row is the admin's.
+    lite.ccag("prices", "set", "claude-haiku-4-5", "--input", "1", "--output", "5")
+    row = next(p for p in lite.ccag_json("prices", "list") if p["model"] == "claude-haiku-4-5")
+    assert row["source"] == "admin" and row["cache_write_1h"] == 2.0, row

@@ -260,6 +260,8 @@ impl Resource for pb::Status {
             .field("replica", self.replica.clone())
             .field("config_epoch", self.config_epoch.clone())
             .field("config_version", self.config_version)
+            .field("unpriced_requests", self.unpriced_requests)
+            .field("unpriced_models", Value::Array(self.unpriced_models.iter().cloned().map(Value::String).collect()))
             .field("dataplanes", Value::Array(self.dataplanes.iter().map(|d| d.record().into()).collect()))
             .field("leases", Value::Array(self.leases.iter().map(|l| l.record().into()).collect()))
     }
