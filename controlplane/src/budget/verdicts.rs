@@ -123,6 +123,21 @@ impl VerdictTable {
     }
 }
 
+async fn catch_up_events(
+    db: &DatabaseConnection,
+    book: &Book,
+    counters: &std::collections::BTreeMap<(Scope, String, ccag_proto::config::v1::BudgetPeriod), (i64, i64)>,
+) -> Result<(), DbErr> {
+    for ((scope, id, period), (start, spent)) in counters {
+        for line in book.lines(*scope, id).iter().filter(|l| l.period == *period) {
+            if line.rules.iter().any(|r| ccag_proto::budget::reached(*spent, line.limit, r.at_percent)) {
+                spend::crossings(db, line, *scope, id, *start, 0, *spent).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Computes the verdicts until `stop`; `wake` asks for a computation soon
 /// (usage was stored).
 pub fn spawn(
@@ -137,13 +152,21 @@ pub fn spawn(
         let mut book: Option<Arc<Book>> = None;
         loop {
             let result = async {
-                if book.is_none() {
+                let reloaded = book.is_none();
+                if reloaded {
                     revisions.borrow_and_update();
                     book = Some(Arc::new(book::load(&db).await?));
                 }
                 let b = book.clone().unwrap_or_default();
                 let now = chrono::Utc::now().timestamp();
                 let counters = if b.is_empty() { Default::default() } else { spend::current(&db, now).await? };
+                if reloaded {
+                    // Usage stored while this replica still held the old
+                    // book was checked against it: thresholds of the new
+                    // one that spend has already passed get their events
+                    // now (once: the outbox's unique index).
+                    catch_up_events(&db, &b, &counters).await?;
+                }
                 let current = tx.borrow().clone();
                 Ok::<_, DbErr>(current.next(b, &counters, now))
             }

@@ -79,6 +79,16 @@ impl Admin {
         Ok(Key { id, secret: res.key })
     }
 
+    /// A member user with no password; returns its id.
+    pub async fn create_user(&self, email: &str) -> Result<String, Error> {
+        let u = ccag_proto::admin::v1::user_service_client::UserServiceClient::new(self.svc())
+            .create_user(pb::CreateUserRequest { email: email.into(), ..Default::default() })
+            .await
+            .map_err(rpc_error("CreateUser"))?
+            .into_inner();
+        Ok(u.id)
+    }
+
     /// An organisation-wide daily budget far above what the bench spends:
     /// every request is then judged by a budget, and none is refused.
     pub async fn set_org_budget(&self, limit_usd: f64) -> Result<(), Error> {

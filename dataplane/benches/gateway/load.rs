@@ -205,6 +205,15 @@ impl Target {
     }
 }
 
+/// Whether a request through the data plane is judged by a budget (its
+/// answer carries `x-ccag-budget-status`).
+pub async fn budgeted(t: &Target) -> Result<bool, Error> {
+    let res = t.client.request(t.gateway_request(false, PROMPT)).await.map_err(|e| format!("budget check: {e:?}"))?;
+    let budgeted = res.headers().contains_key("x-ccag-budget-status");
+    let _ = res.into_body().collect().await;
+    Ok(budgeted)
+}
+
 /// Checks once that each of the four request kinds gets a real answer.
 pub async fn sanity_check(t: &Target) -> Result<(), Error> {
     for (route, stream) in ALL {

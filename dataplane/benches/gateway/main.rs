@@ -45,6 +45,7 @@ mod fleet;
 mod load;
 mod phases;
 mod report;
+mod spend;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -98,6 +99,11 @@ pub struct Params {
     /// The distribution-cost phase: keys, and simulated data planes.
     pub dist_keys: usize,
     pub dist_peers: usize,
+    /// The spend-ingest phase: budgeted users, records per second, seconds
+    /// (no phase with 0 users).
+    pub spend_users: usize,
+    pub spend_rate: f64,
+    pub spend_secs: f64,
     /// Every key's user under an (unreachable) budget, so that every
     /// request pays for the budget check.
     pub budgets: bool,
@@ -126,6 +132,9 @@ impl Params {
             dist_keys: 10_000,
             dist_peers: 20,
             budgets: false,
+            spend_users: 10_000,
+            spend_rate: 2_000.0,
+            spend_secs: 10.0,
             chart: fleet::target_dir().join("gateway-bench.svg"),
         }
     }
@@ -140,6 +149,8 @@ impl Params {
             idle_secs: 5.0,
             repeats: 10,
             dist_keys: 2_000,
+            spend_users: 2_000,
+            spend_secs: 5.0,
             ..Params::full()
         }
     }
@@ -158,6 +169,9 @@ impl Params {
             repeats: 2,
             dist_keys: 20,
             dist_peers: 3,
+            spend_users: 20,
+            spend_rate: 100.0,
+            spend_secs: 0.5,
             chart: fleet::target_dir().join("gateway-bench-smoke.svg"),
             ..Params::full()
         }
@@ -209,6 +223,9 @@ impl Params {
                 "--dist-keys" => p.dist_keys = value("--dist-keys", 1.0)? as usize,
                 "--dist-peers" => p.dist_peers = value("--dist-peers", 1.0)? as usize,
                 "--budgets" => p.budgets = true,
+                "--spend-users" => p.spend_users = value("--spend-users", 0.0)? as usize,
+                "--spend-rate" => p.spend_rate = value("--spend-rate", 1.0)?,
+                "--spend-secs" => p.spend_secs = value("--spend-secs", 0.1)?,
                 "--chart" => {
                     let path = PathBuf::from(it.next().ok_or("--chart needs a path")?);
                     p.chart = if path.is_absolute() { path } else { fleet::workspace_root().join(path) };
@@ -246,6 +263,9 @@ const USAGE: &str = "usage: cargo bench -p ccag-dataplane --bench gateway [-- OP
                           different one, and admin changes go to the first
   --dist-keys N           keys for the distribution-cost phase (default 10000)
   --dist-peers N          simulated data planes in that phase (default 20)
+  --spend-users N         budgeted users of the spend-ingest phase (default 10000; 0: no phase)
+  --spend-rate N          usage records per second reported in it (default 2000)
+  --spend-secs S          seconds it lasts (default 10)
   --budgets               put every request under an organisation-wide budget
                           (never reached), to measure the budget check
   --chart PATH            the SVG chart (default target/gateway-bench.svg; relative
@@ -358,6 +378,16 @@ async fn run(p: Params) -> Result<(), Error> {
     let fds_fresh = dp.open_fds();
 
     load::sanity_check(&target).await?;
+    if p.budgets {
+        // The verdicts follow the data planes' start within a second or two.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !load::budgeted(&target).await? {
+            if std::time::Instant::now() > deadline {
+                return Err("--budgets: the data plane never judged a request by a budget".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     // A few requests of each kind, so one-time initialisation is not
     // counted as the cost of the held streams.
     for _ in 0..20 {
@@ -431,6 +461,11 @@ async fn run(p: Params) -> Result<(), Error> {
 
     // Last: its keys would otherwise be in every data plane's state above.
     let distribution = distribution::run(cp, &admin, &probe_key, p.dist_keys, p.dist_peers, p.repeats).await?;
+    let spend = if p.spend_users > 0 {
+        Some(spend::run(cp, &admin, p.spend_users, p.spend_rate, p.spend_secs).await?)
+    } else {
+        None
+    };
 
     let results = Results {
         params: p.clone(),
@@ -450,6 +485,7 @@ async fn run(p: Params) -> Result<(), Error> {
         replicas: cps.len(),
         postgres: database.is_some(),
         distribution,
+        spend,
     };
     print!("{}", results.markdown());
     let svg = chart::latency_svg(&results);

@@ -59,6 +59,7 @@ pub struct Results {
     pub replicas: usize,
     pub postgres: bool,
     pub distribution: DistributionCost,
+    pub spend: Option<crate::spend::SpendIngest>,
 }
 
 /// Nearest-rank percentile of sorted samples, in milliseconds.
@@ -169,6 +170,7 @@ impl Results {
         self.propagation_detail(&mut out);
         self.usage_detail(&mut out);
         self.distribution_detail(&mut out);
+        self.spend_detail(&mut out);
         self.error_list(&mut out);
         out
     }
@@ -634,6 +636,50 @@ impl Results {
             changes,
             d.wall_secs,
             d.quiet_cpu_secs * 1e3
+        );
+    }
+
+    fn spend_detail(&self, out: &mut String) {
+        let Some(s) = &self.spend else { return };
+        let counted = sorted(s.counted.clone());
+        let pushed = sorted(s.pushed.clone());
+        let _ = writeln!(out, "## Spend ingest\n");
+        let _ = writeln!(
+            out,
+            "| {} budgeted users, {:.0} records/s offered for {:.0} s | figure |",
+            s.users, s.rate, s.secs
+        );
+        let _ = writeln!(out, "|---|---:|");
+        let _ = writeln!(out, "| records stored per second | {:.0} |", s.stored as f64 / s.wall_secs.max(1e-9));
+        let _ = writeln!(
+            out,
+            "| counted: report sent to spend committed, p50 / p99 (ms) | {:.1} / {:.1} |",
+            pct_ms(&counted, 0.5),
+            pct_ms(&counted, 0.99)
+        );
+        let _ = writeln!(
+            out,
+            "| pushed: report sent to the verdict on the Watch stream, p50 / p99 (ms) | {:.0} / {:.0} |",
+            pct_ms(&pushed, 0.5),
+            pct_ms(&pushed, 0.99)
+        );
+        let _ = writeln!(
+            out,
+            "| counted spend not seen in a verdict by the end | {} of {} |",
+            s.unseen,
+            s.unseen + pushed.len()
+        );
+        let _ = writeln!(
+            out,
+            "| control-plane CPU (share of one core) | {:.0}% |",
+            s.cp_cpu_secs / s.wall_secs.max(1e-9) * 100.0
+        );
+        let _ = writeln!(
+            out,
+            "\nFour simulated data planes report a batch every 100 ms; each record is priced, stored once, added to \
+             its user's three period counters and checked against their budget lines in one transaction. The \
+             verdicts go to every connected data plane; a data plane's own spend counts at once (the report's \
+             answer), other data planes' spend within the pushed lag.\n"
         );
     }
 

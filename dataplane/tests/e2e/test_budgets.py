@@ -323,39 +323,54 @@ def test_the_next_period_lifts_the_block(bins, shared_double_url, tmp_path):
         f.stop_all()
 
 
-def test_claude_code_is_blocked_once_and_does_not_retry(lite, tmp_path):
+def claude(url, key, cwd):
+    """`claude -p` in `cwd` with a fresh HOME; returns (exit code, output, seconds)."""
     from test_claude_code import CLAUDE
 
-    u, key = member(lite, "olga")
-    lite.ccag("budgets", "set", "--user", u.email, "--period", "daily", "--limit-usd", "0")
-    known(lite, key)
-    before = double_get(lite.double_url, "/_double/stats")["invocations"]
-    home = tmp_path / "home"
-    home.mkdir()
+    home = cwd / "home"
+    home.mkdir(parents=True)
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(home),
-        "ANTHROPIC_BASE_URL": lite.url("a"),
-        "ANTHROPIC_API_KEY": key["key"],
+        "ANTHROPIC_BASE_URL": url,
+        "ANTHROPIC_API_KEY": key,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_TELEMETRY": "1",
         "DISABLE_AUTOUPDATER": "1",
     }
     started = time.monotonic()
-    p = subprocess.run([str(CLAUDE), "-p", "Say hello.", "--output-format", "json"], env=env, cwd=tmp_path,
+    p = subprocess.run([str(CLAUDE), "-p", "Say hello.", "--output-format", "json"], env=env, cwd=cwd,
                        capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
-    took = time.monotonic() - started
-    out = p.stdout + p.stderr
-    assert "Spend limit reached" in out, out
-    # One attempt at the gateway, none at Bedrock, and no retry loop.
-    def attempts():
-        rows = lite.ccag_json("usage", "--group-by", "key")["rows"]
-        return next((int(r["requests"]) for r in rows if r["group"] == key["id"]), 0)
+    return p.returncode, p.stdout + p.stderr, time.monotonic() - started
 
-    assert wait_until(lambda: attempts() >= 1, timeout=10)
-    time.sleep(1)
-    messages = [r for r in lite_usage_records(lite, key["id"]) if r[0] == "messages"]
-    assert messages == [("messages", "budget_blocked")], messages
+
+def test_claude_code_works_is_warned_then_blocked_once_without_retrying(lite, tmp_path):
+    """Claude Code as the client of a user with a daily budget: it works,
+    the budget shows the warning past 80%, and once it is spent Claude Code
+    gets the billing error, makes exactly one attempt, and none reaches Bedrock."""
+    u, key = member(lite, "olga")
+    lite.ccag("budgets", "set", "--user", u.email, "--period", "daily", "--limit-usd", "10")
+    known(lite, key)
+    url = lite.url("a")
+    code, out, _ = claude(url, key["key"], tmp_path / "one")
+    assert code == 0 and "Hello from the Bedrock double." in out, out
+    assert wait_until(lambda: spend(lite, u.email)["daily:user"]["spend_micro_usd"] > 0, timeout=10)
+    first = spend(lite, u.email)["daily:user"]["spend_micro_usd"]
+    # The cap set so that the first run is 85% of it.
+    lite.ccag("budgets", "set", "--user", u.email, "--period", "daily", "--limit-usd", f"{first / 0.85 / 1e6:.6f}")
+    line = spend(lite, u.email)["daily:user"]
+    assert line["status"] == "warning" and 84 <= line["percent"] <= 86, line
+    # A fresh working directory: a new system prompt, as costly as the first.
+    code, out, _ = claude(url, key["key"], tmp_path / "two")
+    assert code == 0 and "Hello from the Bedrock double." in out, out
+    assert wait_until(lambda: spend(lite, u.email)["daily:user"]["status"] == "blocked", timeout=10)
+    before = double_get(lite.double_url, "/_double/stats")["invocations"]
+    blocked_before = len([r for r in lite_usage_records(lite, key["id"]) if r[1] == "budget_blocked"])
+    code, out, took = claude(url, key["key"], tmp_path / "three")
+    assert "Spend limit reached" in out and "daily budget" in out, out
+    time.sleep(1.5)
+    blocked_now = [r for r in lite_usage_records(lite, key["id"]) if r[1] == "budget_blocked"]
+    assert len(blocked_now) - blocked_before == 1, blocked_now
     assert double_get(lite.double_url, "/_double/stats")["invocations"] == before
     assert took < 60, f"Claude Code took {took:.0f} s: it retried"
 
