@@ -451,6 +451,7 @@ def test_two_data_planes_under_concurrent_load_overshoot_no_more_than_the_bound(
         total = int(row["cost_micro_usd"])
         one = 8_500 + 20  # 1,700 output tokens and a few input tokens at Haiku 4.5 prices
         bound = 2 * 4 * one + 2 * one
+        print(f"cap {limit * 1e6:.0f}, spent {total}, overshoot {total - limit * 1e6:.0f}, bound {bound} micro-USD")
         assert total >= limit * 1_000_000, total
         assert total - limit * 1_000_000 <= bound, f"overshoot {total - limit * 1e6:.0f} micro-USD > bound {bound}"
     finally:
@@ -473,3 +474,37 @@ def test_a_model_without_a_price_is_charged_the_dearest_rates_and_flagged(lite):
     lite.ccag("prices", "set", "claude-haiku-4-5", "--input", "1", "--output", "5")
     row = next(p for p in lite.ccag_json("prices", "list") if p["model"] == "claude-haiku-4-5")
     assert row["source"] == "admin" and row["cache_write_1h"] == 2.0, row
+
+
+def test_past_a_shape_threshold_requests_are_slowed_not_blocked(lite):
+    u, key = member(lite, "sam")
+    lite.ccag("budgets", "set", "--user", u.email, "--period", "daily", "--limit-usd", "0.005",
+              "--policy", "100:shape:2,500:block")
+    known(lite, key)
+    url = lite.url("a")
+    ask(url, key["key"], chars=8000)  # past 100%
+    shaped = []
+    for _ in range(4):
+        try:
+            r = ask(url, key["key"])
+            shaped.append(r.headers["x-ccag-budget-status"])
+        except anthropic.RateLimitError as e:
+            assert e.response.headers["x-ccag-budget-status"] == "shaped"
+            assert int(e.response.headers["retry-after"]) >= 1
+            assert "limited to 2 requests per minute" in e.body["error"]["message"]
+            break
+    else:
+        raise AssertionError(f"never slowed: {shaped}")
+    assert shaped and all(s == "shaped" for s in shaped), shaped
+
+
+def test_a_data_plane_without_its_control_plane_keeps_enforcing_and_counts_its_own_spend(lite):
+    u, key = member(lite, "tia")
+    lite.ccag("budgets", "set", "--user", u.email, "--period", "daily", "--limit-usd", "0.01")
+    known(lite, key)
+    url = lite.url("a")
+    lite.kill_cp()
+    ask(url, key["key"], chars=6800)  # about 85%
+    ask(url, key["key"], chars=6800)  # admitted at 85%, spends past 100%
+    e = blocked(url, key["key"])
+    assert e is not None, "the data plane's own spend must block while the control plane is away"
