@@ -674,6 +674,9 @@ fn invalid_input_is_exit_8(env: Env) {
     let cfg = srv.admin(&env);
     srv.ccag(&cfg, &["users", "create", "--email", ""]).fails(8);
     srv.ccag(&cfg, &["keys", "create", "--name", ""]).fails(8);
+    let r = srv.ccag(&cfg, &["users", "create", "--email", "notanemail"]);
+    r.fails(8);
+    assert!(r.stderr.contains("email") && r.stderr.contains("name@example.com"), "{r:#?}");
 }
 
 fn api_tokens_act_as_their_user(env: Env) {

@@ -41,7 +41,29 @@ fn email(v: &str) -> Result<String, ApiError> {
     if e.contains(char::is_whitespace) {
         return Err(ApiError::InvalidArgument("email: must not contain spaces".into()));
     }
+    if !looks_like_email(&e) {
+        return Err(ApiError::InvalidArgument(format!("email: {e:?} is not an address like name@example.com")));
+    }
     Ok(e)
+}
+
+/// `local@domain`: one `@`, a local part of 1 to 64 characters, and a
+/// domain of at least two dot-separated labels of letters, digits and
+/// hyphens (not at a label's ends). Deliverability is not checked.
+fn looks_like_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else { return false };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+    };
+    !local.is_empty()
+        && local.chars().count() <= 64
+        && !domain.contains('@')
+        && domain.split('.').count() >= 2
+        && domain.split('.').all(label_ok)
 }
 
 fn password(v: &str) -> Result<String, ApiError> {
@@ -274,5 +296,30 @@ impl UserService for UsersApi {
         txn.touch(Touched::User(before.id.clone()));
         txn.commit().await?;
         ok(DeleteResponse {})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_email;
+
+    #[test]
+    fn addresses_are_accepted_and_other_strings_refused() {
+        for ok in ["ada@example.com", "a.b+c@sub.example.co.uk", "x@bücher.de", "u@xn--bcher-kva.de"] {
+            assert!(looks_like_email(ok), "{ok}");
+        }
+        for bad in [
+            "notanemail",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "ada@@example.com",
+            "a@b@c.com",
+            "ada@-x.com",
+            "ada@x..com",
+            "ada@x_y.com",
+        ] {
+            assert!(!looks_like_email(bad), "{bad}");
+        }
     }
 }

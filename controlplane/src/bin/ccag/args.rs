@@ -309,7 +309,7 @@ pub enum KeysCmd {
         /// Owner (user id or email) [default: you]
         #[arg(long)]
         user: Option<String>,
-        /// Team id
+        /// Team (id or name)
         #[arg(long)]
         team: Option<String>,
         /// Requests per minute (0: no per-key limit)
