@@ -39,6 +39,12 @@ fn midnight(d: NaiveDate) -> i64 {
     d.and_hms_opt(0, 0, 0).map(|t| Utc.from_utc_datetime(&t).timestamp()).unwrap_or(0)
 }
 
+/// Micro-USD as dollars and cents, rounded half up: `8.80` (never negative).
+pub fn dollars(micro: i64) -> String {
+    let cents = (micro.max(0) + 5_000) / 10_000;
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
 pub fn period_name(p: BudgetPeriod) -> &'static str {
     match p {
         BudgetPeriod::Daily => "daily",
@@ -178,6 +184,15 @@ mod tests {
 
     fn ts(s: &str) -> i64 {
         DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+    }
+
+    #[test]
+    fn dollars_are_rounded_to_the_cent() {
+        assert_eq!(dollars(5_000_000), "5.00");
+        assert_eq!(dollars(4_995_000), "5.00");
+        assert_eq!(dollars(1_234), "0.00");
+        assert_eq!(dollars(12_345_678), "12.35");
+        assert_eq!(dollars(-5), "0.00");
     }
 
     #[test]

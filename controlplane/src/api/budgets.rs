@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use super::{ok, ts, ApiError, ApiResult, Change, Shared};
-use crate::budget::{self, book, Scope};
+use crate::budget::{book, Scope};
 use crate::fleet::Touched;
 use crate::store::entities::{budget_spend, budgets, teams, users};
 use crate::store::AuditAction;
@@ -152,29 +152,9 @@ impl BudgetService for BudgetsApi {
         };
         let after = if before.is_some() { am.update(txn.db()).await } else { am.insert(txn.db()).await }
             .map_err(ApiError::from)?;
-        // Thresholds the spend already passed under the new limit are
-        // crossings too: they get their events now, not never.
-        let b = book::load(txn.db()).await.map_err(ApiError::from)?;
-        let start = period_start(period, now.timestamp());
-        for (sc, lines) in [(Scope::User, &b.users), (Scope::Team, &b.teams)] {
-            for (id, ls) in lines {
-                for l in ls.iter().filter(|l| l.budget_id == after.id) {
-                    let spent = budget_spend::Entity::find_by_id((
-                        sc.as_str().to_owned(),
-                        id.clone(),
-                        period_name(period).to_owned(),
-                        start,
-                    ))
-                    .one(txn.db())
-                    .await
-                    .map_err(ApiError::from)?
-                    .map_or(0, |s| s.spend_micro_usd);
-                    if spent > 0 {
-                        budget::spend::crossings(txn.db(), l, sc, id, start, 0, spent).await.map_err(ApiError::from)?;
-                    }
-                }
-            }
-        }
+        // Thresholds the spend already passed under the new limit get their
+        // events when the replicas reload the book for this revision
+        // (`budget::verdicts`), as for any other change that moves a limit.
         txn.audit(AuditAction::BudgetSet, "budget", &after.id, before.as_ref(), Some(&after)).await?;
         txn.touch(Touched::Budgets);
         txn.commit().await?;

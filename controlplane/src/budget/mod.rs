@@ -43,23 +43,3 @@ impl Scope {
         }
     }
 }
-
-/// Micro-USD as dollars, for messages and headers.
-pub fn usd(micro: i64) -> String {
-    let sign = if micro < 0 { "-" } else { "" };
-    let m = micro.unsigned_abs();
-    // Cents, rounded half up.
-    let cents = (m + 5_000) / 10_000;
-    format!("{sign}${}.{:02}", cents / 100, cents % 100)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dollars_are_rounded_to_the_cent() {
-        assert_eq!(super::usd(5_000_000), "$5.00");
-        assert_eq!(super::usd(4_995_000), "$5.00");
-        assert_eq!(super::usd(1_234), "$0.00");
-        assert_eq!(super::usd(12_345_678), "$12.35");
-    }
-}

@@ -161,7 +161,8 @@ pub fn directives_of(body: &Value) -> Directives {
     last_user_message(body).map(|m| parse_directives(&message_text(m))).unwrap_or_default()
 }
 
-fn push_block_text(block: &Value, out: &mut String) {
+/// The text of one content block, as the input estimate counts it.
+pub fn push_block_text(block: &Value, out: &mut String) {
     match block.get("type").and_then(Value::as_str) {
         Some("text") => {
             if let Some(t) = block.get("text").and_then(Value::as_str) {
@@ -176,11 +177,6 @@ fn push_block_text(block: &Value, out: &mut String) {
         }
         _ => {}
     }
-}
-
-/// The text of one content block, as the input estimate counts it.
-pub fn push_block_text_pub(block: &Value, out: &mut String) {
-    push_block_text(block, out)
 }
 
 fn push_content_text(content: Option<&Value>, out: &mut String) {

@@ -73,7 +73,7 @@ fn ttl_of(v: &Value) -> Option<Duration> {
 /// Text characters of an element, as the input estimate counts them.
 fn chars_of(v: &Value) -> usize {
     let mut s = String::new();
-    crate::behaviour::push_block_text_pub(v, &mut s);
+    crate::behaviour::push_block_text(v, &mut s);
     s.chars().count()
 }
 
@@ -90,32 +90,19 @@ fn breakpoints(model: &str, body: &Value) -> Vec<Breakpoint> {
     for tool in body.get("tools").and_then(Value::as_array).into_iter().flatten() {
         visit(&mut h, &mut chars, tool, 0);
     }
-    match body.get("system") {
+    // A string has no breakpoint of its own; blocks may.
+    let mut content = |h: &mut Sha256, chars: &mut usize, c: Option<&Value>| match c {
         Some(Value::String(s)) => {
             h.update(s.as_bytes());
-            chars += s.chars().count();
+            *chars += s.chars().count();
         }
-        Some(Value::Array(blocks)) => {
-            for b in blocks {
-                visit(&mut h, &mut chars, b, chars_of(b));
-            }
-        }
+        Some(Value::Array(blocks)) => blocks.iter().for_each(|b| visit(h, chars, b, chars_of(b))),
         _ => {}
-    }
+    };
+    content(&mut h, &mut chars, body.get("system"));
     for m in body.get("messages").and_then(Value::as_array).into_iter().flatten() {
         h.update(m.get("role").and_then(Value::as_str).unwrap_or("").as_bytes());
-        match m.get("content") {
-            Some(Value::String(s)) => {
-                h.update(s.as_bytes());
-                chars += s.chars().count();
-            }
-            Some(Value::Array(blocks)) => {
-                for b in blocks {
-                    visit(&mut h, &mut chars, b, chars_of(b));
-                }
-            }
-            _ => {}
-        }
+        content(&mut h, &mut chars, m.get("content"));
     }
     out
 }

@@ -376,21 +376,16 @@ impl Budgets {
     }
 }
 
-fn usd(micro: i64) -> String {
-    let cents = (micro.max(0) + 5_000) / 10_000;
-    format!("${}.{:02}", cents / 100, cents % 100)
-}
-
 fn block_message(line: &BudgetLine, s: &Standing) -> String {
     let resets = crate::http::ratelimit_headers::rfc3339_unix(s.resets);
     let spent = line.limit_micro_usd - s.remaining_micro_usd;
     let spent = if s.remaining_micro_usd == 0 { s.permille * line.limit_micro_usd / 1000 } else { spent };
     format!(
-        "Spend limit reached: the {} budget of {} is {} of {} ({}.{}%). It resets at {}. Ask an admin to raise it.",
+        "Spend limit reached: the {} budget of {} is ${} of ${} ({}.{}%). It resets at {}. Ask an admin to raise it.",
         period_name(line.period()),
         line.label,
-        usd(spent),
-        usd(line.limit_micro_usd),
+        ccag_proto::budget::dollars(spent),
+        ccag_proto::budget::dollars(line.limit_micro_usd),
         s.permille / 10,
         s.permille % 10,
         resets

@@ -12,8 +12,7 @@ pub fn add(h: &mut HeaderMap, s: &Standing) {
     if let Ok(v) = HeaderValue::from_str(&pct) {
         h.insert("x-ccag-budget-percent", v);
     }
-    let cents = (s.remaining_micro_usd.max(0) + 5_000) / 10_000;
-    if let Ok(v) = HeaderValue::from_str(&format!("{}.{:02}", cents / 100, cents % 100)) {
+    if let Ok(v) = HeaderValue::from_str(&ccag_proto::budget::dollars(s.remaining_micro_usd)) {
         h.insert("x-ccag-budget-remaining-usd", v);
     }
     if let Ok(v) = HeaderValue::from_str(&super::ratelimit_headers::rfc3339_unix(s.resets)) {
