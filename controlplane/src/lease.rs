@@ -73,20 +73,29 @@ where
     tokio::spawn(async move {
         let renew = TTL / 3;
         let mut held = false;
-        let mut next_job = tokio::time::Instant::now();
+        let mut next_renew = tokio::time::Instant::now();
+        let mut next_job = next_renew;
         loop {
-            match try_hold(&db, name, &holder, TTL).await {
-                Ok(h) => {
-                    if h != held {
-                        tracing::info!(lease = name, held = h, "singleton lease {}", if h { "taken" } else { "lost" });
+            if tokio::time::Instant::now() >= next_renew {
+                match try_hold(&db, name, &holder, TTL).await {
+                    Ok(h) => {
+                        if h != held {
+                            tracing::info!(
+                                lease = name,
+                                held = h,
+                                "singleton lease {}",
+                                if h { "taken" } else { "lost" }
+                            );
+                        }
+                        held = h;
                     }
-                    held = h;
+                    Err(e) => {
+                        // Unknown: stop the work until the database answers again.
+                        tracing::warn!(lease = name, error = %e, "cannot renew a singleton lease");
+                        held = false;
+                    }
                 }
-                Err(e) => {
-                    // Unknown: stop the work until the database answers again.
-                    tracing::warn!(lease = name, error = %e, "cannot renew a singleton lease");
-                    held = false;
-                }
+                next_renew = tokio::time::Instant::now() + renew;
             }
             if held && tokio::time::Instant::now() >= next_job {
                 if let Err(e) = job(db.clone()).await {
@@ -94,8 +103,10 @@ where
                 }
                 next_job = tokio::time::Instant::now() + every;
             }
+            // A job more frequent than the renewal runs on its own cadence.
+            let wake = if held { next_renew.min(next_job) } else { next_renew };
             tokio::select! {
-                _ = tokio::time::sleep(renew) => {}
+                _ = tokio::time::sleep_until(wake) => {}
                 _ = stop.wait_for(|s| *s) => break,
             }
         }

@@ -14,7 +14,10 @@ pub mod budget;
 pub mod fleet;
 pub mod gateway_settings;
 pub mod lease;
+pub mod notify;
+pub mod outbound;
 pub mod pricing;
+pub mod secrets;
 mod server;
 pub mod store;
 
@@ -40,6 +43,13 @@ pub struct Settings {
     /// This replica's name in the fleet registry and leases
     /// (`CCAG_REPLICA_ID`; random when unset).
     pub replica_id: String,
+    /// `CCAG_ENCRYPTION_KEY`: base64 of the 32-byte key sealing stored
+    /// secrets; generated into the data directory when unset.
+    pub encryption_key: Option<String>,
+    /// `CCAG_OUTBOUND_ALLOW_CIDRS`: ranges outbound calls may reach although
+    /// they are not public.
+    pub outbound: outbound::Policy,
+    pub notify: notify::worker::Config,
 }
 
 pub struct Tls {
@@ -69,6 +79,9 @@ impl Settings {
             dataplane_token: var("CCAG_DATAPLANE_TOKEN"),
             replica_id: var("CCAG_REPLICA_ID")
                 .unwrap_or_else(|| format!("cp-{}", store::ids::random_base62(8).to_lowercase())),
+            encryption_key: var("CCAG_ENCRYPTION_KEY"),
+            outbound: outbound::Policy::from_env()?,
+            notify: notify::worker::Config::from_env()?,
             tls: match (var("CCAG_TLS_CERT"), var("CCAG_TLS_KEY")) {
                 (None, None) => None,
                 (Some(c), Some(k)) => Some(Tls {
@@ -102,6 +115,13 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         }
         txn.commit().await.map_err(|e| e.to_string())?;
     }
+    let keyring =
+        Arc::new(secrets::Keyring::load(&store.db, settings.encryption_key.as_deref(), &settings.data_dir).await?);
+    let sender = Arc::new(notify::send::Sender {
+        policy: settings.outbound.clone(),
+        keyring: keyring.clone(),
+        aws: Default::default(),
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let publisher = fleet::Publisher::start(store.db.clone(), store.backend, stop_rx.clone())
         .await
@@ -118,6 +138,22 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         stop_rx.clone(),
         housekeeping,
     );
+    // A replica that cannot open the webhook secrets leaves the deliveries
+    // to the others rather than failing every signed one.
+    let notifier = match keyring.usable() {
+        Ok(()) => Some(notify::worker::spawn(
+            store.db.clone(),
+            store.backend,
+            settings.replica_id.clone(),
+            sender.clone(),
+            settings.notify,
+            stop_rx.clone(),
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "this replica will not deliver notifications");
+            None
+        }
+    };
     tracing::info!(replica = %settings.replica_id, "control-plane replica");
     let fleet_api = fleet::DataPlaneApi {
         db: store.db.clone(),
@@ -137,6 +173,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         publisher,
         registry,
         login_throttle: Default::default(),
+        sender,
     });
 
     let grpc = TcpListener::bind(settings.grpc_addr).await.map_err(|e| format!("bind {}: {e}", settings.grpc_addr))?;
@@ -164,6 +201,9 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     };
     let _ = http_task.await;
     let _ = housekeeping.await;
+    if let Some(n) = notifier {
+        let _ = n.await;
+    }
     result.map_err(|e| e.to_string())?
 }
 
@@ -175,8 +215,15 @@ async fn housekeeping(db: sea_orm::DatabaseConnection) -> Result<(), sea_orm::Db
     let dead = fleet::registry::prune(&db).await?;
     let log = fleet::revision::prune(&db, KEEP_REVISIONS).await?;
     let names = auth::LoginThrottle::prune(&db, chrono::Utc::now()).await?;
-    if dead + log + names > 0 {
-        tracing::info!(dataplanes = dead, change_log = log, login_failures = names, "housekeeping pruned");
+    let events = notify::outbox::prune(&db, chrono::Duration::days(30)).await?;
+    if dead + log + names + events > 0 {
+        tracing::info!(
+            dataplanes = dead,
+            change_log = log,
+            login_failures = names,
+            notification_events = events,
+            "housekeeping pruned"
+        );
     }
     Ok(())
 }

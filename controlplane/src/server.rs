@@ -9,9 +9,10 @@ use ccag_proto::admin::v1::{
     audit_service_server::AuditServiceServer, auth_service_server::AuthServiceServer,
     budget_service_server::BudgetServiceServer, endpoint_service_server::EndpointServiceServer,
     key_service_server::KeyServiceServer, model_service_server::ModelServiceServer,
-    pricing_service_server::PricingServiceServer, settings_service_server::SettingsServiceServer,
-    status_service_server::StatusServiceServer, team_service_server::TeamServiceServer,
-    usage_service_server::UsageServiceServer, user_service_server::UserServiceServer,
+    notification_service_server::NotificationServiceServer, pricing_service_server::PricingServiceServer,
+    settings_service_server::SettingsServiceServer, status_service_server::StatusServiceServer,
+    team_service_server::TeamServiceServer, usage_service_server::UsageServiceServer,
+    user_service_server::UserServiceServer,
 };
 use ccag_proto::config::v1::data_plane_service_server::DataPlaneServiceServer;
 use http_body_util::Full;
@@ -65,6 +66,7 @@ pub async fn serve_grpc(
         .add_service(UsageServiceServer::new(api::UsageApi(ctx.clone())))
         .add_service(PricingServiceServer::new(api::PricingApi(ctx.clone())))
         .add_service(BudgetServiceServer::new(api::BudgetsApi(ctx.clone())))
+        .add_service(NotificationServiceServer::new(api::NotificationsApi(ctx.clone())))
         .add_service(StatusServiceServer::new(api::StatusApi(ctx)))
         .add_service(DataPlaneServiceServer::new(fleet))
         .serve_with_incoming_shutdown(incoming, async move {

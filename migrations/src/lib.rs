@@ -9,6 +9,7 @@ mod m20261127_000002_limits_usage;
 mod m20261201_000003_config_distribution;
 mod m20261201_000004_money_as_integers;
 mod m20261202_000005_budgets;
+mod m20261203_000006_notifications;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_config_distribution::Migration),
             Box::new(m20261201_000004_money_as_integers::Migration),
             Box::new(m20261202_000005_budgets::Migration),
+            Box::new(m20261203_000006_notifications::Migration),
         ]
     }
 }

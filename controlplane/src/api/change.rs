@@ -46,6 +46,13 @@ impl<'a> Change<'a> {
             .await?)
     }
 
+    /// Writes a notification event in this transaction: it is sent if,
+    /// and only if, the change commits.
+    pub async fn emit(&self, e: &crate::notify::Event) -> Result<(), ApiError> {
+        crate::notify::emit(&self.txn, e).await?;
+        Ok(())
+    }
+
     pub async fn commit(self) -> Result<(), ApiError> {
         let bumped = !self.touched.is_empty();
         if bumped {

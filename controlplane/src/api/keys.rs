@@ -9,6 +9,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use super::{expiry, limit, ok, require, ts, ts_opt, ApiError, ApiResult, Change, Paging, Shared};
 use crate::auth::Principal;
 use crate::fleet::Touched;
+use crate::notify::producers;
 use crate::store::entities::{api_keys, team_members};
 use crate::store::ids;
 use crate::store::AuditAction;
@@ -105,6 +106,8 @@ impl KeyService for KeysApi {
         .await
         .map_err(ApiError::from)?;
         txn.audit(AuditAction::KeyCreate, "key", &row.id, None, Some(&row)).await?;
+        let email = owner_email(txn.db(), &row.user_id).await?;
+        txn.emit(&producers::key_created(&row, &email, &who.email)).await?;
         txn.touch(Touched::Key(row.id.clone()));
         txn.commit().await?;
         ok(CreateKeyResponse { api_key: Some(to_proto(row)), key })
@@ -205,6 +208,8 @@ impl KeyService for KeysApi {
         am.updated_at = Set(Utc::now());
         let after = am.update(txn.db()).await.map_err(ApiError::from)?;
         txn.audit(AuditAction::KeyRevoke, "key", &after.id, Some(&before), Some(&after)).await?;
+        let email = owner_email(txn.db(), &after.user_id).await?;
+        txn.emit(&producers::key_revoked(&after, &email, &who.email)).await?;
         txn.touch(Touched::Key(after.id.clone()));
         txn.commit().await?;
         ok(to_proto(after))
@@ -220,4 +225,13 @@ impl KeyService for KeysApi {
         txn.commit().await?;
         ok(DeleteResponse {})
     }
+}
+
+async fn owner_email<C: sea_orm::ConnectionTrait>(c: &C, user_id: &str) -> Result<String, ApiError> {
+    use sea_orm::EntityTrait;
+    Ok(crate::store::entities::users::Entity::find_by_id(user_id.to_owned())
+        .one(c)
+        .await?
+        .and_then(|u| u.email)
+        .unwrap_or_default())
 }

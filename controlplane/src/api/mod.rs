@@ -8,6 +8,7 @@ mod change;
 mod endpoints;
 mod keys;
 mod models;
+mod notifications;
 mod settings;
 mod status;
 mod teams;
@@ -21,6 +22,7 @@ pub use change::Change;
 pub use endpoints::EndpointsApi;
 pub use keys::KeysApi;
 pub use models::ModelsApi;
+pub use notifications::NotificationsApi;
 pub use settings::SettingsApi;
 pub use status::StatusApi;
 pub use teams::TeamsApi;
@@ -51,6 +53,8 @@ pub struct Ctx {
     pub publisher: Arc<crate::fleet::Publisher>,
     pub registry: Arc<crate::fleet::Registry>,
     pub login_throttle: crate::auth::LoginThrottle,
+    /// Sends `ccag notifications test` events, and seals webhook secrets.
+    pub sender: Arc<crate::notify::send::Sender>,
 }
 
 impl Ctx {

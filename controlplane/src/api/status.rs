@@ -61,7 +61,10 @@ impl StatusService for StatusApi {
                 .await
                 .map_err(ApiError::from)?
         };
+        let (failing_destinations, dead_deliveries) = super::notifications::health(db).await?;
         ok(Status {
+            failing_destinations,
+            dead_deliveries,
             version: env!("CARGO_PKG_VERSION").into(),
             database: self.0.backend.name().into(),
             started_at: ts(self.0.started_at),

@@ -177,6 +177,7 @@ impl UserService for UsersApi {
         .await
         .map_err(|e| ApiError::exists(e, "a user with that email or subject exists"))?;
         txn.audit(AuditAction::UserCreate, "user", &row.id, None, Some(&row)).await?;
+        txn.emit(&crate::notify::producers::user_created(&row, &who.email)).await?;
         txn.touch(Touched::User(row.id.clone()));
         txn.commit().await?;
         ok(to_proto(&self.0.db, row).await?)
@@ -267,6 +268,10 @@ impl UserService for UsersApi {
             return Err(ApiError::InvalidArgument("email or subject: one is required".into()).into());
         }
         txn.audit(AuditAction::UserUpdate, "user", &after.id, Some(&before), Some(&after)).await?;
+        let was_active = stored::UserStatus::parse(&before.status) == stored::UserStatus::Active;
+        if was_active && stored::UserStatus::parse(&after.status) != stored::UserStatus::Active {
+            txn.emit(&crate::notify::producers::user_deactivated(&after, &who.email, after.updated_at)).await?;
+        }
         txn.touch(Touched::User(after.id.clone()));
         txn.commit().await?;
         ok(to_proto(&self.0.db, after).await?)

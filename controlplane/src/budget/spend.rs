@@ -114,8 +114,9 @@ pub async fn crossings<C: ConnectionTrait>(
             BudgetAction::Unspecified => continue,
         };
         use budget_events::Column as E;
+        let event_id = crate::store::ids::new_id("bev");
         let ev = budget_events::ActiveModel {
-            id: Set(crate::store::ids::new_id("bev")),
+            id: Set(event_id.clone()),
             budget_id: Set(line.budget_id.clone()),
             scope: Set(scope.as_str().to_owned()),
             subject_id: Set(subject.to_owned()),
@@ -138,9 +139,36 @@ pub async fn crossings<C: ConnectionTrait>(
             .await?;
         if let TryInsertResult::Inserted(n) = r {
             written += n as u32;
+            // The notification goes out with the crossing, in its transaction.
+            let crossing = crate::notify::producers::Crossing {
+                event_id: &event_id,
+                budget_id: &line.budget_id,
+                scope: scope.as_str(),
+                subject_id: subject,
+                subject_name: &subject_name(c, scope, subject).await?,
+                period: period_name(line.period),
+                period_start,
+                threshold_percent: rule.at_percent,
+                action,
+                limit_micro_usd: line.limit,
+                spend_micro_usd: after,
+            };
+            if let Some(e) = crate::notify::producers::budget_crossing(&crossing) {
+                crate::notify::emit(c, &e).await?;
+            }
         }
     }
     Ok(written)
+}
+
+/// A user's email (or display name) or a team's name, for the events.
+async fn subject_name<C: ConnectionTrait>(c: &C, scope: Scope, id: &str) -> Result<String, DbErr> {
+    use crate::store::entities::{teams, users};
+    Ok(match scope {
+        Scope::Team => teams::Entity::find_by_id(id.to_owned()).one(c).await?.map(|t| t.name),
+        _ => users::Entity::find_by_id(id.to_owned()).one(c).await?.map(|u| u.email.unwrap_or(u.display_name)),
+    }
+    .unwrap_or_default())
 }
 
 /// The spend counted for each (scope, subject, period) of the periods

@@ -82,12 +82,21 @@ impl Registry {
         self.dirty.notify_one();
     }
 
-    pub fn nack(&self, id: &str, connection: &str, revision: u64, error: &str) {
+    pub fn nack(&self, id: &str, connection: &str, epoch: &str, revision: u64, error: &str) {
+        let error: String = error.chars().take(2000).collect();
         if let Some(mut r) = self.local.get_mut(id).filter(|r| r.connection == connection) {
             r.nacked_revision = revision as i64;
-            r.nack_error = error.chars().take(2000).collect();
+            r.nack_error = error.clone();
         }
         self.dirty.notify_one();
+        // Reported once per (data plane, epoch, revision), off the stream's path.
+        let event = crate::notify::producers::config_rejected(id, epoch, revision, &error);
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::notify::emit(&db, &event).await {
+                tracing::warn!(error = %e, "could not record a configuration refusal for notification");
+            }
+        });
     }
 
     pub async fn disconnect(&self, id: &str, connection: &str) {
@@ -95,13 +104,16 @@ impl Registry {
             return;
         }
         self.membership.send_modify(|v| *v += 1);
-        let gone = dataplanes::Entity::delete_many()
+        // Ended now, but kept (until `prune`): a data plane that does not
+        // come back within the threshold is reported lost.
+        let gone = dataplanes::Entity::update_many()
+            .col_expr(dataplanes::Column::LeaseUntil, sea_orm::sea_query::Expr::value(Utc::now()))
             .filter(dataplanes::Column::Id.eq(id))
             .filter(dataplanes::Column::Connection.eq(connection))
             .exec(&self.db)
             .await;
         if let Err(e) = gone {
-            tracing::warn!(dataplane = id, error = %e, "could not remove a data plane from the registry; its lease will lapse");
+            tracing::warn!(dataplane = id, error = %e, "could not end a data plane's registry lease; it will lapse");
         }
     }
 

@@ -272,10 +272,10 @@ impl DataPlaneService for DataPlaneApi {
                                 tracing::debug!(dataplane = %s.id, nonce = %n.nonce, "NACK of an unknown or stale nonce ignored");
                                 continue;
                             };
-                            let (_, _, revision, full) = s.pending[i].clone();
+                            let (_, epoch, revision, full) = s.pending[i].clone();
                             s.pending.drain(..=i);
                             tracing::warn!(dataplane = %s.id, revision, error = %n.error, "data plane refused a configuration response; it keeps its previous state");
-                            s.registry.nack(&s.id, &s.connection, revision, &n.error);
+                            s.registry.nack(&s.id, &s.connection, &epoch, revision, &n.error);
                             // It holds what it held before: resend everything,
                             // unless the full state itself was refused (then
                             // wait for the next change rather than loop) or

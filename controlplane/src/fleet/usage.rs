@@ -15,7 +15,7 @@ use sea_orm::{
 
 use crate::budget::spend::{self, Charge};
 use crate::budget::Book;
-use crate::store::entities::{api_keys, usage_records};
+use crate::store::entities::{api_keys, usage_records, users};
 
 /// What a report changed.
 #[derive(Debug, Default)]
@@ -36,6 +36,30 @@ pub fn quantities(r: &UsageRecord) -> Quantities {
     );
     q.web_searches = r.web_search_requests;
     q
+}
+
+/// The outcome a data plane reports for a request its rate limits refused.
+const RATE_LIMITED: &str = "rate_limited";
+
+async fn rate_limit_events(
+    c: &sea_orm::DatabaseTransaction,
+    refusals: HashMap<(String, i64), u64>,
+) -> Result<(), DbErr> {
+    if refusals.is_empty() {
+        return Ok(());
+    }
+    let keys = api_keys::Entity::find()
+        .filter(api_keys::Column::Id.is_in(refusals.keys().map(|(k, _)| k.clone())))
+        .all(c)
+        .await?;
+    let owners =
+        users::Entity::find().filter(users::Column::Id.is_in(keys.iter().map(|k| k.user_id.clone()))).all(c).await?;
+    for ((key_id, minute), n) in refusals {
+        let Some(k) = keys.iter().find(|k| k.id == key_id) else { continue };
+        let email = owners.iter().find(|u| u.id == k.user_id).and_then(|u| u.email.clone()).unwrap_or_default();
+        crate::notify::emit(c, &crate::notify::producers::rate_limited(k, &email, minute, n)).await?;
+    }
+    Ok(())
 }
 
 /// Inserts the records not yet stored and moves the spend counters by
@@ -97,6 +121,8 @@ pub async fn store(
         .collect();
     let mut stored = Stored::default();
     let mut charges_of: Vec<(String, String, String, i64, i64)> = Vec::new();
+    // Requests refused for rate limits, per (key, minute): one event each.
+    let mut refusals: HashMap<(String, i64), u64> = HashMap::new();
     // Bounded statements keep within every backend's bind-parameter limit.
     for chunk in rows.chunks(500) {
         let inserted = usage_records::Entity::insert_many(chunk.to_vec())
@@ -109,6 +135,10 @@ pub async fn store(
         let new: std::collections::HashSet<String> = ids.into_iter().collect();
         for row in chunk {
             let id = row.request_id.clone().unwrap();
+            if new.contains(&id) && row.outcome.as_ref() == RATE_LIMITED && !row.key_id.as_ref().is_empty() {
+                let minute = row.started_at.as_ref().timestamp().div_euclid(60);
+                *refusals.entry((row.key_id.clone().unwrap(), minute)).or_default() += 1;
+            }
             if new.contains(&id) {
                 charges_of.push((
                     id,
@@ -137,6 +167,7 @@ pub async fn store(
             .exec(&txn)
             .await?;
     }
+    rate_limit_events(&txn, refusals).await?;
     txn.commit().await?;
     Ok(stored)
 }

@@ -6,7 +6,7 @@ pub mod entities;
 pub mod ids;
 mod states;
 
-pub use states::{AuditAction, KeyStatus, Role, UserStatus};
+pub use states::{AuditAction, DeliveryState, DestinationKind, KeyStatus, Role, UserStatus};
 
 use std::path::Path;
 use std::time::Duration;

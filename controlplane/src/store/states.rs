@@ -37,6 +37,17 @@ stored_enum!(
 );
 
 stored_enum!(
+    /// Where a notification goes; an unknown stored value reads as a webhook
+    /// (whose URL then fails the outbound check rather than going anywhere odd).
+    DestinationKind { Webhook = "webhook", Sns = "sns", EventBridge = "eventbridge" } else Webhook
+);
+
+stored_enum!(
+    /// A delivery's state; an unknown stored value counts as dead (never resent).
+    DeliveryState { Pending = "pending", Delivered = "delivered", Dead = "dead" } else Dead
+);
+
+stored_enum!(
     /// A user's role; an unknown stored value counts as a member.
     Role { Admin = "admin", Member = "member" } else Member
 );
@@ -58,6 +69,11 @@ pub enum AuditAction {
     ModelCreate,
     ModelDelete,
     ModelUpdate,
+    NotificationCreate,
+    NotificationDelete,
+    NotificationRotateSecret,
+    NotificationTest,
+    NotificationUpdate,
     PriceDelete,
     PriceSet,
     SettingDelete,
@@ -89,6 +105,11 @@ impl AuditAction {
             AuditAction::ModelCreate => "model.create",
             AuditAction::ModelDelete => "model.delete",
             AuditAction::ModelUpdate => "model.update",
+            AuditAction::NotificationCreate => "notification.create",
+            AuditAction::NotificationDelete => "notification.delete",
+            AuditAction::NotificationRotateSecret => "notification.rotate_secret",
+            AuditAction::NotificationTest => "notification.test",
+            AuditAction::NotificationUpdate => "notification.update",
             AuditAction::PriceDelete => "price.delete",
             AuditAction::PriceSet => "price.set",
             AuditAction::SettingDelete => "setting.delete",

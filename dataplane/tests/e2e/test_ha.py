@@ -46,6 +46,7 @@ class Replicas(Fleet):
             "DATABASE_URL": self.database_url,
             "CCAG_REPLICA_ID": f"cp-{r}",
         }
+        env.update(self.cp_env)
         self.cps[r], _ = start_process_env(TARGET_DIR / "debug" / "ccag-controlplane", env, "grpc listening on ")
 
     def kill_replica(self, r):

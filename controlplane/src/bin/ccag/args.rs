@@ -87,6 +87,9 @@ pub enum Command {
     /// Manage spend budgets per user, team or the organisation
     #[command(subcommand)]
     Budgets(BudgetsCmd),
+    /// Send gateway events to webhooks, SNS topics and EventBridge buses
+    #[command(subcommand)]
+    Notifications(NotificationsCmd),
 }
 
 #[derive(Debug, Args)]
@@ -650,6 +653,96 @@ pub enum BudgetsCmd {
         /// A team (name or id)
         #[arg(long, value_name = "NAME")]
         team: Option<String>,
+    },
+}
+
+// ------------------------------------------------------------------ notifications
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct DestinationTarget {
+    /// An HTTPS URL, signed as Standard Webhooks says (plain HTTP to loopback only)
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+    /// An SNS topic ARN
+    #[arg(long, value_name = "ARN")]
+    pub sns_topic: Option<String>,
+    /// An EventBridge bus, by name or ARN
+    #[arg(long, value_name = "BUS")]
+    pub eventbridge_bus: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCmd {
+    /// Add a destination; a webhook's signing secret is printed once
+    Create {
+        #[command(flatten)]
+        target: DestinationTarget,
+        /// A name for it (default: its id)
+        #[arg(long)]
+        name: Option<String>,
+        /// Event types or categories, comma-separated (default: every event),
+        /// e.g. budget,key.revoked
+        #[arg(long, value_name = "LIST")]
+        events: Option<String>,
+        /// An IAM role to assume for SNS or EventBridge
+        #[arg(long, value_name = "ARN")]
+        role_arn: Option<String>,
+        /// Create it disabled
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List destinations with their health
+    List,
+    /// Change a destination
+    Update {
+        /// Id or name
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A new URL, topic ARN or bus (of the same kind)
+        #[arg(long)]
+        target: Option<String>,
+        /// Event types or categories, comma-separated; "all" for every event
+        #[arg(long, value_name = "LIST")]
+        events: Option<String>,
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+        /// An IAM role to assume; "" for the control plane's own credentials
+        #[arg(long, value_name = "ARN")]
+        role_arn: Option<String>,
+    },
+    /// Delete a destination and its delivery log
+    Delete {
+        /// Id or name
+        id: String,
+    },
+    /// Give a webhook a new signing secret; the old one also signs for the overlap
+    RotateSecret {
+        /// Id or name
+        id: String,
+        /// How long the old secret keeps signing, in hours
+        #[arg(long, value_name = "HOURS", default_value_t = 24)]
+        overlap_hours: u64,
+    },
+    /// Send a synthetic event now and show the destination's answer
+    Test {
+        /// Id or name
+        id: String,
+    },
+    /// The delivery log, newest first
+    Deliveries {
+        /// Only this destination (id or name)
+        #[arg(long)]
+        destination: Option<String>,
+        /// Only deliveries that failed (dead, or pending a retry)
+        #[arg(long)]
+        failed: bool,
+        /// At most this many (up to 1000)
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
     },
 }
 

@@ -130,6 +130,12 @@ impl Ctx {
         ccag_proto::admin::v1::budget_service_client::BudgetServiceClient::new(self.svc())
     }
 
+    pub fn notifications(
+        &self,
+    ) -> ccag_proto::admin::v1::notification_service_client::NotificationServiceClient<Authed> {
+        ccag_proto::admin::v1::notification_service_client::NotificationServiceClient::new(self.svc())
+    }
+
     /// Maps an RPC failure to the CLI's error.
     pub fn err(&self, status: tonic::Status) -> CliError {
         CliError::from_status(&status, &self.endpoint)

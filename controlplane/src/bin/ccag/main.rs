@@ -80,6 +80,7 @@ async fn run(cli: Cli) -> Result<Out, CliError> {
                 Command::Usage(a) => commands::usage::usage(&ctx, a, json).await,
                 Command::Prices(c) => commands::usage::prices(&ctx, c, json).await,
                 Command::Budgets(c) => commands::budgets::run(&ctx, c, json).await,
+                Command::Notifications(c) => commands::notifications::run(&ctx, c, json).await,
                 Command::Login(_) | Command::Logout => unreachable!("handled above"),
             }
         }

@@ -264,6 +264,91 @@ impl Resource for pb::Status {
             .field("unpriced_models", Value::Array(self.unpriced_models.iter().cloned().map(Value::String).collect()))
             .field("dataplanes", Value::Array(self.dataplanes.iter().map(|d| d.record().into()).collect()))
             .field("leases", Value::Array(self.leases.iter().map(|l| l.record().into()).collect()))
+            .field("dead_deliveries", self.dead_deliveries)
+            .field(
+                "failing_destinations",
+                Value::Array(self.failing_destinations.iter().map(|d| d.record().into()).collect()),
+            )
+    }
+}
+
+impl Resource for pb::FailingDestination {
+    const PLURAL: &'static str = "failing destinations";
+    const COLUMNS: &'static [&'static str] = &["name", "failing_since", "last_error"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("id", self.id.clone())
+            .field("name", self.name.clone())
+            .field("failing_since", self.failing_since.clone())
+            .field("last_error", self.last_error.clone())
+    }
+}
+
+pub fn destination_kind_name(v: i32) -> &'static str {
+    match pb::DestinationKind::try_from(v) {
+        Ok(pb::DestinationKind::Webhook) => "webhook",
+        Ok(pb::DestinationKind::Sns) => "sns",
+        Ok(pb::DestinationKind::Eventbridge) => "eventbridge",
+        _ => "unknown",
+    }
+}
+
+impl Resource for pb::Destination {
+    const PLURAL: &'static str = "notification destinations";
+    const COLUMNS: &'static [&'static str] =
+        &["id", "name", "kind", "target", "events", "enabled", "pending", "dead", "failing_since"];
+    fn record(&self) -> Record {
+        let events = if self.events.is_empty() { "all".to_owned() } else { self.events.join(",") };
+        Record::new()
+            .field("id", self.id.clone())
+            .field("name", self.name.clone())
+            .field("kind", destination_kind_name(self.kind))
+            .field("target", self.target.clone())
+            .field("events", events)
+            .field("enabled", self.enabled)
+            .field("role_arn", self.role_arn.clone())
+            .field("pending", self.pending)
+            .field("dead", self.dead)
+            .field("failing_since", self.failing_since.clone())
+            .field("last_error", self.last_error.clone())
+            .field("last_success_at", self.last_success_at.clone())
+            .field("previous_secret_until", self.previous_secret_until.clone())
+            .field("created_at", self.created_at.clone())
+            .field("updated_at", self.updated_at.clone())
+    }
+}
+
+impl Resource for pb::Delivery {
+    const PLURAL: &'static str = "deliveries";
+    const COLUMNS: &'static [&'static str] =
+        &["id", "event_type", "destination", "state", "attempts", "last_status", "last_error", "created_at"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("id", self.id.clone())
+            .field("event_id", self.event_id.clone())
+            .field("event_type", self.event_type.clone())
+            .field("destination_id", self.destination_id.clone())
+            .field("destination", self.destination.clone())
+            .field("state", self.state.clone())
+            .field("attempts", self.attempts)
+            .field("last_status", self.last_status)
+            .field("last_error", self.last_error.clone())
+            .field("created_at", self.created_at.clone())
+            .field("next_attempt_at", self.next_attempt_at.clone())
+            .field("delivered_at", self.delivered_at.clone())
+    }
+}
+
+impl Resource for pb::TestDestinationResponse {
+    const PLURAL: &'static str = "test results";
+    const COLUMNS: &'static [&'static str] = &["ok", "status", "answer", "event_id", "duration_ms"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("ok", self.ok)
+            .field("status", self.status)
+            .field("answer", self.answer.clone())
+            .field("event_id", self.event_id.clone())
+            .field("duration_ms", self.duration_ms)
     }
 }
 

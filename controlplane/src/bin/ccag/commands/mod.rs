@@ -6,6 +6,7 @@ pub mod budgets;
 pub mod endpoints;
 pub mod keys;
 pub mod models;
+pub mod notifications;
 pub mod settings;
 pub mod status;
 pub mod teams;

@@ -19,7 +19,11 @@ fn render(s: &ccag_proto::admin::v1::Status, json: bool) -> String {
     }
     output::object_with_tables(
         &rec,
-        &[("dataplanes", output::render_list(&s.dataplanes, false)), ("leases", output::render_list(&s.leases, false))],
+        &[
+            ("dataplanes", output::render_list(&s.dataplanes, false)),
+            ("leases", output::render_list(&s.leases, false)),
+            ("failing_destinations", output::render_list(&s.failing_destinations, false)),
+        ],
     )
 }
 
