@@ -15,10 +15,18 @@ pub enum OutboundError {
     BadUrl(String),
     #[error("{0}")]
     Scheme(String),
-    #[error("{host} resolves to {ip}, a {what} address, which outbound calls may not reach (CCAG_OUTBOUND_ALLOW_CIDRS can allow a range)")]
+    #[error("{}, which outbound calls may not reach (CCAG_OUTBOUND_ALLOW_CIDRS can allow a range)", forbidden(.host, .ip, .what))]
     Forbidden { host: String, ip: IpAddr, what: &'static str },
     #[error("cannot resolve {0}")]
     Unresolved(String),
+}
+
+fn forbidden(host: &str, ip: &IpAddr, what: &str) -> String {
+    if host.trim_matches(['[', ']']) == ip.to_string() {
+        format!("{ip} is a {what} address")
+    } else {
+        format!("{host} resolves to {ip}, a {what} address")
+    }
 }
 
 /// A URL taken apart once, as the call will use it.

@@ -216,19 +216,23 @@ where
             }
         }
         SdkError::TimeoutError(_) => "timed out".into(),
-        SdkError::DispatchFailure(d) => format!("cannot reach the service: {d:?}"),
-        other => {
-            use std::error::Error;
-            let mut s = other.to_string();
-            let mut src = other.source();
-            while let Some(x) = src {
-                s.push_str(": ");
-                s.push_str(&x.to_string());
-                src = x.source();
-            }
-            s
-        }
+        SdkError::DispatchFailure(_) => format!("cannot reach the service: {}", chain(e)),
+        _ => chain(e),
     }
+}
+
+/// An error and its causes, each once, in one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(x) = cur {
+        let s = x.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = x.source();
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import secrets
+import ssl
 import sys
 import subprocess
 import tempfile
@@ -27,7 +28,7 @@ from botocore.exceptions import ClientError
 from standardwebhooks.webhooks import Webhook
 
 from conftest import stop_process
-from fleet import Fleet, client, free_port, wait_until
+from fleet import Fleet, client, free_port, make_certs, wait_until
 from test_ha import Replicas, psql
 
 HAIKU = "claude-haiku-4-5"
@@ -107,7 +108,8 @@ class Receiver:
     Webhooks signature against every secret in `secrets` and keeps what
     came; `fail_with` makes it answer that status instead."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        """`tls`: (certificate, key) PEM paths to serve HTTPS."""
         self.secrets = []
         self.got = []
         self.fail_with = None
@@ -141,7 +143,14 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        scheme = "http"
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.port = self.server.server_address[1]
+        self.url = f"{scheme}://127.0.0.1:{self.port}/hook"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def events(self, type_=None):
@@ -384,6 +393,31 @@ def test_a_webhook_aimed_at_a_private_or_metadata_address_is_refused_at_creation
     assert p.returncode != 0
     assert why in p.stderr, p.stderr
     assert gw.ccag_json("notifications", "list") == []
+
+
+def test_an_https_webhook_is_checked_against_the_trust_store_by_its_host_name(
+    bins, shared_double_url, tmp_path, aws, receiver
+):
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    make_certs(certs)
+    secure = Receiver(tls=(str(certs / "server.pem"), str(certs / "server.key")))
+    env = cp_env(aws, SSL_CERT_FILE=certs / "ca.pem", CCAG_OUTBOUND_ALLOW_CIDRS="127.0.0.1/32,::1/128")
+    f = start(shared_double_url, tmp_path, env)
+    try:
+        # By name: resolved, checked, pinned, and the certificate matched to "localhost".
+        d = f.ccag_json("notifications", "create", "--webhook", f"https://localhost:{secure.port}/hook", "--name", "tls")
+        secure.secrets.append(d["secret"])
+        r = f.ccag_json("notifications", "test", "tls")
+        assert r["ok"] and r["status"] == 200, r
+        assert all(secure.got[0].verified.values())
+        # TLS to a server that speaks plain HTTP fails the handshake, clearly.
+        f.ccag_json("notifications", "create", "--webhook", f"https://127.0.0.1:{receiver.port}/hook", "--name", "plain")
+        p = f.ccag("notifications", "test", "plain", check=False)
+        assert p.returncode != 0 and "TLS" in p.stderr, p.stderr
+    finally:
+        secure.close()
+        f.stop_all()
 
 
 def test_loopback_is_refused_unless_the_outbound_allow_list_names_it(bins, shared_double_url, tmp_path, aws, receiver):
