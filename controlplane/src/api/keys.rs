@@ -228,10 +228,5 @@ impl KeyService for KeysApi {
 }
 
 async fn owner_email<C: sea_orm::ConnectionTrait>(c: &C, user_id: &str) -> Result<String, ApiError> {
-    use sea_orm::EntityTrait;
-    Ok(crate::store::entities::users::Entity::find_by_id(user_id.to_owned())
-        .one(c)
-        .await?
-        .and_then(|u| u.email)
-        .unwrap_or_default())
+    Ok(producers::emails(c, [user_id.to_owned()]).await?.remove(user_id).unwrap_or_default())
 }

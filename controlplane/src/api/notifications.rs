@@ -74,6 +74,12 @@ fn check_role(kind: DestinationKind, role: &str) -> Result<String, ApiError> {
     Ok(role.to_owned())
 }
 
+/// A signing secret sealed for destination `id`; refused on a replica
+/// without the deployment's encryption key.
+fn seal(ctx: &super::Ctx, secret: &str, id: &str) -> Result<String, ApiError> {
+    ctx.sender.keyring.seal(secret, id).map_err(|e| ApiError::FailedPrecondition(e.to_string()))
+}
+
 pub async fn find<C: ConnectionTrait>(c: &C, id_or_name: &str) -> Result<destinations::Model, ApiError> {
     let s = id_or_name.trim();
     destinations::Entity::find()
@@ -127,7 +133,7 @@ impl NotificationService for NotificationsApi {
         let name = optional("name", &r.name, 100)?.unwrap_or_else(|| id.clone());
         let secret = (kind == DestinationKind::Webhook).then(webhook::new_secret);
         let sealed = match &secret {
-            Some(s) => self.0.sender.keyring.seal(s, &id).map_err(|e| ApiError::FailedPrecondition(e.to_string()))?,
+            Some(s) => seal(&self.0, s, &id)?,
             None => String::new(),
         };
         let txn = Change::begin(&self.0, &who.user_id).await?;
@@ -246,8 +252,7 @@ impl NotificationService for NotificationsApi {
             return Err(ApiError::FailedPrecondition("only webhooks have a signing secret".into()).into());
         }
         let secret = webhook::new_secret();
-        let sealed =
-            self.0.sender.keyring.seal(&secret, &before.id).map_err(|e| ApiError::FailedPrecondition(e.to_string()))?;
+        let sealed = seal(&self.0, &secret, &before.id)?;
         let mut am: destinations::ActiveModel = before.clone().into();
         am.previous_secret_enc = Set(before.secret_enc.clone());
         am.previous_secret_until = Set(Some(Utc::now() + chrono::Duration::seconds(overlap as i64)));

@@ -15,7 +15,8 @@ use sea_orm::{
 
 use crate::budget::spend::{self, Charge};
 use crate::budget::Book;
-use crate::store::entities::{api_keys, usage_records, users};
+use crate::notify::producers;
+use crate::store::entities::{api_keys, usage_records};
 
 /// What a report changed.
 #[derive(Debug, Default)]
@@ -52,12 +53,11 @@ async fn rate_limit_events(
         .filter(api_keys::Column::Id.is_in(refusals.keys().map(|(k, _)| k.clone())))
         .all(c)
         .await?;
-    let owners =
-        users::Entity::find().filter(users::Column::Id.is_in(keys.iter().map(|k| k.user_id.clone()))).all(c).await?;
+    let owners = producers::emails(c, keys.iter().map(|k| k.user_id.clone())).await?;
     for ((key_id, minute), n) in refusals {
         let Some(k) = keys.iter().find(|k| k.id == key_id) else { continue };
-        let email = owners.iter().find(|u| u.id == k.user_id).and_then(|u| u.email.clone()).unwrap_or_default();
-        crate::notify::emit(c, &crate::notify::producers::rate_limited(k, &email, minute, n)).await?;
+        let email = owners.get(&k.user_id).map(String::as_str).unwrap_or_default();
+        crate::notify::emit(c, &producers::rate_limited(k, email, minute, n)).await?;
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use super::outbox::{self, Retry};
 use super::send::{Outgoing, Sender, CALL_TIMEOUT};
 use super::{emit, producers};
-use crate::store::entities::{api_keys, dataplanes, notification_destinations as destinations, users};
+use crate::store::entities::{api_keys, dataplanes, notification_destinations as destinations};
 use crate::store::{Backend, KeyStatus};
 
 /// Deliveries one sender claims at a time; the claim lasts long enough for
@@ -205,13 +205,10 @@ pub async fn checks(db: &DatabaseConnection, config: &Config) -> Result<(), DbEr
         .all(&txn)
         .await?;
     if !keys.is_empty() {
-        let owners = users::Entity::find()
-            .filter(users::Column::Id.is_in(keys.iter().map(|k| k.user_id.clone())))
-            .all(&txn)
-            .await?;
+        let owners = producers::emails(&txn, keys.iter().map(|k| k.user_id.clone())).await?;
         for k in &keys {
-            let email = owners.iter().find(|u| u.id == k.user_id).and_then(|u| u.email.clone()).unwrap_or_default();
-            if let Some(e) = producers::key_expiry(k, &email, now) {
+            let email = owners.get(&k.user_id).map(String::as_str).unwrap_or_default();
+            if let Some(e) = producers::key_expiry(k, email, now) {
                 emit(&txn, &e).await?;
             }
         }
