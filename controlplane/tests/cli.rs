@@ -152,6 +152,7 @@ on_both_backends!(
     user_and_team_limits,
     prices_crud,
     usage_reports_rows_and_total,
+    key_tables_name_owners_and_teams,
 );
 
 // ------------------------------------------------------------------ tests
@@ -767,4 +768,38 @@ fn usage_reports_rows_and_total(env: Env) {
     assert_eq!(u["total"]["requests"].as_u64(), Some(0), "{u}");
     srv.ccag(&cfg, &["usage"]).ok();
     srv.ccag(&cfg, &["usage", "--since", "yesterday"]).fails(8);
+    let csv = srv.ccag(&cfg, &["usage", "--format", "csv", "--by", "day"]).ok().stdout.clone();
+    assert!(csv.starts_with("bucket,group,name,requests,"), "{csv}");
+    let csv = srv.ccag(&cfg, &["usage", "--format", "csv"]).ok().stdout.clone();
+    assert!(csv.starts_with("group,name,requests,") && csv.contains("cost_micro_usd"), "{csv}");
+    srv.ccag(&cfg, &["usage", "--by", "hour", "--since", "40d"]).fails(8);
+    srv.ccag(&cfg, &["usage", "--team", "no-such-team"]).fails(6);
+}
+
+fn key_tables_name_owners_and_teams(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    srv.ccag(&cfg, &["users", "create", "--email", "zoe@example.com"]).ok();
+    srv.ccag(&cfg, &["teams", "create", "--name", "platform"]).ok();
+    let k = srv
+        .ccag(&cfg, &["keys", "create", "--name", "ci", "--user", "zoe@example.com", "--team", "platform", "--json"])
+        .json();
+    assert_eq!((s(&k["user"]), s(&k["team"])), ("zoe@example.com", "platform"), "{k}");
+    assert!(s(&k["user_id"]).starts_with("usr_") && s(&k["team_id"]).starts_with("team_"), "ids stay in the JSON: {k}");
+    let table = srv.ccag(&cfg, &["keys", "list"]).ok().stdout.clone();
+    assert!(table.contains("zoe@example.com") && table.contains("platform"), "{table}");
+    assert!(!table.contains("usr_"), "the table names the owner: {table}");
+}
+
+#[test]
+fn completions_and_the_man_page_need_no_control_plane() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ccag")).args(["completions", shell]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("notifications") && text.contains("budgets"), "{shell}: {text}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ccag")).arg("man").output().unwrap();
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && page.starts_with(".ie") && page.contains(".TH ccag 1"), "{page}");
+    assert!(page.contains("CCAG NOTIFICATIONS") && page.contains("\\-\\-endpoint"), "{page}");
 }

@@ -322,6 +322,7 @@ on_both_backends!(
     a_data_plane_ahead_of_the_database_starts_a_new_epoch,
     shutdown_ends_open_watch_streams,
     report_usage_is_idempotent_and_priced,
+    usage_by_hour_and_day_names_each_group,
     restart_keeps_users_and_keys,
 );
 
@@ -844,6 +845,68 @@ async fn report_usage_is_idempotent_and_priced(env: Env) {
     assert!(first.spend.iter().all(|c| c.id == admin_id && c.spend_micro_usd == 23_100), "{first:?}");
     assert!(again.spend.is_empty(), "{again:?}");
     assert_eq!(usage.total.as_ref().map(|t| t.requests), Some(2), "{usage:?}");
+}
+
+async fn usage_by_hour_and_day_names_each_group(env: Env) {
+    let srv = env.start_with(&[("CCAG_DATAPLANE_TOKEN", DATAPLANE_TOKEN)]);
+    let admin = Client::admin(&srv).await;
+    let admin_id = admin.user_id().await;
+    let key = admin.create_key("spender").await.api_key.expect("api_key");
+    // Two records in one UTC hour two days ago, one in the hour after it.
+    let hour_ms = 3_600_000;
+    let base = (now_ms() - 2 * 86_400_000) / hour_ms * hour_ms;
+    let record = |id: &str, at: u64| dp::UsageRecord {
+        request_id: id.into(),
+        operation: "messages".into(),
+        key_id: key.id.clone(),
+        user_id: admin_id.clone(),
+        model: "claude-haiku-4-5".into(),
+        bedrock_model: "anthropic.claude-haiku-4-5-20251001-v1:0".into(),
+        status: 200,
+        outcome: "ok".into(),
+        input_tokens: 1000,
+        started_at_ms: at,
+        ..Default::default()
+    };
+    let mut plane = admin.with_token(DATAPLANE_TOKEN).dataplane();
+    let records = vec![record("a", base + 60_000), record("b", base + 120_000), record("c", base + hour_ms + 5)];
+    plane.report_usage(dp::ReportUsageRequest { dataplane_id: "dp-test".into(), records }).await.expect("ReportUsage");
+    let get = |group: admin::UsageGroup, bucket: admin::UsageBucket, days: i64| {
+        let mut c = admin.usage();
+        async move {
+            c.get_usage(admin::GetUsageRequest {
+                group_by: group as i32,
+                bucket: bucket as i32,
+                since: (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339(),
+                ..Default::default()
+            })
+            .await
+        }
+    };
+    let hourly = get(admin::UsageGroup::Key, admin::UsageBucket::Hour, 3).await.expect("GetUsage").into_inner();
+    let start = chrono::DateTime::from_timestamp_millis(base as i64).unwrap();
+    let label = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:00:00Z").to_string();
+    let got: Vec<(String, String, u64)> =
+        hourly.rows.iter().map(|r| (r.bucket.clone(), r.name.clone(), r.requests)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (label(start), "spender".to_string(), 2),
+            (label(start + chrono::Duration::hours(1)), "spender".to_string(), 1)
+        ],
+        "{hourly:?}"
+    );
+    assert!(hourly.rows.iter().all(|r| r.group == key.id));
+    assert_eq!(hourly.total.as_ref().map(|t| t.requests), Some(3));
+
+    let daily = get(admin::UsageGroup::User, admin::UsageBucket::Day, 3).await.expect("GetUsage").into_inner();
+    let days: u64 = daily.rows.iter().map(|r| r.requests).sum();
+    assert_eq!(days, 3, "{daily:?}");
+    assert!(daily.rows.iter().all(|r| r.name == ADMIN && r.bucket.ends_with("T00:00:00Z")), "{daily:?}");
+
+    let too_long = get(admin::UsageGroup::User, admin::UsageBucket::Hour, 40).await.expect_err("40 days by hour");
+    assert_eq!(too_long.code(), Code::InvalidArgument);
+    assert!(too_long.message().contains("31 days"), "{}", too_long.message());
 }
 
 async fn restart_keeps_users_and_keys(env: Env) {

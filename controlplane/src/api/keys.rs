@@ -25,8 +25,40 @@ fn status_of(s: &str) -> KeyStatus {
     }
 }
 
+/// Keys with their owners' emails and teams' names, looked up once for all.
+async fn named<C: ConnectionTrait>(c: &C, keys: Vec<api_keys::Model>) -> Result<Vec<ApiKey>, ApiError> {
+    use crate::store::entities::teams;
+    let emails = producers::emails(c, keys.iter().map(|k| k.user_id.clone())).await?;
+    let team_ids: Vec<String> = keys.iter().filter_map(|k| k.team_id.clone()).collect();
+    let team_names: std::collections::HashMap<String, String> = if team_ids.is_empty() {
+        Default::default()
+    } else {
+        teams::Entity::find()
+            .filter(teams::Column::Id.is_in(team_ids))
+            .all(c)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect()
+    };
+    Ok(keys
+        .into_iter()
+        .map(|k| {
+            let user_email = emails.get(&k.user_id).cloned().unwrap_or_default();
+            let team_name = k.team_id.as_ref().and_then(|t| team_names.get(t)).cloned().unwrap_or_default();
+            ApiKey { user_email, team_name, ..to_proto(k) }
+        })
+        .collect())
+}
+
+async fn named_one<C: ConnectionTrait>(c: &C, key: api_keys::Model) -> Result<ApiKey, ApiError> {
+    Ok(named(c, vec![key]).await?.remove(0))
+}
+
 fn to_proto(k: api_keys::Model) -> ApiKey {
     ApiKey {
+        user_email: String::new(),
+        team_name: String::new(),
         status: status_of(&k.status) as i32,
         id: k.id,
         name: k.name,
@@ -110,12 +142,12 @@ impl KeyService for KeysApi {
         txn.emit(&producers::key_created(&row, &email, &who.email)).await?;
         txn.touch(Touched::Key(row.id.clone()));
         txn.commit().await?;
-        ok(CreateKeyResponse { api_key: Some(to_proto(row)), key })
+        ok(CreateKeyResponse { api_key: Some(named_one(&self.0.db, row).await?), key })
     }
 
     async fn get_key(&self, req: tonic::Request<GetKeyRequest>) -> ApiResult<ApiKey> {
         let who = self.0.caller(&req).await?;
-        ok(to_proto(find_for(&self.0.db, &who, &req.get_ref().id).await?))
+        ok(named_one(&self.0.db, find_for(&self.0.db, &who, &req.get_ref().id).await?).await?)
     }
 
     async fn list_keys(&self, req: tonic::Request<ListKeysRequest>) -> ApiResult<ListKeysResponse> {
@@ -153,7 +185,7 @@ impl KeyService for KeysApi {
         let (rows, next_page_token) = paging
             .page(q.order_by_asc(api_keys::Column::CreatedAt).order_by_asc(api_keys::Column::Id), &self.0.db)
             .await?;
-        ok(ListKeysResponse { keys: rows.into_iter().map(to_proto).collect(), next_page_token })
+        ok(ListKeysResponse { keys: named(&self.0.db, rows).await?, next_page_token })
     }
 
     async fn update_key(&self, req: tonic::Request<UpdateKeyRequest>) -> ApiResult<ApiKey> {
@@ -193,7 +225,7 @@ impl KeyService for KeysApi {
         txn.audit(AuditAction::KeyUpdate, "key", &after.id, Some(&before), Some(&after)).await?;
         txn.touch(Touched::Key(after.id.clone()));
         txn.commit().await?;
-        ok(to_proto(after))
+        ok(named_one(&self.0.db, after).await?)
     }
 
     async fn revoke_key(&self, req: tonic::Request<RevokeKeyRequest>) -> ApiResult<ApiKey> {
@@ -201,7 +233,7 @@ impl KeyService for KeysApi {
         let mut txn = Change::begin(&self.0, &who.user_id).await?;
         let before = find_for(txn.db(), &who, &req.get_ref().id).await?;
         if stored::KeyStatus::parse(&before.status) == stored::KeyStatus::Revoked {
-            return ok(to_proto(before));
+            return ok(named_one(&self.0.db, before).await?);
         }
         let mut am: api_keys::ActiveModel = before.clone().into();
         am.status = Set(stored::KeyStatus::Revoked.as_str().into());
@@ -212,7 +244,7 @@ impl KeyService for KeysApi {
         txn.emit(&producers::key_revoked(&after, &email, &who.email)).await?;
         txn.touch(Touched::Key(after.id.clone()));
         txn.commit().await?;
-        ok(to_proto(after))
+        ok(named_one(&self.0.db, after).await?)
     }
 
     async fn delete_key(&self, req: tonic::Request<DeleteKeyRequest>) -> ApiResult<DeleteResponse> {

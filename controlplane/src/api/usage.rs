@@ -10,14 +10,17 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, FromQueryResult, Query
 
 use super::{ok, ts, ApiError, ApiResult, Change, Shared};
 use crate::fleet::Touched;
-use crate::store::entities::{model_prices, usage_records};
-use crate::store::AuditAction;
+use std::collections::HashMap;
+
+use crate::store::entities::{api_keys, model_prices, teams, usage_records, users};
+use crate::store::{AuditAction, Backend};
 
 pub struct UsageApi(pub Shared);
 pub struct PricingApi(pub Shared);
 
 #[derive(Debug, FromQueryResult)]
 struct Row {
+    bucket: String,
     grp: String,
     requests: i64,
     input: i64,
@@ -52,6 +55,22 @@ impl UsageService for UsageApi {
         if since >= until {
             return Err(ApiError::InvalidArgument("since must be before until".into()).into());
         }
+        let bucket = match UsageBucket::try_from(r.bucket) {
+            Ok(b) => b,
+            Err(_) => return Err(ApiError::InvalidArgument("bucket: hour or day".into()).into()),
+        };
+        let longest = match bucket {
+            UsageBucket::Hour => Some((chrono::Duration::days(31), "31 days")),
+            UsageBucket::Day => Some((chrono::Duration::days(366), "366 days")),
+            UsageBucket::Unspecified => None,
+        };
+        if let Some((_, text)) = longest.filter(|(span, _)| until - since > *span) {
+            return Err(ApiError::InvalidArgument(format!(
+                "since: a series by {} spans at most {text}",
+                bucket_name(bucket)
+            ))
+            .into());
+        }
         use usage_records::Column as C;
         let group = match UsageGroup::try_from(r.group_by) {
             Ok(UsageGroup::Unspecified | UsageGroup::User) => C::UserId,
@@ -62,6 +81,7 @@ impl UsageService for UsageApi {
         };
         let mut q = usage_records::Entity::find()
             .select_only()
+            .column_as(bucket_expr(self.0.backend, bucket), "bucket")
             .column_as(group, "grp")
             .column_as(Expr::col(C::RequestId).count(), "requests")
             .column_as(total(C::InputTokens), "input")
@@ -81,20 +101,35 @@ impl UsageService for UsageApi {
             .filter(C::StartedAt.gte(since))
             .filter(C::StartedAt.lt(until));
         // Members see their own usage only, whatever they ask for.
-        let user_filter = if who.is_admin() { r.user_id.trim().to_owned() } else { who.user_id.clone() };
-        for (col, v) in [(C::UserId, user_filter.as_str()), (C::TeamId, r.team_id.trim()), (C::KeyId, r.key_id.trim())]
+        let user_filter = match r.user_id.trim() {
+            _ if !who.is_admin() => who.user_id.clone(),
+            "" => String::new(),
+            u => super::users::find(&self.0.db, u).await?.id,
+        };
+        let team_filter = match r.team_id.trim() {
+            "" => String::new(),
+            t => super::teams::find(&self.0.db, t).await?.id,
+        };
+        for (col, v) in
+            [(C::UserId, user_filter.as_str()), (C::TeamId, team_filter.as_str()), (C::KeyId, r.key_id.trim())]
         {
             if !v.is_empty() {
                 q = q.filter(col.eq(v));
             }
         }
+        if bucket != UsageBucket::Unspecified {
+            q = q.group_by(bucket_expr(self.0.backend, bucket)).order_by_asc(bucket_expr(self.0.backend, bucket));
+        }
         let rows =
             q.group_by(group).order_by_asc(group).into_model::<Row>().all(&self.0.db).await.map_err(ApiError::from)?;
+        let names = names(&self.0.db, r.group_by, rows.iter().map(|r| r.grp.clone())).await?;
         let mut sum = UsageRow { group: "total".into(), ..Default::default() };
         let rows: Vec<UsageRow> = rows
             .into_iter()
             .map(|row| {
                 let r = UsageRow {
+                    name: names.get(&row.grp).cloned().unwrap_or_else(|| row.grp.clone()),
+                    bucket: row.bucket,
                     group: row.grp,
                     requests: row.requests.max(0) as u64,
                     input_tokens: row.input.max(0) as u64,
@@ -118,6 +153,69 @@ impl UsageService for UsageApi {
         sum.cost_usd = micro_to_usd(sum.cost_micro_usd);
         ok(GetUsageResponse { rows, total: Some(sum) })
     }
+}
+
+fn bucket_name(b: UsageBucket) -> &'static str {
+    match b {
+        UsageBucket::Hour => "hour",
+        UsageBucket::Day => "day",
+        UsageBucket::Unspecified => "period",
+    }
+}
+
+/// The start of each record's UTC hour or day as RFC 3339 text, computed by
+/// the database (each has its own date functions); '' without a bucket.
+fn bucket_expr(backend: Backend, b: UsageBucket) -> SimpleExpr {
+    let sql = match (backend, b) {
+        (_, UsageBucket::Unspecified) => "''",
+        (Backend::Postgres, UsageBucket::Hour) => {
+            r#"to_char(date_trunc('hour', started_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T"HH24:00:00"Z"')"#
+        }
+        (Backend::Postgres, UsageBucket::Day) => {
+            r#"to_char(date_trunc('day', started_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T00:00:00Z"')"#
+        }
+        (Backend::Sqlite, UsageBucket::Hour) => "strftime('%Y-%m-%dT%H:00:00Z', started_at)",
+        (Backend::Sqlite, UsageBucket::Day) => "strftime('%Y-%m-%dT00:00:00Z', started_at)",
+    };
+    Expr::cust(sql)
+}
+
+/// Readable names of the groups: users' emails (or display names), teams'
+/// and keys' names; models are their own names.
+async fn names(
+    db: &sea_orm::DatabaseConnection,
+    group_by: i32,
+    ids: impl Iterator<Item = String>,
+) -> Result<HashMap<String, String>, ApiError> {
+    let ids: Vec<String> =
+        ids.filter(|i| !i.is_empty()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(match UsageGroup::try_from(group_by) {
+        Ok(UsageGroup::Unspecified | UsageGroup::User) => users::Entity::find()
+            .filter(users::Column::Id.is_in(ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.email.unwrap_or(u.display_name)))
+            .collect(),
+        Ok(UsageGroup::Team) => teams::Entity::find()
+            .filter(teams::Column::Id.is_in(ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect(),
+        Ok(UsageGroup::Key) => api_keys::Entity::find()
+            .filter(api_keys::Column::Id.is_in(ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|k| (k.id, k.name))
+            .collect(),
+        _ => HashMap::new(),
+    })
 }
 
 fn micro_to_usd(micro: i64) -> f64 {

@@ -90,6 +90,13 @@ pub enum Command {
     /// Send gateway events to webhooks, SNS topics and EventBridge buses
     #[command(subcommand)]
     Notifications(NotificationsCmd),
+    /// Print a shell completion script, e.g. `ccag completions bash > /etc/bash_completion.d/ccag`
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `ccag man > /usr/local/share/man/man1/ccag.1`
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -558,11 +565,30 @@ pub enum UsageGroupArg {
     Model,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BucketArg {
+    Hour,
+    Day,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UsageFormat {
+    Table,
+    Json,
+    Csv,
+}
+
 #[derive(Debug, Args)]
 pub struct UsageArgs {
     /// Group rows by this
     #[arg(long, value_enum, default_value_t = UsageGroupArg::User)]
     pub group_by: UsageGroupArg,
+    /// A time series: one row per group and UTC hour (up to 31 days) or day (up to 366)
+    #[arg(long, value_enum)]
+    pub by: Option<BucketArg>,
+    /// Output format (--json is the same as --format json)
+    #[arg(long, value_enum, default_value_t = UsageFormat::Table)]
+    pub format: UsageFormat,
     /// Start: RFC 3339, or an age such as 90m, 24h, 7d, 2w [default: 30 days ago]
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
@@ -572,7 +598,7 @@ pub struct UsageArgs {
     /// Only this user (id or email)
     #[arg(long)]
     pub user: Option<String>,
-    /// Only this team id
+    /// Only this team (name or id)
     #[arg(long)]
     pub team: Option<String>,
     /// Only this key id

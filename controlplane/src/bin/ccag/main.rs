@@ -64,6 +64,9 @@ async fn run(cli: Cli) -> Result<Out, CliError> {
     match cli.command {
         Command::Login(a) => commands::auth::login(endpoint, a, json).await,
         Command::Logout => commands::auth::logout(json),
+        // Neither needs a control plane.
+        Command::Completions { shell } => Ok(completions(shell).into()),
+        Command::Man => man().map(Into::into),
         command => {
             let ctx = open(endpoint, token).await?;
             match command {
@@ -81,10 +84,44 @@ async fn run(cli: Cli) -> Result<Out, CliError> {
                 Command::Prices(c) => commands::usage::prices(&ctx, c, json).await,
                 Command::Budgets(c) => commands::budgets::run(&ctx, c, json).await,
                 Command::Notifications(c) => commands::notifications::run(&ctx, c, json).await,
-                Command::Login(_) | Command::Logout => unreachable!("handled above"),
+                Command::Login(_) | Command::Logout | Command::Completions { .. } | Command::Man => {
+                    unreachable!("handled above")
+                }
             }
         }
     }
+}
+
+fn completions(shell: clap_complete::Shell) -> String {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "ccag", &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One page for the whole tool: every subcommand with its options.
+fn man() -> Result<String, CliError> {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    let cmd = Cli::command();
+    let fail = |e: std::io::Error| CliError::other(format!("rendering the manual page: {e}"));
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(&mut out).map_err(fail)?;
+    man.render_name_section(&mut out).map_err(fail)?;
+    man.render_synopsis_section(&mut out).map_err(fail)?;
+    man.render_description_section(&mut out).map_err(fail)?;
+    man.render_options_section(&mut out).map_err(fail)?;
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = format!("ccag {}", sub.get_name());
+        let page = clap_mangen::Man::new(sub.clone());
+        out.extend_from_slice(format!(".SH \"{}\"\n", name.to_uppercase()).as_bytes());
+        page.render_description_section(&mut out).map_err(fail)?;
+        page.render_options_section(&mut out).map_err(fail)?;
+        page.render_subcommands_section(&mut out).map_err(fail)?;
+    }
+    man.render_version_section(&mut out).map_err(fail)?;
+    man.render_extra_section(&mut out).map_err(fail)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Where to connect and with which token: `--token`/`CCAG_TOKEN` at

@@ -145,14 +145,17 @@ impl Resource for pb::Team {
 impl Resource for pb::ApiKey {
     const PLURAL: &'static str = "keys";
     const COLUMNS: &'static [&'static str] =
-        &["id", "name", "prefix", "user_id", "team_id", "status", "rpm", "tpm", "expires_at"];
+        &["id", "name", "prefix", "user", "team", "status", "rpm", "tpm", "expires_at"];
     fn record(&self) -> Record {
+        let or_id = |name: &str, id: &str| if name.is_empty() { id.to_owned() } else { name.to_owned() };
         Record::new()
             .field("id", self.id.clone())
             .field("name", self.name.clone())
             .field("prefix", self.prefix.clone())
             .field("user_id", self.user_id.clone())
+            .field("user", or_id(&self.user_email, &self.user_id))
             .field("team_id", self.team_id.clone())
+            .field("team", or_id(&self.team_name, &self.team_id))
             .field("status", key_status_name(self.status))
             .field("rpm", self.rpm)
             .field("tpm", self.tpm)
@@ -382,7 +385,8 @@ impl Resource for pb::DataPlane {
 impl Resource for pb::UsageRow {
     const PLURAL: &'static str = "usage rows";
     const COLUMNS: &'static [&'static str] = &[
-        "group",
+        "bucket",
+        "name",
         "requests",
         "input_tokens",
         "output_tokens",
@@ -394,6 +398,8 @@ impl Resource for pb::UsageRow {
     fn record(&self) -> Record {
         Record::new()
             .field("group", self.group.clone())
+            .field("name", self.name.clone())
+            .field("bucket", self.bucket.clone())
             .field("requests", self.requests)
             .field("input_tokens", self.input_tokens)
             .field("output_tokens", self.output_tokens)
@@ -496,6 +502,17 @@ impl Resource for pb::BudgetStatusLine {
 }
 
 /// A float as a JSON number (null when not finite, which JSON cannot hold).
+/// Exact dollars from micro-USD, with at least the cents: 8500 → "0.0085",
+/// 1230000 → "1.23".
+pub fn usd_text(micro: i64) -> String {
+    let sign = if micro < 0 { "-" } else { "" };
+    let m = micro.unsigned_abs();
+    let frac = format!("{:06}", m % 1_000_000);
+    let frac = frac.trim_end_matches('0');
+    let frac = if frac.len() < 2 { format!("{frac:0<2}") } else { frac.to_owned() };
+    format!("{sign}{}.{frac}", m / 1_000_000)
+}
+
 fn float(v: f64) -> Value {
     serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
 }
@@ -613,7 +630,18 @@ mod tests {
             last_used_at: String::new(),
             expires_at: String::new(),
             updated_at: "2025-01-02T00:00:00Z".into(),
+            user_email: "ada@example.com".into(),
+            team_name: String::new(),
         }
+    }
+
+    #[test]
+    fn dollars_are_exact_with_at_least_the_cents() {
+        assert_eq!(usd_text(8_500), "0.0085");
+        assert_eq!(usd_text(1_230_000), "1.23");
+        assert_eq!(usd_text(0), "0.00");
+        assert_eq!(usd_text(12_000_001), "12.000001");
+        assert_eq!(usd_text(-500_000), "-0.50");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use ccag_proto::admin::v1 as pb;
 
 use super::{deleted_out, one_out, Out};
-use crate::args::{PricesCmd, UsageArgs, UsageGroupArg};
+use crate::args::{BucketArg, PricesCmd, UsageArgs, UsageFormat, UsageGroupArg};
 use crate::client::Ctx;
 use crate::error::CliError;
 use crate::output::{self, Record, Resource};
@@ -39,10 +39,14 @@ fn time_arg(v: Option<String>) -> Result<String, CliError> {
 }
 
 pub async fn usage(ctx: &Ctx, args: UsageArgs, json: bool) -> Result<Out, CliError> {
-    let user_id = match args.user {
-        Some(u) => ctx.user_id(&u).await?,
-        None => String::new(),
+    // The server takes an id or an email.
+    let user_id = args.user.unwrap_or_default();
+    let bucket = match args.by {
+        None => pb::UsageBucket::Unspecified,
+        Some(BucketArg::Hour) => pb::UsageBucket::Hour,
+        Some(BucketArg::Day) => pb::UsageBucket::Day,
     };
+    let format = if json { UsageFormat::Json } else { args.format };
     let resp = ctx
         .usage()
         .get_usage(pb::GetUsageRequest {
@@ -52,15 +56,63 @@ pub async fn usage(ctx: &Ctx, args: UsageArgs, json: bool) -> Result<Out, CliErr
             user_id,
             team_id: args.team.unwrap_or_default(),
             key_id: args.key.unwrap_or_default(),
+            bucket: bucket as i32,
         })
         .await
         .map_err(|s| ctx.err(s))?
         .into_inner();
-    Ok(render_usage(&resp, json).into())
+    let series = bucket != pb::UsageBucket::Unspecified;
+    Ok(match format {
+        UsageFormat::Csv => render_csv(&resp, series)?,
+        f => render_usage(&resp, f == UsageFormat::Json, series),
+    }
+    .into())
 }
 
-/// JSON: `{"rows": [...], "total": {...}}`; text: a table ending in a total row.
-fn render_usage(resp: &pb::GetUsageResponse, json: bool) -> String {
+/// One line per row, ids and names both, exact micro-USD beside dollars;
+/// no total line (spreadsheets sum for themselves).
+fn render_csv(resp: &pb::GetUsageResponse, series: bool) -> Result<String, CliError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["group", "name"];
+    if series {
+        header.insert(0, "bucket");
+    }
+    header.extend([
+        "requests",
+        "input_tokens",
+        "output_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+        "cost_usd",
+        "cost_micro_usd",
+        "unpriced_requests",
+    ]);
+    let fail = |e: csv::Error| CliError::other(format!("writing CSV: {e}"));
+    w.write_record(&header).map_err(fail)?;
+    for r in &resp.rows {
+        let mut line = vec![r.group.clone(), r.name.clone()];
+        if series {
+            line.insert(0, r.bucket.clone());
+        }
+        line.extend([
+            r.requests.to_string(),
+            r.input_tokens.to_string(),
+            r.output_tokens.to_string(),
+            r.cache_creation_input_tokens.to_string(),
+            r.cache_read_input_tokens.to_string(),
+            output::usd_text(r.cost_micro_usd),
+            r.cost_micro_usd.to_string(),
+            r.unpriced_requests.to_string(),
+        ]);
+        w.write_record(&line).map_err(fail)?;
+    }
+    let bytes = w.into_inner().map_err(|e| CliError::other(format!("writing CSV: {e}")))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// JSON: `{"rows": [...], "total": {...}}`; text: a table of names (ids
+/// are in the JSON) ending in a total row.
+fn render_usage(resp: &pb::GetUsageResponse, json: bool, series: bool) -> String {
     let total = resp.total.clone().unwrap_or_default();
     if json {
         let rows: Vec<Record> = resp.rows.iter().map(Resource::record).collect();
@@ -72,9 +124,10 @@ fn render_usage(resp: &pb::GetUsageResponse, json: bool) -> String {
         return "No usage in this period.\n".to_string();
     }
     let mut total = total;
-    total.group = "TOTAL".into();
+    total.name = "TOTAL".into();
     recs.push(total.record());
-    output::list_table(pb::UsageRow::COLUMNS, &recs, pb::UsageRow::PLURAL)
+    let columns: Vec<&str> = pb::UsageRow::COLUMNS.iter().copied().filter(|c| series || *c != "bucket").collect();
+    output::list_table(&columns, &recs, pb::UsageRow::PLURAL)
 }
 
 pub async fn prices(ctx: &Ctx, cmd: PricesCmd, json: bool) -> Result<Out, CliError> {
@@ -161,7 +214,8 @@ mod tests {
 
     fn resp() -> pb::GetUsageResponse {
         let row = |g: &str, r: u64, c: f64| pb::UsageRow {
-            group: g.into(),
+            group: format!("usr_{g}"),
+            name: format!("{g}@example.com"),
             requests: r,
             input_tokens: 10 * r,
             cost_usd: c,
@@ -172,18 +226,32 @@ mod tests {
 
     #[test]
     fn usage_json_has_rows_and_total() {
-        let v: serde_json::Value = serde_json::from_str(&render_usage(&resp(), true)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&render_usage(&resp(), true, false)).unwrap();
         assert_eq!(v["rows"].as_array().unwrap().len(), 2);
-        assert_eq!(v["rows"][0]["group"], "alice");
+        assert_eq!(v["rows"][0]["group"], "usr_alice");
+        assert_eq!(v["rows"][0]["name"], "alice@example.com");
         assert_eq!(v["total"]["requests"], 3);
         assert_eq!(v["total"]["cost_usd"], 0.75);
     }
 
     #[test]
     fn usage_text_ends_with_a_total() {
-        let t = render_usage(&resp(), false);
-        assert!(t.contains("alice") && t.contains("TOTAL") && t.contains("0.75"), "{t}");
+        let t = render_usage(&resp(), false, false);
+        assert!(t.contains("alice@example.com") && t.contains("TOTAL") && t.contains("0.75"), "{t}");
+        assert!(!t.contains("usr_alice") && !t.contains("BUCKET"), "tables show names, ids are in the JSON: {t}");
         let empty = pb::GetUsageResponse::default();
-        assert_eq!(render_usage(&empty, false), "No usage in this period.\n");
+        assert_eq!(render_usage(&empty, false, false), "No usage in this period.\n");
+    }
+
+    #[test]
+    fn a_series_table_leads_with_its_bucket_and_csv_has_ids_and_names() {
+        let mut r = resp();
+        r.rows[0].bucket = "2026-12-01T00:00:00Z".into();
+        assert!(render_usage(&r, false, true).contains("BUCKET"));
+        let csv = render_csv(&r, true).unwrap();
+        let mut lines = csv.lines();
+        assert!(lines.next().unwrap().starts_with("bucket,group,name,requests"));
+        assert!(lines.next().unwrap().starts_with("2026-12-01T00:00:00Z,usr_alice,alice@example.com,2,20,"), "{csv}");
+        assert_eq!(csv.lines().count(), 3, "no total line: {csv}");
     }
 }
