@@ -153,6 +153,7 @@ on_both_backends!(
     prices_crud,
     usage_reports_rows_and_total,
     key_tables_name_owners_and_teams,
+    keys_are_found_by_name_and_an_ambiguous_name_lists_the_candidates,
 );
 
 // ------------------------------------------------------------------ tests
@@ -789,6 +790,27 @@ fn key_tables_name_owners_and_teams(env: Env) {
     let table = srv.ccag(&cfg, &["keys", "list"]).ok().stdout.clone();
     assert!(table.contains("zoe@example.com") && table.contains("platform"), "{table}");
     assert!(!table.contains("usr_"), "the table names the owner: {table}");
+}
+
+fn keys_are_found_by_name_and_an_ambiguous_name_lists_the_candidates(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    srv.ccag(&cfg, &["users", "create", "--email", "amy@example.com"]).ok();
+    let mine = srv.ccag(&cfg, &["keys", "create", "--name", "laptop", "--json"]).json();
+    let got = srv.ccag(&cfg, &["keys", "get", "laptop", "--json"]).json();
+    assert_eq!(got["id"], mine["id"]);
+    srv.ccag(&cfg, &["usage", "--key", "laptop"]).ok();
+    let theirs = srv.ccag(&cfg, &["keys", "create", "--name", "laptop", "--user", "amy@example.com", "--json"]).json();
+    let run = srv.ccag(&cfg, &["keys", "revoke", "laptop"]);
+    run.fails(8);
+    let line = run.stderr.clone();
+    assert!(line.contains("ambiguous") && line.contains(s(&mine["id"])) && line.contains(s(&theirs["id"])), "{line}");
+    assert!(line.contains("amy@example.com"), "candidates name their owners: {line}");
+    // By id, as always; nothing was revoked by the refused name.
+    let k = srv.ccag(&cfg, &["keys", "revoke", s(&theirs["id"]), "--json"]).json();
+    assert_eq!(k["status"], "revoked");
+    assert_eq!(srv.ccag(&cfg, &["keys", "get", s(&mine["id"]), "--json"]).json()["status"], "active");
+    srv.ccag(&cfg, &["keys", "get", "no-such-key"]).fails(6);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use ccag_proto::admin::v1::key_service_server::KeyService;
 use ccag_proto::admin::v1::*;
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use super::{expiry, limit, ok, require, ts, ts_opt, ApiError, ApiResult, Change, Paging, Shared};
 use crate::auth::Principal;
@@ -74,14 +74,44 @@ fn to_proto(k: api_keys::Model) -> ApiKey {
     }
 }
 
-/// The key, if the caller may see it. Members asking for another user's key
-/// get PERMISSION_DENIED whether or not it exists.
-async fn find_for<C: ConnectionTrait>(c: &C, who: &Principal, id: &str) -> Result<api_keys::Model, ApiError> {
-    let found = api_keys::Entity::find_by_id(id.trim()).one(c).await?;
-    match found {
-        Some(k) if who.is_admin() || k.user_id == who.user_id => Ok(k),
-        _ if !who.is_admin() => Err(ApiError::PermissionDenied("members may only act on their own keys".into())),
-        _ => Err(ApiError::NotFound(format!("key {:?} not found", id.trim()))),
+/// The key, by id or by name, if the caller may see it. Members asking for
+/// another user's key get PERMISSION_DENIED whether or not it exists, and
+/// their names reach only their own keys; a name several keys share is
+/// refused with the candidates listed.
+pub(super) async fn find_for<C: ConnectionTrait>(
+    c: &C,
+    who: &Principal,
+    id_or_name: &str,
+) -> Result<api_keys::Model, ApiError> {
+    let wanted = id_or_name.trim();
+    if let Some(k) = api_keys::Entity::find_by_id(wanted).one(c).await? {
+        return match k {
+            k if who.is_admin() || k.user_id == who.user_id => Ok(k),
+            _ => Err(ApiError::PermissionDenied("members may only act on their own keys".into())),
+        };
+    }
+    let mut q = api_keys::Entity::find().filter(api_keys::Column::Name.eq(wanted)).order_by_asc(api_keys::Column::Id);
+    if !who.is_admin() {
+        q = q.filter(api_keys::Column::UserId.eq(who.user_id.clone()));
+    }
+    let mut named = q.limit(11).all(c).await?;
+    match named.len() {
+        1 => Ok(named.remove(0)),
+        0 if !who.is_admin() => Err(ApiError::PermissionDenied("members may only act on their own keys".into())),
+        0 => Err(ApiError::NotFound(format!("key {wanted:?} not found"))),
+        n => {
+            let emails = producers::emails(c, named.iter().map(|k| k.user_id.clone())).await?;
+            let list: Vec<String> = named
+                .iter()
+                .take(10)
+                .map(|k| format!("{} ({})", k.id, emails.get(&k.user_id).map(String::as_str).unwrap_or(&k.user_id)))
+                .collect();
+            let more = if n > 10 { ", …" } else { "" };
+            Err(ApiError::InvalidArgument(format!(
+                "key name {wanted:?} is ambiguous: {}{more}; give the key's id",
+                list.join(", ")
+            )))
+        }
     }
 }
 

@@ -110,8 +110,12 @@ impl UsageService for UsageApi {
             "" => String::new(),
             t => super::teams::find(&self.0.db, t).await?.id,
         };
+        let key_filter = match r.key_id.trim() {
+            "" => String::new(),
+            k => super::keys::find_for(&self.0.db, &who, k).await?.id,
+        };
         for (col, v) in
-            [(C::UserId, user_filter.as_str()), (C::TeamId, team_filter.as_str()), (C::KeyId, r.key_id.trim())]
+            [(C::UserId, user_filter.as_str()), (C::TeamId, team_filter.as_str()), (C::KeyId, key_filter.as_str())]
         {
             if !v.is_empty() {
                 q = q.filter(col.eq(v));

@@ -337,7 +337,7 @@ pub enum KeysCmd {
         /// Owner (user id or email)
         #[arg(long)]
         user: Option<String>,
-        /// Team id
+        /// Team (name or id)
         #[arg(long)]
         team: Option<String>,
         #[arg(long, value_enum)]
@@ -347,12 +347,14 @@ pub enum KeysCmd {
     },
     /// Show a key (never the plaintext key)
     Get {
-        #[arg(value_name = "ID")]
+        /// The key's id, or its name (refused, with the candidates, when several keys share it)
+        #[arg(value_name = "KEY")]
         id: String,
     },
     /// Change a key; options not given are left as they are
     Update {
-        #[arg(value_name = "ID")]
+        /// The key's id, or its name (refused, with the candidates, when several keys share it)
+        #[arg(value_name = "KEY")]
         id: String,
         #[arg(long)]
         name: Option<String>,
@@ -362,18 +364,20 @@ pub enum KeysCmd {
         rpm: Option<u32>,
         #[arg(long, value_name = "N")]
         tpm: Option<u32>,
-        /// Team id (empty: no team)
+        /// Team, by name or id (empty: no team)
         #[arg(long)]
         team: Option<String>,
     },
     /// Revoke a key, immediately and for good
     Revoke {
-        #[arg(value_name = "ID")]
+        /// The key's id, or its name (refused, with the candidates, when several keys share it)
+        #[arg(value_name = "KEY")]
         id: String,
     },
     /// Delete a key
     Delete {
-        #[arg(value_name = "ID")]
+        /// The key's id, or its name (refused, with the candidates, when several keys share it)
+        #[arg(value_name = "KEY")]
         id: String,
     },
 }
@@ -601,7 +605,7 @@ pub struct UsageArgs {
     /// Only this team (name or id)
     #[arg(long)]
     pub team: Option<String>,
-    /// Only this key id
+    /// Only this key (id or name)
     #[arg(long)]
     pub key: Option<String>,
 }
