@@ -24,8 +24,9 @@ def blocks():
     return found
 
 
-def run(script, cwd, env):
-    p = subprocess.run(
+def bash(script, cwd, env):
+    """A block as a reader runs it: bash, stopping at the first failure."""
+    return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=cwd,
         env=env,
@@ -34,6 +35,10 @@ def run(script, cwd, env):
         timeout=240,
         stdin=subprocess.DEVNULL,
     )
+
+
+def run(script, cwd, env):
+    p = bash(script, cwd, env)
     assert p.returncode == 0, f"exit {p.returncode}\n--- script\n{script}\n--- stdout\n{p.stdout}\n--- stderr\n{p.stderr}"
     return p.stdout
 
@@ -91,6 +96,5 @@ def test_the_getting_started_page_takes_a_newcomer_to_claude_code_answering(bins
 
 
 def _answers(script, cwd, env):
-    p = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=240, stdin=subprocess.DEVNULL)
+    p = bash(script, cwd, env)
     return p.returncode == 0 and "Hello from the Bedrock double." in p.stdout

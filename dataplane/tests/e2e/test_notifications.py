@@ -28,7 +28,8 @@ from botocore.exceptions import ClientError
 from standardwebhooks.webhooks import Webhook
 
 from conftest import stop_process
-from fleet import Fleet, client, free_port, make_certs, wait_until
+from fleet import client, free_port, make_certs, wait_until
+from test_budgets import start
 from test_ha import Replicas, psql
 
 HAIKU = "claude-haiku-4-5"
@@ -213,18 +214,9 @@ def drain_queue(aws, q, want, timeout=20.0):
     return out
 
 
-def start(double_url, tmp_path, env, dps=()):
-    f = Fleet(double_url, tmp_path, cp_env=env)
-    f.start_cp()
-    f.login()
-    for name in dps:
-        f.start_dp(name)
-    return f
-
-
 @pytest.fixture
 def gw(bins, shared_double_url, tmp_path, aws):
-    f = start(shared_double_url, tmp_path, cp_env(aws))
+    f = start(shared_double_url, tmp_path, dps=(), cp_env=cp_env(aws))
     yield f
     f.stop_all()
 
@@ -248,7 +240,7 @@ def once_each(events):
 def test_a_budget_crossing_reaches_a_webhook_an_sns_topic_and_an_eventbridge_bus_once_each(
     bins, shared_double_url, tmp_path, aws, receiver
 ):
-    f = start(shared_double_url, tmp_path, cp_env(aws), dps=("a",))
+    f = start(shared_double_url, tmp_path, cp_env=cp_env(aws))
     try:
         topic, sns_q = sns_sink(aws)
         bus, eb_q = eventbridge_sink(aws)
@@ -340,7 +332,7 @@ def test_a_destination_failing_past_the_retry_window_is_marked_dead_and_reported
     bins, shared_double_url, tmp_path, aws, receiver
 ):
     env = cp_env(aws, CCAG_NOTIFY_RETRY_WINDOW_SECS=3, CCAG_NOTIFY_FAILING_AFTER_SECS=2)
-    f = start(shared_double_url, tmp_path, env)
+    f = start(shared_double_url, tmp_path, dps=(), cp_env=env)
     watcher = Receiver()
     try:
         dead = webhook(f, receiver, "--name", "dead", "--events", "key")
@@ -403,7 +395,7 @@ def test_an_https_webhook_is_checked_against_the_trust_store_by_its_host_name(
     make_certs(certs)
     secure = Receiver(tls=(str(certs / "server.pem"), str(certs / "server.key")))
     env = cp_env(aws, SSL_CERT_FILE=certs / "ca.pem", CCAG_OUTBOUND_ALLOW_CIDRS="127.0.0.1/32,::1/128")
-    f = start(shared_double_url, tmp_path, env)
+    f = start(shared_double_url, tmp_path, dps=(), cp_env=env)
     try:
         # By name: resolved, checked, pinned, and the certificate matched to "localhost".
         d = f.ccag_json("notifications", "create", "--webhook", f"https://localhost:{secure.port}/hook", "--name", "tls")
@@ -423,7 +415,7 @@ def test_an_https_webhook_is_checked_against_the_trust_store_by_its_host_name(
 def test_loopback_is_refused_unless_the_outbound_allow_list_names_it(bins, shared_double_url, tmp_path, aws, receiver):
     env = cp_env(aws)
     env.pop("CCAG_OUTBOUND_ALLOW_CIDRS")
-    f = start(shared_double_url, tmp_path, env)
+    f = start(shared_double_url, tmp_path, dps=(), cp_env=env)
     try:
         p = f.ccag("notifications", "create", "--webhook", receiver.url, check=False)
         assert p.returncode != 0 and "loopback" in p.stderr and "CCAG_OUTBOUND_ALLOW_CIDRS" in p.stderr, p.stderr
@@ -462,7 +454,7 @@ def test_an_aws_call_with_the_wrong_credentials_fails_with_the_services_reason(
     bins, shared_double_url, tmp_path, aws
 ):
     env = cp_env(aws, AWS_SECRET_ACCESS_KEY="not-the-secret")
-    f = start(shared_double_url, tmp_path, env)
+    f = start(shared_double_url, tmp_path, dps=(), cp_env=env)
     try:
         topic, _ = sns_sink(aws)
         bus, _ = eventbridge_sink(aws)
@@ -531,7 +523,7 @@ def test_a_key_expiring_within_a_week_is_notified_once(gw, receiver):
 def test_rate_limit_refusals_are_notified_at_most_once_per_minute_per_key(
     bins, shared_double_url, tmp_path, aws, receiver
 ):
-    f = start(shared_double_url, tmp_path, cp_env(aws), dps=("a",))
+    f = start(shared_double_url, tmp_path, cp_env=cp_env(aws))
     try:
         webhook(f, receiver, "--events", "rate_limit")
         me = f.ccag_json("whoami")["user_id"]
