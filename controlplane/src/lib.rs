@@ -2,8 +2,10 @@
 //! endpoints, settings, audit log) and serves the gRPC admin API that the
 //! `ccag` CLI and automation use.
 //!
-//! `store` is the database and its entities, `auth` decides who is calling,
-//! `api` holds one module per gRPC service, `fleet` distributes the
+//! `store` is the database and its entities, `auth` decides who is calling
+//! (sessions, API tokens, passwords), `identity` signs people in through
+//! OpenID Connect providers, `http` serves the browser side of that and the
+//! probes, `api` holds one module per gRPC service, `fleet` distributes the
 //! configuration to the data planes and takes their usage, `lease` runs
 //! singleton work on one replica at a time, `gateway_settings` is the typed
 //! settings registry, and `server` runs the listeners.
@@ -13,6 +15,8 @@ pub mod auth;
 pub mod budget;
 pub mod fleet;
 pub mod gateway_settings;
+pub mod http;
+pub mod identity;
 pub mod lease;
 pub mod notify;
 pub mod outbound;
@@ -50,6 +54,14 @@ pub struct Settings {
     /// they are not public.
     pub outbound: outbound::Policy,
     pub notify: notify::worker::Config,
+    /// `CCAG_PUBLIC_URL`: the origin browsers and identity providers reach
+    /// the gateway's sign-in at; the control plane's HTTP address when unset.
+    pub public_url: Option<String>,
+    /// `ADMIN_USERS`: comma-separated subjects or emails that are admins
+    /// whenever they sign in through an identity provider.
+    pub admin_users: Vec<String>,
+    /// `OIDC_ISSUER` and friends: one identity provider set up at start-up.
+    pub oidc: Option<api::idps::FromEnv>,
 }
 
 pub struct Tls {
@@ -68,9 +80,43 @@ impl Settings {
             Some(v) => Duration::from_secs(v.parse().map_err(|e| format!("CCAG_SESSION_TTL_SECS={v:?}: {e}"))?),
             None => Duration::from_secs(12 * 3600),
         };
+        let http_addr = addr("CCAG_HTTP_ADDR", "127.0.0.1:8081")?;
+        let public_url = match var("CCAG_PUBLIC_URL") {
+            Some(u) => {
+                let u = u.trim().trim_end_matches('/').to_owned();
+                let t = outbound::idp_target(&u).map_err(|e| format!("CCAG_PUBLIC_URL={u:?}: {e}"))?;
+                if t.path != "/" {
+                    return Err(format!(
+                        "CCAG_PUBLIC_URL={u:?}: an origin such as https://gateway.example.com, without a path"
+                    ));
+                }
+                Some(u)
+            }
+            None => None,
+        };
+        let oidc = match (var("OIDC_ISSUER"), var("OIDC_CLIENT_ID")) {
+            (None, None) => None,
+            (Some(issuer), Some(client_id)) => Some(api::idps::FromEnv {
+                name: var("OIDC_NAME").unwrap_or_else(|| "sso".into()),
+                issuer,
+                client_id,
+                client_secret: var("OIDC_CLIENT_SECRET").unwrap_or_default(),
+                scopes: var("OIDC_SCOPES").unwrap_or_default(),
+                email_claim: var("OIDC_EMAIL_CLAIM").unwrap_or_default(),
+                groups_claim: var("OIDC_GROUPS_CLAIM").unwrap_or_default(),
+                allowed_domains: var("OIDC_ALLOWED_DOMAINS").unwrap_or_default(),
+                admin_groups: var("OIDC_ADMIN_GROUPS").unwrap_or_default(),
+            }),
+            _ => return Err("OIDC_ISSUER and OIDC_CLIENT_ID go together".into()),
+        };
         Ok(Settings {
             grpc_addr: addr("CCAG_GRPC_ADDR", "127.0.0.1:8091")?,
-            http_addr: addr("CCAG_HTTP_ADDR", "127.0.0.1:8081")?,
+            http_addr,
+            public_url,
+            admin_users: var("ADMIN_USERS")
+                .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default(),
+            oidc,
             database_url: var("DATABASE_URL"),
             data_dir: PathBuf::from(var("CCAG_DATA_DIR").unwrap_or_else(|| "./data".into())),
             admin_username: var("ADMIN_USERNAME").unwrap_or_else(|| "admin".into()),
@@ -100,7 +146,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     auth::ensure_admin(&store.db, &settings.admin_username, settings.admin_password.as_deref())
         .await
         .map_err(|e| format!("creating the bootstrap admin: {e}"))?;
-    let auth = auth::Auth::load(&store.db, settings.session_ttl).await.map_err(|e| e.to_string())?;
+    let auth = auth::Auth::new(settings.session_ttl);
     let dataplane_token = match settings.dataplane_token {
         Some(t) => t,
         None => auth::dataplane_token(&store.db, &settings.data_dir).await.map_err(|e| e.to_string())?,
@@ -165,17 +211,6 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         token: dataplane_token,
         stop: stop_rx.clone(),
     };
-    let ctx = Arc::new(api::Ctx {
-        db: store.db,
-        backend: store.backend,
-        auth,
-        started_at: chrono::Utc::now(),
-        publisher,
-        registry,
-        login_throttle: Default::default(),
-        sender,
-    });
-
     let grpc = TcpListener::bind(settings.grpc_addr).await.map_err(|e| format!("bind {}: {e}", settings.grpc_addr))?;
     let http = TcpListener::bind(settings.http_addr).await.map_err(|e| format!("bind {}: {e}", settings.http_addr))?;
     let grpc_local = grpc.local_addr().map_err(|e| e.to_string())?;
@@ -185,7 +220,36 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     println!("ccag-controlplane grpc listening on {scheme}://{grpc_local}");
     println!("ccag-controlplane http listening on http://{http_local}");
 
-    let http_task = tokio::spawn(server::serve_http(http, ctx.clone(), stop_rx.clone()));
+    let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{http_local}"));
+    if !public_url.starts_with("https://") && !crate::outbound::is_loopback_url(&public_url) {
+        tracing::warn!(%public_url, "CCAG_PUBLIC_URL is plain http off loopback: session cookies would cross the network unencrypted; serve it over https");
+    }
+    let ctx = Arc::new(api::Ctx {
+        db: store.db,
+        backend: store.backend,
+        auth,
+        started_at: chrono::Utc::now(),
+        publisher,
+        registry,
+        login_throttle: Default::default(),
+        sender,
+        identity: Arc::new(identity::Identity::new(
+            settings.outbound.clone(),
+            keyring.clone(),
+            &public_url,
+            settings.admin_users.clone(),
+            settings.session_ttl,
+        )),
+        login_limit: http::PerIp::new(60),
+    });
+    if let Some(env) = &settings.oidc {
+        api::idps::bootstrap(&ctx, env).await?;
+    }
+    if !settings.admin_users.is_empty() {
+        auth::promote_admin_users(&ctx.db, &settings.admin_users).await.map_err(|e| format!("ADMIN_USERS: {e}"))?;
+    }
+
+    let http_task = tokio::spawn(http::serve(http, ctx.clone(), stop_rx.clone()));
     let mut grpc_task = tokio::spawn(server::serve_grpc(grpc, ctx, fleet_api, settings.tls, stop_rx));
     tokio::pin!(shutdown);
     let result = tokio::select! {
@@ -216,12 +280,16 @@ async fn housekeeping(db: sea_orm::DatabaseConnection) -> Result<(), sea_orm::Db
     let log = fleet::revision::prune(&db, KEEP_REVISIONS).await?;
     let names = auth::LoginThrottle::prune(&db, chrono::Utc::now()).await?;
     let events = notify::outbox::prune(&db, chrono::Duration::days(30)).await?;
-    if dead + log + names + events > 0 {
+    let sessions = auth::session::prune(&db, chrono::Utc::now()).await?;
+    let flows = identity::flow::prune(&db, chrono::Utc::now()).await?;
+    if dead + log + names + events + sessions + flows > 0 {
         tracing::info!(
             dataplanes = dead,
             change_log = log,
             login_failures = names,
             notification_events = events,
+            sessions,
+            login_flows = flows,
             "housekeeping pruned"
         );
     }

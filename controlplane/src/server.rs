@@ -1,24 +1,16 @@
-//! The two listeners: gRPC (admin API, health, reflection) and plain HTTP
-//! (liveness and readiness probes; the portal later).
+//! The gRPC listener: the admin API, the data planes' service, health and
+//! reflection. The HTTP listener is `crate::http`.
 
-use std::convert::Infallible;
-use std::sync::Arc;
-
-use bytes::Bytes;
 use ccag_proto::admin::v1::{
     audit_service_server::AuditServiceServer, auth_service_server::AuthServiceServer,
     budget_service_server::BudgetServiceServer, endpoint_service_server::EndpointServiceServer,
-    key_service_server::KeyServiceServer, model_service_server::ModelServiceServer,
-    notification_service_server::NotificationServiceServer, pricing_service_server::PricingServiceServer,
-    settings_service_server::SettingsServiceServer, status_service_server::StatusServiceServer,
-    team_service_server::TeamServiceServer, usage_service_server::UsageServiceServer,
-    user_service_server::UserServiceServer,
+    identity_provider_service_server::IdentityProviderServiceServer, key_service_server::KeyServiceServer,
+    model_service_server::ModelServiceServer, notification_service_server::NotificationServiceServer,
+    pricing_service_server::PricingServiceServer, settings_service_server::SettingsServiceServer,
+    status_service_server::StatusServiceServer, team_service_server::TeamServiceServer,
+    usage_service_server::UsageServiceServer, user_service_server::UserServiceServer,
 };
 use ccag_proto::config::v1::data_plane_service_server::DataPlaneServiceServer;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use sea_orm::ConnectionTrait;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -61,6 +53,7 @@ pub async fn serve_grpc(
         .add_service(KeyServiceServer::new(api::KeysApi(ctx.clone())))
         .add_service(ModelServiceServer::new(api::ModelsApi(ctx.clone())))
         .add_service(EndpointServiceServer::new(api::EndpointsApi(ctx.clone())))
+        .add_service(IdentityProviderServiceServer::new(api::IdpsApi(ctx.clone())))
         .add_service(SettingsServiceServer::new(api::SettingsApi(ctx.clone())))
         .add_service(AuditServiceServer::new(api::AuditApi(ctx.clone())))
         .add_service(UsageServiceServer::new(api::UsageApi(ctx.clone())))
@@ -74,44 +67,4 @@ pub async fn serve_grpc(
         })
         .await
         .map_err(|e| format!("gRPC server: {e}"))
-}
-
-pub async fn serve_http(listener: TcpListener, ctx: Shared, mut stop: watch::Receiver<bool>) {
-    loop {
-        let (stream, _) = tokio::select! {
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            _ = stop.changed() => return,
-        };
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| probe(ctx.clone(), req));
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
-}
-
-async fn probe(
-    ctx: Arc<api::Ctx>,
-    req: http::Request<hyper::body::Incoming>,
-) -> Result<http::Response<Full<Bytes>>, Infallible> {
-    let (status, body) = match req.uri().path() {
-        "/health" => (200, r#"{"status":"ok"}"#),
-        "/ready" => match ctx.db.execute_unprepared("SELECT 1").await {
-            Ok(_) => (200, r#"{"status":"ready"}"#),
-            Err(_) => (503, r#"{"status":"database unavailable"}"#),
-        },
-        _ => (404, r#"{"error":"not found"}"#),
-    };
-    let mut res = http::Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *res.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
-    res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-    Ok(res)
 }

@@ -187,8 +187,14 @@ fn login_then_whoami(env: Env) {
 fn logout_forgets_the_session(env: Env) {
     let srv = env.start();
     let cfg = srv.admin(&env);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cfg.join("session.json")).unwrap()).unwrap();
+    let token = saved["token"].as_str().unwrap().to_owned();
     srv.ccag(&cfg, &["logout"]).ok();
     assert!(!cfg.join("session.json").exists());
+    // It ended on the server too: a copy of the token is worthless.
+    let copy = env.config_dir("copy");
+    srv.ccag(&copy, &["--token", &token, "whoami"]).fails(4);
     srv.ccag(&cfg, &["whoami"]).fails(4);
     // Logging out twice is fine.
     srv.ccag(&cfg, &["logout"]).ok();

@@ -313,6 +313,11 @@ on_both_backends!(
     key_audit_holds_no_plaintext,
     the_last_admin_cannot_be_deleted_or_demoted,
     api_tokens_authenticate_until_revoked,
+    sessions_are_listed_with_who_opened_them,
+    a_revoked_session_stops_at_once,
+    logout_ends_only_the_calling_session,
+    members_see_and_end_only_their_own_sessions,
+    disabling_a_user_ends_their_sessions_for_good,
     watch_streams_every_change,
     an_audit_only_change_moves_no_revision,
     a_current_data_plane_is_sent_nothing_on_reconnect,
@@ -621,6 +626,106 @@ async fn api_tokens_authenticate_until_revoked(env: Env) {
         .into_inner();
     assert!(revoked.revoked, "{revoked:?}");
     assert_eq!(code(bot.whoami().await), Code::Unauthenticated);
+}
+
+async fn login(srv: &Server, email: &str, password: &str) -> String {
+    Client::anonymous(srv)
+        .await
+        .auth()
+        .login(admin::LoginRequest { username: email.into(), password: password.into() })
+        .await
+        .unwrap_or_else(|e| panic!("Login {email}: {e:?}"))
+        .into_inner()
+        .token
+}
+
+async fn sessions_of(c: &Client, user: &str) -> Vec<admin::Session> {
+    c.auth()
+        .list_sessions(admin::ListSessionsRequest { user: user.into(), ..Default::default() })
+        .await
+        .expect("ListSessions")
+        .into_inner()
+        .sessions
+}
+
+async fn sessions_are_listed_with_who_opened_them(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let token = login(&srv, ADMIN, ADMIN_PASSWORD).await;
+    assert!(token.starts_with("ccag_ses_"), "an opaque server-side session: {token}");
+    let mine = sessions_of(&admin.with_token(&token), ADMIN).await;
+    assert!(mine.len() >= 2, "{mine:?}");
+    let current: Vec<_> = mine.iter().filter(|s| s.current).collect();
+    assert_eq!(current.len(), 1, "exactly the calling session is current: {mine:?}");
+    let s = current[0];
+    assert_eq!((s.via.as_str(), s.user_email.as_str(), s.ip.as_str()), ("password", ADMIN, "127.0.0.1"));
+    assert!(s.revoked_at.is_empty() && !s.expires_at.is_empty(), "{s:?}");
+}
+
+async fn a_revoked_session_stops_at_once(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let other = admin.with_token(&login(&srv, ADMIN, ADMIN_PASSWORD).await);
+    let id = sessions_of(&other, ADMIN).await.into_iter().find(|s| s.current).expect("current").id;
+    let ended = admin
+        .auth()
+        .revoke_session(admin::RevokeSessionRequest { id: id.clone() })
+        .await
+        .expect("RevokeSession")
+        .into_inner();
+    assert!(!ended.revoked_at.is_empty(), "{ended:?}");
+    assert_eq!(code(other.whoami().await), Code::Unauthenticated);
+    admin.whoami().await.expect("the admin's own session is untouched");
+    let all = admin
+        .auth()
+        .list_sessions(admin::ListSessionsRequest { include_ended: true, ..Default::default() })
+        .await
+        .expect("ListSessions")
+        .into_inner()
+        .sessions;
+    assert!(all.iter().any(|s| s.id == id && !s.revoked_at.is_empty()), "ended sessions are listed on request");
+    assert!(!sessions_of(&admin, ADMIN).await.iter().any(|s| s.id == id), "and not by default");
+}
+
+async fn logout_ends_only_the_calling_session(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let other = admin.with_token(&login(&srv, ADMIN, ADMIN_PASSWORD).await);
+    other.auth().logout(admin::LogoutRequest {}).await.expect("Logout");
+    assert_eq!(code(other.whoami().await), Code::Unauthenticated);
+    admin.whoami().await.expect("other sessions stay");
+}
+
+async fn members_see_and_end_only_their_own_sessions(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let (m, _) = member(&srv, &admin, "sessions-member@example.com").await;
+    let theirs = sessions_of(&m, "").await;
+    assert!(!theirs.is_empty() && theirs.iter().all(|s| s.user_email == "sessions-member@example.com"), "{theirs:?}");
+    assert_eq!(
+        code(m.auth().list_sessions(admin::ListSessionsRequest { user: ADMIN.into(), ..Default::default() }).await),
+        Code::PermissionDenied
+    );
+    let admins = sessions_of(&admin, ADMIN).await;
+    let r = m.auth().revoke_session(admin::RevokeSessionRequest { id: admins[0].id.clone() }).await;
+    assert_eq!(code(r), Code::NotFound, "another user's session is not even acknowledged");
+    admin.whoami().await.expect("still signed in");
+}
+
+async fn disabling_a_user_ends_their_sessions_for_good(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let (m, id) = member(&srv, &admin, "leaver@example.com").await;
+    let set = |status: admin::UserStatus| admin::UpdateUserRequest {
+        id: id.clone(),
+        status: status as i32,
+        ..Default::default()
+    };
+    admin.users().update_user(set(admin::UserStatus::Disabled)).await.expect("disable");
+    assert_eq!(code(m.whoami().await), Code::Unauthenticated);
+    admin.users().update_user(set(admin::UserStatus::Active)).await.expect("reactivate");
+    assert_eq!(code(m.whoami().await), Code::Unauthenticated, "reactivation does not revive old sessions");
+    assert!(sessions_of(&admin, &id).await.is_empty());
 }
 
 async fn watch_streams_every_change(env: Env) {

@@ -10,6 +10,7 @@ mod m20261201_000003_config_distribution;
 mod m20261201_000004_money_as_integers;
 mod m20261202_000005_budgets;
 mod m20261203_000006_notifications;
+mod m20261204_000007_identity;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_money_as_integers::Migration),
             Box::new(m20261202_000005_budgets::Migration),
             Box::new(m20261203_000006_notifications::Migration),
+            Box::new(m20261204_000007_identity::Migration),
         ]
     }
 }

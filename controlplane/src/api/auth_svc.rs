@@ -8,13 +8,59 @@ use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use super::{expiry, ok, require, ts, ts_opt, ApiError, ApiResult, Change, Paging, Shared};
-use crate::auth::{hash_password, verify_password};
-use crate::store::entities::{api_tokens, users};
+use crate::auth::{hash_password, session, verify_password};
+use crate::store::entities::{api_tokens, identity_providers, sessions, users};
 use crate::store::ids;
 use crate::store::AuditAction;
 use crate::store::{self as stored};
 
 pub struct AuthApi(pub Shared);
+
+/// What the server can tell of who opens a session.
+pub fn origin<T>(req: &tonic::Request<T>) -> session::Origin {
+    session::Origin {
+        user_agent: req.metadata().get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
+        ip: req.remote_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+    }
+}
+
+async fn session_protos(
+    ctx: &super::Ctx,
+    rows: Vec<sessions::Model>,
+    current: Option<&str>,
+) -> Result<Vec<Session>, ApiError> {
+    let emails = crate::notify::producers::emails(&ctx.db, rows.iter().map(|r| r.user_id.clone())).await?;
+    let idp_ids: Vec<String> = rows.iter().filter(|r| !r.idp_id.is_empty()).map(|r| r.idp_id.clone()).collect();
+    let idps: std::collections::HashMap<String, String> = if idp_ids.is_empty() {
+        Default::default()
+    } else {
+        identity_providers::Entity::find()
+            .filter(identity_providers::Column::Id.is_in(idp_ids))
+            .all(&ctx.db)
+            .await
+            .map_err(ApiError::from)?
+            .into_iter()
+            .map(|i| (i.id, i.name))
+            .collect()
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| Session {
+            current: current == Some(r.id.as_str()),
+            user_email: emails.get(&r.user_id).cloned().unwrap_or_default(),
+            idp: idps.get(&r.idp_id).cloned().unwrap_or_default(),
+            id: r.id,
+            user_id: r.user_id,
+            via: r.via,
+            user_agent: r.user_agent,
+            ip: r.ip,
+            created_at: ts(r.created_at),
+            expires_at: ts(r.expires_at),
+            last_seen_at: ts(r.last_seen_at),
+            revoked_at: ts_opt(r.revoked_at),
+        })
+        .collect())
+}
 
 fn to_proto(t: api_tokens::Model) -> ApiToken {
     ApiToken {
@@ -39,6 +85,7 @@ fn decoy_hash() -> &'static str {
 #[tonic::async_trait]
 impl AuthService for AuthApi {
     async fn login(&self, req: tonic::Request<LoginRequest>) -> ApiResult<LoginResponse> {
+        let origin = origin(&req);
         let r = req.into_inner();
         let denied = || ApiError::Unauthenticated("invalid username or password".into());
         let throttle = &self.0.login_throttle;
@@ -73,10 +120,13 @@ impl AuthService for AuthApi {
             }
         };
         throttle.succeeded(&self.0.db, &r.username).await.map_err(ApiError::from)?;
-        let (token, exp) = self.0.auth.issue_session(&user.id)?;
+        let (token, session) =
+            session::open(&self.0.db, &user.id, session::Via::Password, "", self.0.auth.session_ttl, &origin)
+                .await
+                .map_err(ApiError::from)?;
         ok(LoginResponse {
             token,
-            expires_at: ts(exp),
+            expires_at: ts(session.expires_at),
             principal: Some(Principal {
                 role: if stored::Role::parse(&user.role) == stored::Role::Admin { Role::Admin } else { Role::Member }
                     as i32,
@@ -90,6 +140,60 @@ impl AuthService for AuthApi {
     async fn who_am_i(&self, req: tonic::Request<WhoAmIRequest>) -> ApiResult<Principal> {
         let who = self.0.caller(&req).await?;
         ok(Principal { user_id: who.user_id, email: who.email, role: who.role as i32, via: who.via.into() })
+    }
+
+    async fn list_sessions(&self, req: tonic::Request<ListSessionsRequest>) -> ApiResult<ListSessionsResponse> {
+        let who = self.0.caller(&req).await?;
+        let r = req.into_inner();
+        let paging = Paging::from(r.page.as_ref())?;
+        let mut q = sessions::Entity::find();
+        let user = if r.user.trim().is_empty() {
+            (!who.is_admin()).then(|| who.user_id.clone())
+        } else {
+            Some(super::users::find(&self.0.db, &r.user).await?.id)
+        };
+        if let Some(u) = user {
+            who.require_self_or_admin(&u)?;
+            q = q.filter(sessions::Column::UserId.eq(u));
+        }
+        if !r.include_ended {
+            q = q.filter(sessions::Column::RevokedAt.is_null()).filter(sessions::Column::ExpiresAt.gt(Utc::now()));
+        }
+        let (rows, next_page_token) = paging
+            .page(q.order_by_desc(sessions::Column::CreatedAt).order_by_asc(sessions::Column::Id), &self.0.db)
+            .await?;
+        let sessions = session_protos(&self.0, rows, who.session_id.as_deref()).await?;
+        ok(ListSessionsResponse { sessions, next_page_token })
+    }
+
+    async fn revoke_session(&self, req: tonic::Request<RevokeSessionRequest>) -> ApiResult<Session> {
+        let who = self.0.caller(&req).await?;
+        let txn = Change::begin(&self.0, &who.user_id).await?;
+        let before = sessions::Entity::find_by_id(req.get_ref().id.trim())
+            .one(txn.db())
+            .await
+            .map_err(ApiError::from)?
+            .filter(|s| who.is_admin() || s.user_id == who.user_id)
+            .ok_or_else(|| ApiError::NotFound("session not found".into()))?;
+        session::revoke(txn.db(), &before.id).await.map_err(ApiError::from)?;
+        let after = sessions::Entity::find_by_id(before.id.clone())
+            .one(txn.db())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound("session not found".into()))?;
+        txn.audit(AuditAction::SessionRevoke, "session", &after.id, Some(&before), Some(&after)).await?;
+        txn.commit().await?;
+        let mut out = session_protos(&self.0, vec![after], who.session_id.as_deref()).await?;
+        ok(out.remove(0))
+    }
+
+    async fn logout(&self, req: tonic::Request<LogoutRequest>) -> ApiResult<LogoutResponse> {
+        let who = self.0.caller(&req).await?;
+        let id = who
+            .session_id
+            .ok_or_else(|| ApiError::FailedPrecondition("this call is made with an API token, not a session".into()))?;
+        session::revoke(&self.0.db, &id).await.map_err(ApiError::from)?;
+        ok(LogoutResponse {})
     }
 
     async fn create_api_token(&self, req: tonic::Request<CreateApiTokenRequest>) -> ApiResult<CreateApiTokenResponse> {

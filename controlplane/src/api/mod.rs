@@ -6,6 +6,7 @@ mod auth_svc;
 mod budgets;
 mod change;
 mod endpoints;
+pub mod idps;
 mod keys;
 mod models;
 mod notifications;
@@ -20,6 +21,7 @@ pub use auth_svc::AuthApi;
 pub use budgets::BudgetsApi;
 pub use change::Change;
 pub use endpoints::EndpointsApi;
+pub use idps::IdpsApi;
 pub use keys::KeysApi;
 pub use models::ModelsApi;
 pub use notifications::NotificationsApi;
@@ -27,6 +29,7 @@ pub use settings::SettingsApi;
 pub use status::StatusApi;
 pub use teams::TeamsApi;
 pub use usage::{PricingApi, UsageApi};
+pub(crate) use users::keep_an_admin as users_keep_an_admin;
 pub use users::UsersApi;
 
 use std::collections::HashMap;
@@ -55,6 +58,10 @@ pub struct Ctx {
     pub login_throttle: crate::auth::LoginThrottle,
     /// Sends `ccag notifications test` events, and seals webhook secrets.
     pub sender: Arc<crate::notify::send::Sender>,
+    /// Single sign-on: providers' documents and keys, the public URL.
+    pub identity: Arc<crate::identity::Identity>,
+    /// Sign-ins started per client address and minute.
+    pub login_limit: crate::http::PerIp,
 }
 
 impl Ctx {

@@ -50,7 +50,7 @@ fn email(v: &str) -> Result<String, ApiError> {
 /// `local@domain`: one `@`, a local part of 1 to 64 characters, and a
 /// domain of at least two dot-separated labels of letters, digits and
 /// hyphens (not at a label's ends). Deliverability is not checked.
-fn looks_like_email(e: &str) -> bool {
+pub(crate) fn looks_like_email(e: &str) -> bool {
     let Some((local, domain)) = e.split_once('@') else { return false };
     let label_ok = |l: &str| {
         !l.is_empty()
@@ -126,7 +126,7 @@ pub async fn find<C: ConnectionTrait>(c: &C, id_or_email: &str) -> Result<users:
 }
 
 /// Refuses a change that would leave no active admin.
-async fn keep_an_admin<C: ConnectionTrait>(c: &C, leaving: &users::Model) -> Result<(), ApiError> {
+pub(crate) async fn keep_an_admin<C: ConnectionTrait>(c: &C, leaving: &users::Model) -> Result<(), ApiError> {
     if stored::Role::parse(&leaving.role) != stored::Role::Admin
         || stored::UserStatus::parse(&leaving.status) != stored::UserStatus::Active
     {
@@ -271,6 +271,8 @@ impl UserService for UsersApi {
         let was_active = stored::UserStatus::parse(&before.status) == stored::UserStatus::Active;
         if was_active && stored::UserStatus::parse(&after.status) != stored::UserStatus::Active {
             txn.emit(&crate::notify::producers::user_deactivated(&after, &who.email, after.updated_at)).await?;
+            // Their sessions end now, and stay ended if they are reactivated.
+            crate::auth::session::revoke_all(txn.db(), &after.id).await.map_err(ApiError::from)?;
         }
         txn.touch(Touched::User(after.id.clone()));
         txn.commit().await?;

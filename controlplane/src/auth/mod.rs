@@ -1,8 +1,9 @@
-//! Who is calling: session tokens (from Login), API tokens for automation,
-//! passwords, and the bootstrap admin.
+//! Who is calling: server-side sessions (from Login or a single sign-on),
+//! API tokens for automation, passwords, and the bootstrap admin.
 
 mod bootstrap;
 mod password;
+pub mod session;
 mod throttle;
 
 pub use bootstrap::ensure_admin;
@@ -13,15 +14,11 @@ use std::time::Duration;
 
 use ccag_proto::admin::v1::Role;
 use chrono::Utc;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
-use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::store::entities::{api_tokens, system_secrets, users};
 use crate::store::ids;
-
-const ISSUER: &str = "ccag-controlplane";
 
 /// Why a caller was not let in, or could not be told apart. The admin API
 /// turns each into its status (`api::ApiError`).
@@ -75,12 +72,34 @@ pub async fn dataplane_token(db: &DatabaseConnection, data_dir: &std::path::Path
     Ok(token)
 }
 
+/// `ADMIN_USERS` who already have an account (by email or subject) are
+/// admins from start-up; the others become admins when they first sign in.
+pub async fn promote_admin_users(db: &DatabaseConnection, names: &[String]) -> Result<u64, AuthError> {
+    use sea_orm::Condition;
+    let r = users::Entity::update_many()
+        .col_expr(users::Column::Role, sea_orm::sea_query::Expr::value(crate::store::Role::Admin.as_str()))
+        .filter(
+            Condition::any()
+                .add(users::Column::Email.is_in(names.to_vec()))
+                .add(users::Column::Subject.is_in(names.to_vec())),
+        )
+        .filter(users::Column::Role.ne(crate::store::Role::Admin.as_str()))
+        .exec(db)
+        .await?;
+    if r.rows_affected > 0 {
+        tracing::info!(users = r.rows_affected, "ADMIN_USERS made admins");
+    }
+    Ok(r.rows_affected)
+}
+
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user_id: String,
     pub email: String,
     pub role: Role,
     pub via: &'static str,
+    /// The session the call is made with, when it is one.
+    pub session_id: Option<String>,
 }
 
 impl Principal {
@@ -106,61 +125,13 @@ impl Principal {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Claims {
-    sub: String,
-    iss: String,
-    iat: i64,
-    exp: i64,
-}
-
 pub struct Auth {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
     pub session_ttl: Duration,
 }
 
 impl Auth {
-    /// Loads the session signing key, creating it on first start. It lives in
-    /// the database so that every control-plane replica signs alike.
-    pub async fn load(db: &DatabaseConnection, session_ttl: Duration) -> Result<Self, AuthError> {
-        const NAME: &str = "session_signing_key";
-        let secret = match system_secrets::Entity::find_by_id(NAME).one(db).await? {
-            Some(s) => s.value,
-            None => {
-                let value = ids::random_base62(64);
-                let row = system_secrets::ActiveModel {
-                    name: Set(NAME.into()),
-                    value: Set(value.clone()),
-                    created_at: Set(Utc::now()),
-                };
-                match row.insert(db).await {
-                    Ok(_) => value,
-                    // Another replica won the race: use its key.
-                    Err(_) => {
-                        system_secrets::Entity::find_by_id(NAME)
-                            .one(db)
-                            .await?
-                            .ok_or_else(|| AuthError::Internal("session signing key vanished".into()))?
-                            .value
-                    }
-                }
-            }
-        };
-        Ok(Auth {
-            encoding: EncodingKey::from_secret(secret.as_bytes()),
-            decoding: DecodingKey::from_secret(secret.as_bytes()),
-            session_ttl,
-        })
-    }
-
-    pub fn issue_session(&self, user_id: &str) -> Result<(String, chrono::DateTime<Utc>), AuthError> {
-        let now = Utc::now();
-        let exp = now + chrono::Duration::from_std(self.session_ttl).unwrap_or(chrono::Duration::hours(12));
-        let claims = Claims { sub: user_id.into(), iss: ISSUER.into(), iat: now.timestamp(), exp: exp.timestamp() };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| AuthError::Internal(format!("signing a session token: {e}")))?;
-        Ok((token, exp))
+    pub fn new(session_ttl: Duration) -> Self {
+        Auth { session_ttl }
     }
 
     /// The caller named by `authorization: Bearer …`.
@@ -178,9 +149,16 @@ impl Auth {
             .or_else(|| raw.strip_prefix("bearer "))
             .map(str::trim)
             .ok_or_else(|| AuthError::Unauthenticated("authorization must be `Bearer <token>`".into()))?;
-        let bad = || AuthError::Unauthenticated("invalid or expired token".into());
-        let (user_id, via) = if token.starts_with(ids::TOKEN_PREFIX) {
-            let hash = ids::sha256_hex(token);
+        self.resolve(db, token).await
+    }
+
+    /// The user a session or API token belongs to, if it is live and the
+    /// user active: checked on every call, so ending a session or disabling
+    /// a user takes effect at once.
+    pub async fn resolve(&self, db: &DatabaseConnection, token: &str) -> Result<Principal, AuthError> {
+        let bad = || AuthError::Unauthenticated("invalid or expired token; sign in again".into());
+        let hash = ids::sha256_hex(token);
+        let (user_id, via, session_id) = if token.starts_with(ids::TOKEN_PREFIX) {
             let row = api_tokens::Entity::find()
                 .filter(api_tokens::Column::TokenHash.eq(hash.clone()))
                 .one(db)
@@ -190,13 +168,12 @@ impl Auth {
             if !same || row.revoked || row.expires_at.is_some_and(|t| t <= Utc::now()) {
                 return Err(bad());
             }
-            (row.user_id, "api_token")
+            (row.user_id, "api_token", None)
+        } else if token.starts_with(ids::SESSION_PREFIX) {
+            let row = session::live(db, &hash).await?.ok_or_else(bad)?;
+            (row.user_id, "session", Some(row.id))
         } else {
-            let mut v = Validation::new(Algorithm::HS256);
-            v.set_issuer(&[ISSUER]);
-            v.leeway = 5;
-            let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|_| bad())?;
-            (data.claims.sub, "session")
+            return Err(bad());
         };
         let user = users::Entity::find_by_id(user_id).one(db).await?.ok_or_else(bad)?;
         if crate::store::UserStatus::parse(&user.status) != crate::store::UserStatus::Active {
@@ -210,6 +187,7 @@ impl Auth {
             email: user.email.clone().unwrap_or_default(),
             user_id: user.id,
             via,
+            session_id,
         })
     }
 }

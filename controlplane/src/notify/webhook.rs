@@ -6,18 +6,15 @@
 //! connection to the address the outbound check passed, never following a
 //! redirect.
 
-use std::sync::{Arc, OnceLock};
-
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use sha2::Sha256;
-use tokio::net::TcpStream;
 
 use super::SendError;
+use crate::outbound::client::{self, CallError};
 use crate::outbound::{Policy, Target};
 
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -68,108 +65,27 @@ pub async fn post(
     for s in secrets {
         signatures.push(sign(s, id, timestamp, &body)?);
     }
-    let addrs = policy.resolve(&target.host, target.port).await?;
-    let mut last = None;
-    let mut tcp = None;
-    for a in &addrs {
-        match TcpStream::connect(a).await {
-            Ok(s) => {
-                tcp = Some(s);
-                break;
-            }
-            Err(e) => last = Some(format!("{a}: {e}")),
-        }
-    }
-    let tcp = tcp.ok_or_else(|| SendError::Connect(last.unwrap_or_default()))?;
-    let _ = tcp.set_nodelay(true);
-    let authority = if (target.https && target.port == 443) || (!target.https && target.port == 80) {
-        target.host.clone()
-    } else {
-        format!("{}:{}", target.host, target.port)
-    };
-    let req = http::Request::post(target.path.as_str())
-        .header(http::header::HOST, authority)
+    let req = http::Request::post("/")
         .header(http::header::CONTENT_TYPE, "application/json")
-        .header(http::header::USER_AGENT, concat!("ccag/", env!("CARGO_PKG_VERSION")))
         .header("webhook-id", id)
         .header("webhook-timestamp", timestamp.to_string())
         .header("webhook-signature", signatures.join(" "))
         .body(Full::new(body))
         .map_err(|e| SendError::Config(e.to_string()))?;
-    if target.https {
-        let name = rustls::pki_types::ServerName::try_from(target.host.trim_matches(['[', ']']).to_owned())
-            .map_err(|_| SendError::Config(format!("{} is not a valid TLS server name", target.host)))?;
-        let tls = tokio_rustls::TlsConnector::from(tls_config())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| SendError::Tls(e.to_string()))?;
-        exchange(TokioIo::new(tls), req).await
+    let a = client::call(policy, target, req, ANSWER_LIMIT, client::Overflow::Truncate).await.map_err(|e| match e {
+        CallError::Outbound(o) => SendError::Outbound(o),
+        CallError::Config(m) => SendError::Config(m),
+        CallError::Connect(m) => SendError::Connect(m),
+        CallError::Tls(m) => SendError::Tls(m),
+        CallError::Http(m) => SendError::Http(m),
+        CallError::TooLarge(_) => SendError::Http(e.to_string()),
+    })?;
+    let answer = Answer { status: a.status, body: String::from_utf8_lossy(&a.body).into_owned() };
+    if (200..300).contains(&a.status) {
+        Ok(answer)
     } else {
-        exchange(TokioIo::new(tcp), req).await
+        Err(SendError::Status(answer))
     }
-}
-
-async fn exchange<I>(io: I, req: http::Request<Full<Bytes>>) -> Result<Answer, SendError>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut send, conn) =
-        hyper::client::conn::http1::handshake(io).await.map_err(|e| SendError::Http(e.to_string()))?;
-    let driver = tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let res = send.send_request(req).await.map_err(|e| SendError::Http(e.to_string()));
-    let out = match res {
-        Ok(res) => {
-            let status = res.status().as_u16();
-            let mut body = res.into_body();
-            let mut kept = Vec::new();
-            while kept.len() < ANSWER_LIMIT {
-                match body.frame().await {
-                    Some(Ok(f)) => {
-                        if let Some(d) = f.data_ref() {
-                            kept.extend_from_slice(&d[..d.len().min(ANSWER_LIMIT - kept.len())]);
-                        }
-                    }
-                    _ => break,
-                }
-            }
-            let answer = Answer { status, body: String::from_utf8_lossy(&kept).into_owned() };
-            if (200..300).contains(&status) {
-                Ok(answer)
-            } else {
-                Err(SendError::Status(answer))
-            }
-        }
-        Err(e) => Err(e),
-    };
-    driver.abort();
-    out
-}
-
-/// The system's trust store (and `SSL_CERT_FILE` when set), loaded once.
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            let found = rustls_native_certs::load_native_certs();
-            for c in found.certs {
-                let _ = roots.add(c);
-            }
-            if roots.is_empty() {
-                tracing::warn!("no trusted root certificates found: HTTPS webhooks will fail");
-            }
-            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-            let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("the default protocol versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Arc::new(cfg)
-        })
-        .clone()
 }
 
 #[cfg(test)]

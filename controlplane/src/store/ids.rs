@@ -27,6 +27,7 @@ pub fn new_id(kind: &str) -> String {
 
 pub const KEY_PREFIX: &str = "sk-ccag-";
 pub const TOKEN_PREFIX: &str = "ccag_at_";
+pub const SESSION_PREFIX: &str = "ccag_ses_";
 /// How much of a key or token is kept in clear to recognise it.
 pub const VISIBLE_CHARS: usize = 12;
 

@@ -62,6 +62,9 @@ pub enum AuditAction {
     BudgetSet,
     EndpointDelete,
     EndpointUpdate,
+    IdpCreate,
+    IdpDelete,
+    IdpUpdate,
     KeyCreate,
     KeyDelete,
     KeyRevoke,
@@ -76,6 +79,7 @@ pub enum AuditAction {
     NotificationUpdate,
     PriceDelete,
     PriceSet,
+    SessionRevoke,
     SettingDelete,
     SettingSet,
     TeamAddMember,
@@ -85,6 +89,7 @@ pub enum AuditAction {
     TeamUpdate,
     UserCreate,
     UserDelete,
+    UserSignIn,
     UserUpdate,
 }
 
@@ -98,6 +103,9 @@ impl AuditAction {
             AuditAction::EndpointCreate => "endpoint.create",
             AuditAction::EndpointDelete => "endpoint.delete",
             AuditAction::EndpointUpdate => "endpoint.update",
+            AuditAction::IdpCreate => "idp.create",
+            AuditAction::IdpDelete => "idp.delete",
+            AuditAction::IdpUpdate => "idp.update",
             AuditAction::KeyCreate => "key.create",
             AuditAction::KeyDelete => "key.delete",
             AuditAction::KeyRevoke => "key.revoke",
@@ -112,6 +120,7 @@ impl AuditAction {
             AuditAction::NotificationUpdate => "notification.update",
             AuditAction::PriceDelete => "price.delete",
             AuditAction::PriceSet => "price.set",
+            AuditAction::SessionRevoke => "session.revoke",
             AuditAction::SettingDelete => "setting.delete",
             AuditAction::SettingSet => "setting.set",
             AuditAction::TeamAddMember => "team.add_member",
@@ -121,6 +130,7 @@ impl AuditAction {
             AuditAction::TeamUpdate => "team.update",
             AuditAction::UserCreate => "user.create",
             AuditAction::UserDelete => "user.delete",
+            AuditAction::UserSignIn => "user.sign_in",
             AuditAction::UserUpdate => "user.update",
         }
     }

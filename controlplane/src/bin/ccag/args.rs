@@ -49,7 +49,7 @@ pub struct Cli {
 pub enum Command {
     /// Sign in with a username (email) and password and save the session
     Login(LoginArgs),
-    /// Forget the saved session
+    /// End the saved session, on the server too, and forget it
     Logout,
     /// Show who the current token belongs to
     Whoami,
@@ -90,6 +90,12 @@ pub enum Command {
     /// Send gateway events to webhooks, SNS topics and EventBridge buses
     #[command(subcommand)]
     Notifications(NotificationsCmd),
+    /// Manage OpenID Connect identity providers for single sign-on
+    #[command(subcommand)]
+    Idps(IdpsCmd),
+    /// List and end sign-in sessions
+    #[command(subcommand)]
+    Sessions(SessionsCmd),
     /// Print a shell completion script, e.g. `ccag completions bash > /etc/bash_completion.d/ccag`
     Completions {
         #[arg(value_enum)]
@@ -915,4 +921,118 @@ mod tests {
         let err = parse(&["bogus"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
     }
+}
+
+/// The settings `ccag idps create` and `update` share.
+#[derive(Debug, Args, Default)]
+pub struct IdpSettings {
+    /// The issuer URL, exactly as the provider's discovery document states it
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// The OAuth client id registered at the provider
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// Read the client secret from stdin (a confidential client)
+    #[arg(long)]
+    pub client_secret_stdin: bool,
+    /// Scopes, comma- or space-separated [default: openid,email,profile]
+    #[arg(long, value_name = "LIST")]
+    pub scopes: Option<String>,
+    /// The claim holding the email, or a JSON Pointer [default: email]
+    #[arg(long, value_name = "CLAIM")]
+    pub email_claim: Option<String>,
+    /// The claim listing groups, or a JSON Pointer such as /realm_access/roles [default: groups]
+    #[arg(long, value_name = "CLAIM")]
+    pub groups_claim: Option<String>,
+    /// Only these email domains may sign in, comma-separated ("" for any)
+    #[arg(long, value_name = "LIST")]
+    pub allowed_domains: Option<String>,
+    /// Members of these groups are admins, comma-separated ("" for none)
+    #[arg(long, value_name = "LIST")]
+    pub admin_groups: Option<String>,
+    /// A group whose members join a team, as GROUP=TEAM (team id or name); repeatable
+    #[arg(long = "team-map", value_name = "GROUP=TEAM")]
+    pub team_map: Vec<String>,
+    /// Remove every group-to-team mapping (update only)
+    #[arg(long, conflicts_with = "team_map")]
+    pub clear_team_map: bool,
+    /// The role of users created on first sign-in
+    #[arg(long, value_enum)]
+    pub default_role: Option<RoleArg>,
+    /// Create unknown users on first sign-in (the default)
+    #[arg(long, conflicts_with = "no_auto_provision")]
+    pub auto_provision: bool,
+    /// Let in only users who already exist
+    #[arg(long)]
+    pub no_auto_provision: bool,
+    /// Save without fetching the discovery document (the provider is not reachable yet)
+    #[arg(long)]
+    pub skip_discovery: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdpsCmd {
+    /// Add an identity provider; prints the redirect URI to register at it
+    Create {
+        /// A short name, used in sign-in URLs (?idp=NAME)
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        settings: IdpSettings,
+        /// Create it disabled
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// List identity providers
+    List {
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// Show one identity provider
+    Show {
+        /// Id or name
+        idp: String,
+    },
+    /// Change an identity provider
+    Update {
+        /// Id or name
+        idp: String,
+        /// A new name
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        settings: IdpSettings,
+        /// Remove the client secret (a public client: PKCE only)
+        #[arg(long, conflicts_with = "client_secret_stdin")]
+        clear_client_secret: bool,
+        #[arg(long, conflicts_with = "disable")]
+        enable: bool,
+        #[arg(long)]
+        disable: bool,
+    },
+    /// Delete an identity provider; its sessions end, its users stay
+    Delete {
+        /// Id or name
+        idp: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCmd {
+    /// List live sessions (yours, or everyone's for an admin)
+    List {
+        /// Only this user's (id or email)
+        #[arg(long)]
+        user: Option<String>,
+        /// Include ended and expired sessions
+        #[arg(long)]
+        ended: bool,
+        #[command(flatten)]
+        page: PageArgs,
+    },
+    /// End a session now
+    Revoke {
+        /// The session id (ses_…)
+        id: String,
+    },
 }

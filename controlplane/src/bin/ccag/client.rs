@@ -136,6 +136,12 @@ impl Ctx {
         ccag_proto::admin::v1::notification_service_client::NotificationServiceClient::new(self.svc())
     }
 
+    pub fn idps(
+        &self,
+    ) -> ccag_proto::admin::v1::identity_provider_service_client::IdentityProviderServiceClient<Authed> {
+        ccag_proto::admin::v1::identity_provider_service_client::IdentityProviderServiceClient::new(self.svc())
+    }
+
     /// Maps an RPC failure to the CLI's error.
     pub fn err(&self, status: tonic::Status) -> CliError {
         CliError::from_status(&status, &self.endpoint)

@@ -63,7 +63,7 @@ async fn run(cli: Cli) -> Result<Out, CliError> {
     let token = cli.token.filter(|t| !t.trim().is_empty());
     match cli.command {
         Command::Login(a) => commands::auth::login(endpoint, a, json).await,
-        Command::Logout => commands::auth::logout(json),
+        Command::Logout => commands::auth::logout(json).await,
         // Neither needs a control plane.
         Command::Completions { shell } => Ok(completions(shell).into()),
         Command::Man => man().map(Into::into),
@@ -84,6 +84,8 @@ async fn run(cli: Cli) -> Result<Out, CliError> {
                 Command::Prices(c) => commands::usage::prices(&ctx, c, json).await,
                 Command::Budgets(c) => commands::budgets::run(&ctx, c, json).await,
                 Command::Notifications(c) => commands::notifications::run(&ctx, c, json).await,
+                Command::Idps(c) => commands::idps::run(&ctx, c, json).await,
+                Command::Sessions(c) => commands::idps::sessions(&ctx, c, json).await,
                 Command::Login(_) | Command::Logout | Command::Completions { .. } | Command::Man => {
                     unreachable!("handled above")
                 }

@@ -321,6 +321,60 @@ impl Resource for pb::Destination {
     }
 }
 
+impl Resource for pb::IdentityProvider {
+    const PLURAL: &'static str = "identity providers";
+    const COLUMNS: &'static [&'static str] =
+        &["name", "issuer", "client_id", "enabled", "auto_provision", "default_role", "allowed_domains", "users"];
+    fn record(&self) -> Record {
+        let mut mappings: Vec<(&String, &String)> = self.team_mappings.iter().collect();
+        mappings.sort();
+        let mappings: serde_json::Map<String, Value> =
+            mappings.into_iter().map(|(g, t)| (g.clone(), Value::String(t.clone()))).collect();
+        Record::new()
+            .field("id", self.id.clone())
+            .field("name", self.name.clone())
+            .field("issuer", self.issuer.clone())
+            .field("client_id", self.client_id.clone())
+            .field("has_client_secret", self.has_client_secret)
+            .field("scopes", self.scopes.join(" "))
+            .field("email_claim", self.email_claim.clone())
+            .field("groups_claim", self.groups_claim.clone())
+            .field("allowed_domains", self.allowed_domains.join(","))
+            .field("auto_provision", self.auto_provision)
+            .field("default_role", role_name(self.default_role))
+            .field("admin_groups", self.admin_groups.join(","))
+            .field("team_mappings", Value::Object(mappings))
+            .field("enabled", self.enabled)
+            .field("source", self.source.clone())
+            .field("users", self.users)
+            .field("login_url", self.login_url.clone())
+            .field("redirect_uri", self.redirect_uri.clone())
+            .field("created_at", self.created_at.clone())
+            .field("updated_at", self.updated_at.clone())
+    }
+}
+
+impl Resource for pb::Session {
+    const PLURAL: &'static str = "sessions";
+    const COLUMNS: &'static [&'static str] =
+        &["id", "user", "via", "idp", "ip", "created_at", "last_seen_at", "expires_at", "current"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("id", self.id.clone())
+            .field("user_id", self.user_id.clone())
+            .field("user", if self.user_email.is_empty() { self.user_id.clone() } else { self.user_email.clone() })
+            .field("via", self.via.clone())
+            .field("idp", self.idp.clone())
+            .field("user_agent", self.user_agent.clone())
+            .field("ip", self.ip.clone())
+            .field("created_at", self.created_at.clone())
+            .field("last_seen_at", self.last_seen_at.clone())
+            .field("expires_at", self.expires_at.clone())
+            .field("revoked_at", self.revoked_at.clone())
+            .field("current", self.current)
+    }
+}
+
 impl Resource for pb::Delivery {
     const PLURAL: &'static str = "deliveries";
     const COLUMNS: &'static [&'static str] =

@@ -62,8 +62,19 @@ pub async fn login(endpoint: Option<String>, args: LoginArgs, json: bool) -> Res
     }
 }
 
-pub fn logout(json: bool) -> Result<Out, CliError> {
+pub async fn logout(json: bool) -> Result<Out, CliError> {
     let dir = session::config_dir()?;
+    // End it on the server first; a server that cannot be reached does not
+    // keep the local copy alive.
+    if let Ok(Some(s)) = session::load(&dir) {
+        let ended = async {
+            let channel = client::connect(&client::normalize_endpoint(&s.endpoint)).await.ok()?;
+            let bearer = client::Bearer::new(&s.token).ok()?;
+            let ctx = client::Ctx::new(s.endpoint.clone(), channel, bearer);
+            ctx.auth().logout(ccag_proto::admin::v1::LogoutRequest {}).await.ok()
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), ended).await;
+    }
     let removed = session::delete(&dir)?;
     if json {
         Ok(output::to_json(&Record::new().field("logged_out", removed)).into())

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod budgets;
 pub mod endpoints;
+pub mod idps;
 pub mod keys;
 pub mod models;
 pub mod notifications;

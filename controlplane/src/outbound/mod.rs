@@ -1,8 +1,10 @@
-//! The check every outbound call a user can aim (webhooks now; identity
-//! providers later) goes through: the host must resolve to public
+//! The check every outbound call a user can aim (webhooks, identity
+//! providers) goes through: the host must resolve to public
 //! addresses only, unless `CCAG_OUTBOUND_ALLOW_CIDRS` (comma-separated CIDR
 //! ranges) allows a range; the call then connects to the address that was
 //! checked, so a second DNS answer cannot point it elsewhere.
+
+pub mod client;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -164,6 +166,11 @@ fn classify_v4(ip: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
+/// Whether a URL's host is loopback (where plain http is acceptable).
+pub fn is_loopback_url(url: &str) -> bool {
+    url.parse::<http::Uri>().ok().and_then(|u| u.host().map(is_loopback_host)).unwrap_or(false)
+}
+
 fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
@@ -173,11 +180,21 @@ fn is_loopback_host(host: &str) -> bool {
 /// sidecars); no credentials in it. Addresses are checked at call time
 /// (and at creation, by the caller), not here.
 pub fn webhook_target(url: &str) -> Result<Target, OutboundError> {
+    target(url, "a webhook URL")
+}
+
+/// A URL of an identity provider (issuer, or an endpoint its discovery
+/// document names), with the same rules as a webhook's.
+pub fn idp_target(url: &str) -> Result<Target, OutboundError> {
+    target(url, "an identity provider's URL")
+}
+
+fn target(url: &str, what: &str) -> Result<Target, OutboundError> {
     let uri: http::Uri = url.trim().parse().map_err(|e: http::uri::InvalidUri| OutboundError::BadUrl(e.to_string()))?;
     let https = match uri.scheme_str() {
         Some("https") => true,
         Some("http") => false,
-        _ => return Err(OutboundError::Scheme("a webhook URL starts with https://".into())),
+        _ => return Err(OutboundError::Scheme(format!("{what} starts with https://"))),
     };
     let auth = uri.authority().ok_or_else(|| OutboundError::BadUrl("no host".into()))?;
     if auth.as_str().contains('@') {

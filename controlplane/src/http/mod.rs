@@ -1,0 +1,105 @@
+//! The control plane's HTTP listener (`CCAG_HTTP_ADDR`): probes and the
+//! browser side of sign-in. Every route is listed in `route`; the ones
+//! that need a session get it from `session::from_cookie`, and every
+//! state-changing one also checks the CSRF token and the Origin.
+
+mod cookies;
+mod limit;
+mod oidc;
+mod page;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sea_orm::ConnectionTrait;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::Ctx;
+
+pub use limit::PerIp;
+
+pub type Response = http::Response<Full<Bytes>>;
+
+pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let ctx = ctx.clone();
+                async move { Ok::<_, Infallible>(secure_headers(route(&ctx, peer, req).await)) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+async fn route(ctx: &Ctx, peer: SocketAddr, req: http::Request<hyper::body::Incoming>) -> Response {
+    use http::Method;
+    let path = req.uri().path().to_owned();
+    match (req.method(), path.as_str()) {
+        // Public: probes, the list of providers, and the two legs of sign-in.
+        (&Method::GET, "/health") => json(200, r#"{"status":"ok"}"#.into()),
+        (&Method::GET, "/ready") => match ctx.db.execute_unprepared("SELECT 1").await {
+            Ok(_) => json(200, r#"{"status":"ready"}"#.into()),
+            Err(_) => json(503, r#"{"status":"database unavailable"}"#.into()),
+        },
+        (&Method::GET, "/auth/providers") => oidc::providers(ctx).await,
+        (&Method::GET, "/auth/oidc/login") => oidc::login(ctx, peer, &req).await,
+        (&Method::GET, "/auth/oidc/callback") => oidc::callback(ctx, peer, &req).await,
+        // With a session cookie.
+        (&Method::GET, "/auth/session") => oidc::current(ctx, &req).await,
+        (&Method::GET, "/auth/signed-in") => oidc::signed_in(ctx, &req).await,
+        (&Method::POST, "/auth/logout") => oidc::logout(ctx, &req).await,
+        (
+            _,
+            "/health"
+            | "/ready"
+            | "/auth/providers"
+            | "/auth/oidc/login"
+            | "/auth/oidc/callback"
+            | "/auth/session"
+            | "/auth/signed-in"
+            | "/auth/logout",
+        ) => json(405, r#"{"error":"method not allowed"}"#.into()),
+        _ => json(404, r#"{"error":"not found"}"#.into()),
+    }
+}
+
+pub fn json(status: u16, body: String) -> Response {
+    let mut res = http::Response::new(Full::new(Bytes::from(body)));
+    *res.status_mut() = http::StatusCode::from_u16(status).expect("valid status");
+    res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    res
+}
+
+/// On every answer: nothing here is to be framed, sniffed, cached, or
+/// leak its URL (which may hold an authorization code) as a referrer.
+fn secure_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert("x-content-type-options", http::HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", http::HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", http::HeaderValue::from_static("no-referrer"));
+    h.entry(http::header::CACHE_CONTROL).or_insert(http::HeaderValue::from_static("no-store"));
+    h.entry("content-security-policy").or_insert(http::HeaderValue::from_static(
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ));
+    res
+}
