@@ -21,7 +21,10 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 grpc="${CCAG_GRPC_ADDR:-127.0.0.1:8091}"
-"$bin/ccag-controlplane" &
+gateway="http://${CCAG_DATAPLANE_ADDR:-127.0.0.1:8080}"
+# The data plane is the one URL developers and Claude Code use: it passes
+# sign-in and onboarding through to the control plane's HTTP address.
+CCAG_PUBLIC_URL="${CCAG_PUBLIC_URL:-$gateway}" "$bin/ccag-controlplane" &
 pids+=($!)
 for _ in $(seq 1 100); do
   [ -s "$CCAG_DATA_DIR/dataplane-token" ] && break
@@ -31,6 +34,7 @@ done
 CCAG_CONTROLPLANE_URL="http://$grpc" \
 CCAG_DATAPLANE_TOKEN_FILE="$CCAG_DATA_DIR/dataplane-token" \
 CCAG_DATAPLANE_STATE_DIR="$CCAG_DATA_DIR/dataplane" \
+CCAG_CONTROLPLANE_HTTP_URL="${CCAG_CONTROLPLANE_HTTP_URL:-http://${CCAG_HTTP_ADDR:-127.0.0.1:8081}}" \
   "$bin/ccag-dataplane" &
 pids+=($!)
 
@@ -41,7 +45,9 @@ CCAG is running.
   Admin:   user '${ADMIN_USERNAME:-admin}', password from ADMIN_PASSWORD or the line
            "generated password" printed above on the very first start.
   CLI:     $bin/ccag login && $bin/ccag keys create --name my-laptop
-  Clients: export ANTHROPIC_BASE_URL=http://${CCAG_DATAPLANE_ADDR:-127.0.0.1:8080} ANTHROPIC_API_KEY=<the key>
+  Clients: export ANTHROPIC_BASE_URL=$gateway ANTHROPIC_API_KEY=<the key>
+  Onboard: $bin/ccag keys setup-token --user EMAIL prints a one-time command for a developer;
+           with an identity provider (docs/identity.md): curl -fsSL $gateway/setup | sh
 Ctrl-C stops both services.
 INFO
 wait -n "${pids[@]}"

@@ -176,14 +176,18 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let shares = fleet::shares::spawn(store.db.clone(), registry.clone(), publisher.clone(), stop_rx.clone());
     let spend_moved = Arc::new(tokio::sync::Notify::new());
     let budgets = budget::verdicts::spawn(store.db.clone(), publisher.clone(), spend_moved.clone(), stop_rx.clone());
-    let housekeeping = lease::spawn_singleton(
-        store.db.clone(),
-        "housekeeping",
-        settings.replica_id.clone(),
-        std::time::Duration::from_secs(60),
-        stop_rx.clone(),
-        housekeeping,
-    );
+    maintain_signing_keys(&store.db, &keyring).await.map_err(|e| format!("gateway signing keys: {e}"))?;
+    let housekeeping = {
+        let keyring = keyring.clone();
+        lease::spawn_singleton(
+            store.db.clone(),
+            "housekeeping",
+            settings.replica_id.clone(),
+            std::time::Duration::from_secs(60),
+            stop_rx.clone(),
+            move |db| housekeeping(db, keyring.clone()),
+        )
+    };
     // A replica that cannot open the webhook secrets leaves the deliveries
     // to the others rather than failing every signed one.
     let notifier = match keyring.usable() {
@@ -208,7 +212,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         shares,
         budgets,
         spend_moved,
-        token: dataplane_token,
+        token: dataplane_token.clone(),
         stop: stop_rx.clone(),
     };
     let grpc = TcpListener::bind(settings.grpc_addr).await.map_err(|e| format!("bind {}: {e}", settings.grpc_addr))?;
@@ -241,6 +245,9 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
             settings.session_ttl,
         )),
         login_limit: http::PerIp::new(60),
+        device_limit: http::PerIp::new(30),
+        device_code_limit: http::PerIp::new(30),
+        dataplane_token: dataplane_token.clone(),
     });
     if let Some(env) = &settings.oidc {
         api::idps::bootstrap(&ctx, env).await?;
@@ -271,8 +278,27 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     result.map_err(|e| e.to_string())?
 }
 
-/// Singleton work: the database keeps only what is still of use.
-async fn housekeeping(db: sea_orm::DatabaseConnection) -> Result<(), sea_orm::DbErr> {
+/// Makes or rotates the key gateway access tokens are signed with; the
+/// data planes hear of a new one through the revision.
+async fn maintain_signing_keys(db: &sea_orm::DatabaseConnection, keyring: &secrets::Keyring) -> Result<(), String> {
+    use sea_orm::TransactionTrait;
+    if keyring.usable().is_err() {
+        // Another replica, with the right key, will do it.
+        return Ok(());
+    }
+    let txn = db.begin().await.map_err(|e| e.to_string())?;
+    if identity::tokens::maintain(&txn, keyring, chrono::Utc::now()).await.map_err(|e| e.to_string())? {
+        fleet::revision::bump(&txn, &[fleet::Touched::Identity]).await.map_err(|e| e.to_string())?;
+    }
+    txn.commit().await.map_err(|e| e.to_string())
+}
+
+/// Singleton work: the database keeps only what is still of use, and the
+/// signing key rotates.
+async fn housekeeping(db: sea_orm::DatabaseConnection, keyring: Arc<secrets::Keyring>) -> Result<(), sea_orm::DbErr> {
+    if let Err(e) = maintain_signing_keys(&db, &keyring).await {
+        tracing::warn!(error = %e, "could not rotate the gateway signing key");
+    }
     /// Deltas reach back this many revisions; a data plane further behind
     /// is sent the full state.
     const KEEP_REVISIONS: u64 = 100_000;
@@ -281,7 +307,9 @@ async fn housekeeping(db: sea_orm::DatabaseConnection) -> Result<(), sea_orm::Db
     let names = auth::LoginThrottle::prune(&db, chrono::Utc::now()).await?;
     let events = notify::outbox::prune(&db, chrono::Duration::days(30)).await?;
     let sessions = auth::session::prune(&db, chrono::Utc::now()).await?;
-    let flows = identity::flow::prune(&db, chrono::Utc::now()).await?;
+    let flows = identity::flow::prune(&db, chrono::Utc::now()).await?
+        + identity::device::prune(&db, chrono::Utc::now()).await?
+        + identity::tokens::prune(&db, chrono::Utc::now()).await?;
     if dead + log + names + events + sessions + flows > 0 {
         tracing::info!(
             dataplanes = dead,
@@ -289,7 +317,7 @@ async fn housekeeping(db: sea_orm::DatabaseConnection) -> Result<(), sea_orm::Db
             login_failures = names,
             notification_events = events,
             sessions,
-            login_flows = flows,
+            sign_ins = flows,
             "housekeeping pruned"
         );
     }

@@ -5,10 +5,11 @@ use ccag_proto::admin::v1::{
     audit_service_server::AuditServiceServer, auth_service_server::AuthServiceServer,
     budget_service_server::BudgetServiceServer, endpoint_service_server::EndpointServiceServer,
     identity_provider_service_server::IdentityProviderServiceServer, key_service_server::KeyServiceServer,
-    model_service_server::ModelServiceServer, notification_service_server::NotificationServiceServer,
-    pricing_service_server::PricingServiceServer, settings_service_server::SettingsServiceServer,
-    status_service_server::StatusServiceServer, team_service_server::TeamServiceServer,
-    usage_service_server::UsageServiceServer, user_service_server::UserServiceServer,
+    managed_settings_service_server::ManagedSettingsServiceServer, model_service_server::ModelServiceServer,
+    notification_service_server::NotificationServiceServer, pricing_service_server::PricingServiceServer,
+    settings_service_server::SettingsServiceServer, status_service_server::StatusServiceServer,
+    team_service_server::TeamServiceServer, usage_service_server::UsageServiceServer,
+    user_service_server::UserServiceServer,
 };
 use ccag_proto::config::v1::data_plane_service_server::DataPlaneServiceServer;
 use tokio::net::TcpListener;
@@ -51,6 +52,7 @@ pub async fn serve_grpc(
         .add_service(UserServiceServer::new(api::UsersApi(ctx.clone())))
         .add_service(TeamServiceServer::new(api::TeamsApi(ctx.clone())))
         .add_service(KeyServiceServer::new(api::KeysApi(ctx.clone())))
+        .add_service(ManagedSettingsServiceServer::new(api::ManagedApi(ctx.clone())))
         .add_service(ModelServiceServer::new(api::ModelsApi(ctx.clone())))
         .add_service(EndpointServiceServer::new(api::EndpointsApi(ctx.clone())))
         .add_service(IdentityProviderServiceServer::new(api::IdpsApi(ctx.clone())))

@@ -35,6 +35,10 @@ pub struct Settings {
     pub config_file: Option<PathBuf>,
     pub control: Option<control::ControlSettings>,
     pub timeouts: http::Timeouts,
+    /// `CCAG_CONTROLPLANE_HTTP_URL`: where the sign-in routes are passed
+    /// (with a control plane: `http://127.0.0.1:8081` unless set; `off`
+    /// serves none).
+    pub signin_url: Option<String>,
 }
 
 impl Settings {
@@ -76,7 +80,12 @@ impl Settings {
             return Err("set either CCAG_DATAPLANE_CONFIG or CCAG_CONTROLPLANE_URL, not both".into());
         }
         let timeouts = http::Timeouts::from_env()?;
-        Ok(Settings { addr, config_file, control, timeouts })
+        let signin_url = match var("CCAG_CONTROLPLANE_HTTP_URL") {
+            Some(v) if v.trim() == "off" => None,
+            Some(v) => Some(v),
+            None => control.as_ref().map(|_| "http://127.0.0.1:8081".to_owned()),
+        };
+        Ok(Settings { addr, config_file, control, timeouts, signin_url })
     }
 }
 
@@ -101,6 +110,11 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let limiter = Arc::new(ratelimit::Limiter::new());
     let (sink, rx) = usage::UsageSink::new(limiter.clone(), store.budgets.clone());
+    let signin = match (&settings.signin_url, &settings.control) {
+        (Some(url), Some(c)) => Some(api::ControlPlaneHttp::new(url, &c.token)?),
+        (Some(_), None) => return Err("CCAG_CONTROLPLANE_HTTP_URL needs CCAG_CONTROLPLANE_URL".into()),
+        _ => None,
+    };
     let usage_task = match (settings.config_file, settings.control) {
         (Some(path), None) => {
             config::watch_file(path, store.clone()).await?;
@@ -134,6 +148,8 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         limiter,
         timeouts: settings.timeouts,
         gauges: Default::default(),
+        tokens: Default::default(),
+        signin,
     });
     tracing::info!(addr = %local, region = state.bedrock.region(), "data plane listening");
     // A plain line on stdout lets scripts and tests learn a port chosen by the OS.

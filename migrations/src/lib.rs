@@ -11,6 +11,7 @@ mod m20261201_000004_money_as_integers;
 mod m20261202_000005_budgets;
 mod m20261203_000006_notifications;
 mod m20261204_000007_identity;
+mod m20261205_000008_gateway_signin;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_budgets::Migration),
             Box::new(m20261203_000006_notifications::Migration),
             Box::new(m20261204_000007_identity::Migration),
+            Box::new(m20261205_000008_gateway_signin::Migration),
         ]
     }
 }

@@ -187,6 +187,72 @@ impl AuthService for AuthApi {
         ok(out.remove(0))
     }
 
+    async fn start_device_login(
+        &self,
+        req: tonic::Request<StartDeviceLoginRequest>,
+    ) -> ApiResult<StartDeviceLoginResponse> {
+        let ip = req.remote_addr().map(|a| a.ip()).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        if let Err(wait) = self.0.device_limit.check(ip, std::time::Instant::now()) {
+            return Err(ApiError::ResourceExhausted(format!(
+                "too many sign-ins from this address; try again in {wait} s"
+            ))
+            .into());
+        }
+        let started = crate::identity::device::start(&self.0.db, crate::identity::device::Client::Cli, &ip.to_string())
+            .await
+            .map_err(ApiError::from)?;
+        let base = &self.0.identity.public_url;
+        ok(StartDeviceLoginResponse {
+            verification_uri: format!("{base}/device"),
+            verification_uri_complete: format!("{base}/device?user_code={}", started.user_code),
+            device_code: started.device_code,
+            user_code: started.user_code,
+            expires_in: crate::identity::device::EXPIRES_IN_SECS as u32,
+            interval: crate::identity::device::INTERVAL_SECS as u32,
+        })
+    }
+
+    async fn poll_device_login(
+        &self,
+        req: tonic::Request<PollDeviceLoginRequest>,
+    ) -> ApiResult<PollDeviceLoginResponse> {
+        use crate::identity::device::{poll, Client, Poll};
+        let origin = origin(&req);
+        let code = req.into_inner().device_code;
+        let error = |e: &str| ok(PollDeviceLoginResponse { error: e.into(), login: None });
+        let user_id = match poll(&self.0.db, Client::Cli, &code, Utc::now()).await.map_err(ApiError::from)? {
+            Poll::Pending => return error("authorization_pending"),
+            Poll::SlowDown => return error("slow_down"),
+            Poll::Denied => return error("access_denied"),
+            Poll::Expired => return error("expired_token"),
+            Poll::Approved { user_id } => user_id,
+        };
+        let user = users::Entity::find_by_id(user_id)
+            .one(&self.0.db)
+            .await
+            .map_err(ApiError::from)?
+            .filter(|u| stored::UserStatus::parse(&u.status) == stored::UserStatus::Active)
+            .ok_or_else(|| ApiError::Unauthenticated("this user is disabled".into()))?;
+        let (token, session) =
+            session::open(&self.0.db, &user.id, session::Via::Oidc, "", self.0.auth.session_ttl, &origin)
+                .await
+                .map_err(ApiError::from)?;
+        let role = if stored::Role::parse(&user.role) == stored::Role::Admin { Role::Admin } else { Role::Member };
+        ok(PollDeviceLoginResponse {
+            error: String::new(),
+            login: Some(LoginResponse {
+                token,
+                expires_at: ts(session.expires_at),
+                principal: Some(Principal {
+                    role: role as i32,
+                    email: user.email.unwrap_or_default(),
+                    user_id: user.id,
+                    via: "session".into(),
+                }),
+            }),
+        })
+    }
+
     async fn logout(&self, req: tonic::Request<LogoutRequest>) -> ApiResult<LogoutResponse> {
         let who = self.0.caller(&req).await?;
         let id = who

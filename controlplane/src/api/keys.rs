@@ -117,6 +117,58 @@ pub(super) async fn find_for<C: ConnectionTrait>(
 
 #[tonic::async_trait]
 impl KeyService for KeysApi {
+    async fn create_setup_token(
+        &self,
+        req: tonic::Request<CreateSetupTokenRequest>,
+    ) -> ApiResult<CreateSetupTokenResponse> {
+        let who = self.0.caller(&req).await?;
+        let r = req.into_inner();
+        let txn = Change::begin(&self.0, &who.user_id).await?;
+        let owner = if r.user.trim().is_empty() {
+            who.user_id.clone()
+        } else {
+            super::users::find(txn.db(), &r.user).await?.id
+        };
+        who.require_self_or_admin(&owner)?;
+        let team_id = if r.team.trim().is_empty() {
+            None
+        } else {
+            let team = super::teams::find(txn.db(), &r.team).await?;
+            let member = team_members::Entity::find_by_id((team.id.clone(), owner.clone()))
+                .one(txn.db())
+                .await
+                .map_err(ApiError::from)?;
+            if !who.is_admin() && member.is_none() {
+                return Err(ApiError::PermissionDenied("you are not a member of that team".into()).into());
+            }
+            Some(team.id)
+        };
+        let now = Utc::now();
+        let key_name = match r.key_name.trim() {
+            "" => format!("setup-{}", now.format("%Y-%m-%d")),
+            n => require("key_name", n, 100)?,
+        };
+        let token = format!("st_{}", ids::random_base62(40));
+        let row = crate::store::entities::setup_tokens::ActiveModel {
+            id: Set(ids::new_id("stk")),
+            token_hash: Set(ids::sha256_hex(&token)),
+            user_id: Set(owner),
+            team_id: Set(team_id),
+            key_name: Set(key_name),
+            created_by: Set(who.user_id.clone()),
+            created_at: Set(now),
+            expires_at: Set(now + chrono::Duration::minutes(10)),
+            used_at: Set(None),
+        }
+        .insert(txn.db())
+        .await
+        .map_err(ApiError::from)?;
+        txn.audit(AuditAction::SetupTokenCreate, "setup_token", &row.id, None, Some(&row)).await?;
+        txn.commit().await?;
+        let command = format!("curl -fsSL '{}/setup?token={token}' | sh", self.0.identity.public_url);
+        ok(CreateSetupTokenResponse { token, expires_at: ts(row.expires_at), command })
+    }
+
     async fn create_key(&self, req: tonic::Request<CreateKeyRequest>) -> ApiResult<CreateKeyResponse> {
         let who = self.0.caller(&req).await?;
         let r = req.into_inner();

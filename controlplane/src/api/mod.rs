@@ -8,6 +8,7 @@ mod change;
 mod endpoints;
 pub mod idps;
 mod keys;
+mod managed;
 mod models;
 mod notifications;
 mod settings;
@@ -23,6 +24,7 @@ pub use change::Change;
 pub use endpoints::EndpointsApi;
 pub use idps::IdpsApi;
 pub use keys::KeysApi;
+pub use managed::ManagedApi;
 pub use models::ModelsApi;
 pub use notifications::NotificationsApi;
 pub use settings::SettingsApi;
@@ -62,6 +64,12 @@ pub struct Ctx {
     pub identity: Arc<crate::identity::Identity>,
     /// Sign-ins started per client address and minute.
     pub login_limit: crate::http::PerIp,
+    /// Device sign-ins started per client address and minute.
+    pub device_limit: crate::http::PerIp,
+    /// Codes tried on the device page per client address and minute.
+    pub device_code_limit: crate::http::PerIp,
+    /// What data planes present: it vouches for the client address they forward.
+    pub dataplane_token: String,
 }
 
 impl Ctx {

@@ -27,6 +27,8 @@ pub enum Touched {
     Settings,
     /// The price table.
     Prices,
+    /// The gateway-token signing keys.
+    Identity,
     /// Budgets: derived resources (the verdicts follow the revision), so
     /// nothing is loaded for it here.
     Budgets,
@@ -42,6 +44,7 @@ impl Touched {
             Touched::Endpoint(_) => "endpoint",
             Touched::Settings => "settings",
             Touched::Prices => "prices",
+            Touched::Identity => "identity",
             Touched::Budgets => "budgets",
         }
     }
@@ -49,7 +52,7 @@ impl Touched {
     pub fn name(&self) -> &str {
         match self {
             Touched::Key(n) | Touched::User(n) | Touched::Team(n) | Touched::Model(n) | Touched::Endpoint(n) => n,
-            Touched::Settings | Touched::Prices | Touched::Budgets => "",
+            Touched::Settings | Touched::Prices | Touched::Identity | Touched::Budgets => "",
         }
     }
 
@@ -63,6 +66,7 @@ impl Touched {
             "endpoint" => Touched::Endpoint(n),
             "settings" => Touched::Settings,
             "prices" => Touched::Prices,
+            "identity" => Touched::Identity,
             "budgets" => Touched::Budgets,
             _ => return None,
         })
@@ -187,6 +191,7 @@ pub async fn load_all<C: ConnectionTrait>(c: &C) -> Result<HashMap<Name, Resourc
     }
     insert(&mut out, Some(settings_resource(c).await?));
     insert(&mut out, Some(res(Kind::Prices(crate::pricing::load(c).await?))));
+    insert(&mut out, Some(res(Kind::Identity(crate::identity::tokens::published(c).await?))));
     Ok(out)
 }
 
@@ -206,6 +211,7 @@ pub async fn load_touched<C: ConnectionTrait>(
     let mut endpoint_ids = HashSet::new();
     let mut settings = false;
     let mut prices = false;
+    let mut identity = false;
     for t in touched {
         match t {
             Touched::Key(id) => key_ids.insert(id.clone()),
@@ -219,6 +225,10 @@ pub async fn load_touched<C: ConnectionTrait>(
             }
             Touched::Prices => {
                 prices = true;
+                true
+            }
+            Touched::Identity => {
+                identity = true;
                 true
             }
             Touched::Budgets => true,
@@ -318,6 +328,10 @@ pub async fn load_touched<C: ConnectionTrait>(
     if prices {
         insert(&mut out, Some(res(Kind::Prices(crate::pricing::load(c).await?))));
         names.push((ResourceType::Prices, String::new()));
+    }
+    if identity {
+        insert(&mut out, Some(res(Kind::Identity(crate::identity::tokens::published(c).await?))));
+        names.push((ResourceType::Identity, String::new()));
     }
     Ok((names, out))
 }

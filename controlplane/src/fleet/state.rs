@@ -31,6 +31,7 @@ pub fn name_of(r: &Resource) -> Option<Name> {
         Kind::UserBudget(v) => (ResourceType::UserBudget, v.id.clone()),
         Kind::TeamBudget(v) => (ResourceType::TeamBudget, v.id.clone()),
         Kind::Prices(_) => (ResourceType::Prices, String::new()),
+        Kind::Identity(_) => (ResourceType::Identity, String::new()),
     })
 }
 

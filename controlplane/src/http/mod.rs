@@ -4,9 +4,12 @@
 //! state-changing one also checks the CSRF token and the Origin.
 
 mod cookies;
+mod device;
 mod limit;
+mod oauth;
 mod oidc;
 mod page;
+mod setup;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -54,20 +57,33 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiv
 async fn route(ctx: &Ctx, peer: SocketAddr, req: http::Request<hyper::body::Incoming>) -> Response {
     use http::Method;
     let path = req.uri().path().to_owned();
-    match (req.method(), path.as_str()) {
-        // Public: probes, the list of providers, and the two legs of sign-in.
-        (&Method::GET, "/health") => json(200, r#"{"status":"ok"}"#.into()),
-        (&Method::GET, "/ready") => match ctx.db.execute_unprepared("SELECT 1").await {
+    let ip = client_ip(ctx, peer, req.headers());
+    match (req.method().clone(), path.as_str()) {
+        // Public: probes, the list of providers, the two legs of browser
+        // sign-in, and the OAuth endpoints of the gateway sign-in (which
+        // authenticate by what they are sent).
+        (Method::GET, "/health") => json(200, r#"{"status":"ok"}"#.into()),
+        (Method::GET, "/ready") => match ctx.db.execute_unprepared("SELECT 1").await {
             Ok(_) => json(200, r#"{"status":"ready"}"#.into()),
             Err(_) => json(503, r#"{"status":"database unavailable"}"#.into()),
         },
-        (&Method::GET, "/auth/providers") => oidc::providers(ctx).await,
-        (&Method::GET, "/auth/oidc/login") => oidc::login(ctx, peer, &req).await,
-        (&Method::GET, "/auth/oidc/callback") => oidc::callback(ctx, peer, &req).await,
-        // With a session cookie.
-        (&Method::GET, "/auth/session") => oidc::current(ctx, &req).await,
-        (&Method::GET, "/auth/signed-in") => oidc::signed_in(ctx, &req).await,
-        (&Method::POST, "/auth/logout") => oidc::logout(ctx, &req).await,
+        (Method::GET, "/auth/providers") => oidc::providers(ctx).await,
+        (Method::GET, "/auth/oidc/login") => oidc::login(ctx, ip, &req).await,
+        (Method::GET, "/auth/oidc/callback") => oidc::callback(ctx, ip, &req).await,
+        (Method::GET, "/.well-known/oauth-authorization-server") => oauth::metadata(ctx),
+        (Method::POST, "/oauth/device_authorization") => oauth::device_authorization(ctx, ip, req).await,
+        (Method::POST, "/oauth/token") => oauth::token(ctx, req).await,
+        (Method::POST, "/oauth/revoke") => oauth::revoke(ctx, req).await,
+        (Method::GET, "/setup") => setup::script(ctx, &req),
+        (Method::POST, "/setup/credential") => setup::credential(ctx, req).await,
+        // With a session cookie (the device page asks for one).
+        (Method::GET, "/device") => device::page(ctx, &req).await,
+        (Method::POST, "/device") => device::decide(ctx, ip, req).await,
+        (Method::GET, "/auth/session") => oidc::current(ctx, &req).await,
+        (Method::GET, "/auth/signed-in") => oidc::signed_in(ctx, &req).await,
+        (Method::POST, "/auth/logout") => oidc::logout(ctx, &req).await,
+        // With a gateway access token.
+        (Method::GET, "/managed/settings") => oauth::managed_settings(ctx, &req).await,
         (
             _,
             "/health"
@@ -77,10 +93,49 @@ async fn route(ctx: &Ctx, peer: SocketAddr, req: http::Request<hyper::body::Inco
             | "/auth/oidc/callback"
             | "/auth/session"
             | "/auth/signed-in"
-            | "/auth/logout",
+            | "/auth/logout"
+            | "/.well-known/oauth-authorization-server"
+            | "/oauth/device_authorization"
+            | "/oauth/token"
+            | "/oauth/revoke"
+            | "/device"
+            | "/managed/settings"
+            | "/setup"
+            | "/setup/credential",
         ) => json(405, r#"{"error":"method not allowed"}"#.into()),
         _ => json(404, r#"{"error":"not found"}"#.into()),
     }
+}
+
+/// The client's address: the peer's, or, when a data plane forwards the
+/// request and proves it with the data-plane token, the one it names.
+fn client_ip(ctx: &Ctx, peer: SocketAddr, headers: &http::HeaderMap) -> SocketAddr {
+    use subtle::ConstantTimeEq;
+    let by_dataplane = headers
+        .get("x-ccag-dataplane-token")
+        .is_some_and(|t| bool::from(t.as_bytes().ct_eq(ctx.dataplane_token.as_bytes())));
+    let named = headers.get("x-ccag-client-ip").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    match (by_dataplane, named) {
+        (true, Some(ip)) => SocketAddr::new(ip, 0),
+        _ => peer,
+    }
+}
+
+/// A form body (`application/x-www-form-urlencoded`), at most 16 KiB.
+pub async fn form(
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<std::collections::HashMap<String, String>, String> {
+    use http_body_util::BodyExt;
+    let ct = req.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        return Err("the body must be application/x-www-form-urlencoded".into());
+    }
+    let body = http_body_util::Limited::new(req.into_body(), 16 * 1024)
+        .collect()
+        .await
+        .map_err(|_| "the body is larger than 16 KiB or was cut".to_owned())?
+        .to_bytes();
+    Ok(form_urlencoded::parse(&body).into_owned().collect())
 }
 
 pub fn json(status: u16, body: String) -> Response {

@@ -173,7 +173,7 @@ pub async fn callback(ctx: &Ctx, peer: SocketAddr, req: &http::Request<hyper::bo
 }
 
 /// The session the request's cookie names, with its token.
-async fn from_cookie<'r>(
+pub(super) async fn from_cookie<'r>(
     ctx: &Ctx,
     req: &'r http::Request<hyper::body::Incoming>,
 ) -> Option<(Principal, sessions::Model, &'r str)> {
@@ -216,7 +216,7 @@ pub async fn signed_in(ctx: &Ctx, req: &http::Request<hyper::body::Incoming>) ->
     }
 }
 
-fn same_origin(ctx: &Ctx, req: &http::Request<hyper::body::Incoming>) -> bool {
+pub(super) fn same_origin(ctx: &Ctx, req: &http::Request<hyper::body::Incoming>) -> bool {
     match req.headers().get(http::header::ORIGIN).and_then(|v| v.to_str().ok()) {
         // A browser always sends Origin on a cross-site POST; other clients
         // may not, and still need the CSRF header.

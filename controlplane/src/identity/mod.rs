@@ -5,11 +5,14 @@
 //! id_token checks (`verify`), and what a verified identity becomes: a
 //! user, their role and teams (`provision`).
 
+pub mod device;
 pub mod discovery;
 pub mod flow;
 pub mod jwks;
+pub mod managed;
 pub mod provider;
 pub mod provision;
+pub mod tokens;
 pub mod verify;
 
 use std::sync::Arc;
@@ -93,6 +96,10 @@ pub struct Identity {
     /// Subjects or emails that are always admins (`ADMIN_USERS`).
     pub admin_users: Vec<String>,
     pub session_ttl: Duration,
+    /// Lifetime of gateway access tokens (`CCAG_GATEWAY_TOKEN_TTL_SECS`).
+    pub access_ttl: Duration,
+    /// Lifetime of a gateway sign-in without renewal: refresh tokens.
+    pub refresh_ttl: Duration,
     metadata: DashMap<String, Arc<discovery::Cached>>,
     keys: DashMap<String, Arc<jwks::KeySet>>,
 }
@@ -111,6 +118,8 @@ impl Identity {
             public_url: public_url.trim_end_matches('/').to_owned(),
             admin_users,
             session_ttl,
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(14 * 24 * 3600),
             metadata: DashMap::new(),
             keys: DashMap::new(),
         }

@@ -38,7 +38,7 @@ pub fn authenticate(state: &AppState, req: &Request<Incoming>) -> Result<Caller,
         .get()
         .ok_or_else(|| ApiError::Unavailable("the gateway has not received its configuration yet".into()))?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    let key = auth::authenticate(&cfg, req.headers(), now)?.clone();
+    let key = auth::authenticate(&cfg, &state.tokens, req.headers(), now)?;
     tracing::Span::current().record("key_id", key.id.as_str());
     Ok(Caller { cfg, key })
 }

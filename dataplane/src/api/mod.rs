@@ -9,6 +9,8 @@ mod count_tokens;
 pub mod limits;
 mod messages;
 mod models;
+mod passthrough;
+mod telemetry;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use crate::upstream::Bedrock;
 use crate::usage::UsageSink;
 
 pub use admission::{authenticate, Admitted, Caller};
+pub use passthrough::ControlPlaneHttp;
 
 pub struct AppState {
     pub config: Arc<ConfigStore>,
@@ -38,6 +41,10 @@ pub struct AppState {
     pub timeouts: crate::http::Timeouts,
     /// Open connections and requests, shown by `GET /health`.
     pub gauges: crate::http::Gauges,
+    /// Gateway access tokens already verified.
+    pub tokens: crate::auth::TokenCache,
+    /// Where the sign-in routes go (`CCAG_CONTROLPLANE_HTTP_URL`).
+    pub signin: Option<passthrough::ControlPlaneHttp>,
 }
 
 impl AppState {
@@ -63,12 +70,17 @@ impl crate::http::App for AppState {
     fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
+        peer: std::net::SocketAddr,
     ) -> impl std::future::Future<Output = Result<Response<ResBody>, Infallible>> + Send {
-        handle(self, req)
+        handle(self, req, peer)
     }
 }
 
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<ResBody>, Infallible> {
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    peer: std::net::SocketAddr,
+) -> Result<Response<ResBody>, Infallible> {
     let rid = request_id();
     let span = tracing::info_span!(
         "request",
@@ -81,7 +93,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
     // Counts the request until its response body is dropped (sent, or the
     // client left), or until this future is dropped.
     let in_flight = state.gauges.request_started();
-    let result = route(&state, req, &rid).instrument(span.clone()).await;
+    let result = route(&state, req, &rid, peer).instrument(span.clone()).await;
     let mut res = result.unwrap_or_else(|e| {
         span.in_scope(|| tracing::info!(status = e.status().as_u16(), error = %e, "request refused"));
         e.into_response(&rid)
@@ -102,6 +114,8 @@ enum Public {
     Hello,
     Health,
     Ready,
+    /// Sign-in and onboarding, served by the control plane.
+    ControlPlane,
 }
 
 enum Protected {
@@ -110,6 +124,8 @@ enum Protected {
     ListModels,
     /// The model id starts at this byte of the path.
     GetModel(usize),
+    /// OTLP/HTTP from signed-in Claude Code sessions.
+    Telemetry,
 }
 
 fn classify(method: &Method, path: &str) -> Result<Route, ApiError> {
@@ -121,14 +137,30 @@ fn classify(method: &Method, path: &str) -> Result<Route, ApiError> {
         (&Method::GET | &Method::HEAD, "/api/hello") => Route::Public(Public::Hello),
         (&Method::GET, "/health") => Route::Public(Public::Health),
         (&Method::GET, "/ready") => Route::Public(Public::Ready),
-        (_, "/v1/messages" | "/v1/messages/count_tokens" | "/v1/models" | "/api/hello" | "/health" | "/ready") => {
-            return Err(ApiError::MethodNotAllowed(format!("{method} is not allowed on {path}")))
-        }
+        (&Method::POST, "/v1/metrics" | "/v1/logs" | "/v1/traces") => Route::Protected(Protected::Telemetry),
+        (_, p) if passthrough::is_signin_path(p) => Route::Public(Public::ControlPlane),
+        (
+            _,
+            "/v1/messages"
+            | "/v1/messages/count_tokens"
+            | "/v1/models"
+            | "/api/hello"
+            | "/health"
+            | "/ready"
+            | "/v1/metrics"
+            | "/v1/logs"
+            | "/v1/traces",
+        ) => return Err(ApiError::MethodNotAllowed(format!("{method} is not allowed on {path}"))),
         _ => return Err(ApiError::NotFound(format!("no endpoint at {path}"))),
     })
 }
 
-async fn route(state: &Arc<AppState>, req: Request<Incoming>, rid: &str) -> Result<Response<ResBody>, ApiError> {
+async fn route(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    rid: &str,
+    peer: std::net::SocketAddr,
+) -> Result<Response<ResBody>, ApiError> {
     let path = req.uri().path();
     let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
     let protected = match classify(req.method(), path)? {
@@ -139,6 +171,14 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>, rid: &str) -> Resu
                 Some(c) => json(StatusCode::OK, format!(r#"{{"status":"ready","config_version":{}}}"#, c.version)),
                 None => json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"waiting for configuration"}"#),
             })
+        }
+        Route::Public(Public::ControlPlane) => {
+            return match &state.signin {
+                Some(cp) => Box::pin(cp.forward(state, req, peer)).await,
+                None => Err(ApiError::NotFound(
+                    "sign-in is not served by this data plane (CCAG_CONTROLPLANE_HTTP_URL)".into(),
+                )),
+            }
         }
         Route::Protected(p) => p,
     };
@@ -155,6 +195,7 @@ async fn route(state: &Arc<AppState>, req: Request<Incoming>, rid: &str) -> Resu
             let id = path[at..].to_owned();
             models::get(&caller, &id)
         }
+        Protected::Telemetry => telemetry::accept(state, req).await,
     }
 }
 

@@ -43,11 +43,12 @@ pub fn name_of(kind: &Kind) -> (ResourceType, &str) {
         Kind::UserBudget(v) => (ResourceType::UserBudget, &v.id),
         Kind::TeamBudget(v) => (ResourceType::TeamBudget, &v.id),
         Kind::Prices(_) => (ResourceType::Prices, ""),
+        Kind::Identity(_) => (ResourceType::Identity, ""),
     }
 }
 
 fn singleton(t: ResourceType) -> bool {
-    matches!(t, ResourceType::Settings | ResourceType::Shares | ResourceType::Prices)
+    matches!(t, ResourceType::Settings | ResourceType::Shares | ResourceType::Prices | ResourceType::Identity)
 }
 
 #[derive(Debug, Default, Clone)]
@@ -173,6 +174,9 @@ impl ResourceSet {
         };
         for k in s.keys {
             put(Kind::Key(k));
+        }
+        if let Some(i) = s.identity {
+            put(Kind::Identity(i));
         }
         for l in s.user_limits {
             put(Kind::UserLimit(l));

@@ -20,6 +20,8 @@ pub enum SnapshotError {
     DuplicateKey { id: String },
     #[error("model {0:?}: anthropic_id must be set")]
     BadMapping(String),
+    #[error("signing key {0:?}: not a base64url Ed25519 public key")]
+    BadSigningKey(String),
     #[error("snapshot version {offered} is older than the held version {held}")]
     Stale { offered: u64, held: u64 },
 }
@@ -102,10 +104,26 @@ impl Limits {
     }
 }
 
+/// A key gateway access tokens may be signed with.
+pub struct SigningKey {
+    pub kid: String,
+    pub key: jsonwebtoken::DecodingKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug)]
 pub struct RuntimeConfig {
     pub version: u64,
     keys: HashMap<KeyHash, Arc<KeyEntry>>,
+    /// The same keys by id, for gateway access tokens (which name their key).
+    keys_by_id: HashMap<String, Arc<KeyEntry>>,
+    /// Empty: gateway access tokens are refused.
+    pub signing_keys: Vec<SigningKey>,
     pub mappings: HashMap<String, String>,
     pub catalogue: Vec<pb::ModelInfo>,
     pub region: Option<String>,
@@ -144,6 +162,8 @@ impl RuntimeConfig {
 
     pub fn from_resources(set: &ResourceSet) -> Result<Self, SnapshotError> {
         let mut keys = HashMap::new();
+        let mut keys_by_id = HashMap::new();
+        let mut signing_keys = Vec::new();
         let mut mappings = HashMap::new();
         let mut catalogue = Vec::new();
         let mut user_limits = HashMap::new();
@@ -165,7 +185,9 @@ impl RuntimeConfig {
                         expires_at: (k.expires_at > 0).then_some(k.expires_at),
                         limits: crate::ratelimit::Limits { rpm: k.rpm, tpm: k.tpm },
                     };
-                    if keys.insert(KeyHash(hash), Arc::new(entry)).is_some() {
+                    let entry = Arc::new(entry);
+                    keys_by_id.insert(k.id.clone(), entry.clone());
+                    if keys.insert(KeyHash(hash), entry).is_some() {
                         return Err(SnapshotError::DuplicateKey { id: k.id.clone() });
                     }
                 }
@@ -197,6 +219,13 @@ impl RuntimeConfig {
                 Kind::UserBudget(_) | Kind::TeamBudget(_) | Kind::Prices(_) => {}
                 Kind::Settings(s) => settings = Some(s),
                 Kind::Shares(s) => shares = Some(s),
+                Kind::Identity(i) => {
+                    for k in &i.signing_keys {
+                        let key = jsonwebtoken::DecodingKey::from_ed_components(&k.public_key)
+                            .map_err(|_| SnapshotError::BadSigningKey(k.kid.clone()))?;
+                        signing_keys.push(SigningKey { kid: k.kid.clone(), key });
+                    }
+                }
             }
         }
         catalogue.sort_by(|a, b| a.id.cmp(&b.id));
@@ -223,6 +252,8 @@ impl RuntimeConfig {
         Ok(RuntimeConfig {
             version: set.revision,
             keys,
+            keys_by_id,
+            signing_keys,
             mappings,
             catalogue,
             region: endpoints.first().and_then(|e| nonempty(&e.region)),
@@ -238,6 +269,14 @@ impl RuntimeConfig {
 
     pub fn key(&self, hash: &KeyHash) -> Option<&Arc<KeyEntry>> {
         self.keys.get(hash)
+    }
+
+    pub fn key_by_id(&self, id: &str) -> Option<&Arc<KeyEntry>> {
+        self.keys_by_id.get(id)
+    }
+
+    pub fn signing_key(&self, kid: &str) -> Option<&SigningKey> {
+        self.signing_keys.iter().find(|k| k.kid == kid)
     }
 
     pub fn key_count(&self) -> usize {

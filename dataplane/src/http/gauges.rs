@@ -24,6 +24,10 @@ pub struct Gauges {
 struct Counts {
     connections: AtomicI64,
     requests: AtomicI64,
+    /// OTLP exports from signed-in Claude Code sessions, accepted and
+    /// counted (not yet forwarded anywhere), and their bytes.
+    telemetry_exports: AtomicI64,
+    telemetry_bytes: AtomicI64,
 }
 
 impl Gauges {
@@ -48,14 +52,21 @@ impl Gauges {
         self.inner.requests.load(Ordering::Relaxed)
     }
 
+    pub fn telemetry_received(&self, bytes: usize) {
+        self.inner.telemetry_exports.fetch_add(1, Ordering::Relaxed);
+        self.inner.telemetry_bytes.fetch_add(bytes as i64, Ordering::Relaxed);
+    }
+
     /// The body of `GET /health`.
     pub fn health_json(&self) -> String {
         let tasks = tokio::runtime::Handle::try_current().map(|h| h.metrics().num_alive_tasks()).unwrap_or(0);
         format!(
-            r#"{{"status":"ok","connections":{},"requests_in_flight":{},"tasks":{}}}"#,
+            r#"{{"status":"ok","connections":{},"requests_in_flight":{},"tasks":{},"telemetry_exports":{},"telemetry_bytes":{}}}"#,
             self.connections(),
             self.requests(),
-            tasks
+            tasks,
+            self.inner.telemetry_exports.load(Ordering::Relaxed),
+            self.inner.telemetry_bytes.load(Ordering::Relaxed),
         )
     }
 }

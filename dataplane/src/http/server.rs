@@ -25,9 +25,11 @@ use super::Gauges;
 pub trait App: Send + Sync + 'static {
     fn gauges(&self) -> &Gauges;
     fn timeouts(&self) -> Timeouts;
+    /// `peer` is the client's address (the sign-in pass-through forwards it).
     fn handle(
         self: Arc<Self>,
         req: http::Request<hyper::body::Incoming>,
+        peer: std::net::SocketAddr,
     ) -> impl Future<Output = Result<http::Response<ResBody>, std::convert::Infallible>> + Send;
 }
 
@@ -152,7 +154,7 @@ pub async fn serve<A: App>(listener: TcpListener, state: Arc<A>, shutdown: impl 
                 }
             };
             let io = ConnIo { inner: Some(stream), prefix, stall_limit: timeouts.write_stall, stalled: None };
-            let svc = service_fn(move |req| state.clone().handle(req));
+            let svc = service_fn(move |req| state.clone().handle(req, peer));
             let conn = builder.serve_connection(TokioIo::new(io), svc);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

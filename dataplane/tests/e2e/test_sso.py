@@ -98,12 +98,15 @@ class Idp:
 
 
 class Gateway:
-    """A control plane on a known HTTP port (its public URL), with the
-    identity provider "corp" and a team "eng"."""
+    """A control plane on a known HTTP port, with the identity provider
+    "corp" and a team "eng". With `double_url`, a data plane too, which is
+    then the public URL (it passes sign-in through to the control plane)."""
 
-    def __init__(self, tmp, node_dir, cp_env=None, create_idp=True):
+    def __init__(self, tmp, node_dir, cp_env=None, create_idp=True, double_url=None):
         self.http_port = free_port()
-        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.cp_http = f"http://127.0.0.1:{self.http_port}"
+        self.dp_port = free_port() if double_url else None
+        self.url = f"http://127.0.0.1:{self.dp_port}" if double_url else self.cp_http
         self.idp = Idp(node_dir, tmp, self.url + "/auth/oidc/callback").start()
         env = {
             "CCAG_HTTP_ADDR": f"127.0.0.1:{self.http_port}",
@@ -112,9 +115,12 @@ class Gateway:
             "CCAG_OUTBOUND_ALLOW_CIDRS": "127.0.0.1/32",
         }
         env.update({k: v.replace("{issuer}", self.idp.issuer) for k, v in (cp_env or {}).items()})
-        self.fleet = Fleet("", tmp, cp_env=env)
+        self.fleet = Fleet(double_url or "", tmp, cp_env=env, dp_env={"CCAG_CONTROLPLANE_HTTP_URL": self.cp_http})
         self.fleet.start_cp()
         self.fleet.login()
+        if double_url:
+            self.fleet.dp_ports["a"] = self.dp_port
+            self.fleet.start_dp("a")
         self.team = self.fleet.ccag_json("teams", "create", "--name", "eng")
         if create_idp:
             self.fleet.ccag(

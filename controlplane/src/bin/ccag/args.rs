@@ -47,7 +47,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Sign in with a username (email) and password and save the session
+    /// Sign in (password, or --sso through the identity provider) and save the session
     Login(LoginArgs),
     /// End the saved session, on the server too, and forget it
     Logout,
@@ -96,6 +96,9 @@ pub enum Command {
     /// List and end sign-in sessions
     #[command(subcommand)]
     Sessions(SessionsCmd),
+    /// Claude Code managed settings for sessions signed in through the gateway
+    #[command(subcommand, name = "managed-settings")]
+    ManagedSettings(ManagedSettingsCmd),
     /// Print a shell completion script, e.g. `ccag completions bash > /etc/bash_completion.d/ccag`
     Completions {
         #[arg(value_enum)]
@@ -113,6 +116,9 @@ pub struct LoginArgs {
     /// Read the password from stdin instead of prompting
     #[arg(long)]
     pub password_stdin: bool,
+    /// Sign in through the identity provider in a browser (device code)
+    #[arg(long, conflicts_with_all = ["username", "password_stdin"])]
+    pub sso: bool,
 }
 
 /// Paging options shared by every list command.
@@ -317,6 +323,19 @@ pub enum TeamsCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCmd {
+    /// Make a one-time setup command: run on a developer's machine, it makes
+    /// a new key for the user and connects Claude Code with it (10 minutes, once)
+    SetupToken {
+        /// Owner (id or email) [default: you]
+        #[arg(long)]
+        user: Option<String>,
+        /// The key's team (id or name)
+        #[arg(long)]
+        team: Option<String>,
+        /// The key's name [default: setup-DATE]
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Create a key; the plaintext key is shown once
     Create {
         /// A name to recognise the key by
@@ -1034,5 +1053,30 @@ pub enum SessionsCmd {
     Revoke {
         /// The session id (ses_…)
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ManagedSettingsCmd {
+    /// Set the organisation's (or a team's) settings from a JSON file ("-": stdin)
+    Set {
+        /// A JSON object of Claude Code settings
+        file: String,
+        /// A team (id or name); without it, the organisation's
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// List every set of managed settings
+    List,
+    /// Show what a user's Claude Code receives, merged
+    Show {
+        /// The user (id or email)
+        #[arg(long)]
+        user: String,
+    },
+    /// Delete the organisation's (or a team's) settings
+    Delete {
+        #[arg(long)]
+        team: Option<String>,
     },
 }

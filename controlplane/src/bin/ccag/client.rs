@@ -142,6 +142,12 @@ impl Ctx {
         ccag_proto::admin::v1::identity_provider_service_client::IdentityProviderServiceClient::new(self.svc())
     }
 
+    pub fn managed(
+        &self,
+    ) -> ccag_proto::admin::v1::managed_settings_service_client::ManagedSettingsServiceClient<Authed> {
+        ccag_proto::admin::v1::managed_settings_service_client::ManagedSettingsServiceClient::new(self.svc())
+    }
+
     /// Maps an RPC failure to the CLI's error.
     pub fn err(&self, status: tonic::Status) -> CliError {
         CliError::from_status(&status, &self.endpoint)

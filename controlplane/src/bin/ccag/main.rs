@@ -86,6 +86,7 @@ async fn run(cli: Cli) -> Result<Out, CliError> {
                 Command::Notifications(c) => commands::notifications::run(&ctx, c, json).await,
                 Command::Idps(c) => commands::idps::run(&ctx, c, json).await,
                 Command::Sessions(c) => commands::idps::sessions(&ctx, c, json).await,
+                Command::ManagedSettings(c) => commands::managed::run(&ctx, c, json).await,
                 Command::Login(_) | Command::Logout | Command::Completions { .. } | Command::Man => {
                     unreachable!("handled above")
                 }

@@ -354,6 +354,22 @@ impl Resource for pb::IdentityProvider {
     }
 }
 
+impl Resource for pb::ManagedSettings {
+    const PLURAL: &'static str = "managed settings";
+    const COLUMNS: &'static [&'static str] = &["scope", "settings", "updated_at"];
+    fn record(&self) -> Record {
+        let settings: Value = serde_json::from_str(&self.settings_json).unwrap_or(Value::Null);
+        let scope =
+            if self.team_id.is_empty() { "organisation".to_owned() } else { format!("team {}", self.team_name) };
+        Record::new()
+            .field("scope", scope)
+            .field("team_id", self.team_id.clone())
+            .field("team_name", self.team_name.clone())
+            .field("settings", settings)
+            .field("updated_at", self.updated_at.clone())
+    }
+}
+
 impl Resource for pb::Session {
     const PLURAL: &'static str = "sessions";
     const COLUMNS: &'static [&'static str] =

@@ -24,6 +24,10 @@ pub async fn login(endpoint: Option<String>, args: LoginArgs, json: bool) -> Res
         },
     };
     let channel = client::connect(&endpoint).await?;
+    if args.sso {
+        let resp = sso(AuthServiceClient::new(channel), &endpoint).await?;
+        return finish_login(&dir, endpoint, resp, json);
+    }
 
     let username = match args.username.filter(|u| !u.trim().is_empty()) {
         Some(u) => u,
@@ -40,11 +44,61 @@ pub async fn login(endpoint: Option<String>, args: LoginArgs, json: bool) -> Res
         .await
         .map_err(|s| CliError::from_status(&s, &endpoint))?
         .into_inner();
+    finish_login(&dir, endpoint, resp, json)
+}
+
+/// The device authorization grant: the person approves in a browser, the
+/// CLI polls. Instructions go to stderr, so `--json` output stays clean.
+async fn sso(
+    mut api: AuthServiceClient<tonic::transport::Channel>,
+    endpoint: &str,
+) -> Result<ccag_proto::admin::v1::LoginResponse, CliError> {
+    use ccag_proto::admin::v1::{PollDeviceLoginRequest, StartDeviceLoginRequest};
+    let start = api
+        .start_device_login(StartDeviceLoginRequest {})
+        .await
+        .map_err(|s| CliError::from_status(&s, endpoint))?
+        .into_inner();
+    eprintln!(
+        "To sign in, open {}\nand check that it shows the code {} before you approve.\nWaiting for approval…",
+        start.verification_uri_complete, start.user_code
+    );
+    let mut interval = std::time::Duration::from_secs(u64::from(start.interval.max(1)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(u64::from(start.expires_in));
+    loop {
+        tokio::time::sleep(interval).await;
+        let r = api
+            .poll_device_login(PollDeviceLoginRequest { device_code: start.device_code.clone() })
+            .await
+            .map_err(|s| CliError::from_status(&s, endpoint))?
+            .into_inner();
+        match r.error.as_str() {
+            "" => return r.login.ok_or_else(|| CliError::other("the server approved the sign-in without a session")),
+            "authorization_pending" => {}
+            "slow_down" => interval += std::time::Duration::from_secs(5),
+            "access_denied" => return Err(CliError::not_logged_in("the sign-in was denied in the browser")),
+            "expired_token" => {
+                return Err(CliError::not_logged_in("the sign-in code expired; run ccag login --sso again"))
+            }
+            other => return Err(CliError::other(format!("unexpected answer from the server: {other}"))),
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(CliError::not_logged_in("the sign-in code expired; run ccag login --sso again"));
+        }
+    }
+}
+
+fn finish_login(
+    dir: &std::path::Path,
+    endpoint: String,
+    resp: ccag_proto::admin::v1::LoginResponse,
+    json: bool,
+) -> Result<Out, CliError> {
     if resp.token.is_empty() {
         return Err(CliError::other("the server answered Login without a token"));
     }
     session::save(
-        &dir,
+        dir,
         &Session { endpoint: endpoint.clone(), token: resp.token.clone(), expires_at: resp.expires_at.clone() },
     )?;
     let p = resp.principal.unwrap_or_default();

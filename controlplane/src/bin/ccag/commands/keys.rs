@@ -106,6 +106,30 @@ pub async fn run(ctx: &Ctx, cmd: KeysCmd, json: bool) -> Result<Out, CliError> {
             let k = ctx.keys().revoke_key(pb::RevokeKeyRequest { id }).await.map_err(|s| ctx.err(s))?.into_inner();
             Ok(one_out(&k, json))
         }
+        KeysCmd::SetupToken { user, team, name } => {
+            let r = ctx
+                .keys()
+                .create_setup_token(pb::CreateSetupTokenRequest {
+                    user: user.unwrap_or_default(),
+                    team: team.unwrap_or_default(),
+                    key_name: name.unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| ctx.err(s))?
+                .into_inner();
+            if json {
+                let rec = crate::output::Record::new()
+                    .field("token", r.token)
+                    .field("expires_at", r.expires_at)
+                    .field("command", r.command);
+                return Ok(crate::output::to_json(&rec).into());
+            }
+            Ok(format!(
+                "Run this on the developer's machine before {} (it works once):\n\n    {}\n",
+                r.expires_at, r.command
+            )
+            .into())
+        }
         KeysCmd::Delete { id } => {
             ctx.keys().delete_key(pb::DeleteKeyRequest { id: id.clone() }).await.map_err(|s| ctx.err(s))?;
             Ok(deleted_out("key", "id", &id, json))

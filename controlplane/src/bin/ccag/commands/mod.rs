@@ -6,6 +6,7 @@ pub mod budgets;
 pub mod endpoints;
 pub mod idps;
 pub mod keys;
+pub mod managed;
 pub mod models;
 pub mod notifications;
 pub mod settings;
