@@ -293,7 +293,9 @@ mod tests {
     fn a_gateway_token_whose_key_was_disabled_is_refused_at_once() {
         let cache = TokenCache::default();
         let t = token("u1", "k-signin", now() + 600);
-        assert!(authenticate(&gateway_cfg(SIGNER_PUBLIC, "u1", "KEY_STATUS_ACTIVE"), &cache, &bearer(&t), now()).is_ok());
+        assert!(
+            authenticate(&gateway_cfg(SIGNER_PUBLIC, "u1", "KEY_STATUS_ACTIVE"), &cache, &bearer(&t), now()).is_ok()
+        );
         let disabled = gateway_cfg(SIGNER_PUBLIC, "u1", "KEY_STATUS_DISABLED");
         assert!(authenticate(&disabled, &cache, &bearer(&t), now()).is_err(), "the cache does not outlive the key");
     }
@@ -302,7 +304,9 @@ mod tests {
     fn a_gateway_token_from_a_retired_signing_key_is_refused_even_once_cached() {
         let cache = TokenCache::default();
         let t = token("u1", "k-signin", now() + 600);
-        assert!(authenticate(&gateway_cfg(SIGNER_PUBLIC, "u1", "KEY_STATUS_ACTIVE"), &cache, &bearer(&t), now()).is_ok());
+        assert!(
+            authenticate(&gateway_cfg(SIGNER_PUBLIC, "u1", "KEY_STATUS_ACTIVE"), &cache, &bearer(&t), now()).is_ok()
+        );
         let h = hex::encode(hash_key(b"sk-unknown-secret").0);
         let retired = RuntimeConfig::from_json(
             format!(r#"{{"keys":[{{"id":"k-signin","sha256":"{h}","status":"KEY_STATUS_ACTIVE","userId":"u1"}}]}}"#)
