@@ -17,6 +17,7 @@ pub mod admin {
 
 pub mod budget;
 pub mod pricing;
+pub mod signin;
 
 /// Every service's descriptors, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));

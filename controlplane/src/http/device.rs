@@ -9,19 +9,10 @@ use std::time::Instant;
 use chrono::Utc;
 
 use super::oidc::{csrf_token, from_cookie, same_origin};
-use super::{form, page, Response};
+use super::{form, page, redirect, Response};
 use crate::api::Ctx;
 use crate::identity::device;
 use crate::store::entities::identity_providers;
-
-fn redirect(to: &str) -> Response {
-    let mut res = http::Response::new(Default::default());
-    *res.status_mut() = http::StatusCode::FOUND;
-    if let Ok(v) = http::HeaderValue::from_str(to) {
-        res.headers_mut().insert(http::header::LOCATION, v);
-    }
-    res
-}
 
 fn code_of(req: &http::Request<hyper::body::Incoming>) -> String {
     form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes())

@@ -138,6 +138,16 @@ pub async fn form(
     Ok(form_urlencoded::parse(&body).into_owned().collect())
 }
 
+/// A 302 to a path or URL (an invalid one sends no Location, never a panic).
+pub fn redirect(to: &str) -> Response {
+    let mut res = http::Response::new(Default::default());
+    *res.status_mut() = http::StatusCode::FOUND;
+    if let Ok(v) = http::HeaderValue::from_str(to) {
+        res.headers_mut().insert(http::header::LOCATION, v);
+    }
+    res
+}
+
 pub fn json(status: u16, body: String) -> Response {
     let mut res = http::Response::new(Full::new(Bytes::from(body)));
     *res.status_mut() = http::StatusCode::from_u16(status).expect("valid status");

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::cookies::{self, Jar};
-use super::{json, page, Response};
+use super::{json, page, redirect, Response};
 use crate::api::Ctx;
 use crate::auth::{session, Principal};
 use crate::identity::{flow, provision, IdentityError, Provider};
@@ -31,15 +31,6 @@ fn origin(req: &http::Request<hyper::body::Incoming>, peer: SocketAddr) -> sessi
         user_agent: req.headers().get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").into(),
         ip: peer.ip().to_string(),
     }
-}
-
-fn redirect(to: &str) -> Response {
-    let mut res = http::Response::new(Default::default());
-    *res.status_mut() = http::StatusCode::FOUND;
-    if let Ok(v) = http::HeaderValue::from_str(to) {
-        res.headers_mut().insert(http::header::LOCATION, v);
-    }
-    res
 }
 
 fn refused(e: &IdentityError) -> Response {

@@ -80,6 +80,28 @@ impl Provider {
         })
     }
 
+    /// A provider for tests: issuer https://idp.example.com, client
+    /// "gateway", no domains, groups or mappings.
+    #[cfg(test)]
+    pub fn for_tests() -> Provider {
+        Provider {
+            id: "idp_1".into(),
+            name: "corp".into(),
+            issuer: "https://idp.example.com".into(),
+            client_id: "gateway".into(),
+            client_secret: None,
+            scopes: vec!["openid".into()],
+            email_claim: DEFAULT_EMAIL_CLAIM.into(),
+            groups_claim: DEFAULT_GROUPS_CLAIM.into(),
+            allowed_domains: vec![],
+            auto_provision: true,
+            default_role: Role::Member,
+            admin_groups: vec![],
+            team_mappings: BTreeMap::new(),
+            enabled: true,
+        }
+    }
+
     /// Whether `email`'s domain is one this provider may sign in.
     pub fn domain_allowed(&self, email: Option<&str>) -> bool {
         if self.allowed_domains.is_empty() {
@@ -97,22 +119,7 @@ mod tests {
     use super::*;
 
     fn provider(domains: &[&str]) -> Provider {
-        Provider {
-            id: "idp_1".into(),
-            name: "okta".into(),
-            issuer: "https://idp.example.com".into(),
-            client_id: "c".into(),
-            client_secret: None,
-            scopes: vec!["openid".into()],
-            email_claim: "email".into(),
-            groups_claim: "groups".into(),
-            allowed_domains: domains.iter().map(|d| d.to_string()).collect(),
-            auto_provision: true,
-            default_role: Role::Member,
-            admin_groups: vec![],
-            team_mappings: BTreeMap::new(),
-            enabled: true,
-        }
+        Provider { allowed_domains: domains.iter().map(|d| d.to_string()).collect(), ..Provider::for_tests() }
     }
 
     #[test]

@@ -214,20 +214,9 @@ mod tests {
 
     fn provider() -> Provider {
         Provider {
-            id: "idp_1".into(),
-            name: "corp".into(),
-            issuer: "https://idp.example.com".into(),
-            client_id: "gateway".into(),
-            client_secret: None,
-            scopes: vec!["openid".into()],
-            email_claim: "email".into(),
-            groups_claim: "groups".into(),
-            allowed_domains: vec![],
-            auto_provision: true,
-            default_role: Role::Member,
             admin_groups: vec!["gw-admins".into()],
             team_mappings: BTreeMap::from([("eng".into(), "team_eng".into()), ("ops".into(), "team_ops".into())]),
-            enabled: true,
+            ..Provider::for_tests()
         }
     }
 

@@ -149,33 +149,15 @@ fn claim<'a>(c: &'a Value, name: &str) -> Option<&'a Value> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
     use base64::Engine;
     use jsonwebtoken::{DecodingKey, EncodingKey, Header};
     use serde_json::json;
 
     use super::*;
-    use crate::store::Role;
 
     fn provider() -> Provider {
-        Provider {
-            id: "idp_1".into(),
-            name: "corp".into(),
-            issuer: "https://idp.example.com".into(),
-            client_id: "gateway".into(),
-            client_secret: None,
-            scopes: vec!["openid".into()],
-            email_claim: "email".into(),
-            groups_claim: "groups".into(),
-            allowed_domains: vec![],
-            auto_provision: true,
-            default_role: Role::Member,
-            admin_groups: vec![],
-            team_mappings: BTreeMap::new(),
-            enabled: true,
-        }
+        Provider::for_tests()
     }
 
     struct Signer {

@@ -1,5 +1,5 @@
-//! The sign-in and onboarding routes, which the control plane serves: the
-//! data plane passes them through, so that developers and Claude Code need
+//! The sign-in and onboarding routes (`ccag_proto::signin`), which the
+//! control plane serves: the data plane passes them through, so that developers and Claude Code need
 //! only the gateway's one URL. Thin and bounded: small bodies both ways, a
 //! time limit, hop-by-hop headers dropped, and the client's address passed
 //! on with the data-plane token that vouches for it. The data plane still
@@ -23,20 +23,7 @@ const MAX_REQUEST_BYTES: u64 = 64 * 1024;
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Exactly these paths, and everything under `/auth/`.
-pub fn is_signin_path(p: &str) -> bool {
-    matches!(
-        p,
-        "/.well-known/oauth-authorization-server"
-            | "/oauth/device_authorization"
-            | "/oauth/token"
-            | "/oauth/revoke"
-            | "/device"
-            | "/managed/settings"
-            | "/setup"
-            | "/setup/credential"
-    ) || p.starts_with("/auth/")
-}
+pub use ccag_proto::signin::is_signin_path;
 
 type HttpsClient =
     Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>;
