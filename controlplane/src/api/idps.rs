@@ -250,10 +250,19 @@ pub async fn bootstrap(ctx: &Ctx, env: &FromEnv) -> Result<(), String> {
         sea_orm::ActiveValue::Set(v) | sea_orm::ActiveValue::Unchanged(v) => v.clone(),
         _ => unreachable!("the id is always present"),
     };
-    let secret = if env.client_secret.is_empty() {
-        String::new()
-    } else {
-        ctx.identity.keyring.seal(&env.client_secret, &secret_aad(&id)).map_err(|e| e.to_string())?
+    // The same secret is not sealed again (a new ciphertext would look like a change).
+    let same_secret = before.as_ref().is_some_and(|b| {
+        let held = if b.client_secret_enc.is_empty() {
+            Some(String::new())
+        } else {
+            ctx.identity.keyring.open(&b.client_secret_enc, &secret_aad(&id)).ok()
+        };
+        held.as_deref() == Some(env.client_secret.as_str())
+    });
+    let secret = match (&before, same_secret) {
+        (Some(b), true) => b.client_secret_enc.clone(),
+        _ if env.client_secret.is_empty() => String::new(),
+        _ => ctx.identity.keyring.seal(&env.client_secret, &secret_aad(&id)).map_err(|e| e.to_string())?,
     };
     am.issuer = Set(issuer);
     am.client_id = Set(client_id);
@@ -263,6 +272,20 @@ pub async fn bootstrap(ctx: &Ctx, env: &FromEnv) -> Result<(), String> {
     am.groups_claim = Set(claim("groups_claim", &env.groups_claim).map_err(err)?);
     am.allowed_domains = Set(domains(std::slice::from_ref(&env.allowed_domains)).map_err(err)?);
     am.admin_groups = Set(groups("admin_groups", std::slice::from_ref(&env.admin_groups)).map_err(err)?);
+    if let Some(b) = &before {
+        // A restart with the same environment changes nothing and audits nothing.
+        let unchanged = am.issuer.as_ref() == &b.issuer
+            && am.client_id.as_ref() == &b.client_id
+            && am.client_secret_enc.as_ref() == &b.client_secret_enc
+            && am.scopes.as_ref() == &b.scopes
+            && am.email_claim.as_ref() == &b.email_claim
+            && am.groups_claim.as_ref() == &b.groups_claim
+            && am.allowed_domains.as_ref() == &b.allowed_domains
+            && am.admin_groups.as_ref() == &b.admin_groups;
+        if unchanged {
+            return Ok(());
+        }
+    }
     am.updated_at = Set(now);
     let after = if before.is_some() { am.update(txn.db()).await } else { am.insert(txn.db()).await }
         .map_err(|e| e.to_string())?;

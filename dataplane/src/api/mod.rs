@@ -195,7 +195,7 @@ async fn route(
             let id = path[at..].to_owned();
             models::get(&caller, &id)
         }
-        Protected::Telemetry => telemetry::accept(state, req).await,
+        Protected::Telemetry => Box::pin(telemetry::accept(state, req)).await,
     }
 }
 

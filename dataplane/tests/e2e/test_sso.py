@@ -425,6 +425,21 @@ def test_the_environment_sets_up_a_provider_and_admin_users_become_admins(bins, 
         b, r = sign_in(g, "erin")
         assert r.status_code == 302, r.text
         assert session_of(b, g).json()["role"] == "admin"
+
+        def updates():
+            return [a for a in g.fleet.ccag_json("audit", "list") if a["action"] == "idp.update"]
+
+        g.fleet.stop_cp()
+        g.fleet.start_cp()
+        g.fleet.login()
+        assert updates() == [], "a restart with the same environment changes nothing"
+        g.fleet.stop_cp()
+        g.fleet.cp_env["OIDC_SCOPES"] = "openid email"
+        g.fleet.start_cp()
+        g.fleet.login()
+        assert len(updates()) == 1
+        assert g.fleet.ccag_json("idps", "show", "corp")["scopes"] == "openid email"
+        assert sign_in(g, "erin")[1].status_code == 302, "the client secret still opens"
     finally:
         g.stop()
 
