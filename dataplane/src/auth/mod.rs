@@ -16,7 +16,7 @@ use crate::config::{KeyEntry, KeyHash, RuntimeConfig};
 use crate::http::error::ApiError;
 
 /// What a verified gateway access token said.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Verified {
     key_id: Box<str>,
     user_id: Box<str>,
@@ -29,7 +29,8 @@ struct Verified {
 /// (they verify again on their next use).
 #[derive(Default)]
 pub struct TokenCache {
-    verified: DashMap<KeyHash, Verified>,
+    // Arc: a hit is a reference-count bump, not three string copies.
+    verified: DashMap<KeyHash, Arc<Verified>>,
 }
 
 const MAX_TOKENS: usize = 100_000;
@@ -44,7 +45,7 @@ struct Claims {
 }
 
 impl TokenCache {
-    fn remember(&self, hash: KeyHash, v: Verified, now: i64) {
+    fn remember(&self, hash: KeyHash, v: Arc<Verified>, now: i64) {
         if self.verified.len() >= MAX_TOKENS {
             self.verified.retain(|_, t| t.exp + LEEWAY_SECS > now);
             if self.verified.len() >= MAX_TOKENS {
@@ -54,7 +55,7 @@ impl TokenCache {
         self.verified.insert(hash, v);
     }
 
-    fn verify(&self, cfg: &RuntimeConfig, token: &[u8], hash: &KeyHash, now: i64) -> Result<Verified, ApiError> {
+    fn verify(&self, cfg: &RuntimeConfig, token: &[u8], hash: &KeyHash, now: i64) -> Result<Arc<Verified>, ApiError> {
         let bad = |why: &str| ApiError::Authentication(format!("invalid gateway token: {why}"));
         if let Some(v) = self.verified.get(hash) {
             return Ok(v.clone());
@@ -77,8 +78,12 @@ impl TokenCache {
             }
             _ => bad("its signature or claims do not verify"),
         })?;
-        let verified =
-            Verified { key_id: c.claims.key.into(), user_id: c.claims.sub.into(), kid: kid.into(), exp: c.claims.exp };
+        let verified = Arc::new(Verified {
+            key_id: c.claims.key.into(),
+            user_id: c.claims.sub.into(),
+            kid: kid.into(),
+            exp: c.claims.exp,
+        });
         self.remember(*hash, verified.clone(), now);
         Ok(verified)
     }
