@@ -19,11 +19,11 @@ pub mod http;
 pub mod identity;
 pub mod lease;
 pub mod notify;
-pub mod outbound;
 pub mod pricing;
 pub mod secrets;
 mod server;
 pub mod store;
+pub mod websearch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,7 +52,7 @@ pub struct Settings {
     pub encryption_key: Option<String>,
     /// `CCAG_OUTBOUND_ALLOW_CIDRS`: ranges outbound calls may reach although
     /// they are not public.
-    pub outbound: outbound::Policy,
+    pub outbound: ccag_outbound::Policy,
     pub notify: notify::worker::Config,
     /// `CCAG_PUBLIC_URL`: the origin browsers and identity providers reach
     /// the gateway's sign-in at; the control plane's HTTP address when unset.
@@ -84,7 +84,7 @@ impl Settings {
         let public_url = match var("CCAG_PUBLIC_URL") {
             Some(u) => {
                 let u = u.trim().trim_end_matches('/').to_owned();
-                let t = outbound::idp_target(&u).map_err(|e| format!("CCAG_PUBLIC_URL={u:?}: {e}"))?;
+                let t = ccag_outbound::idp_target(&u).map_err(|e| format!("CCAG_PUBLIC_URL={u:?}: {e}"))?;
                 if t.path != "/" {
                     return Err(format!(
                         "CCAG_PUBLIC_URL={u:?}: an origin such as https://gateway.example.com, without a path"
@@ -126,7 +126,7 @@ impl Settings {
             replica_id: var("CCAG_REPLICA_ID")
                 .unwrap_or_else(|| format!("cp-{}", store::ids::random_base62(8).to_lowercase())),
             encryption_key: var("CCAG_ENCRYPTION_KEY"),
-            outbound: outbound::Policy::from_env()?,
+            outbound: ccag_outbound::Policy::from_env()?,
             notify: notify::worker::Config::from_env()?,
             tls: match (var("CCAG_TLS_CERT"), var("CCAG_TLS_KEY")) {
                 (None, None) => None,
@@ -168,8 +168,9 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         keyring: keyring.clone(),
         aws: Default::default(),
     });
+    websearch::ensure_content_key(&store.db, &keyring).await.map_err(|e| format!("web search: {e}"))?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let publisher = fleet::Publisher::start(store.db.clone(), store.backend, stop_rx.clone())
+    let publisher = fleet::Publisher::start(store.db.clone(), keyring.clone(), store.backend, stop_rx.clone())
         .await
         .map_err(|e| format!("loading the configuration: {e}"))?;
     let registry = fleet::Registry::start(store.db.clone(), settings.replica_id.clone(), stop_rx.clone());
@@ -225,7 +226,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     println!("ccag-controlplane http listening on http://{http_local}");
 
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{http_local}"));
-    if !public_url.starts_with("https://") && !crate::outbound::is_loopback_url(&public_url) {
+    if !public_url.starts_with("https://") && !ccag_outbound::is_loopback_url(&public_url) {
         tracing::warn!(%public_url, "CCAG_PUBLIC_URL is plain http off loopback: session cookies would cross the network unencrypted; serve it over https");
     }
     let ctx = Arc::new(api::Ctx {

@@ -7,9 +7,9 @@ use ccag_proto::admin::v1::{
     identity_provider_service_server::IdentityProviderServiceServer, key_service_server::KeyServiceServer,
     managed_settings_service_server::ManagedSettingsServiceServer, model_service_server::ModelServiceServer,
     notification_service_server::NotificationServiceServer, pricing_service_server::PricingServiceServer,
-    settings_service_server::SettingsServiceServer, status_service_server::StatusServiceServer,
-    team_service_server::TeamServiceServer, usage_service_server::UsageServiceServer,
-    user_service_server::UserServiceServer,
+    search_service_server::SearchServiceServer, settings_service_server::SettingsServiceServer,
+    status_service_server::StatusServiceServer, team_service_server::TeamServiceServer,
+    usage_service_server::UsageServiceServer, user_service_server::UserServiceServer,
 };
 use ccag_proto::config::v1::data_plane_service_server::DataPlaneServiceServer;
 use tokio::net::TcpListener;
@@ -53,6 +53,7 @@ pub async fn serve_grpc(
         .add_service(TeamServiceServer::new(api::TeamsApi(ctx.clone())))
         .add_service(KeyServiceServer::new(api::KeysApi(ctx.clone())))
         .add_service(ManagedSettingsServiceServer::new(api::ManagedApi(ctx.clone())))
+        .add_service(SearchServiceServer::new(api::SearchApi(ctx.clone())))
         .add_service(ModelServiceServer::new(api::ModelsApi(ctx.clone())))
         .add_service(EndpointServiceServer::new(api::EndpointsApi(ctx.clone())))
         .add_service(IdentityProviderServiceServer::new(api::IdpsApi(ctx.clone())))

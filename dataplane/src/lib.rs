@@ -24,6 +24,7 @@ pub mod stream;
 pub mod translate;
 pub mod upstream;
 pub mod usage;
+pub mod websearch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -140,6 +141,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         }
     });
     let bedrock = upstream::Bedrock::from_env().await?;
+    let outbound = ccag_websearch::Policy::from_env()?;
     let state = Arc::new(api::AppState {
         config: store,
         bedrock,
@@ -150,6 +152,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         gauges: Default::default(),
         tokens: Default::default(),
         signin,
+        searcher: Arc::new(ccag_websearch::Searcher::new(outbound)),
     });
     tracing::info!(addr = %local, region = state.bedrock.region(), "data plane listening");
     // A plain line on stdout lets scripts and tests learn a port chosen by the OS.

@@ -12,6 +12,7 @@ mod m20261202_000005_budgets;
 mod m20261203_000006_notifications;
 mod m20261204_000007_identity;
 mod m20261205_000008_gateway_signin;
+mod m20261206_000009_web_search;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_notifications::Migration),
             Box::new(m20261204_000007_identity::Migration),
             Box::new(m20261205_000008_gateway_signin::Migration),
+            Box::new(m20261206_000009_web_search::Migration),
         ]
     }
 }

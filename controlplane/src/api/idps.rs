@@ -30,7 +30,7 @@ fn name(v: &str) -> Result<String, ApiError> {
 
 fn issuer(v: &str) -> Result<String, ApiError> {
     let i = require("issuer", v, 1024)?;
-    crate::outbound::idp_target(&i).map_err(|e| ApiError::InvalidArgument(format!("issuer: {e}")))?;
+    ccag_outbound::idp_target(&i).map_err(|e| ApiError::InvalidArgument(format!("issuer: {e}")))?;
     if i.contains(['?', '#']) {
         return Err(ApiError::InvalidArgument("issuer: no query or fragment".into()));
     }

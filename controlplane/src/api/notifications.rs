@@ -56,7 +56,7 @@ async fn check_target(ctx: &super::Ctx, kind: DestinationKind, target: &str) -> 
     let bad = |e: String| ApiError::InvalidArgument(format!("target: {e}"));
     match kind {
         DestinationKind::Webhook => {
-            let w = crate::outbound::webhook_target(t).map_err(|e| bad(e.to_string()))?;
+            let w = ccag_outbound::webhook_target(t).map_err(|e| bad(e.to_string()))?;
             ctx.sender.policy.resolve(&w.host, w.port).await.map_err(|e| bad(e.to_string()))?;
         }
         DestinationKind::Sns => aws::check_topic_arn(t).map_err(bad)?,

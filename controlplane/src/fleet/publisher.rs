@@ -18,6 +18,7 @@ use tokio::sync::{watch, Mutex, Notify};
 use super::resources::{load_all, load_touched};
 use super::revision::{self, Committed};
 use super::state::State;
+use crate::secrets::Keyring;
 use crate::store::Backend;
 
 /// The safety net's period.
@@ -25,6 +26,8 @@ const CHECK: Duration = Duration::from_secs(5);
 
 pub struct Publisher {
     db: DatabaseConnection,
+    /// Opens the secrets the data planes need (search providers' keys).
+    keyring: Arc<Keyring>,
     backend: Backend,
     state: RwLock<State>,
     /// (epoch, revision) of `state`, for the streams to wait on.
@@ -38,16 +41,18 @@ impl Publisher {
     /// Loads the whole state and starts following changes.
     pub async fn start(
         db: DatabaseConnection,
+        keyring: Arc<Keyring>,
         backend: Backend,
         stop: watch::Receiver<bool>,
     ) -> Result<Arc<Self>, DbErr> {
         let committed = revision::ensure_epoch(&db).await?;
-        let all = load_all(&db).await?;
+        let all = load_all(&db, &keyring).await?;
         let mut state = State::new(committed.epoch.clone(), committed.revision);
         state.reset(committed.epoch.clone(), committed.revision, all);
         tracing::info!(epoch = %committed.epoch, revision = committed.revision, resources = state.len(), "configuration loaded");
         let p = Arc::new(Publisher {
             db,
+            keyring,
             backend,
             state: RwLock::new(state),
             current: watch::channel(committed).0,
@@ -118,7 +123,7 @@ impl Publisher {
         }
         let mut restored = false;
         let changed = if now.epoch != held.epoch {
-            let all = load_all(&txn).await?;
+            let all = load_all(&txn, &self.keyring).await?;
             let n = all.len();
             self.write(|s| s.reset(now.epoch.clone(), now.revision, all));
             n
@@ -128,11 +133,11 @@ impl Publisher {
         } else {
             match revision::changes(&txn, held.revision, now.revision).await? {
                 Some(touched) => {
-                    let (names, loaded) = load_touched(&txn, &touched).await?;
+                    let (names, loaded) = load_touched(&txn, &self.keyring, &touched).await?;
                     self.write(|s| s.apply(now.revision, names, loaded))
                 }
                 None => {
-                    let all = load_all(&txn).await?;
+                    let all = load_all(&txn, &self.keyring).await?;
                     self.write(|s| s.replace(now.revision, all))
                 }
             }

@@ -9,6 +9,7 @@ use ccag_proto::config::v1::{self as pb, resource::Kind, Resource, ResourceType}
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use super::state::Name;
+use crate::secrets::Keyring;
 use crate::store::entities::{api_keys, endpoints, models, settings, team_members, teams, users};
 use crate::store::{KeyStatus, UserStatus};
 
@@ -29,6 +30,10 @@ pub enum Touched {
     Prices,
     /// The gateway-token signing keys.
     Identity,
+    /// The web search mode and the organisation's provider.
+    WebSearch,
+    /// A user's own search provider, by user id.
+    UserSearch(String),
     /// Budgets: derived resources (the verdicts follow the revision), so
     /// nothing is loaded for it here.
     Budgets,
@@ -45,14 +50,21 @@ impl Touched {
             Touched::Settings => "settings",
             Touched::Prices => "prices",
             Touched::Identity => "identity",
+            Touched::WebSearch => "web_search",
+            Touched::UserSearch(_) => "user_search",
             Touched::Budgets => "budgets",
         }
     }
 
     pub fn name(&self) -> &str {
         match self {
-            Touched::Key(n) | Touched::User(n) | Touched::Team(n) | Touched::Model(n) | Touched::Endpoint(n) => n,
-            Touched::Settings | Touched::Prices | Touched::Identity | Touched::Budgets => "",
+            Touched::Key(n)
+            | Touched::User(n)
+            | Touched::Team(n)
+            | Touched::Model(n)
+            | Touched::Endpoint(n)
+            | Touched::UserSearch(n) => n,
+            Touched::Settings | Touched::Prices | Touched::Identity | Touched::WebSearch | Touched::Budgets => "",
         }
     }
 
@@ -67,6 +79,8 @@ impl Touched {
             "settings" => Touched::Settings,
             "prices" => Touched::Prices,
             "identity" => Touched::Identity,
+            "web_search" => Touched::WebSearch,
+            "user_search" => Touched::UserSearch(n),
             "budgets" => Touched::Budgets,
             _ => return None,
         })
@@ -161,7 +175,7 @@ fn insert(out: &mut HashMap<Name, Resource>, r: Option<Resource>) {
 }
 
 /// Every resource, in one pass over each table.
-pub async fn load_all<C: ConnectionTrait>(c: &C) -> Result<HashMap<Name, Resource>, DbErr> {
+pub async fn load_all<C: ConnectionTrait>(c: &C, keyring: &Keyring) -> Result<HashMap<Name, Resource>, DbErr> {
     let mut out = HashMap::new();
     let users = users::Entity::find().all(c).await?;
     let teams: HashMap<String, teams::Model> =
@@ -192,6 +206,10 @@ pub async fn load_all<C: ConnectionTrait>(c: &C) -> Result<HashMap<Name, Resourc
     insert(&mut out, Some(settings_resource(c).await?));
     insert(&mut out, Some(res(Kind::Prices(crate::pricing::load(c).await?))));
     insert(&mut out, Some(res(Kind::Identity(crate::identity::tokens::published(c).await?))));
+    insert(&mut out, Some(res(Kind::WebSearch(crate::websearch::resource(c, keyring).await?))));
+    for (_, p) in crate::websearch::user_resources(c, keyring, None).await? {
+        insert(&mut out, p.map(|p| res(Kind::UserSearchProvider(p))));
+    }
     Ok(out)
 }
 
@@ -202,6 +220,7 @@ const CHUNK: usize = 500;
 /// resource is to be removed) and the resources as they are now.
 pub async fn load_touched<C: ConnectionTrait>(
     c: &C,
+    keyring: &Keyring,
     touched: &[Touched],
 ) -> Result<(Vec<Name>, HashMap<Name, Resource>), DbErr> {
     let mut key_ids = HashSet::new();
@@ -212,6 +231,8 @@ pub async fn load_touched<C: ConnectionTrait>(
     let mut settings = false;
     let mut prices = false;
     let mut identity = false;
+    let mut web_search = false;
+    let mut user_search = HashSet::new();
     for t in touched {
         match t {
             Touched::Key(id) => key_ids.insert(id.clone()),
@@ -231,6 +252,11 @@ pub async fn load_touched<C: ConnectionTrait>(
                 identity = true;
                 true
             }
+            Touched::WebSearch => {
+                web_search = true;
+                true
+            }
+            Touched::UserSearch(id) => user_search.insert(id.clone()),
             Touched::Budgets => true,
         };
     }
@@ -332,6 +358,16 @@ pub async fn load_touched<C: ConnectionTrait>(
     if identity {
         insert(&mut out, Some(res(Kind::Identity(crate::identity::tokens::published(c).await?))));
         names.push((ResourceType::Identity, String::new()));
+    }
+    if web_search {
+        insert(&mut out, Some(res(Kind::WebSearch(crate::websearch::resource(c, keyring).await?))));
+        names.push((ResourceType::WebSearch, String::new()));
+    }
+    if !user_search.is_empty() {
+        for (id, p) in crate::websearch::user_resources(c, keyring, Some(user_search.into_iter().collect())).await? {
+            insert(&mut out, p.map(|p| res(Kind::UserSearchProvider(p))));
+            names.push((ResourceType::UserSearchProvider, id));
+        }
     }
     Ok((names, out))
 }

@@ -32,6 +32,8 @@ pub fn name_of(r: &Resource) -> Option<Name> {
         Kind::TeamBudget(v) => (ResourceType::TeamBudget, v.id.clone()),
         Kind::Prices(_) => (ResourceType::Prices, String::new()),
         Kind::Identity(_) => (ResourceType::Identity, String::new()),
+        Kind::WebSearch(_) => (ResourceType::WebSearch, String::new()),
+        Kind::UserSearchProvider(p) => (ResourceType::UserSearchProvider, p.id.clone()),
     })
 }
 

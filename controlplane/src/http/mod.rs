@@ -74,7 +74,7 @@ async fn route(ctx: &Ctx, peer: SocketAddr, req: http::Request<hyper::body::Inco
         (Method::POST, "/oauth/device_authorization") => oauth::device_authorization(ctx, ip, req).await,
         (Method::POST, "/oauth/token") => oauth::token(ctx, req).await,
         (Method::POST, "/oauth/revoke") => oauth::revoke(ctx, req).await,
-        (Method::GET, "/setup") => setup::script(ctx, &req),
+        (Method::GET, "/setup") => setup::script(ctx, &req).await,
         (Method::POST, "/setup/credential") => setup::credential(ctx, req).await,
         // With a session cookie (the device page asks for one).
         (Method::GET, "/device") => device::page(ctx, &req).await,

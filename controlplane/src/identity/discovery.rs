@@ -10,8 +10,8 @@ use http_body_util::Full;
 use serde::Deserialize;
 
 use super::{IdentityError, CALL_TIMEOUT};
-use crate::outbound::client::{self, Overflow};
-use crate::outbound::{idp_target, Policy};
+use ccag_outbound::client::{self, Overflow};
+use ccag_outbound::{idp_target, Policy};
 
 /// Discovery documents and key sets are read whole up to this size.
 pub const DOCUMENT_LIMIT: usize = 256 * 1024;

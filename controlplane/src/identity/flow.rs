@@ -19,10 +19,10 @@ use subtle::ConstantTimeEq;
 
 use super::verify::{self, Verified};
 use super::{discovery, Identity, IdentityError, Provider, CALL_TIMEOUT};
-use crate::outbound::client::{self, Overflow};
-use crate::outbound::idp_target;
 use crate::store::entities::{identity_providers, login_flows};
 use crate::store::ids;
+use ccag_outbound::client::{self, Overflow};
+use ccag_outbound::idp_target;
 
 /// How long a started sign-in may take.
 pub const FLOW_TTL: Duration = Duration::from_secs(600);

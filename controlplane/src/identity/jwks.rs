@@ -11,7 +11,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 use super::{discovery, IdentityError};
-use crate::outbound::Policy;
+use ccag_outbound::Policy;
 
 /// Keys are refreshed this often even when none is missing.
 const REFRESH: Duration = Duration::from_secs(3600);

@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
-use crate::outbound::client::CallError;
-use crate::outbound::{OutboundError, Policy};
 use crate::secrets::{Keyring, SecretError};
+use ccag_outbound::client::CallError;
+use ccag_outbound::{OutboundError, Policy};
 
 pub use provider::Provider;
 

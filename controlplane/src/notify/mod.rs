@@ -21,8 +21,8 @@ pub mod worker;
 pub use event::{Event, EventType, Filter};
 pub use outbox::emit;
 
-use crate::outbound::OutboundError;
 use crate::secrets::SecretError;
+use ccag_outbound::OutboundError;
 
 /// Why one delivery failed; the text goes to the delivery's log.
 #[derive(Debug, thiserror::Error)]

@@ -8,10 +8,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::{aws::Aws, webhook, SendError};
-use crate::outbound::Policy;
 use crate::secrets::Keyring;
 use crate::store::entities::notification_destinations as destinations;
 use crate::store::DestinationKind;
+use ccag_outbound::Policy;
 
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -58,7 +58,7 @@ impl Sender {
     async fn send_unbounded(&self, d: &destinations::Model, ev: &Outgoing<'_>) -> Result<Sent, SendError> {
         match DestinationKind::parse(&d.kind) {
             DestinationKind::Webhook => {
-                let target = crate::outbound::webhook_target(&d.target)?;
+                let target = ccag_outbound::webhook_target(&d.target)?;
                 let secrets = self.signing_secrets(d)?;
                 let a = webhook::post(
                     &self.policy,

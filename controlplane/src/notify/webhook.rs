@@ -14,8 +14,8 @@ use http_body_util::Full;
 use sha2::Sha256;
 
 use super::SendError;
-use crate::outbound::client::{self, CallError};
-use crate::outbound::{Policy, Target};
+use ccag_outbound::client::{self, CallError};
+use ccag_outbound::{Policy, Target};
 
 pub const SECRET_PREFIX: &str = "whsec_";
 /// How much of a receiver's answer is kept, for `ccag notifications test`

@@ -219,7 +219,35 @@ pub struct ThinkingPlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplyContent {
     Text(String),
-    ToolUse { id: String, name: String },
+    /// `input` is the JSON of the input in the pieces streamed as
+    /// `input_json_delta`s.
+    ToolUse {
+        id: String,
+        name: String,
+        input: Vec<String>,
+    },
+}
+
+impl ReplyContent {
+    /// A tool call with the default input (`TOOL_INPUT_PARTS`).
+    pub fn tool(name: String) -> ReplyContent {
+        ReplyContent::ToolUse {
+            id: new_tool_use_id(),
+            name,
+            input: TOOL_INPUT_PARTS.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    /// A tool call with `input`, streamed in two pieces.
+    pub fn tool_with(name: &str, input: &Value) -> ReplyContent {
+        let text = input.to_string();
+        let mid = text.char_indices().nth(text.chars().count() / 2).map(|(i, _)| i).unwrap_or(0);
+        ReplyContent::ToolUse {
+            id: new_tool_use_id(),
+            name: name.to_owned(),
+            input: vec![text[..mid].to_owned(), text[mid..].to_owned()],
+        }
+    }
 }
 
 /// Everything the double will say in answer to one request.
@@ -295,20 +323,23 @@ pub fn plan_reply(body: &Value, model_anthropic_id: &str, directives: &Directive
     });
 
     let last_user = last_user_message(body);
-    let content = match last_user.and_then(tool_result_text) {
-        Some(result) => ReplyContent::Text(format!("Tool said: {result}")),
-        None => match &directives.tool {
-            Some(name) => ReplyContent::ToolUse { id: new_tool_use_id(), name: name.clone() },
-            None => match directives.reply_chars {
-                Some(n) => ReplyContent::Text(long_text(n)),
-                None => ReplyContent::Text(DEFAULT_REPLY.to_string()),
+    let content = match crate::search::step(body) {
+        Some(c) => c,
+        None => match last_user.and_then(tool_result_text) {
+            Some(result) => ReplyContent::Text(format!("Tool said: {result}")),
+            None => match &directives.tool {
+                Some(name) => ReplyContent::tool(name.clone()),
+                None => match directives.reply_chars {
+                    Some(n) => ReplyContent::Text(long_text(n)),
+                    None => ReplyContent::Text(DEFAULT_REPLY.to_string()),
+                },
             },
         },
     };
 
     let mut out_chars = match &content {
         ReplyContent::Text(t) => t.chars().count(),
-        ReplyContent::ToolUse { .. } => TOOL_INPUT_PARTS.concat().chars().count(),
+        ReplyContent::ToolUse { input, .. } => input.concat().chars().count(),
     };
     if let Some(ThinkingPlan { text: Some(t), .. }) = &thinking {
         out_chars += t.chars().count();
@@ -408,10 +439,10 @@ pub fn stream_events(reply: &Reply, chunks: usize) -> Vec<Value> {
                     "delta": {"type": "text_delta", "text": piece}}));
             }
         }
-        ReplyContent::ToolUse { id, name } => {
+        ReplyContent::ToolUse { id, name, input } => {
             ev.push(json!({"type": "content_block_start", "index": index,
                 "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}));
-            for part in TOOL_INPUT_PARTS {
+            for part in input {
                 ev.push(json!({"type": "content_block_delta", "index": index,
                     "delta": {"type": "input_json_delta", "partial_json": part}}));
             }
@@ -456,9 +487,9 @@ pub fn message_json(reply: &Reply) -> Value {
     }
     match &reply.content {
         ReplyContent::Text(text) => content.push(json!({"type": "text", "text": text})),
-        ReplyContent::ToolUse { id, name } => {
+        ReplyContent::ToolUse { id, name, input } => {
             let input: Value =
-                serde_json::from_str(&TOOL_INPUT_PARTS.concat()).expect("TOOL_INPUT_PARTS concatenate to valid JSON");
+                serde_json::from_str(&input.concat()).expect("tool input parts concatenate to valid JSON");
             content.push(json!({"type": "tool_use", "id": id, "name": name, "input": input}));
         }
     }

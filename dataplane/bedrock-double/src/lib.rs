@@ -13,6 +13,7 @@ pub mod behaviour;
 pub mod cache;
 pub mod frames;
 pub mod models;
+pub mod search;
 pub mod server;
 pub mod sigv4;
 pub mod validate;

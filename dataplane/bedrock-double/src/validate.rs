@@ -90,9 +90,32 @@ pub fn validate_invoke_body(body: &Value, model: &ModelInfo) -> Result<(), Strin
     }
 
     validate_roles(messages, model.version)?;
+    validate_server_tools(obj, messages)?;
     validate_thinking(obj, model.version, max_tokens)?;
     validate_context_management(obj, model, &betas)?;
     validate_output_config(obj, model, &betas)?;
+    Ok(())
+}
+
+/// Bedrock has none of Anthropic's server tools: their definitions, and
+/// their blocks in a conversation, are refused.
+fn validate_server_tools(obj: &Map<String, Value>, messages: &[Value]) -> Result<(), String> {
+    for (i, t) in obj.get("tools").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        if let Some(kind) = t.get("type").and_then(Value::as_str) {
+            if kind.starts_with("web_search_") || kind.starts_with("web_fetch_") {
+                return Err(format!(
+                    "tools.{i}: Input tag '{kind}' found using 'type' does not match any of the expected tags"
+                ));
+            }
+        }
+    }
+    for (i, m) in messages.iter().enumerate() {
+        for b in m.get("content").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(kind @ ("server_tool_use" | "web_search_tool_result")) = b.get("type").and_then(Value::as_str) {
+                return Err(format!("messages.{i}.content: Input tag '{kind}' found using 'type' does not match any of the expected tags"));
+            }
+        }
+    }
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use crate::translate::betas;
 use crate::translate::{parse_messages_request, MessagesRequest};
 use crate::upstream::UpstreamError;
 use crate::usage::{Meter, Outcome};
+use crate::websearch::{self, Runner};
 
 pub async fn handle(
     state: &Arc<AppState>,
@@ -30,6 +31,7 @@ pub async fn handle(
         let (parts, bytes) = read_body(state, req, cfg.limits.max_body_bytes).await?;
         let mut request = parse_messages_request(&bytes, true)?;
         drop(bytes);
+        let search = crate::websearch::prepare(&mut request.body, &cfg.web_search, &caller.key.user_id)?;
         tracing::Span::current().record("model", request.model.as_str());
         meter.record.model.clone_from(&request.model);
         meter.record.stream = request.stream;
@@ -43,10 +45,10 @@ pub async fn handle(
             betas::select(&requested, resolved.context_1m, &cfg.extra_betas, &rejected)
         };
         request.adapt(&resolved.caps, &sent);
-        Ok::<_, ApiError>((request, resolved, sent))
+        Ok::<_, ApiError>((request, resolved, sent, search))
     }
     .await;
-    let (mut request, resolved, mut sent) = match result {
+    let (mut request, resolved, mut sent, search) = match result {
         Ok(r) => r,
         Err(e) => {
             state.usage.record(meter.finish(e.status().as_u16(), Outcome::Error, Usage::default()));
@@ -54,14 +56,27 @@ pub async fn handle(
         }
     };
 
+    let mut search = search.map(|plan| Runner::new(state.searcher.clone(), plan));
+
     // One retry, when Bedrock refuses a beta it had not refused before.
     let mut retried = false;
     loop {
-        let body = request.bedrock_body(&sent);
-        let outcome = if request.stream {
-            start_stream(state, &request, &resolved, body, &cfg.limits, rid, meter).await
-        } else {
-            invoke(state, &request, &resolved, body, cfg.limits.request_timeout, meter).await
+        let id = &resolved.bedrock_id;
+        let outcome = match (search.as_mut(), request.stream) {
+            (Some(_), true) => {
+                websearch::start(state, &mut request, id, &sent, &mut search, &cfg.limits, rid, meter).await
+            }
+            (Some(runner), false) => {
+                websearch::respond(state, &mut request, id, &sent, runner, cfg.limits.request_timeout, meter).await
+            }
+            (None, true) => {
+                let body = request.bedrock_body(&sent);
+                start_stream(state, &request, &resolved, body, &cfg.limits, rid, meter).await
+            }
+            (None, false) => {
+                let body = request.bedrock_body(&sent);
+                invoke(state, &request, &resolved, body, cfg.limits.request_timeout, meter).await
+            }
         };
         match outcome {
             Ok(mut res) => {
@@ -71,8 +86,8 @@ pub async fn handle(
                 }
                 return Ok(res);
             }
-            Err((err, m)) => {
-                if let Some(msg) = err.validation_message() {
+            Err((err, m, charged)) => {
+                if let Some(msg) = err.validation_message().filter(|_| charged == Usage::default()) {
                     if !retried && state.betas.learn(&resolved.bedrock_id, msg, &sent) {
                         sent.retain(|b| !msg.contains(b.as_str()));
                         // Fields that need a refused beta (effort on Opus
@@ -84,7 +99,7 @@ pub async fn handle(
                     }
                 }
                 let api = client_error(&err, &request);
-                state.usage.record(m.finish(api.status().as_u16(), Outcome::Error, Usage::default()));
+                state.usage.record(m.finish(api.status().as_u16(), Outcome::Error, charged));
                 return Err(api);
             }
         }
@@ -103,7 +118,9 @@ fn client_error(err: &UpstreamError, request: &MessagesRequest) -> ApiError {
     err.to_api(false)
 }
 
-type Attempt = Result<Response<ResBody>, (UpstreamError, Meter)>;
+/// A failed call carries the usage already spent (by earlier calls of a
+/// web search), which is charged.
+type Attempt = Result<Response<ResBody>, websearch::Failure>;
 
 async fn invoke(
     state: &Arc<AppState>,
@@ -115,12 +132,12 @@ async fn invoke(
 ) -> Attempt {
     let answer = match tokio::time::timeout(timeout, state.bedrock.invoke(&resolved.bedrock_id, body)).await {
         Ok(Ok(b)) => b,
-        Ok(Err(e)) => return Err((e, meter)),
-        Err(_) => return Err((UpstreamError::Timeout, meter)),
+        Ok(Err(e)) => return Err((e, meter, Usage::default())),
+        Err(_) => return Err((UpstreamError::Timeout, meter, Usage::default())),
     };
     let (body, usage) = match rewrite_message(&answer, &request.model) {
         Ok(x) => x,
-        Err(e) => return Err((UpstreamError::Protocol(e.to_string()), meter)),
+        Err(e) => return Err((UpstreamError::Protocol(e.to_string()), meter, Usage::default())),
     };
     state.usage.record(meter.finish(200, Outcome::Ok, usage));
     let mut res = Response::new(full(body));
@@ -142,14 +159,14 @@ async fn start_stream(
     let deadline = tokio::time::Instant::now() + limits.first_byte_timeout;
     let mut rx = match tokio::time::timeout_at(deadline, state.bedrock.stream(&resolved.bedrock_id, body)).await {
         Ok(Ok(rx)) => rx,
-        Ok(Err(e)) => return Err((e, meter)),
-        Err(_) => return Err((UpstreamError::Timeout, meter)),
+        Ok(Err(e)) => return Err((e, meter, Usage::default())),
+        Err(_) => return Err((UpstreamError::Timeout, meter, Usage::default())),
     };
     let first = match tokio::time::timeout_at(deadline, rx.recv()).await {
         Ok(Ok(Some(f))) => f,
-        Ok(Ok(None)) => return Err((UpstreamError::Protocol("empty event stream".into()), meter)),
-        Ok(Err(e)) => return Err((e, meter)),
-        Err(_) => return Err((UpstreamError::Timeout, meter)),
+        Ok(Ok(None)) => return Err((UpstreamError::Protocol("empty event stream".into()), meter, Usage::default())),
+        Ok(Err(e)) => return Err((e, meter, Usage::default())),
+        Err(_) => return Err((UpstreamError::Timeout, meter, Usage::default())),
     };
     let run = StreamRun {
         rx,

@@ -45,6 +45,8 @@ pub struct AppState {
     pub tokens: crate::auth::TokenCache,
     /// Where the sign-in routes go (`CCAG_CONTROLPLANE_HTTP_URL`).
     pub signin: Option<passthrough::ControlPlaneHttp>,
+    /// Runs web searches (`CCAG_OUTBOUND_ALLOW_CIDRS` applies).
+    pub searcher: Arc<ccag_websearch::Searcher>,
 }
 
 impl AppState {

@@ -44,11 +44,20 @@ pub fn name_of(kind: &Kind) -> (ResourceType, &str) {
         Kind::TeamBudget(v) => (ResourceType::TeamBudget, &v.id),
         Kind::Prices(_) => (ResourceType::Prices, ""),
         Kind::Identity(_) => (ResourceType::Identity, ""),
+        Kind::WebSearch(_) => (ResourceType::WebSearch, ""),
+        Kind::UserSearchProvider(p) => (ResourceType::UserSearchProvider, &p.id),
     }
 }
 
 fn singleton(t: ResourceType) -> bool {
-    matches!(t, ResourceType::Settings | ResourceType::Shares | ResourceType::Prices | ResourceType::Identity)
+    matches!(
+        t,
+        ResourceType::Settings
+            | ResourceType::Shares
+            | ResourceType::Prices
+            | ResourceType::Identity
+            | ResourceType::WebSearch
+    )
 }
 
 #[derive(Debug, Default, Clone)]
@@ -177,6 +186,12 @@ impl ResourceSet {
         }
         if let Some(i) = s.identity {
             put(Kind::Identity(i));
+        }
+        if let Some(w) = s.web_search {
+            put(Kind::WebSearch(w));
+        }
+        for p in s.user_search_providers {
+            put(Kind::UserSearchProvider(p));
         }
         for l in s.user_limits {
             put(Kind::UserLimit(l));

@@ -22,6 +22,8 @@ pub enum SnapshotError {
     BadMapping(String),
     #[error("signing key {0:?}: not a base64url Ed25519 public key")]
     BadSigningKey(String),
+    #[error("search provider {0:?}: {1}")]
+    BadSearchProvider(String, String),
     #[error("snapshot version {offered} is older than the held version {held}")]
     Stale { offered: u64, held: u64 },
 }
@@ -137,6 +139,7 @@ pub struct RuntimeConfig {
     /// This data plane's explicit shares, per scope; a subject without one
     /// gets `ceil(limit / dataplane_count)`.
     shares: [HashMap<Box<str>, crate::ratelimit::Limits>; 3],
+    pub web_search: crate::websearch::Settings,
 }
 
 /// Shaped budgets have no explicit shares: they split evenly.
@@ -171,6 +174,8 @@ impl RuntimeConfig {
         let mut endpoints: Vec<&pb::Endpoint> = Vec::new();
         let mut settings = None;
         let mut shares = None;
+        let mut web_search = None;
+        let mut user_search = HashMap::new();
         let limits = |l: &pb::SubjectLimit| crate::ratelimit::Limits { rpm: l.rpm, tpm: l.tpm };
         for kind in set.kinds() {
             match kind {
@@ -219,6 +224,12 @@ impl RuntimeConfig {
                 Kind::UserBudget(_) | Kind::TeamBudget(_) | Kind::Prices(_) => {}
                 Kind::Settings(s) => settings = Some(s),
                 Kind::Shares(s) => shares = Some(s),
+                Kind::WebSearch(w) => web_search = Some(w),
+                Kind::UserSearchProvider(p) => {
+                    let provider = crate::websearch::Settings::provider(p)
+                        .map_err(|e| SnapshotError::BadSearchProvider(p.id.clone(), e))?;
+                    user_search.insert(p.id.clone(), provider);
+                }
                 Kind::Identity(i) => {
                     for k in &i.signing_keys {
                         let key = jsonwebtoken::DecodingKey::from_ed_components(&k.public_key)
@@ -264,6 +275,8 @@ impl RuntimeConfig {
             team_limits,
             dataplane_count,
             shares: by_scope,
+            web_search: crate::websearch::Settings::from_pb(web_search, user_search)
+                .map_err(|e| SnapshotError::BadSearchProvider(String::new(), e))?,
         })
     }
 

@@ -13,7 +13,7 @@ const METRICS: &str = "amazon-bedrock-invocationMetrics";
 pub use crate::usage::Usage;
 
 impl Usage {
-    fn merge_anthropic(&mut self, u: &Value) {
+    pub(crate) fn merge_anthropic(&mut self, u: &Value) {
         let get = |k: &str| u.get(k).and_then(Value::as_u64);
         if let Some(v) = get("input_tokens") {
             self.input_tokens = v;
@@ -39,7 +39,7 @@ impl Usage {
     }
 
     /// Bedrock's own count is authoritative where it gives one.
-    fn merge_metrics(&mut self, m: &Value) {
+    pub(crate) fn merge_metrics(&mut self, m: &Value) {
         let get = |k: &str| m.get(k).and_then(Value::as_u64);
         if let Some(v) = get("inputTokenCount") {
             self.input_tokens = v;

@@ -99,6 +99,9 @@ pub enum Command {
     /// Claude Code managed settings for sessions signed in through the gateway
     #[command(subcommand, name = "managed-settings")]
     ManagedSettings(ManagedSettingsCmd),
+    /// Web search on Bedrock: the mode and the search providers
+    #[command(subcommand)]
+    Search(SearchCmd),
     /// Print a shell completion script, e.g. `ccag completions bash > /etc/bash_completion.d/ccag`
     Completions {
         #[arg(value_enum)]
@@ -1078,5 +1081,61 @@ pub enum ManagedSettingsCmd {
     Delete {
         #[arg(long)]
         team: Option<String>,
+    },
+}
+
+/// Whose search provider: the organisation's or a user's.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct SearchScope {
+    /// The organisation's provider (admins)
+    #[arg(long)]
+    pub org: bool,
+    /// A user's own provider (id or email; members: themselves)
+    #[arg(long)]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SearchCmd {
+    /// Show the mode and the providers set
+    Show,
+    /// Set the mode: enabled (each user's provider, else the organisation's, else
+    /// DuckDuckGo), disabled (search tools removed from requests) or global
+    /// (the organisation's provider for everyone)
+    Mode {
+        #[arg(value_parser = ["enabled", "disabled", "global"])]
+        mode: String,
+    },
+    /// Set a search provider
+    Set {
+        #[command(flatten)]
+        scope: SearchScope,
+        /// duckduckgo, tavily, serper, brave, searxng or custom
+        #[arg(long, value_parser = ["duckduckgo", "tavily", "serper", "brave", "searxng", "custom"])]
+        provider: String,
+        /// The provider's endpoint (proxies, self-hosted SearXNG, custom; admins only)
+        #[arg(long)]
+        url: Option<String>,
+        /// Read the provider's API key from stdin (kept sealed, never shown again)
+        #[arg(long)]
+        api_key_stdin: bool,
+        /// Results per search, 1 to 20 (default 5)
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=20))]
+        max_results: Option<u32>,
+    },
+    /// Remove a search provider
+    Unset {
+        #[command(flatten)]
+        scope: SearchScope,
+    },
+    /// Run one search from the control plane with the provider a user gets
+    Test {
+        /// The user (id or email); without it, the organisation's provider
+        #[arg(long)]
+        user: Option<String>,
+        /// The query (default: "test search query")
+        #[arg(long)]
+        query: Option<String>,
     },
 }

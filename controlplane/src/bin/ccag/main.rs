@@ -87,6 +87,7 @@ async fn run(cli: Cli) -> Result<Out, CliError> {
                 Command::Idps(c) => commands::idps::run(&ctx, c, json).await,
                 Command::Sessions(c) => commands::idps::sessions(&ctx, c, json).await,
                 Command::ManagedSettings(c) => commands::managed::run(&ctx, c, json).await,
+                Command::Search(c) => commands::search::run(&ctx, c, json).await,
                 Command::Login(_) | Command::Logout | Command::Completions { .. } | Command::Man => {
                     unreachable!("handled above")
                 }

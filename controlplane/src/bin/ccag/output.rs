@@ -370,6 +370,35 @@ impl Resource for pb::ManagedSettings {
     }
 }
 
+impl Resource for pb::SearchProviderInfo {
+    const PLURAL: &'static str = "search providers";
+    const COLUMNS: &'static [&'static str] = &["scope", "kind", "url", "has_api_key", "max_results", "updated_at"];
+    fn record(&self) -> Record {
+        let scope = if self.user_id.is_empty() { "organisation".to_owned() } else { self.user_email.clone() };
+        Record::new()
+            .field("scope", scope)
+            .field("user_id", self.user_id.clone())
+            .field("email", self.user_email.clone())
+            .field("kind", self.kind.clone())
+            .field("url", self.url.clone())
+            .field("has_api_key", self.has_api_key)
+            .field("max_results", self.max_results)
+            .field("updated_at", self.updated_at.clone())
+    }
+}
+
+impl Resource for pb::SearchResultInfo {
+    const PLURAL: &'static str = "results";
+    const COLUMNS: &'static [&'static str] = &["title", "url", "page_age"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("title", self.title.clone())
+            .field("url", self.url.clone())
+            .field("snippet", self.snippet.clone())
+            .field("page_age", self.page_age.clone())
+    }
+}
+
 impl Resource for pb::Session {
     const PLURAL: &'static str = "sessions";
     const COLUMNS: &'static [&'static str] =

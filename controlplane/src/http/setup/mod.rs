@@ -32,7 +32,7 @@ fn refusal(status: u16, message: &str) -> Response {
     text(status, format!("echo 'ccag setup: {}' >&2; exit 1\n", message.replace('\'', "")))
 }
 
-pub fn script(ctx: &Ctx, req: &http::Request<hyper::body::Incoming>) -> Response {
+pub async fn script(ctx: &Ctx, req: &http::Request<hyper::body::Incoming>) -> Response {
     let q: std::collections::HashMap<String, String> =
         form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()).into_owned().collect();
     if q.get("platform").is_some_and(|p| p.eq_ignore_ascii_case("windows")) {
@@ -49,6 +49,9 @@ pub fn script(ctx: &Ctx, req: &http::Request<hyper::body::Incoming>) -> Response
     if !token.is_empty() && !well_formed(token) {
         return refusal(400, "that is not a setup token");
     }
+    // A database that cannot answer leaves the setting alone rather than
+    // failing the setup.
+    let web_search_off = crate::websearch::mode(&ctx.db).await.is_ok_and(|m| m == crate::websearch::Mode::Disabled);
     // The public URL was checked at start-up (an origin, no quotes).
     let url = ctx.identity.public_url.replace('\'', "");
     let desc = if scope == "project" { "./.claude/settings.json" } else { "~/.claude/settings.json" };
@@ -57,7 +60,8 @@ pub fn script(ctx: &Ctx, req: &http::Request<hyper::body::Incoming>) -> Response
         .replace("@SCOPE@", scope)
         .replace("@TOKEN@", token)
         .replace("@SETTINGS_DESC@", desc)
-        .replace("@HELPER_TTL_MS@", HELPER_TTL_MS);
+        .replace("@HELPER_TTL_MS@", HELPER_TTL_MS)
+        .replace("@DENY_WEBSEARCH@", if web_search_off { "1" } else { "" });
     text(200, body)
 }
 

@@ -12,6 +12,8 @@ SCOPE='@SCOPE@'
 SETUP_TOKEN='@TOKEN@'
 # Claude Code re-runs the helper this often; gateway tokens live longer.
 HELPER_TTL_MS='@HELPER_TTL_MS@'
+# 1 when the gateway has web search turned off: Claude Code is told not to offer it.
+DENY_WEBSEARCH='@DENY_WEBSEARCH@'
 
 say() { printf 'ccag setup: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -132,7 +134,7 @@ chmod 700 "$HELPER"
 # Bedrock and credential settings out, everything else kept.
 MERGE_JS='
 const fs = require("fs");
-const [file, url, helper, ttl] = process.argv.slice(1);
+const [file, url, helper, ttl, deny] = process.argv.slice(1);
 let s = {};
 try { s = JSON.parse(fs.readFileSync(file, "utf8")); }
 catch (e) { if (e.code !== "ENOENT") { console.error("ccag setup: " + file + " is not valid JSON; fix it and run this again"); process.exit(1); } }
@@ -144,12 +146,19 @@ env.ANTHROPIC_BASE_URL = url;
 env.CLAUDE_CODE_API_KEY_HELPER_TTL_MS = ttl;
 s.env = env;
 s.apiKeyHelper = helper;
+if (deny === "1") {
+  const p = (typeof s.permissions === "object" && s.permissions !== null) ? s.permissions : {};
+  const d = Array.isArray(p.deny) ? p.deny : [];
+  if (!d.includes("WebSearch")) d.push("WebSearch");
+  p.deny = d;
+  s.permissions = p;
+}
 fs.writeFileSync(file + ".ccag-tmp", JSON.stringify(s, null, 2) + "\n");
 fs.renameSync(file + ".ccag-tmp", file);
 '
 MERGE_PY='
 import json, os, sys
-file, url, helper, ttl = sys.argv[1:5]
+file, url, helper, ttl, deny = sys.argv[1:6]
 try:
     with open(file) as f: s = json.load(f)
 except FileNotFoundError: s = {}
@@ -162,22 +171,30 @@ env["ANTHROPIC_BASE_URL"] = url
 env["CLAUDE_CODE_API_KEY_HELPER_TTL_MS"] = ttl
 s["env"] = env
 s["apiKeyHelper"] = helper
+if deny == "1":
+    p = s.get("permissions") if isinstance(s.get("permissions"), dict) else {}
+    d = p.get("deny") if isinstance(p.get("deny"), list) else []
+    if "WebSearch" not in d: d.append("WebSearch")
+    p["deny"] = d
+    s["permissions"] = p
 with open(file + ".ccag-tmp", "w") as f: json.dump(s, f, indent=2); f.write("\n")
 os.replace(file + ".ccag-tmp", file)
 '
 HELPER_CMD="sh '$HELPER'"
 [ -f "$SETTINGS" ] && [ ! -f "$SETTINGS.before-ccag" ] && cp "$SETTINGS" "$SETTINGS.before-ccag"
 if need node; then
-  node -e "$MERGE_JS" "$SETTINGS" "$CCAG_URL" "$HELPER_CMD" "$HELPER_TTL_MS"
+  node -e "$MERGE_JS" "$SETTINGS" "$CCAG_URL" "$HELPER_CMD" "$HELPER_TTL_MS" "$DENY_WEBSEARCH"
 elif need python3; then
-  python3 -c "$MERGE_PY" "$SETTINGS" "$CCAG_URL" "$HELPER_CMD" "$HELPER_TTL_MS"
+  python3 -c "$MERGE_PY" "$SETTINGS" "$CCAG_URL" "$HELPER_CMD" "$HELPER_TTL_MS" "$DENY_WEBSEARCH"
 elif need jq; then
   [ -f "$SETTINGS" ] || printf '{}\n' > "$SETTINGS"
-  jq --arg url "$CCAG_URL" --arg helper "$HELPER_CMD" --arg ttl "$HELPER_TTL_MS" \
-    '(.env // {}) as $e | .env = ($e | del(.CLAUDE_CODE_USE_BEDROCK, .ANTHROPIC_BEDROCK_BASE_URL, .CLAUDE_CODE_SKIP_BEDROCK_AUTH, .AWS_BEARER_TOKEN_BEDROCK, .ANTHROPIC_API_KEY, .ANTHROPIC_AUTH_TOKEN) + {ANTHROPIC_BASE_URL: $url, CLAUDE_CODE_API_KEY_HELPER_TTL_MS: $ttl}) | .apiKeyHelper = $helper' \
+  jq --arg url "$CCAG_URL" --arg helper "$HELPER_CMD" --arg ttl "$HELPER_TTL_MS" --arg deny "$DENY_WEBSEARCH" \
+    '(.env // {}) as $e | .env = ($e | del(.CLAUDE_CODE_USE_BEDROCK, .ANTHROPIC_BEDROCK_BASE_URL, .CLAUDE_CODE_SKIP_BEDROCK_AUTH, .AWS_BEARER_TOKEN_BEDROCK, .ANTHROPIC_API_KEY, .ANTHROPIC_AUTH_TOKEN) + {ANTHROPIC_BASE_URL: $url, CLAUDE_CODE_API_KEY_HELPER_TTL_MS: $ttl}) | .apiKeyHelper = $helper | if $deny == "1" then .permissions = ((.permissions // {}) | .deny = (((.deny // []) - ["WebSearch"]) + ["WebSearch"])) else . end' \
     "$SETTINGS" > "$SETTINGS.ccag-tmp" && mv "$SETTINGS.ccag-tmp" "$SETTINGS"
 elif [ ! -f "$SETTINGS" ]; then
-  printf '{\n  "env": {"ANTHROPIC_BASE_URL": "%s", "CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "%s"},\n  "apiKeyHelper": "%s"\n}\n' \
+  deny_json=''
+  [ "$DENY_WEBSEARCH" = 1 ] && deny_json=',\n  "permissions": {"deny": ["WebSearch"]}'
+  printf '{\n  "env": {"ANTHROPIC_BASE_URL": "%s", "CLAUDE_CODE_API_KEY_HELPER_TTL_MS": "%s"},\n  "apiKeyHelper": "%s"'"$deny_json"'\n}\n' \
     "$CCAG_URL" "$HELPER_TTL_MS" "$HELPER_CMD" > "$SETTINGS"
 else
   die "to change $SETTINGS without losing your settings this needs node, python3 or jq; set env.ANTHROPIC_BASE_URL to $CCAG_URL and apiKeyHelper to: $HELPER_CMD"

@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::{OutboundError, Policy, Target};
+use crate::{OutboundError, Policy, Target};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -44,8 +44,8 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// `Host` (from the target) and `User-Agent` are set here; the request's
-/// URI is the target's path.
+/// `Host` (from the target) is set here, and `User-Agent` unless the
+/// request has one; the request's URI is the target's path.
 pub async fn call(
     policy: &Policy,
     target: &Target,
@@ -75,7 +75,10 @@ pub async fn call(
     *req.uri_mut() = target.path.parse().map_err(|e| CallError::Config(format!("path: {e}")))?;
     let h = req.headers_mut();
     h.insert(http::header::HOST, authority.parse().map_err(|_| CallError::Config("bad host".into()))?);
-    h.insert(http::header::USER_AGENT, http::HeaderValue::from_static(concat!("ccag/", env!("CARGO_PKG_VERSION"))));
+    // A caller may name itself otherwise: some services (DuckDuckGo's HTML
+    // endpoint) answer only clients that look like a browser.
+    h.entry(http::header::USER_AGENT)
+        .or_insert(http::HeaderValue::from_static(concat!("ccag/", env!("CARGO_PKG_VERSION"))));
     if target.https {
         let name = rustls::pki_types::ServerName::try_from(target.host.trim_matches(['[', ']']).to_owned())
             .map_err(|_| CallError::Config(format!("{} is not a valid TLS server name", target.host)))?;

@@ -1,5 +1,5 @@
 //! The check every outbound call a user can aim (webhooks, identity
-//! providers) goes through: the host must resolve to public
+//! providers, web search providers) goes through: the host must resolve to public
 //! addresses only, unless `CCAG_OUTBOUND_ALLOW_CIDRS` (comma-separated CIDR
 //! ranges) allows a range; the call then connects to the address that was
 //! checked, so a second DNS answer cannot point it elsewhere.
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum OutboundError {
     #[error("not a valid URL: {0}")]
     BadUrl(String),
