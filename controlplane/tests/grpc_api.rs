@@ -123,6 +123,9 @@ impl Client {
     fn pricing(&self) -> ccag_proto::admin::v1::pricing_service_client::PricingServiceClient<Svc> {
         ccag_proto::admin::v1::pricing_service_client::PricingServiceClient::new(self.svc())
     }
+    fn search(&self) -> ccag_proto::admin::v1::search_service_client::SearchServiceClient<Svc> {
+        ccag_proto::admin::v1::search_service_client::SearchServiceClient::new(self.svc())
+    }
     fn dataplane(&self) -> DataPlaneServiceClient<Svc> {
         DataPlaneServiceClient::new(self.svc())
     }
@@ -329,6 +332,10 @@ on_both_backends!(
     report_usage_is_idempotent_and_priced,
     usage_by_hour_and_day_names_each_group,
     restart_keeps_users_and_keys,
+    search_provider_keys_are_never_shown_or_audited,
+    members_may_not_aim_web_search_at_a_url,
+    search_providers_on_forbidden_addresses_are_refused,
+    global_search_mode_needs_the_organisations_provider,
 );
 
 async fn login_returns_a_session_token(env: Env) {
@@ -1118,4 +1125,124 @@ async fn reflection_lists_the_services() {
     for want in ["ccag.admin.v1.UserService", "ccag.config.v1.DataPlaneService"] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
+}
+
+// ------------------------------------------------------------------ web search
+
+fn provider(user: &str, kind: &str, url: &str, key: &str) -> admin::SetSearchProviderRequest {
+    admin::SetSearchProviderRequest {
+        user: user.into(),
+        kind: kind.into(),
+        url: url.into(),
+        api_key: key.into(),
+        max_results: 0,
+    }
+}
+
+async fn search_provider_keys_are_never_shown_or_audited(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let key = "tvly-SECRETsecretSECRET0123456789";
+    let set = admin.search().set_search_provider(provider("", "tavily", "", key)).await.expect("set").into_inner();
+    assert!(set.has_api_key);
+    let shown = admin.search().get_search_settings(admin::GetSearchSettingsRequest {}).await.expect("get").into_inner();
+    assert!(shown.org_provider.as_ref().is_some_and(|p| p.kind == "tavily" && p.has_api_key), "{shown:?}");
+    let audit = admin
+        .audit()
+        .list_audit(admin::ListAuditRequest { action: "search.provider_set".into(), ..Default::default() })
+        .await
+        .expect("ListAudit")
+        .into_inner()
+        .entries;
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    for text in [format!("{set:?}"), format!("{shown:?}"), format!("{audit:?}")] {
+        assert!(!text.contains("SECRET"), "the key leaked: {text}");
+    }
+    // Set again without a key: the same provider keeps it.
+    let again = admin.search().set_search_provider(provider("", "tavily", "", "")).await.expect("set").into_inner();
+    assert!(again.has_api_key);
+}
+
+async fn members_may_not_aim_web_search_at_a_url(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let (member, _) = member(&srv, &admin, "searcher@example.com").await;
+    let s = member.search();
+    expect_code(s.clone().set_search_provider(provider("", "brave", "", "k")).await, Code::PermissionDenied);
+    expect_code(
+        s.clone()
+            .set_search_provider(provider("searcher@example.com", "custom", "https://search.example.com/", ""))
+            .await,
+        Code::PermissionDenied,
+    );
+    expect_code(
+        s.clone()
+            .set_search_provider(provider("searcher@example.com", "tavily", "https://proxy.example.com/", "k"))
+            .await,
+        Code::PermissionDenied,
+    );
+    expect_code(s.clone().set_search_provider(provider("admin", "brave", "", "k")).await, Code::PermissionDenied);
+    let own = s
+        .clone()
+        .set_search_provider(provider("searcher@example.com", "brave", "", "k"))
+        .await
+        .expect("own")
+        .into_inner();
+    assert_eq!((own.kind.as_str(), own.user_email.as_str()), ("brave", "searcher@example.com"));
+    expect_code(
+        s.clone().set_search_mode(admin::SetSearchModeRequest { mode: "disabled".into() }).await,
+        Code::PermissionDenied,
+    );
+    let seen = s.clone().get_search_settings(admin::GetSearchSettingsRequest {}).await.expect("get").into_inner();
+    assert_eq!(seen.users.len(), 1, "a member sees only their own provider: {seen:?}");
+}
+
+async fn search_providers_on_forbidden_addresses_are_refused(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.5/search",
+        "https://[::ffff:127.0.0.1]/search",
+        "http://search.example.com/",
+        "https://user:pw@search.example.com/",
+    ] {
+        let s = expect_code(
+            admin.search().set_search_provider(provider("", "custom", url, "")).await,
+            Code::InvalidArgument,
+        );
+        assert!(s.message().contains("url"), "{url}: {s:?}");
+    }
+    let s =
+        expect_code(admin.search().set_search_provider(provider("", "searxng", "", "")).await, Code::InvalidArgument);
+    assert!(s.message().contains("needs a URL"), "{s:?}");
+    let s =
+        expect_code(admin.search().set_search_provider(provider("", "serper", "", "")).await, Code::InvalidArgument);
+    assert!(s.message().contains("API key"), "{s:?}");
+}
+
+async fn global_search_mode_needs_the_organisations_provider(env: Env) {
+    let srv = env.start();
+    let admin = Client::admin(&srv).await;
+    let s = admin.search();
+    expect_code(
+        s.clone().set_search_mode(admin::SetSearchModeRequest { mode: "global".into() }).await,
+        Code::FailedPrecondition,
+    );
+    expect_code(
+        s.clone().set_search_mode(admin::SetSearchModeRequest { mode: "sometimes".into() }).await,
+        Code::InvalidArgument,
+    );
+    s.clone().set_search_provider(provider("", "duckduckgo", "", "")).await.expect("set");
+    let set = s
+        .clone()
+        .set_search_mode(admin::SetSearchModeRequest { mode: "global".into() })
+        .await
+        .expect("mode")
+        .into_inner();
+    assert_eq!(set.mode, "global");
+    expect_code(
+        s.clone().delete_search_provider(admin::DeleteSearchProviderRequest { user: String::new() }).await,
+        Code::FailedPrecondition,
+    );
 }

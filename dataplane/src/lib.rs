@@ -5,7 +5,9 @@
 //! and authenticates it (`auth`, against the snapshot in `config`) and
 //! admits it under the `ratelimit`s, `models` picks the Bedrock model,
 //! `translate` adapts the body, `upstream` calls Bedrock, `stream` turns the
-//! event stream into SSE, and `usage` records it.
+//! event stream into SSE, and `usage` records it. A request with
+//! Anthropic's web search tool goes through `websearch` instead of a single
+//! call: it searches and calls Bedrock again until the model answers.
 //!
 //! Beside the request path: `control` keeps the snapshot current from the
 //! control plane (or `config` from a file), and `report` delivers usage

@@ -180,15 +180,17 @@ impl SearchService for SearchApi {
             max_results: r.max_results,
         };
         provider.validate().map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
-        // The address must be one the gateway may call, now (it is checked
-        // again at every search).
+        // An address the gateway may not call is refused now; a name that
+        // does not resolve from here is accepted (the data planes may see
+        // another DNS), since every search checks it again.
         let target = provider.target().map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
-        self.0
-            .sender
-            .policy
-            .resolve(&target.host, target.port)
-            .await
-            .map_err(|e| ApiError::InvalidArgument(format!("url: {e}")))?;
+        match self.0.sender.policy.resolve(&target.host, target.port).await {
+            Ok(_) => {}
+            Err(ccag_websearch::OutboundError::Unresolved(h)) => {
+                tracing::warn!(host = %h, "search provider host does not resolve from the control plane")
+            }
+            Err(e) => return Err(ApiError::InvalidArgument(format!("url: {e}")).into()),
+        }
         let row = rows::Model {
             scope: scope.clone(),
             user_id: (!scope.is_empty()).then(|| scope.clone()),
@@ -263,7 +265,10 @@ impl SearchService for SearchApi {
         )
         .await?;
         txn.commit().await?;
-        let hits = result.map_err(|e| ApiError::Unavailable(format!("{}: {e}", provider.kind)))?;
+        let (hits, error, error_code) = match result {
+            Ok(h) => (h, String::new(), String::new()),
+            Err(e) => (Vec::new(), e.to_string(), e.error_code().to_owned()),
+        };
         ok(TestSearchResponse {
             provider: provider.kind.as_str().into(),
             results: hits
@@ -275,6 +280,8 @@ impl SearchService for SearchApi {
                     page_age: h.page_age.unwrap_or_default(),
                 })
                 .collect(),
+            error,
+            error_code,
             elapsed_ms,
         })
     }

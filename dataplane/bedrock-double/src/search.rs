@@ -3,7 +3,8 @@
 //! - With a plain tool named `web_search` (the gateway's stand-in for
 //!   Anthropic's server tool) and either a `tool_choice` forcing it or a
 //!   `[double:search]`, `[double:search=QUERY]` or `[double:searches=N]`
-//!   marker in a user message, it calls the tool until the conversation
+//!   marker in a user message, or Claude Code's "Perform a web search for
+//!   the query: …" as the first user message, it calls the tool until the conversation
 //!   holds N (default 1) of its results, then answers from the last one.
 //!   The query is QUERY, else the first user message without its markers
 //!   and without Claude Code's "Perform a web search for the query: ";
@@ -115,7 +116,9 @@ pub fn step(body: &Value) -> Option<ReplyContent> {
         let wanted = match (marker(&text, "searches"), marker(&text, "search")) {
             (Some(n), _) => n.parse().unwrap_or(1),
             (None, Some(_)) => 1,
-            (None, None) if forced_search(body) => 1,
+            // A model asked in so many words searches, forced or not
+            // (Claude Code's WebSearch sends `tool_choice` auto).
+            (None, None) if forced_search(body) || text.trim_start().starts_with(CLAUDE_CODE_PREFIX) => 1,
             (None, None) => 0,
         };
         let done = results_of(body, "web_search");
@@ -135,8 +138,17 @@ pub fn step(body: &Value) -> Option<ReplyContent> {
     }
     if marker(&text, "websearch").is_some() && results_of(body, "WebSearch") == 0 {
         if has_tool(body, "WebSearch") {
-            let first = user_messages(body).map(message_text).find(|t| t.contains("[double:websearch]"));
-            let query = without_markers(&first.unwrap_or_default());
+            // The prompt's own block: Claude Code puts reminders in blocks of their own.
+            let prompt = user_messages(body)
+                .flat_map(|m| match m.get("content") {
+                    Some(Value::String(s)) => vec![s.clone()],
+                    Some(Value::Array(blocks)) => {
+                        blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).map(str::to_owned).collect()
+                    }
+                    _ => Vec::new(),
+                })
+                .find(|t| t.contains("[double:websearch]"));
+            let query = without_markers(&prompt.unwrap_or_default());
             return Some(ReplyContent::tool_with("WebSearch", &json!({"query": query})));
         }
         if has_tool(body, "ToolSearch") {

@@ -63,11 +63,14 @@ pub async fn handle(
     loop {
         let id = &resolved.bedrock_id;
         let outcome = match (search.as_mut(), request.stream) {
+            // Boxed: their state (a search loop) would otherwise enlarge
+            // the future of every request, searching or not.
             (Some(_), true) => {
-                websearch::start(state, &mut request, id, &sent, &mut search, &cfg.limits, rid, meter).await
+                Box::pin(websearch::start(state, &mut request, id, &sent, &mut search, &cfg.limits, rid, meter)).await
             }
             (Some(runner), false) => {
-                websearch::respond(state, &mut request, id, &sent, runner, cfg.limits.request_timeout, meter).await
+                let timeout = cfg.limits.request_timeout;
+                Box::pin(websearch::respond(state, &mut request, id, &sent, runner, timeout, meter)).await
             }
             (None, true) => {
                 let body = request.bedrock_body(&sent);

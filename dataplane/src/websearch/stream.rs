@@ -264,17 +264,21 @@ impl Driver {
         let mut r = Round::default();
         let base = self.next_index;
         let mut last_write = Instant::now();
+        let mut last_upstream = last_write;
         loop {
             let frame = match first.take() {
                 Some(f) => f,
                 None => {
-                    let idle_at = Instant::now() + self.limits.stream_idle_timeout;
+                    let idle_at = last_upstream + self.limits.stream_idle_timeout;
                     let end_at = self.started + self.limits.max_stream_duration;
                     let ping_at = last_write + self.limits.ping_interval;
                     tokio::select! {
                         biased;
                         f = rx.recv() => match f {
-                            Ok(Some(f)) => f,
+                            Ok(Some(f)) => {
+                                last_upstream = Instant::now();
+                                f
+                            }
                             Ok(None) => return Ok(Err(ApiError::Overloaded("Bedrock ended the stream before it was complete".into()))),
                             Err(e) => {
                                 tracing::warn!(error = %e, "Bedrock stream failed after it had started");

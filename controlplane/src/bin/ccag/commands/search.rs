@@ -92,10 +92,23 @@ pub async fn run(ctx: &Ctx, cmd: SearchCmd, json: bool) -> Result<Out, CliError>
                 .await
                 .map_err(|e| ctx.err(e))?
                 .into_inner();
+            if !r.error.is_empty() && !json {
+                return Err(CliError::other(format!(
+                    "the {} search failed after {} ms ({}): {}",
+                    r.provider, r.elapsed_ms, r.error_code, r.error
+                )));
+            }
             if json {
                 let results: Vec<Value> =
                     r.results.iter().map(|h| serde_json::to_value(h.record()).unwrap_or_default()).collect();
-                let v = json!({"provider": r.provider, "elapsed_ms": r.elapsed_ms, "results": results});
+                let v = json!({"provider": r.provider, "elapsed_ms": r.elapsed_ms, "results": results,
+                    "error": (!r.error.is_empty()).then_some(&r.error),
+                    "error_code": (!r.error_code.is_empty()).then_some(&r.error_code)});
+                if !r.error.is_empty() {
+                    // The JSON on stdout, and the exit code says it failed.
+                    print!("{}", output::to_json(&v));
+                    return Err(CliError::other(format!("the {} search failed: {}", r.provider, r.error)));
+                }
                 return Ok(output::to_json(&v).into());
             }
             let mut out = format!("{} answered in {} ms with {} results.\n", r.provider, r.elapsed_ms, r.results.len());
