@@ -1202,6 +1202,7 @@ async fn search_providers_on_forbidden_addresses_are_refused(env: Env) {
     let admin = Client::admin(&srv).await;
     for url in [
         "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1:9/search",
         "https://10.0.0.5/search",
         "https://[::ffff:127.0.0.1]/search",
         "http://search.example.com/",

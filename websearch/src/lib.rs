@@ -20,6 +20,9 @@ pub const MAX_RESULTS_LIMIT: u32 = 20;
 pub const DEFAULT_MAX_RESULTS: u32 = 5;
 /// The longest answer a provider may give.
 pub const MAX_ANSWER_BYTES: usize = 2 * 1024 * 1024;
+/// The longest query sent to a provider; a longer one is the API's
+/// `query_too_long`.
+pub const MAX_QUERY_CHARS: usize = 500;
 /// The longest a whole search may take.
 pub const SEARCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Characters kept of a result's title and of its snippet.

@@ -243,10 +243,10 @@ impl SearchService for SearchApi {
         let (scope, _) = scope(&self.0.db, &who, &r.user, !who.is_admin()).await?;
         let provider = self.effective(&scope).await?;
         let text = if r.query.trim().is_empty() { "test search query".to_owned() } else { r.query.trim().to_owned() };
-        if text.chars().count() > crate::websearch::MAX_QUERY_CHARS {
+        if text.chars().count() > ccag_websearch::MAX_QUERY_CHARS {
             return Err(ApiError::InvalidArgument(format!(
                 "query: at most {} characters",
-                crate::websearch::MAX_QUERY_CHARS
+                ccag_websearch::MAX_QUERY_CHARS
             ))
             .into());
         }

@@ -15,9 +15,6 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set
 use crate::secrets::Keyring;
 use crate::store::entities::{search_providers as providers, web_search_settings as settings};
 
-/// The longest query a test search sends (the data planes' limit too).
-pub const MAX_QUERY_CHARS: usize = 500;
-
 /// The one settings row.
 const ROW: i32 = 1;
 const CONTENT_KEY_AAD: &str = "web_search_content_key";

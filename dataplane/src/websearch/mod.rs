@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ccag_proto::config::v1 as pb;
-use ccag_websearch::{Provider, ProviderKind};
+use ccag_websearch::{Provider, ProviderKind, MAX_QUERY_CHARS};
 use serde_json::{Map, Value};
 
 pub use content::ContentKey;
@@ -31,8 +31,6 @@ use crate::http::error::ApiError;
 
 /// Searches one request may run, whatever its `max_uses` says.
 pub const MAX_SEARCHES: u32 = 20;
-/// The longest query the gateway sends to a provider.
-pub const MAX_QUERY_CHARS: usize = 500;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

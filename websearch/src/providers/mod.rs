@@ -165,6 +165,17 @@ fn field<'a>(item: &'a Value, names: &[&str]) -> &'a str {
 }
 
 /// A hit, or None when the URL is not an absolute http(s) one.
+/// The `results` array of a JSON answer, each item `url`, `title`,
+/// `content` and a date under `date` (Tavily's and SearXNG's shape).
+fn content_results(body: &[u8], date: &str) -> Result<Vec<Hit>, SearchError> {
+    let v = json(body)?;
+    let results = v.get("results").and_then(Value::as_array).ok_or_else(|| bad("no results array"))?;
+    Ok(results
+        .iter()
+        .filter_map(|r| hit(field(r, &["url"]), field(r, &["title"]), field(r, &["content"]), opt(r, &[date])))
+        .collect())
+}
+
 fn hit(url: &str, title: &str, snippet: &str, page_age: Option<&str>) -> Option<Hit> {
     let url = url.trim();
     let rest = strip_prefix_ignoring_case(url, "https://").or_else(|| strip_prefix_ignoring_case(url, "http://"))?;

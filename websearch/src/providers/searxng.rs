@@ -7,7 +7,6 @@
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION};
 use http_body_util::Full;
-use serde_json::Value;
 
 use crate::{Hit, Query, SearchError, Target};
 
@@ -25,19 +24,7 @@ pub(super) fn request(target: &Target, key: Option<&str>, query: &Query) -> Resu
 }
 
 pub(super) fn parse(body: &[u8]) -> Result<Vec<Hit>, SearchError> {
-    let v = super::json(body)?;
-    let results = v.get("results").and_then(Value::as_array).ok_or_else(|| super::bad("no results array"))?;
-    Ok(results
-        .iter()
-        .filter_map(|r| {
-            super::hit(
-                super::field(r, &["url"]),
-                super::field(r, &["title"]),
-                super::field(r, &["content"]),
-                super::opt(r, &["publishedDate"]),
-            )
-        })
-        .collect())
+    super::content_results(body, "publishedDate")
 }
 
 #[cfg(test)]

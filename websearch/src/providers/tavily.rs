@@ -1,7 +1,7 @@
 //! Tavily: a JSON POST with a bearer key; domain lists are native.
 
 use http::header::AUTHORIZATION;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::domains;
 use crate::{Hit, Query, SearchError, Target};
@@ -28,19 +28,7 @@ pub(super) fn request(target: &Target, key: &str, query: &Query, n: usize) -> Re
 }
 
 pub(super) fn parse(body: &[u8]) -> Result<Vec<Hit>, SearchError> {
-    let v = super::json(body)?;
-    let results = v.get("results").and_then(Value::as_array).ok_or_else(|| super::bad("no results array"))?;
-    Ok(results
-        .iter()
-        .filter_map(|r| {
-            super::hit(
-                super::field(r, &["url"]),
-                super::field(r, &["title"]),
-                super::field(r, &["content"]),
-                super::opt(r, &["published_date"]),
-            )
-        })
-        .collect())
+    super::content_results(body, "published_date")
 }
 
 #[cfg(test)]
