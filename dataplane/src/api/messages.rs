@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 
 use super::{read_body, Admitted, AppState, Caller};
@@ -159,17 +159,9 @@ async fn start_stream(
     rid: &str,
     meter: Meter,
 ) -> Attempt {
-    let deadline = tokio::time::Instant::now() + limits.first_byte_timeout;
-    let mut rx = match tokio::time::timeout_at(deadline, state.bedrock.stream(&resolved.bedrock_id, body)).await {
-        Ok(Ok(rx)) => rx,
-        Ok(Err(e)) => return Err((e, meter, Usage::default())),
-        Err(_) => return Err((UpstreamError::Timeout, meter, Usage::default())),
-    };
-    let first = match tokio::time::timeout_at(deadline, rx.recv()).await {
-        Ok(Ok(Some(f))) => f,
-        Ok(Ok(None)) => return Err((UpstreamError::Protocol("empty event stream".into()), meter, Usage::default())),
-        Ok(Err(e)) => return Err((e, meter, Usage::default())),
-        Err(_) => return Err((UpstreamError::Timeout, meter, Usage::default())),
+    let (rx, first) = match state.bedrock.open_stream(&resolved.bedrock_id, body, limits.first_byte_timeout).await {
+        Ok(x) => x,
+        Err(e) => return Err((e, meter, Usage::default())),
     };
     let run = StreamRun {
         rx,
@@ -180,12 +172,5 @@ async fn start_stream(
         meter: Some(meter),
         sink: state.usage.clone(),
     };
-    let mut res = Response::new(sse_body(run));
-    *res.status_mut() = StatusCode::OK;
-    let h = res.headers_mut();
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
-    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Tells nginx-style proxies in front of the gateway not to buffer events.
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(res)
+    Ok(crate::stream::sse_response(sse_body(run)))
 }

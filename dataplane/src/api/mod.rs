@@ -237,10 +237,15 @@ fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<ResBody> {
 
 /// `req_` and 24 random base-62 characters, like Anthropic's ids.
 fn request_id() -> String {
+    random_id("req_", 24)
+}
+
+/// `prefix` and `n` random base-62 characters.
+pub fn random_id(prefix: &str, n: usize) -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut id = String::with_capacity(28);
-    id.push_str("req_");
-    for _ in 0..24 {
+    let mut id = String::with_capacity(prefix.len() + n);
+    id.push_str(prefix);
+    for _ in 0..n {
         id.push(ALPHABET[fastrand::usize(..ALPHABET.len())] as char);
     }
     id

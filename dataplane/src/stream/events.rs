@@ -258,7 +258,8 @@ fn parse(b: &[u8]) -> Result<Value, BadEvent> {
     serde_json::from_slice(b).map_err(|e| BadEvent(e.to_string()))
 }
 
-fn sse(kind: &str, data: &[u8]) -> Bytes {
+/// One SSE event of type `kind` with the one-line JSON `data`.
+pub fn sse(kind: &str, data: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(kind.len() + data.len() + 16);
     out.put_slice(b"event: ");
     out.put_slice(kind.as_bytes());

@@ -20,7 +20,7 @@ use crate::http::error::ApiError;
 use crate::upstream::EventStream;
 use crate::usage::{Meter, Outcome, UsageSink};
 
-const PING: &[u8] = b"event: ping\ndata: {\"type\":\"ping\"}\n\n";
+pub const PING: &[u8] = b"event: ping\ndata: {\"type\":\"ping\"}\n\n";
 
 pub struct StreamRun {
     pub rx: EventStream,

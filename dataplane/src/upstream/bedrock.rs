@@ -65,6 +65,28 @@ impl Bedrock {
         self.runtime.stream(model, body).await
     }
 
+    /// Starts a stream and reads its first event, both within
+    /// `first_byte_timeout`: a response's status is held until then, so that
+    /// a refusal before any content is still a real HTTP status.
+    pub async fn open_stream(
+        &self,
+        model: &str,
+        body: Vec<u8>,
+        first_byte_timeout: std::time::Duration,
+    ) -> Result<(EventStream, Bytes), UpstreamError> {
+        let deadline = tokio::time::Instant::now() + first_byte_timeout;
+        let mut rx = match tokio::time::timeout_at(deadline, self.stream(model, body)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(UpstreamError::Timeout),
+        };
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(Some(first))) => Ok((rx, first)),
+            Ok(Ok(None)) => Err(UpstreamError::Protocol("empty event stream".into())),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(UpstreamError::Timeout),
+        }
+    }
+
     pub async fn count_tokens(&self, foundation_model: &str, body: Vec<u8>) -> Result<i32, UpstreamError> {
         let input = InvokeModelTokensRequest::builder()
             .body(Blob::new(body))

@@ -125,13 +125,7 @@ pub fn prepare(body: &mut Map<String, Value>, settings: &Settings, user_id: &str
 
 /// A fresh `srvtoolu_…` id, as the API names its server tool calls.
 pub fn server_tool_id() -> String {
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut id = String::with_capacity(35);
-    id.push_str("srvtoolu_01");
-    for _ in 0..24 {
-        id.push(ALPHABET[fastrand::usize(..ALPHABET.len())] as char);
-    }
-    id
+    crate::api::random_id("srvtoolu_01", 24)
 }
 
 /// What the searches of one request share: the searcher and its counts.

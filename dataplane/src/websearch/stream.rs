@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode};
+use http::Response;
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 use serde_json::{json, Map, Value};
@@ -25,11 +25,11 @@ use crate::api::AppState;
 use crate::config::Limits;
 use crate::http::body::ResBody;
 use crate::http::error::ApiError;
+use crate::stream::PING;
 use crate::translate::MessagesRequest;
-use crate::upstream::{EventStream, UpstreamError};
+use crate::upstream::EventStream;
 use crate::usage::{Meter, Outcome as Finish, Usage};
 
-const PING: &[u8] = b"event: ping\ndata: {\"type\":\"ping\"}\n\n";
 /// Events queued for a slow client before the driver waits for it.
 const QUEUE: usize = 16;
 
@@ -48,7 +48,8 @@ pub async fn start(
     rid: &str,
     meter: Meter,
 ) -> Result<Response<ResBody>, Failure> {
-    let (rx, first) = match open(state, request.bedrock_body(betas), bedrock_id, limits).await {
+    let body = request.bedrock_body(betas);
+    let (rx, first) = match state.bedrock.open_stream(bedrock_id, body, limits.first_byte_timeout).await {
         Ok(x) => x,
         Err(e) => return Err((e, meter, Usage::default())),
     };
@@ -72,32 +73,7 @@ pub async fn start(
         let b = events.recv().await?;
         Some((Ok::<_, Infallible>(Frame::data(b)), events))
     });
-    let mut res = Response::new(StreamBody::new(s).boxed());
-    *res.status_mut() = StatusCode::OK;
-    let h = res.headers_mut();
-    h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
-    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(res)
-}
-
-async fn open(
-    state: &AppState,
-    body: Vec<u8>,
-    bedrock_id: &str,
-    limits: &Limits,
-) -> Result<(EventStream, Bytes), UpstreamError> {
-    let deadline = Instant::now() + limits.first_byte_timeout;
-    let mut rx = match tokio::time::timeout_at(deadline, state.bedrock.stream(bedrock_id, body)).await {
-        Ok(r) => r?,
-        Err(_) => return Err(UpstreamError::Timeout),
-    };
-    match tokio::time::timeout_at(deadline, rx.recv()).await {
-        Ok(Ok(Some(f))) => Ok((rx, f)),
-        Ok(Ok(None)) => Err(UpstreamError::Protocol("empty event stream".into())),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(UpstreamError::Timeout),
-    }
+    Ok(crate::stream::sse_response(StreamBody::new(s).boxed()))
 }
 
 /// The client is gone.
@@ -191,8 +167,7 @@ impl Round {
 }
 
 fn sse(kind: &str, v: &Value) -> Bytes {
-    let data = serde_json::to_string(v).expect("a JSON value serialises");
-    Bytes::from(format!("event: {kind}\ndata: {data}\n\n"))
+    crate::stream::sse(kind, &serde_json::to_vec(v).expect("a JSON value serialises"))
 }
 
 impl Driver {
@@ -240,7 +215,7 @@ impl Driver {
             self.runner.next_round(&mut self.body, said, results);
             let body = serde_json::to_vec(&self.body).expect("a JSON map serialises");
             let opened = tokio::select! {
-                o = open(&self.state, body, &self.bedrock_id, &self.limits) => o,
+                o = self.state.bedrock.open_stream(&self.bedrock_id, body, self.limits.first_byte_timeout) => o,
                 _ = tx.closed() => return,
             };
             match opened {
