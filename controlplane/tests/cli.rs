@@ -47,6 +47,17 @@ impl Run {
 
 /// Runs `ccag` with the given endpoint (None: unset) and config directory.
 fn ccag_at(endpoint: Option<&str>, config: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    ccag_at_env(endpoint, config, args, stdin, &[])
+}
+
+/// As `ccag_at`, with extra environment variables.
+fn ccag_at_env(
+    endpoint: Option<&str>,
+    config: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    extra_env: &[(&str, &str)],
+) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ccag"));
     cmd.args(args)
         .env_remove("CCAG_TOKEN")
@@ -57,6 +68,9 @@ fn ccag_at(endpoint: Option<&str>, config: &Path, args: &[&str], stdin: Option<&
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
     if let Some(e) = endpoint {
         cmd.env("CCAG_ENDPOINT", e);
     }
@@ -100,6 +114,10 @@ fn ccag_at(endpoint: Option<&str>, config: &Path, args: &[&str], stdin: Option<&
 impl Server {
     fn ccag(&self, config: &Path, args: &[&str]) -> Run {
         ccag_at(Some(&self.grpc), config, args, None)
+    }
+
+    fn ccag_env(&self, config: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+        ccag_at_env(Some(&self.grpc), config, args, None, env)
     }
 
     fn ccag_stdin(&self, config: &Path, args: &[&str], stdin: &str) -> Run {
@@ -154,6 +172,13 @@ on_both_backends!(
     usage_reports_rows_and_total,
     key_tables_name_owners_and_teams,
     keys_are_found_by_name_and_an_ambiguous_name_lists_the_candidates,
+    models_list_shows_the_built_in_catalogue_as_the_data_planes_resolve_it,
+    models_list_follows_the_first_endpoints_region_and_the_geo_setting,
+    models_list_shows_mappings_beside_the_built_in_models,
+    team_and_user_tables_name_members_and_teams,
+    tables_show_local_times_and_json_keeps_rfc3339,
+    tables_show_money_as_dollars_and_json_as_micro_usd,
+    refusals_name_the_field,
 );
 
 // ------------------------------------------------------------------ tests
@@ -436,9 +461,9 @@ fn models_crud(env: Env) {
 
     assert_eq!(srv.ccag(&cfg, &["models", "get", &id, "--json"]).json()["display_name"], "Claude Test");
     assert_eq!(srv.ccag(&cfg, &["models", "get", "claude-test-1", "--json"]).json()["id"], id.as_str());
-    let list = srv.ccag(&cfg, &["models", "list", "--json"]).json();
+    let list = srv.ccag(&cfg, &["models", "list", "--mappings", "--json"]).json();
     assert!(has(&list, "id", &id), "{list}");
-    srv.ccag(&cfg, &["models", "list"]).ok();
+    srv.ccag(&cfg, &["models", "list", "--mappings"]).ok();
 
     let upd = srv.ccag(&cfg, &["models", "update", &id, "--listed", "false", "--display-name", "CT", "--json"]).json();
     assert_eq!(upd["listed"], false);
@@ -817,6 +842,160 @@ fn keys_are_found_by_name_and_an_ambiguous_name_lists_the_candidates(env: Env) {
     assert_eq!(k["status"], "revoked");
     assert_eq!(srv.ccag(&cfg, &["keys", "get", s(&mine["id"]), "--json"]).json()["status"], "active");
     srv.ccag(&cfg, &["keys", "get", "no-such-key"]).fails(6);
+}
+
+/// The catalogue entry of `id` in `ccag models list --json`.
+fn catalogued<'a>(list: &'a Value, id: &str) -> &'a Value {
+    list["models"].as_array().unwrap().iter().find(|m| m["id"] == id).unwrap_or_else(|| panic!("{id} not in {list}"))
+}
+
+fn models_list_shows_the_built_in_catalogue_as_the_data_planes_resolve_it(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let list = srv.ccag(&cfg, &["models", "list", "--json"]).json();
+    // No endpoint: the data planes' default region, us-east-1.
+    assert_eq!((s(&list["region"]), s(&list["geo"])), ("", "us"), "{list}");
+    let opus = catalogued(&list, "claude-opus-4-6");
+    assert_eq!(opus["bedrock_id"], "us.anthropic.claude-opus-4-6-v1");
+    assert_eq!(opus["source"], "built-in");
+    assert_eq!(opus["listed"], true);
+    assert_eq!(opus["price_model"], "claude-opus-4-6");
+    assert!(opus["input_micro_usd_per_mtok"].as_i64().unwrap() > 0, "{opus}");
+    let sonnet = catalogued(&list, "claude-sonnet-4-5-20250929");
+    assert!(sonnet["aliases"].as_array().unwrap().iter().any(|a| a == "claude-sonnet-4-5"), "{sonnet}");
+    let table = srv.ccag(&cfg, &["models", "list"]).ok().stdout.clone();
+    assert!(table.contains("us.anthropic.claude-opus-4-6-v1") && table.contains("built-in"), "{table}");
+    assert!(table.contains("No endpoint configured"), "{table}");
+    assert!(table.lines().any(|l| l.contains("claude-opus-4-6 ") && l.contains('$')), "prices in dollars: {table}");
+}
+
+fn models_list_follows_the_first_endpoints_region_and_the_geo_setting(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    srv.ccag(&cfg, &["endpoints", "create", "--name", "backup", "--region", "us-west-2", "--priority", "5"]).ok();
+    srv.ccag(&cfg, &["endpoints", "create", "--name", "frankfurt", "--region", "eu-central-1", "--priority", "1"]).ok();
+    let list = srv.ccag(&cfg, &["models", "list", "--json"]).json();
+    assert_eq!((s(&list["region"]), s(&list["endpoint"]), s(&list["geo"])), ("eu-central-1", "frankfurt", "eu"));
+    let regional = catalogued(&list, "claude-opus-4-6").clone();
+    assert_eq!(regional["bedrock_id"], "eu.anthropic.claude-opus-4-6-v1");
+
+    srv.ccag(&cfg, &["settings", "set", "routing.geo", "global"]).ok();
+    let list = srv.ccag(&cfg, &["models", "list", "--json"]).json();
+    let global = catalogued(&list, "claude-opus-4-6");
+    assert_eq!(global["bedrock_id"], "global.anthropic.claude-opus-4-6-v1");
+    // A geo profile costs the regional premium over the global one.
+    let input = |m: &Value| m["input_micro_usd_per_mtok"].as_i64().unwrap();
+    assert!(input(&regional) > input(global), "{regional} vs {global}");
+    let prices = srv.ccag(&cfg, &["prices", "list", "--json"]).json();
+    let row = prices.as_array().unwrap().iter().find(|p| p["model"] == "claude-opus-4-6").unwrap();
+    assert_eq!(row["input_micro_usd"], input(global), "the global profile pays the price as set");
+}
+
+fn models_list_shows_mappings_beside_the_built_in_models(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/abc";
+    srv.ccag(&cfg, &["models", "create", "--anthropic-id", "claude-opus-4-6", "--bedrock-id", arn]).ok();
+    srv.ccag(
+        &cfg,
+        &[
+            "models",
+            "create",
+            "--anthropic-id",
+            "house-model",
+            "--bedrock-id",
+            "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        ],
+    )
+    .ok();
+    let list = srv.ccag(&cfg, &["models", "list", "--json"]).json();
+    let opus = catalogued(&list, "claude-opus-4-6");
+    assert_eq!((s(&opus["bedrock_id"]), s(&opus["source"])), (arn, "built-in, mapped"));
+    assert!(s(&opus["mapping_id"]).starts_with("mdl_"), "{opus}");
+    let house = catalogued(&list, "house-model");
+    assert_eq!(house["source"], "mapping");
+    assert_eq!(house["price_model"], "claude-haiku-4-5", "priced by the Bedrock model it runs on: {house}");
+    let mappings = srv.ccag(&cfg, &["models", "list", "--mappings", "--json"]).json();
+    assert_eq!(mappings.as_array().unwrap().len(), 2, "{mappings}");
+    srv.ccag(&cfg, &["models", "list", "--all"]).fails(2);
+}
+
+fn team_and_user_tables_name_members_and_teams(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    srv.ccag(&cfg, &["users", "create", "--email", "ann@example.com"]).ok();
+    srv.ccag(&cfg, &["teams", "create", "--name", "research"]).ok();
+    let team = srv.ccag(&cfg, &["teams", "add-member", "research", "ann@example.com", "--json"]).json();
+    assert_eq!(team["members"], serde_json::json!(["ann@example.com"]), "{team}");
+    assert!(s(&team["member_ids"][0]).starts_with("usr_"), "ids stay in the JSON: {team}");
+    let teams = srv.ccag(&cfg, &["teams", "list"]).ok().stdout.clone();
+    assert!(teams.contains("ann@example.com") && !teams.contains("usr_"), "{teams}");
+    let users = srv.ccag(&cfg, &["users", "list"]).ok().stdout.clone();
+    assert!(users.lines().any(|l| l.contains("ann@example.com") && l.contains("research")), "{users}");
+}
+
+fn tables_show_local_times_and_json_keeps_rfc3339(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let u = srv.ccag(&cfg, &["users", "create", "--email", "tz@example.com", "--json"]).json();
+    let created = s(&u["created_at"]).to_string();
+    assert!(created.ends_with('Z') && created.contains('T'), "RFC 3339 in UTC in JSON: {created}");
+    // A POSIX TZ five and a half hours east of UTC.
+    let table = srv.ccag_env(&cfg, &[("TZ", "IST-5:30")], &["users", "get", "tz@example.com"]).ok().stdout.clone();
+    let line = table.lines().find(|l| l.starts_with("created_at")).unwrap_or_else(|| panic!("{table}"));
+    assert!(line.ends_with("+05:30"), "{line}");
+    let utc = chrono::DateTime::parse_from_rfc3339(&created).unwrap();
+    let local = (utc + chrono::Duration::minutes(330)).format("%Y-%m-%d %H:%M:%S").to_string();
+    assert!(line.contains(&local), "{line} should show {local}");
+}
+
+fn tables_show_money_as_dollars_and_json_as_micro_usd(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    srv.ccag(&cfg, &["budgets", "set", "--org", "--period", "monthly", "--limit-usd", "12.5"]).ok();
+    let table = srv.ccag(&cfg, &["budgets", "list"]).ok().stdout.clone();
+    assert!(table.contains("$12.50"), "{table}");
+    let json = srv.ccag(&cfg, &["budgets", "list", "--json"]).json();
+    assert_eq!(json[0]["limit_micro_usd"], 12_500_000, "{json}");
+    let prices = srv.ccag(&cfg, &["prices", "list"]).ok().stdout.clone();
+    assert!(prices.lines().any(|l| l.contains("claude-opus-4-6") && l.contains("$5.00")), "{prices}");
+}
+
+fn refusals_name_the_field(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let refused = |args: &[&str], field: &str| {
+        let r = srv.ccag(&cfg, args);
+        r.fails(8);
+        assert!(r.stderr.contains(&format!("{field}: ")), "{args:?} should name {field}: {r:#?}");
+    };
+    refused(&["users", "create", "--email", "<ann>@example.com"], "email");
+    refused(&["keys", "create", "--name", "k", "--ttl-days", "100000"], "ttl_days");
+    refused(
+        &["endpoints", "create", "--name", "x", "--region", "us-east-1", "--role-arn", "arn:aws:iam::12:role/x"],
+        "role_arn",
+    );
+    refused(&["endpoints", "create", "--name", "x", "--region", "mars-1"], "region");
+    refused(&["budgets", "set", "--org", "--period", "daily", "--limit-usd", "0.0000001"], "limit_usd");
+    refused(
+        &[
+            "budgets",
+            "set",
+            "--org",
+            "--period",
+            "daily",
+            "--limit-usd",
+            "5",
+            "--policy",
+            "50:shape:999999999,100:block",
+        ],
+        "policy",
+    );
+    refused(&["users", "update", ADMIN, "--rpm", "4000000000"], "rpm");
+    // Emails are one user whatever the case of their domain.
+    srv.ccag(&cfg, &["users", "create", "--email", "Ann@Example.COM"]).ok();
+    assert_eq!(srv.ccag(&cfg, &["users", "get", "Ann@example.com", "--json"]).json()["email"], "Ann@example.com");
+    srv.ccag(&cfg, &["users", "create", "--email", "Ann@example.com"]).fails(7);
 }
 
 #[test]

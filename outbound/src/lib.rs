@@ -189,6 +189,11 @@ pub fn idp_target(url: &str) -> Result<Target, OutboundError> {
     target(url, "an identity provider's URL")
 }
 
+/// A search provider's URL, with the same rules as a webhook's.
+pub fn search_target(url: &str) -> Result<Target, OutboundError> {
+    target(url, "a search provider's URL")
+}
+
 fn target(url: &str, what: &str) -> Result<Target, OutboundError> {
     let uri: http::Uri = url.trim().parse().map_err(|e: http::uri::InvalidUri| OutboundError::BadUrl(e.to_string()))?;
     let https = match uri.scheme_str() {

@@ -153,6 +153,10 @@ pub fn validate(rules: &[BudgetRule]) -> Result<(), String> {
             Ok(BudgetAction::Shape) if r.shaped_rpm == 0 => {
                 return Err(format!("rule {}: shape needs a requests-per-minute rate above 0", i + 1))
             }
+            // The rate limits' own bound.
+            Ok(BudgetAction::Shape) if r.shaped_rpm > 100_000_000 => {
+                return Err(format!("rule {}: shape takes at most 100000000 requests per minute", i + 1))
+            }
             Ok(BudgetAction::Block) if i + 1 != rules.len() => return Err("block must be the last rule".into()),
             Ok(BudgetAction::Notify | BudgetAction::Shape | BudgetAction::Block) => {}
             _ => return Err(format!("rule {}: unknown action", i + 1)),

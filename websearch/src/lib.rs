@@ -135,7 +135,7 @@ impl Provider {
             (None, Some(d)) => d,
             (None, None) => return Err(ConfigError::UrlRequired(self.kind)),
         };
-        ccag_outbound::webhook_target(url).map_err(ConfigError::Url)
+        ccag_outbound::search_target(url).map_err(ConfigError::Url)
     }
 
     /// What is wrong with this provider as configured, before any call.
@@ -152,11 +152,11 @@ impl Provider {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("the {0} provider needs a URL (--url)")]
+    #[error("url: the {0} provider needs a URL (--url)")]
     UrlRequired(ProviderKind),
-    #[error("the {0} provider needs an API key")]
+    #[error("api_key: the {0} provider needs an API key")]
     KeyRequired(ProviderKind),
-    #[error("max results must be 1 to {MAX_RESULTS_LIMIT}, not {0}")]
+    #[error("max_results: 1 to {MAX_RESULTS_LIMIT}, not {0}")]
     MaxResults(u32),
     #[error("url: {0}")]
     Url(OutboundError),

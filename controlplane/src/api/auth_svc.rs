@@ -29,7 +29,7 @@ async fn session_protos(
     rows: Vec<sessions::Model>,
     current: Option<&str>,
 ) -> Result<Vec<Session>, ApiError> {
-    let emails = crate::notify::producers::emails(&ctx.db, rows.iter().map(|r| r.user_id.clone())).await?;
+    let emails = crate::store::names::user_emails(&ctx.db, rows.iter().map(|r| r.user_id.clone())).await?;
     let idp_ids: Vec<String> = rows.iter().filter(|r| !r.idp_id.is_empty()).map(|r| r.idp_id.clone()).collect();
     let idps: std::collections::HashMap<String, String> = if idp_ids.is_empty() {
         Default::default()
@@ -88,6 +88,10 @@ impl AuthService for AuthApi {
         let origin = origin(&req);
         let r = req.into_inner();
         let denied = || ApiError::Unauthenticated("invalid username or password".into());
+        // No password is longer (CreateUser refuses it): nothing to hash.
+        if r.password.len() > 1024 || r.username.len() > 254 {
+            return Err(denied().into());
+        }
         let throttle = &self.0.login_throttle;
         if let Err(wait) = throttle.check(&self.0.db, &r.username, chrono::Utc::now()).await.map_err(ApiError::from)? {
             return Err(ApiError::ResourceExhausted(format!(
@@ -96,8 +100,13 @@ impl AuthService for AuthApi {
             ))
             .into());
         }
+        let username = r.username.trim();
         let user = users::Entity::find()
-            .filter(users::Column::Email.eq(r.username.trim()))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(users::Column::Email.eq(username))
+                    .add(users::Column::Email.eq(super::users::with_lowercase_domain(username))),
+            )
             .one(&self.0.db)
             .await
             .map_err(ApiError::from)?;
@@ -283,7 +292,7 @@ impl AuthService for AuthApi {
             revoked: Set(false),
             created_at: Set(Utc::now()),
             last_used_at: Set(None),
-            expires_at: Set(expiry(r.ttl_days)),
+            expires_at: Set(expiry(r.ttl_days)?),
         }
         .insert(txn.db())
         .await

@@ -43,6 +43,9 @@ fn usd(micro: i64) -> f64 {
 
 /// (id, readable name) of the subject.
 async fn subject<C: sea_orm::ConnectionTrait>(c: &C, scope: Scope, s: &str) -> Result<(String, String), ApiError> {
+    if scope != Scope::Org {
+        super::require("subject", s, 254)?;
+    }
     match scope {
         Scope::User => {
             let u = super::users::find(c, s).await?;
@@ -117,15 +120,30 @@ impl BudgetService for BudgetsApi {
         }
         let period = parse_period(r.period.trim())
             .ok_or_else(|| ApiError::InvalidArgument("period: daily, weekly or monthly".into()))?;
-        let limit = if r.limit_micro_usd != 0 {
-            r.limit_micro_usd
+        let (field, limit) = if r.limit_micro_usd != 0 {
+            if r.limit_usd != 0.0 && (r.limit_usd * 1e6).round() as i64 != r.limit_micro_usd {
+                return Err(
+                    ApiError::InvalidArgument("limit_usd: differs from limit_micro_usd; give one".into()).into()
+                );
+            }
+            ("limit_micro_usd", r.limit_micro_usd)
         } else if r.limit_usd.is_finite() {
-            (r.limit_usd * 1e6).round() as i64
+            let micro = (r.limit_usd * 1e6).round() as i64;
+            // A limit that rounds to nothing would block every request.
+            if micro == 0 && r.limit_usd != 0.0 {
+                return Err(ApiError::InvalidArgument(
+                    "limit_usd: below one micro-dollar (a limit of 0 blocks everything)".into(),
+                )
+                .into());
+            }
+            ("limit_usd", micro)
         } else {
-            -1
+            ("limit_usd", -1)
         };
         if !(0..=MAX_LIMIT_MICRO_USD).contains(&limit) {
-            return Err(ApiError::InvalidArgument("limit: from 0 to 1000000 USD (0 blocks everything)".into()).into());
+            return Err(
+                ApiError::InvalidArgument(format!("{field}: from 0 to 1000000 USD (0 blocks everything)")).into()
+            );
         }
         let rules = parse_policy(&r.policy).map_err(|e| ApiError::InvalidArgument(format!("policy: {e}")))?;
         let mut txn = Change::begin(&self.0, &who.user_id).await?;

@@ -45,16 +45,12 @@ fn role_arn(v: &str) -> Result<String, ApiError> {
     if a.is_empty() {
         return Ok(String::new());
     }
-    if !(a.starts_with("arn:aws") && a.contains(":iam::") && a.contains(":role/")) || a.len() > 2048 {
-        return Err(ApiError::InvalidArgument(
-            "role_arn: must be an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)".into(),
-        ));
-    }
+    crate::notify::aws::check_role_arn(a).map_err(|e| ApiError::InvalidArgument(format!("role_arn: {e}")))?;
     Ok(a.to_owned())
 }
 
 async fn find<C: ConnectionTrait>(c: &C, id: &str) -> Result<endpoints::Model, ApiError> {
-    let id = id.trim();
+    let id = super::lookup("id", "the endpoint's id or name", id)?;
     endpoints::Entity::find()
         .filter(Condition::any().add(endpoints::Column::Id.eq(id)).add(endpoints::Column::Name.eq(id)))
         .one(c)
@@ -174,5 +170,14 @@ mod tests {
         assert!(role_arn("arn:aws:iam::123456789012:role/ccag").is_ok());
         assert!(role_arn("").is_ok());
         assert!(role_arn("arn:aws:s3:::bucket").is_err());
+        for bad in [
+            "arn:awsX:iam::123456789012:role/ccag",
+            "arn:aws:iam::12345:role/ccag",
+            "arn:aws:iam::123456789012:role/",
+            "arn:aws:iam:us-east-1:123456789012:role/ccag",
+            "arn:aws:iam::123456789012:role/cc ag",
+        ] {
+            assert!(role_arn(bad).is_err(), "{bad}");
+        }
     }
 }

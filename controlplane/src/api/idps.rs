@@ -45,11 +45,22 @@ fn scopes(v: &[String]) -> Result<String, ApiError> {
     if let Some(bad) = out.iter().find(|s| !s.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')) {
         return Err(ApiError::InvalidArgument(format!("scopes: {bad:?} is not a scope")));
     }
+    if out.len() > 50 || out.iter().any(|s| s.len() > 200) {
+        return Err(ApiError::InvalidArgument("scopes: at most 50, each at most 200 characters".into()));
+    }
     if !out.iter().any(|s| s == "openid") {
         out.insert(0, "openid".into());
     }
     out.dedup();
     Ok(out.join(" "))
+}
+
+/// Sealed as given (a secret is not trimmed), but bounded.
+fn client_secret(v: &str) -> Result<(), ApiError> {
+    if v.len() > 4096 || v.chars().any(char::is_control) {
+        return Err(ApiError::InvalidArgument("client_secret: at most 4096 characters, no control characters".into()));
+    }
+    Ok(())
 }
 
 fn claim(field: &str, v: &str) -> Result<String, ApiError> {
@@ -99,8 +110,10 @@ async fn mappings<C: ConnectionTrait>(c: &C, m: &HashMap<String, String>) -> Res
     let mut out = BTreeMap::new();
     for (g, team) in m {
         let g = g.trim();
-        if g.is_empty() || g.len() > 256 {
-            return Err(ApiError::InvalidArgument("team_mappings: a group name is empty or too long".into()));
+        if g.is_empty() || g.len() > 256 || g.chars().any(char::is_control) {
+            return Err(ApiError::InvalidArgument(format!(
+                "team_mappings: {g:?} is not a group name (1 to 256 characters, no control characters)"
+            )));
         }
         let t = super::teams::find(c, team).await.map_err(|e| match e {
             ApiError::NotFound(m) => ApiError::InvalidArgument(format!("team_mappings: {g}: {m}")),
@@ -112,7 +125,7 @@ async fn mappings<C: ConnectionTrait>(c: &C, m: &HashMap<String, String>) -> Res
 }
 
 pub async fn find<C: ConnectionTrait>(c: &C, id_or_name: &str) -> Result<idps::Model, ApiError> {
-    let k = id_or_name.trim();
+    let k = super::lookup("id", "the identity provider's id or name", id_or_name)?;
     idps::Entity::find()
         .filter(Condition::any().add(idps::Column::Id.eq(k)).add(idps::Column::Name.eq(k)))
         .one(c)
@@ -308,6 +321,7 @@ impl IdentityProviderService for IdpsApi {
         let r = req.into_inner();
         let id = ids::new_id("idp");
         let now = Utc::now();
+        client_secret(&r.client_secret)?;
         let secret = if r.client_secret.is_empty() {
             String::new()
         } else {
@@ -392,6 +406,7 @@ impl IdentityProviderService for IdpsApi {
             row.client_id = require("client_id", v, 1024)?;
         }
         if let Some(v) = &r.client_secret {
+            client_secret(v)?;
             row.client_secret_enc = if v.is_empty() {
                 String::new()
             } else {

@@ -27,20 +27,8 @@ fn status_of(s: &str) -> KeyStatus {
 
 /// Keys with their owners' emails and teams' names, looked up once for all.
 async fn named<C: ConnectionTrait>(c: &C, keys: Vec<api_keys::Model>) -> Result<Vec<ApiKey>, ApiError> {
-    use crate::store::entities::teams;
-    let emails = producers::emails(c, keys.iter().map(|k| k.user_id.clone())).await?;
-    let team_ids: Vec<String> = keys.iter().filter_map(|k| k.team_id.clone()).collect();
-    let team_names: std::collections::HashMap<String, String> = if team_ids.is_empty() {
-        Default::default()
-    } else {
-        teams::Entity::find()
-            .filter(teams::Column::Id.is_in(team_ids))
-            .all(c)
-            .await?
-            .into_iter()
-            .map(|t| (t.id, t.name))
-            .collect()
-    };
+    let emails = crate::store::names::user_emails(c, keys.iter().map(|k| k.user_id.clone())).await?;
+    let team_names = crate::store::names::team_names(c, keys.iter().filter_map(|k| k.team_id.clone())).await?;
     Ok(keys
         .into_iter()
         .map(|k| {
@@ -83,7 +71,7 @@ pub(super) async fn find_for<C: ConnectionTrait>(
     who: &Principal,
     id_or_name: &str,
 ) -> Result<api_keys::Model, ApiError> {
-    let wanted = id_or_name.trim();
+    let wanted = super::lookup("id", "the key's id or name", id_or_name)?;
     if let Some(k) = api_keys::Entity::find_by_id(wanted).one(c).await? {
         return match k {
             k if who.is_admin() || k.user_id == who.user_id => Ok(k),
@@ -100,7 +88,7 @@ pub(super) async fn find_for<C: ConnectionTrait>(
         0 if !who.is_admin() => Err(ApiError::PermissionDenied("members may only act on their own keys".into())),
         0 => Err(ApiError::NotFound(format!("key {wanted:?} not found"))),
         n => {
-            let emails = producers::emails(c, named.iter().map(|k| k.user_id.clone())).await?;
+            let emails = crate::store::names::user_emails(c, named.iter().map(|k| k.user_id.clone())).await?;
             let list: Vec<String> = named
                 .iter()
                 .take(10)
@@ -108,7 +96,7 @@ pub(super) async fn find_for<C: ConnectionTrait>(
                 .collect();
             let more = if n > 10 { ", …" } else { "" };
             Err(ApiError::InvalidArgument(format!(
-                "key name {wanted:?} is ambiguous: {}{more}; give the key's id",
+                "id: the key name {wanted:?} is ambiguous: {}{more}; give the key's id",
                 list.join(", ")
             )))
         }
@@ -214,7 +202,7 @@ impl KeyService for KeysApi {
             created_at: Set(now),
             updated_at: Set(now),
             last_used_at: Set(None),
-            expires_at: Set(expiry(r.ttl_days)),
+            expires_at: Set(expiry(r.ttl_days)?),
         }
         .insert(txn.db())
         .await
@@ -342,5 +330,5 @@ impl KeyService for KeysApi {
 }
 
 async fn owner_email<C: sea_orm::ConnectionTrait>(c: &C, user_id: &str) -> Result<String, ApiError> {
-    Ok(producers::emails(c, [user_id.to_owned()]).await?.remove(user_id).unwrap_or_default())
+    Ok(crate::store::names::user_emails(c, [user_id.to_owned()]).await?.remove(user_id).unwrap_or_default())
 }

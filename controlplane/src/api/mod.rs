@@ -4,6 +4,7 @@
 mod audit_svc;
 mod auth_svc;
 mod budgets;
+mod catalogue;
 mod change;
 mod endpoints;
 pub mod idps;
@@ -209,6 +210,9 @@ pub struct Paging {
     pub limit: u64,
 }
 
+/// Beyond any table this gateway holds, and within every backend's OFFSET.
+const MAX_OFFSET: u64 = 1 << 40;
+
 impl Paging {
     pub fn from(p: Option<&Page>) -> Result<Self, ApiError> {
         let (size, token) = p.map(|p| (u64::from(p.page_size), p.page_token.as_str())).unwrap_or((0, ""));
@@ -219,6 +223,7 @@ impl Paging {
             token
                 .strip_prefix("o")
                 .and_then(|n| n.parse().ok())
+                .filter(|n: &u64| *n <= MAX_OFFSET)
                 .ok_or_else(|| ApiError::InvalidArgument("page_token: not a token this server issued".into()))?
         };
         Ok(Paging { offset, limit })
@@ -286,6 +291,16 @@ pub fn require(field: &str, value: &str, max: usize) -> Result<String, ApiError>
     Ok(v.to_owned())
 }
 
+/// The id or name a Get/Update/Delete looks a row up by: an empty one is a
+/// caller's mistake, not a row that is missing.
+pub fn lookup<'a>(field: &str, what: &str, v: &'a str) -> Result<&'a str, ApiError> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Err(ApiError::InvalidArgument(format!("{field}: must not be empty (give {what})")));
+    }
+    Ok(v)
+}
+
 pub fn optional(field: &str, value: &str, max: usize) -> Result<Option<String>, ApiError> {
     if value.trim().is_empty() {
         Ok(None)
@@ -294,13 +309,21 @@ pub fn optional(field: &str, value: &str, max: usize) -> Result<Option<String>, 
     }
 }
 
-pub fn expiry(ttl_days: u32) -> Option<DateTime<Utc>> {
-    (ttl_days > 0).then(|| Utc::now() + chrono::Duration::days(i64::from(ttl_days)))
+/// Ten years: beyond it a date is no longer a lifetime but a typo (and far
+/// enough beyond it, past what a timestamp holds).
+pub const MAX_TTL_DAYS: u32 = 3650;
+
+/// The expiry `ttl_days` from now; 0: never.
+pub fn expiry(ttl_days: u32) -> Result<Option<DateTime<Utc>>, ApiError> {
+    if ttl_days > MAX_TTL_DAYS {
+        return Err(ApiError::InvalidArgument(format!("ttl_days: at most {MAX_TTL_DAYS} (0: never expires)")));
+    }
+    Ok((ttl_days > 0).then(|| Utc::now() + chrono::Duration::days(i64::from(ttl_days))))
 }
 
 pub fn limit(field: &str, v: u32) -> Result<i64, ApiError> {
     if v > 100_000_000 {
-        return Err(ApiError::InvalidArgument(format!("{field}: too large")));
+        return Err(ApiError::InvalidArgument(format!("{field}: at most 100000000 (0: unlimited)")));
     }
     Ok(i64::from(v))
 }

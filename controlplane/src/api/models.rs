@@ -8,7 +8,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityT
 
 use super::{ok, optional, require, ts, ApiError, ApiResult, Change, Paging, Shared};
 use crate::fleet::Touched;
-use crate::store::entities::models;
+use crate::store::entities::{endpoints, models, settings};
 use crate::store::ids;
 use crate::store::AuditAction;
 
@@ -35,12 +35,22 @@ fn model_name(field: &str, v: &str) -> Result<String, ApiError> {
 }
 
 async fn find<C: ConnectionTrait>(c: &C, id: &str) -> Result<models::Model, ApiError> {
-    let id = id.trim();
+    let id = super::lookup("id", "the model's id or anthropic_id", id)?;
     models::Entity::find()
         .filter(Condition::any().add(models::Column::Id.eq(id)).add(models::Column::AnthropicId.eq(id)))
         .one(c)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("model {id:?} not found")))
+}
+
+/// Reads what the data planes are sent and resolves it as they do.
+async fn catalogue<C: ConnectionTrait>(c: &C) -> Result<ListCatalogueResponse, ApiError> {
+    let mappings = models::Entity::find().all(c).await?;
+    let endpoints = endpoints::Entity::find().all(c).await?;
+    let stored = settings::Entity::find().all(c).await?.into_iter().map(|s| (s.key, s.value)).collect();
+    let geo = crate::gateway_settings::resource(&stored).geo;
+    let prices = crate::pricing::load(c).await?;
+    Ok(super::catalogue::build(&mappings, &endpoints, &geo, &prices))
 }
 
 #[tonic::async_trait]
@@ -120,5 +130,10 @@ impl ModelService for ModelsApi {
         txn.touch(Touched::Model(before.anthropic_id.clone()));
         txn.commit().await?;
         ok(DeleteResponse {})
+    }
+
+    async fn list_catalogue(&self, req: tonic::Request<ListCatalogueRequest>) -> ApiResult<ListCatalogueResponse> {
+        self.0.caller(&req).await?.require_admin()?;
+        ok(catalogue(&self.0.db).await?)
     }
 }

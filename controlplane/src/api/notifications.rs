@@ -81,7 +81,7 @@ fn seal(ctx: &super::Ctx, secret: &str, id: &str) -> Result<String, ApiError> {
 }
 
 pub async fn find<C: ConnectionTrait>(c: &C, id_or_name: &str) -> Result<destinations::Model, ApiError> {
-    let s = id_or_name.trim();
+    let s = super::lookup("id", "the destination's id or name", id_or_name)?;
     destinations::Entity::find()
         .filter(Condition::any().add(destinations::Column::Id.eq(s)).add(destinations::Column::Name.eq(s)))
         .one(c)
@@ -244,7 +244,7 @@ impl NotificationService for NotificationsApi {
         let r = req.into_inner();
         let overlap = if r.overlap_secs == 0 { DEFAULT_OVERLAP_SECS } else { r.overlap_secs };
         if overlap > MAX_OVERLAP_SECS {
-            return Err(ApiError::InvalidArgument("overlap: at most 30 days".into()).into());
+            return Err(ApiError::InvalidArgument("overlap_secs: at most 30 days (2592000)".into()).into());
         }
         let txn = Change::begin(&self.0, &who.user_id).await?;
         let before = find(txn.db(), &r.id).await?;

@@ -151,9 +151,10 @@ impl SearchService for SearchApi {
         let who = self.0.caller(&req).await?;
         let r = req.into_inner();
         let kind = ProviderKind::parse(&r.kind).ok_or_else(|| {
-            ApiError::InvalidArgument("provider: duckduckgo, tavily, serper, brave, searxng or custom".into())
+            ApiError::InvalidArgument("kind: duckduckgo, tavily, serper, brave, searxng or custom".into())
         })?;
-        let url = r.url.trim().to_owned();
+        let url = super::optional("url", &r.url, 2048)?.unwrap_or_default();
+        super::optional("api_key", &r.api_key, 4096)?;
         if !who.is_admin() && (kind.admin_only() || !url.is_empty()) {
             return Err(ApiError::PermissionDenied(
                 "only admins may set a searxng or custom provider, or a provider URL".into(),

@@ -18,23 +18,26 @@ async fn to_proto<C: ConnectionTrait>(c: &C, t: teams::Model) -> Result<Team, Ap
     Ok(to_protos(c, vec![t]).await?.pop().expect("one team in, one out"))
 }
 
-/// Teams with their member ids, loaded for the whole page in one query.
+/// Teams with their members' ids and emails, loaded for the whole page at once.
 async fn to_protos<C: ConnectionTrait>(c: &C, rows: Vec<teams::Model>) -> Result<Vec<Team>, ApiError> {
     let mut members = super::members_by(c, team_members::Column::TeamId, rows.iter().map(|t| t.id.clone()), |m| {
         (m.team_id, m.user_id)
     })
     .await?;
+    let emails = crate::store::names::user_emails(c, members.values().flatten().cloned()).await?;
     Ok(rows
         .into_iter()
         .map(|t| {
             let member_ids = members.remove(&t.id).unwrap_or_default();
-            proto(t, member_ids)
+            let member_emails = member_ids.iter().map(|id| emails.get(id).cloned().unwrap_or_default()).collect();
+            Team { member_emails, ..proto(t, member_ids) }
         })
         .collect())
 }
 
 fn proto(t: teams::Model, member_ids: Vec<String>) -> Team {
     Team {
+        member_emails: Vec::new(),
         id: t.id,
         name: t.name,
         description: t.description,
@@ -50,7 +53,7 @@ fn proto(t: teams::Model, member_ids: Vec<String>) -> Team {
 
 /// Finds a team by id or name.
 pub async fn find<C: ConnectionTrait>(c: &C, id_or_name: &str) -> Result<teams::Model, ApiError> {
-    let id = id_or_name.trim();
+    let id = super::lookup("team", "the team's id or name", id_or_name)?;
     teams::Entity::find()
         .filter(Condition::any().add(teams::Column::Id.eq(id)).add(teams::Column::Name.eq(id)))
         .one(c)
@@ -98,8 +101,8 @@ impl TeamService for TeamsApi {
         let r = req.into_inner();
         let paging = Paging::from(r.page.as_ref())?;
         let mut q = teams::Entity::find();
-        if !r.query.trim().is_empty() {
-            q = q.filter(teams::Column::Name.contains(r.query.trim()));
+        if let Some(needle) = optional("query", &r.query, 200)? {
+            q = q.filter(teams::Column::Name.contains(needle));
         }
         let (rows, next_page_token) = paging.page(q.order_by_asc(teams::Column::Name), &self.0.db).await?;
         ok(ListTeamsResponse { teams: to_protos(&self.0.db, rows).await?, next_page_token })

@@ -53,7 +53,7 @@ impl UsageService for UsageApi {
         let until = when("until", &r.until, Utc::now())?;
         let since = when("since", &r.since, until - chrono::Duration::days(30))?;
         if since >= until {
-            return Err(ApiError::InvalidArgument("since must be before until".into()).into());
+            return Err(ApiError::InvalidArgument("since: must be before until".into()).into());
         }
         let bucket = match UsageBucket::try_from(r.bucket) {
             Ok(b) => b,
@@ -277,7 +277,7 @@ impl PricingService for PricingApi {
         let cache_read = usd_to_micro("cache_read", p.cache_read)?;
         // Unset, the 1-hour write rate is Anthropic's ratio to input: 2x.
         let cache_write_1h =
-            if p.cache_write_1h > 0.0 { usd_to_micro("cache_write_1h", p.cache_write_1h)? } else { input * 2 };
+            if p.cache_write_1h != 0.0 { usd_to_micro("cache_write_1h", p.cache_write_1h)? } else { input * 2 };
         let lc = [
             usd_to_micro("long_context_input", p.long_context_input)?,
             usd_to_micro("long_context_output", p.long_context_output)?,

@@ -44,7 +44,16 @@ fn email(v: &str) -> Result<String, ApiError> {
     if !looks_like_email(&e) {
         return Err(ApiError::InvalidArgument(format!("email: {e:?} is not an address like name@example.com")));
     }
-    Ok(e)
+    Ok(with_lowercase_domain(&e))
+}
+
+/// Domains are case-insensitive; local parts, strictly, are not. One form
+/// stored means `Ada@Example.com` and `Ada@example.com` are one user.
+pub(crate) fn with_lowercase_domain(e: &str) -> String {
+    match e.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
+        None => e.to_owned(),
+    }
 }
 
 /// `local@domain`: one `@`, a local part of 1 to 64 characters, and a
@@ -59,7 +68,10 @@ pub(crate) fn looks_like_email(e: &str) -> bool {
             && !l.ends_with('-')
             && l.chars().all(|c| c.is_alphanumeric() || c == '-')
     };
+    // Characters that only a quoted local part may hold, which no one signs
+    // in with and which break the lists emails are shown in.
     !local.is_empty()
+        && !local.contains(['<', '>', ',', ';', '"', '(', ')', '[', ']', '\\', ':'])
         && local.chars().count() <= 64
         && !domain.contains('@')
         && domain.split('.').count() >= 2
@@ -80,17 +92,19 @@ pub async fn to_proto<C: ConnectionTrait>(c: &C, u: users::Model) -> Result<User
     Ok(to_protos(c, vec![u]).await?.pop().expect("one user in, one out"))
 }
 
-/// Users with their team ids, loaded for the whole page in one query.
+/// Users with their teams' ids and names, loaded for the whole page at once.
 async fn to_protos<C: ConnectionTrait>(c: &C, rows: Vec<users::Model>) -> Result<Vec<User>, ApiError> {
     let mut teams = super::members_by(c, team_members::Column::UserId, rows.iter().map(|u| u.id.clone()), |m| {
         (m.user_id, m.team_id)
     })
     .await?;
+    let names = crate::store::names::team_names(c, teams.values().flatten().cloned()).await?;
     Ok(rows
         .into_iter()
         .map(|u| {
             let team_ids = teams.remove(&u.id).unwrap_or_default();
-            proto(u, team_ids)
+            let team_names = team_ids.iter().map(|id| names.get(id).cloned().unwrap_or_default()).collect();
+            User { team_names, ..proto(u, team_ids) }
         })
         .collect())
 }
@@ -110,6 +124,7 @@ fn proto(u: users::Model, team_ids: Vec<String>) -> User {
         created_at: ts(u.created_at),
         updated_at: ts(u.updated_at),
         team_ids,
+        team_names: Vec::new(),
         rpm: u.rpm as u32,
         tpm: u.tpm as u32,
     }
@@ -117,9 +132,16 @@ fn proto(u: users::Model, team_ids: Vec<String>) -> User {
 
 /// Finds a user by id or email.
 pub async fn find<C: ConnectionTrait>(c: &C, id_or_email: &str) -> Result<users::Model, ApiError> {
-    let id = id_or_email.trim();
+    let id = super::lookup("user", "the user's id or email", id_or_email)?;
+    // Rows from before emails were stored with a lower-case domain match as typed.
+    let email = with_lowercase_domain(id);
     users::Entity::find()
-        .filter(Condition::any().add(users::Column::Id.eq(id)).add(users::Column::Email.eq(id)))
+        .filter(
+            Condition::any()
+                .add(users::Column::Id.eq(id))
+                .add(users::Column::Email.eq(id))
+                .add(users::Column::Email.eq(email)),
+        )
         .one(c)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("user {id:?} not found")))
@@ -211,8 +233,7 @@ impl UserService for UsersApi {
         if let Some(status) = status_str(r.status)? {
             q = q.filter(users::Column::Status.eq(status));
         }
-        if !r.query.trim().is_empty() {
-            let needle = r.query.trim().to_owned();
+        if let Some(needle) = super::optional("query", &r.query, 200)? {
             q = q.filter(
                 Condition::any()
                     .add(users::Column::Email.contains(needle.clone()))
@@ -308,7 +329,7 @@ impl UserService for UsersApi {
 
 #[cfg(test)]
 mod tests {
-    use super::looks_like_email;
+    use super::{email, looks_like_email};
 
     #[test]
     fn addresses_are_accepted_and_other_strings_refused() {
@@ -325,8 +346,22 @@ mod tests {
             "ada@-x.com",
             "ada@x..com",
             "ada@x_y.com",
+            "<ada>@example.com",
+            "a,b@example.com",
+            "\"ada\"@example.com",
         ] {
             assert!(!looks_like_email(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_emails_domain_is_stored_in_lower_case_and_its_local_part_as_given() {
+        assert_eq!(email(" Ada.Lovelace@Example.COM ").unwrap(), "Ada.Lovelace@example.com");
+    }
+
+    #[test]
+    fn a_refused_email_names_the_field() {
+        let e = email("notanemail").unwrap_err().to_string();
+        assert!(e.starts_with("email: "), "{e}");
     }
 }

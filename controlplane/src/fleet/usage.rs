@@ -53,7 +53,7 @@ async fn rate_limit_events(
         .filter(api_keys::Column::Id.is_in(refusals.keys().map(|(k, _)| k.clone())))
         .all(c)
         .await?;
-    let owners = producers::emails(c, keys.iter().map(|k| k.user_id.clone())).await?;
+    let owners = crate::store::names::user_emails(c, keys.iter().map(|k| k.user_id.clone())).await?;
     for ((key_id, minute), n) in refusals {
         let Some(k) = keys.iter().find(|k| k.id == key_id) else { continue };
         let email = owners.get(&k.user_id).map(String::as_str).unwrap_or_default();

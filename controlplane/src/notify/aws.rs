@@ -77,7 +77,19 @@ pub fn check_role_arn(arn: &str) -> Result<(), String> {
         return Ok(());
     }
     let p: Vec<&str> = arn.splitn(6, ':').collect();
-    let ok = p.len() == 6 && p[0] == "arn" && p[2] == "iam" && p[4].len() == 12 && p[5].starts_with("role/");
+    // IAM names: letters, digits and +=,.@-_, with / for paths.
+    let name_ok = |n: &str| {
+        !n.is_empty() && n.len() <= 512 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_/".contains(&b))
+    };
+    let ok = arn.len() <= 2048
+        && p.len() == 6
+        && p[0] == "arn"
+        && matches!(p[1], "aws" | "aws-cn" | "aws-us-gov")
+        && p[2] == "iam"
+        && p[3].is_empty()
+        && p[4].len() == 12
+        && p[4].bytes().all(|b| b.is_ascii_digit())
+        && p[5].strip_prefix("role/").is_some_and(name_ok);
     ok.then_some(()).ok_or_else(|| format!("{arn:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"))
 }
 

@@ -7,21 +7,6 @@ use serde_json::{json, Value};
 use super::event::{rfc3339, usd, Event, EventType};
 use crate::store::entities::{api_keys, dataplanes, notification_destinations as destinations, users};
 
-/// The emails of `user_ids`, for the events about their keys.
-pub async fn emails<C: sea_orm::ConnectionTrait>(
-    c: &C,
-    user_ids: impl IntoIterator<Item = String>,
-) -> Result<std::collections::HashMap<String, String>, sea_orm::DbErr> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    Ok(users::Entity::find()
-        .filter(users::Column::Id.is_in(user_ids))
-        .all(c)
-        .await?
-        .into_iter()
-        .filter_map(|u| Some((u.id, u.email?)))
-        .collect())
-}
-
 fn opt_time(t: Option<DateTime<Utc>>) -> Value {
     t.map(|t| Value::String(rfc3339(t))).unwrap_or(Value::Null)
 }

@@ -205,7 +205,7 @@ pub async fn checks(db: &DatabaseConnection, config: &Config) -> Result<(), DbEr
         .all(&txn)
         .await?;
     if !keys.is_empty() {
-        let owners = producers::emails(&txn, keys.iter().map(|k| k.user_id.clone())).await?;
+        let owners = crate::store::names::user_emails(&txn, keys.iter().map(|k| k.user_id.clone())).await?;
         for k in &keys {
             let email = owners.get(&k.user_id).map(String::as_str).unwrap_or_default();
             if let Some(e) = producers::key_expiry(k, email, now) {

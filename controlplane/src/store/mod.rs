@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod entities;
 pub mod ids;
+pub mod names;
 mod states;
 
 pub use states::{AuditAction, DeliveryState, DestinationKind, KeyStatus, Role, UserStatus};

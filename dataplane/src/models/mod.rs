@@ -1,6 +1,8 @@
 //! Which Bedrock model a request runs on, and what that model accepts.
 
-pub mod catalogue;
 mod resolve;
 
-pub use resolve::{geo_for_region, resolve, Capabilities, Family, Resolved, CONTEXT_1M_BETA};
+/// The built-in catalogue, shared with the control plane.
+pub use ccag_proto::models as catalogue;
+pub use ccag_proto::models::geo_for_region;
+pub use resolve::{resolve, Capabilities, Family, Resolved, CONTEXT_1M_BETA};

@@ -3,8 +3,6 @@
 
 use std::collections::HashMap;
 
-use super::catalogue;
-
 /// Claude Code's `…[1m]` model names mean "this model with the 1M context beta".
 pub const CONTEXT_1M_BETA: &str = "context-1m-2025-08-07";
 
@@ -85,19 +83,9 @@ pub fn resolve(name: &str, mappings: &HashMap<String, String>, geo: &str) -> Opt
     if base.is_empty() {
         return None;
     }
-    let bedrock_id = if let Some(mapped) = mappings.get(name).or_else(|| mappings.get(base)) {
-        mapped.clone()
-    } else if base.starts_with("arn:") || base.contains("anthropic.") {
-        base.to_owned()
-    } else if let Some(known) = catalogue::find(base) {
-        format!("{geo}.{}", known.foundation)
-    } else if base.starts_with("claude-") && parse_caps(base).version.is_some() {
-        // A Claude model newer than this build: Bedrock names it after the
-        // Anthropic id, with the `-v1:0` suffix that dated ids carry.
-        let dated = base.rsplit('-').next().is_some_and(|t| t.len() == 8 && t.bytes().all(|b| b.is_ascii_digit()));
-        format!("{geo}.anthropic.{base}{}", if dated { "-v1:0" } else { "" })
-    } else {
-        return None;
+    let bedrock_id = match mappings.get(name).or_else(|| mappings.get(base)) {
+        Some(mapped) => mapped.clone(),
+        None => ccag_proto::models::derived_bedrock_id(base, geo)?,
     };
     let foundation_id = foundation_of(&bedrock_id);
     let caps = parse_caps(&bedrock_id);
@@ -148,21 +136,9 @@ fn parse_caps(id: &str) -> Capabilities {
     }
 }
 
-/// The inference-profile geo for a region (docs/protocol.md §3).
-pub fn geo_for_region(region: &str) -> &'static str {
-    match region {
-        r if r.starts_with("us-gov-") => "us-gov",
-        r if r.starts_with("us-") || r.starts_with("ca-") => "us",
-        r if r.starts_with("eu-") => "eu",
-        "ap-northeast-1" | "ap-northeast-3" => "jp",
-        "ap-southeast-2" | "ap-southeast-4" => "au",
-        r if r.starts_with("ap-") || r.starts_with("me-") => "apac",
-        _ => "global",
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::catalogue;
     use super::*;
 
     fn r(name: &str) -> Option<Resolved> {
@@ -270,18 +246,5 @@ mod tests {
         assert!(c("claude-opus-4-5").effort(true) && !c("claude-opus-4-5").effort(false));
         assert!(c("claude-opus-5-5").effort(false));
         assert!(!c("claude-sonnet-4-5").system_messages() && c("claude-opus-5-5").system_messages());
-    }
-
-    #[test]
-    fn regions_map_to_geos() {
-        assert_eq!(geo_for_region("us-east-1"), "us");
-        assert_eq!(geo_for_region("ca-central-1"), "us");
-        assert_eq!(geo_for_region("us-gov-west-1"), "us-gov");
-        assert_eq!(geo_for_region("eu-west-3"), "eu");
-        assert_eq!(geo_for_region("ap-northeast-1"), "jp");
-        assert_eq!(geo_for_region("ap-southeast-2"), "au");
-        assert_eq!(geo_for_region("ap-south-1"), "apac");
-        assert_eq!(geo_for_region("me-central-1"), "apac");
-        assert_eq!(geo_for_region("af-south-1"), "global");
     }
 }

@@ -414,7 +414,7 @@ pub enum KeysCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCmd {
-    /// Add a model to the catalogue
+    /// Add an explicit mapping: a name clients send and the Bedrock id it runs on
     Create {
         /// The name clients send, e.g. claude-sonnet-4-5
         #[arg(long)]
@@ -428,8 +428,13 @@ pub enum ModelsCmd {
         #[arg(long)]
         listed: bool,
     },
-    /// List models
+    /// List every model the data planes answer for: the built-in catalogue
+    /// and the explicit mappings, each with the Bedrock id it runs on in the
+    /// configured region and its price per million tokens
     List {
+        /// List only the explicit mappings (the rows `create` adds)
+        #[arg(long)]
+        mappings: bool,
         #[command(flatten)]
         page: PageArgs,
     },

@@ -89,6 +89,12 @@ pub trait Resource {
     fn record(&self) -> Record;
 }
 
+/// Names in the order of their ids, the id standing in for a missing name
+/// (a server older than the names, or a member without an email).
+fn named(names: &[String], ids: &[String]) -> Vec<String> {
+    ids.iter().enumerate().map(|(i, id)| names.get(i).filter(|n| !n.is_empty()).unwrap_or(id).clone()).collect()
+}
+
 fn strings(v: &[String]) -> Value {
     Value::Array(v.iter().cloned().map(Value::String).collect())
 }
@@ -107,7 +113,7 @@ impl Resource for pb::Principal {
 
 impl Resource for pb::User {
     const PLURAL: &'static str = "users";
-    const COLUMNS: &'static [&'static str] = &["id", "email", "display_name", "role", "status", "created_at"];
+    const COLUMNS: &'static [&'static str] = &["id", "email", "display_name", "role", "status", "teams", "created_at"];
     fn record(&self) -> Record {
         Record::new()
             .field("id", self.id.clone())
@@ -117,6 +123,7 @@ impl Resource for pb::User {
             .field("status", user_status_name(self.status))
             .field("subject", self.subject.clone())
             .field("team_ids", strings(&self.team_ids))
+            .field("teams", strings(&named(&self.team_names, &self.team_ids)))
             .field("rpm", self.rpm)
             .field("tpm", self.tpm)
             .field("created_at", self.created_at.clone())
@@ -126,7 +133,7 @@ impl Resource for pb::User {
 
 impl Resource for pb::Team {
     const PLURAL: &'static str = "teams";
-    const COLUMNS: &'static [&'static str] = &["id", "name", "description", "member_rpm", "member_tpm", "member_ids"];
+    const COLUMNS: &'static [&'static str] = &["id", "name", "description", "member_rpm", "member_tpm", "members"];
     fn record(&self) -> Record {
         Record::new()
             .field("id", self.id.clone())
@@ -137,6 +144,7 @@ impl Resource for pb::Team {
             .field("rpm", self.rpm)
             .field("tpm", self.tpm)
             .field("member_ids", strings(&self.member_ids))
+            .field("members", strings(&named(&self.member_emails, &self.member_ids)))
             .field("created_at", self.created_at.clone())
             .field("updated_at", self.updated_at.clone())
     }
@@ -179,6 +187,78 @@ impl Resource for pb::Model {
             .field("created_at", self.created_at.clone())
             .field("updated_at", self.updated_at.clone())
     }
+}
+
+pub fn model_source_name(v: i32) -> &'static str {
+    match pb::ModelSource::try_from(v) {
+        Ok(pb::ModelSource::BuiltIn) => "built-in",
+        Ok(pb::ModelSource::BuiltInMapped) => "built-in, mapped",
+        Ok(pb::ModelSource::Mapping) => "mapping",
+        _ => "unknown",
+    }
+}
+
+impl Resource for pb::CatalogueModel {
+    const PLURAL: &'static str = "models";
+    const COLUMNS: &'static [&'static str] =
+        &["id", "aliases", "bedrock_id", "source", "listed", "input_usd_per_mtok", "output_usd_per_mtok"];
+    fn record(&self) -> Record {
+        let usd = |m: i64| m as f64 / 1e6;
+        Record::new()
+            .field("id", self.id.clone())
+            .field("aliases", strings(&self.aliases))
+            .field("display_name", self.display_name.clone())
+            .field("bedrock_id", self.bedrock_id.clone())
+            .field("source", model_source_name(self.source))
+            .field("listed", self.listed)
+            .field("mapping_id", self.mapping_id.clone())
+            .field("price_model", self.price_model.clone())
+            .field("input_usd_per_mtok", float(usd(self.input_micro_usd_per_mtok)))
+            .field("input_micro_usd_per_mtok", self.input_micro_usd_per_mtok)
+            .field("output_usd_per_mtok", float(usd(self.output_micro_usd_per_mtok)))
+            .field("output_micro_usd_per_mtok", self.output_micro_usd_per_mtok)
+            .field("cache_write_micro_usd_per_mtok", self.cache_write_micro_usd_per_mtok)
+            .field("cache_write_1h_micro_usd_per_mtok", self.cache_write_1h_micro_usd_per_mtok)
+            .field("cache_read_micro_usd_per_mtok", self.cache_read_micro_usd_per_mtok)
+    }
+}
+
+/// `ccag models list`: JSON `{region, endpoint, geo, models}`; text: where
+/// the Bedrock ids point, then the table.
+pub fn render_catalogue(resp: &pb::ListCatalogueResponse, json: bool) -> String {
+    let recs: Vec<Record> = resp.models.iter().map(Resource::record).collect();
+    if json {
+        let models = Value::Array(recs.into_iter().map(Into::into).collect());
+        return to_json(
+            &Record::new()
+                .field("region", resp.region.clone())
+                .field("endpoint", resp.endpoint.clone())
+                .field("geo", resp.geo.clone())
+                .field("models", models),
+        );
+    }
+    let mut out = if resp.region.is_empty() {
+        format!(
+            "No endpoint configured: each data plane calls Bedrock in its own AWS region; \
+             the ids below assume the inference-profile geo {}.\n",
+            resp.geo
+        )
+    } else {
+        format!(
+            "Bedrock ids for region {} (endpoint {}), inference-profile geo {}.\n",
+            resp.region, resp.endpoint, resp.geo
+        )
+    };
+    out.push_str("Prices are per million tokens.\n");
+    out.push_str(&list_table(pb::CatalogueModel::COLUMNS, &recs, pb::CatalogueModel::PLURAL));
+    let unpriced: Vec<&str> = resp.models.iter().filter(|m| m.price_model.is_empty()).map(|m| m.id.as_str()).collect();
+    if !unpriced.is_empty() {
+        out.push_str(&format!(
+            "No price set for {} (charged the unpriced rates): ccag prices set MODEL ...\n",
+            unpriced.join(", ")
+        ));
+    }
+    out
 }
 
 impl Resource for pb::Endpoint {
@@ -525,31 +605,45 @@ impl Resource for pb::Price {
     ];
     fn record(&self) -> Record {
         let lc = if self.long_context_threshold > 0 {
+            let d = |v: f64| format!("${}", usd_text(micro(v)));
             format!(
                 ">{}: {}/{}/{}/{}/{}",
                 self.long_context_threshold,
-                self.long_context_input,
-                self.long_context_output,
-                self.long_context_cache_write,
-                self.long_context_cache_write_1h,
-                self.long_context_cache_read
+                d(self.long_context_input),
+                d(self.long_context_output),
+                d(self.long_context_cache_write),
+                d(self.long_context_cache_write_1h),
+                d(self.long_context_cache_read)
             )
         } else {
             String::new()
         };
+        // Dollars per million tokens, and the exact micro-USD the control
+        // plane stores them as.
         Record::new()
             .field("model", self.model.clone())
             .field("input", float(self.input))
+            .field("input_micro_usd", micro(self.input))
             .field("output", float(self.output))
+            .field("output_micro_usd", micro(self.output))
             .field("cache_write", float(self.cache_write))
+            .field("cache_write_micro_usd", micro(self.cache_write))
             .field("cache_write_1h", float(self.cache_write_1h))
+            .field("cache_write_1h_micro_usd", micro(self.cache_write_1h))
             .field("cache_read", float(self.cache_read))
+            .field("cache_read_micro_usd", micro(self.cache_read))
             .field("long_context", lc)
             .field("long_context_threshold", self.long_context_threshold)
             .field("regional_premium", format!("{}%", f64::from(self.regional_premium_bp) / 100.0))
             .field("source", self.source.clone())
             .field("updated_at", self.updated_at.clone())
     }
+}
+
+/// Dollars as the API gives them (stored as integers) back to micro-USD.
+fn micro(usd: f64) -> i64 {
+    // Saturating float-to-int cast; prices are bounded at the API.
+    (usd * 1e6).round() as i64
 }
 
 impl Resource for pb::Budget {
@@ -624,18 +718,54 @@ impl From<Record> for Value {
 
 // ------------------------------------------------------------------ human
 
-/// A value as a table cell; empty strings and nulls show as "-".
+/// A value as a table cell; empty strings and nulls show as "-", RFC 3339
+/// timestamps in local time (JSON keeps them as the API gave them).
 pub fn cell(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) if s.is_empty() => "-".into(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => local_time(s).unwrap_or_else(|| s.clone()),
         Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
         Value::Number(n) => n.to_string(),
         Value::Array(a) if a.is_empty() => "-".into(),
         Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join(", "),
         Value::Object(_) => v.to_string(),
     }
+}
+
+/// `2026-12-03T07:00:00Z` → `2026-12-03 08:00:00 +01:00` in the terminal's
+/// time zone (`TZ`, else the system's).
+fn local_time(s: &str) -> Option<String> {
+    // Cheap test first: most cells are not timestamps.
+    if s.len() < 20 || s.as_bytes().get(10) != Some(&b'T') {
+        return None;
+    }
+    let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;
+    Some(t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S %:z").to_string())
+}
+
+/// The exact micro-USD field that goes with a dollar field: `cost_usd` →
+/// `cost_micro_usd`, `input_usd_per_mtok` → `input_micro_usd_per_mtok`,
+/// and a price's `input` → `input_micro_usd`.
+fn micro_sibling(column: &str) -> String {
+    match column.find("_usd") {
+        Some(i) => format!("{}_micro{}", &column[..i], &column[i..]),
+        None => format!("{column}_micro_usd"),
+    }
+}
+
+/// A record's field as a table cell: money as exact dollars with at least
+/// the cents, from the integer micro-USD beside it, so a table never shows
+/// a float's rounding.
+fn table_cell(rec: &Record, column: &str) -> String {
+    if !column.contains("micro_usd") {
+        if let Some(Value::Number(n)) = rec.get(&micro_sibling(column)) {
+            if let Some(micro) = n.as_i64() {
+                return format!("${}", usd_text(micro));
+            }
+        }
+    }
+    rec.get(column).map(cell).unwrap_or_else(|| "-".into())
 }
 
 fn new_table() -> Table {
@@ -654,8 +784,8 @@ fn finish(t: Table) -> String {
 pub fn object_table(rec: &Record) -> String {
     let mut t = new_table();
     t.load_preset(presets::NOTHING);
-    for (k, v) in &rec.0 {
-        t.add_row(vec![k.to_string(), cell(v)]);
+    for (k, _) in &rec.0 {
+        t.add_row(vec![k.to_string(), table_cell(rec, k)]);
     }
     // The preset's padding is noise in a terminal.
     let s = t.to_string();
@@ -674,7 +804,7 @@ pub fn list_table(columns: &[&str], rows: &[Record], plural: &str) -> String {
     let mut t = new_table();
     t.set_header(columns.iter().map(|c| c.to_uppercase()).collect::<Vec<_>>());
     for r in rows {
-        t.add_row(columns.iter().map(|c| r.get(c).map(cell).unwrap_or_else(|| "-".into())).collect::<Vec<_>>());
+        t.add_row(columns.iter().map(|c| table_cell(r, c)).collect::<Vec<_>>());
     }
     finish(t)
 }
@@ -805,6 +935,41 @@ mod tests {
         assert_eq!(cell(&Value::Bool(true)), "yes");
         assert_eq!(cell(&serde_json::json!(["a", "b"])), "a, b");
         assert_eq!(cell(&serde_json::json!(7)), "7");
+    }
+
+    #[test]
+    fn timestamps_show_in_local_time_in_tables() {
+        // The process's zone is read once; CI machines run in UTC.
+        let want = chrono::DateTime::parse_from_rfc3339("2026-12-03T07:05:09Z")
+            .unwrap()
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M:%S %:z")
+            .to_string();
+        assert_eq!(cell(&Value::String("2026-12-03T07:05:09Z".into())), want);
+        assert!(!want.contains('T'));
+        assert_eq!(cell(&Value::String("2026-12-03 not a time at all".into())), "2026-12-03 not a time at all");
+    }
+
+    #[test]
+    fn timestamps_stay_rfc3339_in_json() {
+        let out = render_one(&key(), true);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["created_at"], key().created_at);
+    }
+
+    #[test]
+    fn money_columns_show_exact_dollars_from_micro_usd() {
+        let row =
+            pb::UsageRow { name: "ada".into(), cost_usd: 0.1 + 0.2, cost_micro_usd: 300_000, ..Default::default() };
+        let out = render_list(&[row], false);
+        assert!(out.contains("$0.30"), "{out}");
+        assert!(!out.contains("0.30000000000000004"), "{out}");
+        let price =
+            pb::Price { model: "claude-x".into(), input: 3.0, output: 15.0, cache_read: 0.3, ..Default::default() };
+        let out = render_list(std::slice::from_ref(&price), false);
+        assert!(out.contains("$3.00") && out.contains("$15.00") && out.contains("$0.30"), "{out}");
+        let v: Value = serde_json::from_str(&render_one(&price, true)).unwrap();
+        assert_eq!((v["input"].as_f64(), v["input_micro_usd"].as_i64()), (Some(3.0), Some(3_000_000)));
     }
 
     #[test]

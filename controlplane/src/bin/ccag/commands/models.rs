@@ -6,6 +6,7 @@ use super::{deleted_out, fetch_pages, list_out, one_out, require_change, Out};
 use crate::args::ModelsCmd;
 use crate::client::Ctx;
 use crate::error::CliError;
+use crate::output;
 
 pub async fn run(ctx: &Ctx, cmd: ModelsCmd, json: bool) -> Result<Out, CliError> {
     match cmd {
@@ -23,7 +24,15 @@ pub async fn run(ctx: &Ctx, cmd: ModelsCmd, json: bool) -> Result<Out, CliError>
                 .into_inner();
             Ok(one_out(&m, json))
         }
-        ModelsCmd::List { page } => {
+        ModelsCmd::List { mappings: false, page } => {
+            if page.all || page.page_token.is_some() || page.page_size.is_some() {
+                return Err(CliError::usage("paging options apply to --mappings; the catalogue comes whole"));
+            }
+            let resp =
+                ctx.models().list_catalogue(pb::ListCatalogueRequest {}).await.map_err(|s| ctx.err(s))?.into_inner();
+            Ok(output::render_catalogue(&resp, json).into())
+        }
+        ModelsCmd::List { mappings: true, page } => {
             let client = ctx.models();
             let paged = fetch_pages(&page, |p| {
                 let mut c = client.clone();

@@ -219,6 +219,7 @@ mod tests {
             requests: r,
             input_tokens: 10 * r,
             cost_usd: c,
+            cost_micro_usd: (c * 1e6).round() as i64,
             ..Default::default()
         };
         pb::GetUsageResponse { rows: vec![row("alice", 2, 0.5), row("bob", 1, 0.25)], total: Some(row("", 3, 0.75)) }
@@ -237,7 +238,7 @@ mod tests {
     #[test]
     fn usage_text_ends_with_a_total() {
         let t = render_usage(&resp(), false, false);
-        assert!(t.contains("alice@example.com") && t.contains("TOTAL") && t.contains("0.75"), "{t}");
+        assert!(t.contains("alice@example.com") && t.contains("TOTAL") && t.contains("$0.75"), "{t}");
         assert!(!t.contains("usr_alice") && !t.contains("BUCKET"), "tables show names, ids are in the JSON: {t}");
         let empty = pb::GetUsageResponse::default();
         assert_eq!(render_usage(&empty, false, false), "No usage in this period.\n");
