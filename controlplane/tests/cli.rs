@@ -673,6 +673,7 @@ fn audit_records_changes(env: Env) {
         .find(|e| e["resource_id"] == key_id.as_str())
         .unwrap_or_else(|| panic!("no key.create entry for {key_id}: {entries}"));
     assert_eq!(entry["actor"], admin_id.as_str(), "{entry}");
+    assert_eq!(entry["actor_email"], ADMIN, "{entry}");
     assert_eq!(entry["action"], "key.create");
     assert!(entries.as_array().unwrap().iter().all(|e| e["action"] == "key.create"), "{entries}");
     // The snapshot never holds the plaintext key.
@@ -687,10 +688,14 @@ fn audit_records_changes(env: Env) {
             .any(|e| e["action"] == "user.create" && e["resource_id"] == user_id.as_str()),
         "{by_actor}"
     );
+    let by_email = srv.ccag(&cfg, &["audit", "list", "--actor", ADMIN, "--json"]).json();
+    assert_eq!(by_email, by_actor, "--actor takes an email too");
     let by_resource =
         srv.ccag(&cfg, &["audit", "list", "--resource-type", "user", "--resource-id", &user_id, "--json"]).json();
     assert!(has(&by_resource, "action", "user.create"), "{by_resource}");
-    srv.ccag(&cfg, &["audit", "list"]).ok();
+    let table = srv.ccag(&cfg, &["audit", "list"]).ok().stdout.clone();
+    let by: Vec<&str> = table.lines().filter_map(|l| l.split('┆').nth(1)).map(str::trim).collect();
+    assert!(by.contains(&ADMIN) && !by.contains(&admin_id.as_str()), "the table names the actor: {table}");
 }
 
 fn duplicate_user_email_is_exit_7(env: Env) {
@@ -721,6 +726,7 @@ fn api_tokens_act_as_their_user(env: Env) {
     assert!(!token.is_empty());
     let list = srv.ccag(&cfg, &["tokens", "list", "--json"]).json();
     assert!(has(&list, "id", &id), "{list}");
+    assert!(has(&list, "user", ADMIN), "tokens name their owner: {list}");
     assert!(!list.to_string().contains(&token));
 
     let other = env.config_dir("token-user");

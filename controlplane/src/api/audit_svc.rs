@@ -4,7 +4,7 @@ use ccag_proto::admin::v1::audit_service_server::AuditService;
 use ccag_proto::admin::v1::*;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
-use super::{ok, ts, ApiResult, Paging, Shared};
+use super::{ok, ts, ApiError, ApiResult, Paging, Shared};
 use crate::store::entities::audit_log;
 
 pub struct AuditApi(pub Shared);
@@ -16,8 +16,18 @@ impl AuditService for AuditApi {
         let r = req.into_inner();
         let paging = Paging::from(r.page.as_ref())?;
         let mut q = audit_log::Entity::find();
+        // An actor is recorded by user id (or `system`, `idp:NAME`); people
+        // filter by email.
+        let actor = match r.actor.trim() {
+            "" => String::new(),
+            a => match super::users::find(&self.0.db, a).await {
+                Ok(u) => u.id,
+                Err(ApiError::NotFound(_)) => a.to_owned(),
+                Err(e) => return Err(e.into()),
+            },
+        };
         for (col, v) in [
-            (audit_log::Column::Actor, &r.actor),
+            (audit_log::Column::Actor, &actor),
             (audit_log::Column::ResourceType, &r.resource_type),
             (audit_log::Column::ResourceId, &r.resource_id),
             (audit_log::Column::Action, &r.action),
@@ -27,9 +37,13 @@ impl AuditService for AuditApi {
             }
         }
         let (rows, next_page_token) = paging.page(q.order_by_desc(audit_log::Column::Id), &self.0.db).await?;
+        let emails = crate::store::names::user_emails(&self.0.db, rows.iter().map(|e| e.actor.clone()))
+            .await
+            .map_err(ApiError::from)?;
         let entries = rows
             .into_iter()
             .map(|e| AuditEntry {
+                actor_email: emails.get(&e.actor).cloned().unwrap_or_default(),
                 id: e.id.to_string(),
                 at: ts(e.at),
                 actor: e.actor,

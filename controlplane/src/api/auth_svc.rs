@@ -72,7 +72,23 @@ fn to_proto(t: api_tokens::Model) -> ApiToken {
         expires_at: ts_opt(t.expires_at),
         revoked: t.revoked,
         last_used_at: ts_opt(t.last_used_at),
+        user_email: String::new(),
     }
+}
+
+/// Tokens with their owners' emails.
+async fn token_protos<C: sea_orm::ConnectionTrait>(
+    c: &C,
+    rows: Vec<api_tokens::Model>,
+) -> Result<Vec<ApiToken>, ApiError> {
+    let emails = crate::store::names::user_emails(c, rows.iter().map(|t| t.user_id.clone())).await?;
+    Ok(rows
+        .into_iter()
+        .map(|t| {
+            let user_email = emails.get(&t.user_id).cloned().unwrap_or_default();
+            ApiToken { user_email, ..to_proto(t) }
+        })
+        .collect())
 }
 
 /// Checked when the user does not exist, so that a wrong username costs as
@@ -316,7 +332,7 @@ impl AuthService for AuthApi {
         let (rows, next_page_token) = paging
             .page(q.order_by_asc(api_tokens::Column::CreatedAt).order_by_asc(api_tokens::Column::Id), &self.0.db)
             .await?;
-        ok(ListApiTokensResponse { api_tokens: rows.into_iter().map(to_proto).collect(), next_page_token })
+        ok(ListApiTokensResponse { api_tokens: token_protos(&self.0.db, rows).await?, next_page_token })
     }
 
     async fn revoke_api_token(&self, req: tonic::Request<RevokeApiTokenRequest>) -> ApiResult<ApiToken> {

@@ -545,7 +545,7 @@ pub enum SettingsCmd {
 pub enum AuditCmd {
     /// List audit entries
     List {
-        /// User id of whoever made the change
+        /// Whoever made the change: an email, a user id, `system` or `idp:NAME`
         #[arg(long)]
         actor: Option<String>,
         /// e.g. key, user

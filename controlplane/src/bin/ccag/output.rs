@@ -298,12 +298,15 @@ fn embedded_json(s: &str) -> Value {
 
 impl Resource for pb::AuditEntry {
     const PLURAL: &'static str = "audit entries";
-    const COLUMNS: &'static [&'static str] = &["at", "actor", "action", "resource_type", "resource_id"];
+    const COLUMNS: &'static [&'static str] = &["at", "by", "action", "resource_type", "resource_id"];
     fn record(&self) -> Record {
         Record::new()
             .field("id", self.id.clone())
             .field("at", self.at.clone())
             .field("actor", self.actor.clone())
+            .field("actor_email", self.actor_email.clone())
+            // Who, as a person reads it: the email, else `system` or `idp:NAME`.
+            .field("by", if self.actor_email.is_empty() { self.actor.clone() } else { self.actor_email.clone() })
             .field("action", self.action.clone())
             .field("resource_type", self.resource_type.clone())
             .field("resource_id", self.resource_id.clone())
@@ -314,13 +317,13 @@ impl Resource for pb::AuditEntry {
 
 impl Resource for pb::ApiToken {
     const PLURAL: &'static str = "API tokens";
-    const COLUMNS: &'static [&'static str] =
-        &["id", "name", "user_id", "prefix", "revoked", "expires_at", "last_used_at"];
+    const COLUMNS: &'static [&'static str] = &["id", "name", "user", "prefix", "revoked", "expires_at", "last_used_at"];
     fn record(&self) -> Record {
         Record::new()
             .field("id", self.id.clone())
             .field("name", self.name.clone())
             .field("user_id", self.user_id.clone())
+            .field("user", if self.user_email.is_empty() { self.user_id.clone() } else { self.user_email.clone() })
             .field("prefix", self.prefix.clone())
             .field("revoked", self.revoked)
             .field("created_at", self.created_at.clone())
@@ -983,6 +986,7 @@ mod tests {
             resource_id: "k".into(),
             before_json: String::new(),
             after_json: "{\"name\":\"ci\"}".into(),
+            actor_email: String::new(),
         };
         let v: Value = serde_json::from_str(&render_one(&e, true)).unwrap();
         assert_eq!(v["before_json"], Value::Null);
