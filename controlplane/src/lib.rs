@@ -20,6 +20,7 @@ pub mod identity;
 pub mod lease;
 pub mod notify;
 pub mod pricing;
+pub mod scim;
 pub mod secrets;
 mod server;
 pub mod store;
@@ -62,6 +63,8 @@ pub struct Settings {
     pub admin_users: Vec<String>,
     /// `OIDC_ISSUER` and friends: one identity provider set up at start-up.
     pub oidc: Option<api::idps::FromEnv>,
+    /// `CCAG_SCIM_RPM`: requests per minute a SCIM token may make (600).
+    pub scim_rpm: u32,
 }
 
 pub struct Tls {
@@ -109,7 +112,14 @@ impl Settings {
             }),
             _ => return Err("OIDC_ISSUER and OIDC_CLIENT_ID go together".into()),
         };
+        let scim_rpm = match var("CCAG_SCIM_RPM") {
+            Some(v) => {
+                v.parse().ok().filter(|n| *n > 0).ok_or(format!("CCAG_SCIM_RPM={v:?}: a number of requests above 0"))?
+            }
+            None => 600,
+        };
         Ok(Settings {
+            scim_rpm,
             grpc_addr: addr("CCAG_GRPC_ADDR", "127.0.0.1:8091")?,
             http_addr,
             public_url,
@@ -248,6 +258,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         login_limit: http::PerIp::new(60),
         device_limit: http::PerIp::new(30),
         device_code_limit: http::PerIp::new(30),
+        scim_limit: http::PerKey::new(settings.scim_rpm),
         dataplane_token: dataplane_token.clone(),
     });
     if let Some(env) = &settings.oidc {

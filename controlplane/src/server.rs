@@ -7,9 +7,10 @@ use ccag_proto::admin::v1::{
     identity_provider_service_server::IdentityProviderServiceServer, key_service_server::KeyServiceServer,
     managed_settings_service_server::ManagedSettingsServiceServer, model_service_server::ModelServiceServer,
     notification_service_server::NotificationServiceServer, pricing_service_server::PricingServiceServer,
-    search_service_server::SearchServiceServer, settings_service_server::SettingsServiceServer,
-    status_service_server::StatusServiceServer, team_service_server::TeamServiceServer,
-    usage_service_server::UsageServiceServer, user_service_server::UserServiceServer,
+    scim_service_server::ScimServiceServer, search_service_server::SearchServiceServer,
+    settings_service_server::SettingsServiceServer, status_service_server::StatusServiceServer,
+    team_service_server::TeamServiceServer, usage_service_server::UsageServiceServer,
+    user_service_server::UserServiceServer,
 };
 use ccag_proto::config::v1::data_plane_service_server::DataPlaneServiceServer;
 use tokio::net::TcpListener;
@@ -63,6 +64,7 @@ pub async fn serve_grpc(
         .add_service(PricingServiceServer::new(api::PricingApi(ctx.clone())))
         .add_service(BudgetServiceServer::new(api::BudgetsApi(ctx.clone())))
         .add_service(NotificationServiceServer::new(api::NotificationsApi(ctx.clone())))
+        .add_service(ScimServiceServer::new(api::ScimApi(ctx.clone())))
         .add_service(StatusServiceServer::new(api::StatusApi(ctx)))
         .add_service(DataPlaneServiceServer::new(fleet))
         .serve_with_incoming_shutdown(incoming, async move {

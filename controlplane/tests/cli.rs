@@ -179,6 +179,7 @@ on_both_backends!(
     tables_show_local_times_and_json_keeps_rfc3339,
     tables_show_money_as_dollars_and_json_as_micro_usd,
     refusals_name_the_field,
+    scim_tokens_are_shown_once_listed_without_secrets_and_admin_only,
 );
 
 // ------------------------------------------------------------------ tests
@@ -1002,6 +1003,40 @@ fn refusals_name_the_field(env: Env) {
     srv.ccag(&cfg, &["users", "create", "--email", "Ann@Example.COM"]).ok();
     assert_eq!(srv.ccag(&cfg, &["users", "get", "Ann@example.com", "--json"]).json()["email"], "Ann@example.com");
     srv.ccag(&cfg, &["users", "create", "--email", "Ann@example.com"]).fails(7);
+}
+
+fn scim_tokens_are_shown_once_listed_without_secrets_and_admin_only(env: Env) {
+    let srv = env.start();
+    let admin = srv.admin(&env);
+    srv.ccag(
+        &admin,
+        &[
+            "idps",
+            "create",
+            "--name",
+            "corp",
+            "--issuer",
+            "http://127.0.0.1:9/corp",
+            "--client-id",
+            "gw",
+            "--skip-discovery",
+        ],
+    )
+    .ok();
+    let t = srv.ccag(&admin, &["scim", "tokens", "create", "--idp", "corp", "--name", "entra", "--json"]).json();
+    let token = s(&t["token"]).to_string();
+    assert!(token.starts_with("scim-ccag-") && token.len() > 40, "{t}");
+    assert_eq!((s(&t["idp"]), s(&t["name"])), ("corp", "entra"));
+    let list = srv.ccag(&admin, &["scim", "tokens", "list", "--idp", "corp", "--json"]).json();
+    assert!(has(&list, "id", s(&t["id"])) && !list.to_string().contains(&token), "{list}");
+    srv.ccag(&admin, &["scim", "tokens", "create", "--idp", "nope"]).fails(6);
+    srv.ccag_stdin(&admin, &["users", "create", "--email", "sam@example.com", "--password-stdin"], "sam-password-1\n")
+        .ok();
+    let sam = srv.login_as(&env, "sam@example.com", "sam-password-1");
+    srv.ccag(&sam, &["scim", "tokens", "create", "--idp", "corp"]).fails(5);
+    srv.ccag(&sam, &["scim", "tokens", "list"]).fails(5);
+    let revoked = srv.ccag(&admin, &["scim", "tokens", "revoke", s(&t["id"]), "--json"]).json();
+    assert_eq!(revoked["revoked"], true);
 }
 
 #[test]

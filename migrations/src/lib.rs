@@ -13,6 +13,7 @@ mod m20261203_000006_notifications;
 mod m20261204_000007_identity;
 mod m20261205_000008_gateway_signin;
 mod m20261206_000009_web_search;
+mod m20261207_000010_scim;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000007_identity::Migration),
             Box::new(m20261205_000008_gateway_signin::Migration),
             Box::new(m20261206_000009_web_search::Migration),
+            Box::new(m20261207_000010_scim::Migration),
         ]
     }
 }

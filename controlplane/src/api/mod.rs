@@ -12,6 +12,7 @@ mod keys;
 mod managed;
 mod models;
 mod notifications;
+mod scim_tokens;
 mod search;
 mod settings;
 mod status;
@@ -29,6 +30,7 @@ pub use keys::KeysApi;
 pub use managed::ManagedApi;
 pub use models::ModelsApi;
 pub use notifications::NotificationsApi;
+pub use scim_tokens::{ScimApi, TOKEN_PREFIX as SCIM_TOKEN_PREFIX};
 pub use search::SearchApi;
 pub use settings::SettingsApi;
 pub use status::StatusApi;
@@ -36,6 +38,7 @@ pub use teams::TeamsApi;
 pub use usage::{PricingApi, UsageApi};
 pub(crate) use users::keep_an_admin as users_keep_an_admin;
 pub use users::UsersApi;
+pub(crate) use users::{looks_like_email, with_lowercase_domain};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -71,6 +74,8 @@ pub struct Ctx {
     pub device_limit: crate::http::PerIp,
     /// Codes tried on the device page per client address and minute.
     pub device_code_limit: crate::http::PerIp,
+    /// Requests per minute of each SCIM token (`CCAG_SCIM_RPM`).
+    pub scim_limit: crate::http::PerKey<String>,
     /// What data planes present: it vouches for the client address they forward.
     pub dataplane_token: String,
 }

@@ -1,27 +1,31 @@
-//! A per-address budget of requests per minute for the unauthenticated
-//! routes that write to the database (starting a sign-in).
+//! A budget of requests per minute per address, for the unauthenticated
+//! routes that write to the database (starting a sign-in), or per
+//! credential (a SCIM client's token).
 
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-pub struct PerIp {
+pub struct PerKey<K: Hash + Eq> {
     per_minute: u32,
-    windows: DashMap<IpAddr, (Instant, u32)>,
+    windows: DashMap<K, (Instant, u32)>,
 }
+
+pub type PerIp = PerKey<IpAddr>;
 
 const WINDOW: Duration = Duration::from_secs(60);
 /// Past this many tracked addresses, stale windows are dropped.
 const TRACKED: usize = 10_000;
 
-impl PerIp {
+impl<K: Hash + Eq> PerKey<K> {
     pub fn new(per_minute: u32) -> Self {
-        PerIp { per_minute, windows: DashMap::new() }
+        PerKey { per_minute, windows: DashMap::new() }
     }
 
-    /// Ok, or the seconds until the address may try again.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+    /// Ok, or the seconds until the key may try again.
+    pub fn check(&self, ip: K, now: Instant) -> Result<(), u64> {
         if self.windows.len() > TRACKED {
             self.windows.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
         }

@@ -1,5 +1,7 @@
-//! The control plane's HTTP listener (`CCAG_HTTP_ADDR`): probes and the
-//! browser side of sign-in. Every route is listed in `route`; the ones
+//! The control plane's HTTP listener (`CCAG_HTTP_ADDR`): probes, the
+//! browser side of sign-in, onboarding and SCIM provisioning (`crate::scim`,
+//! which authenticates its own bearer tokens). Every route is listed in
+//! `route`; the ones
 //! that need a session get it from `session::from_cookie`, and every
 //! state-changing one also checks the CSRF token and the Origin.
 
@@ -25,7 +27,7 @@ use tokio::sync::watch;
 
 use crate::api::Ctx;
 
-pub use limit::PerIp;
+pub use limit::{PerIp, PerKey};
 
 pub type Response = http::Response<Full<Bytes>>;
 
@@ -84,6 +86,8 @@ async fn route(ctx: &Ctx, peer: SocketAddr, req: http::Request<hyper::body::Inco
         (Method::POST, "/auth/logout") => oidc::logout(ctx, &req).await,
         // With a gateway access token.
         (Method::GET, "/managed/settings") => oauth::managed_settings(ctx, &req).await,
+        // With a SCIM token (its discovery documents are public).
+        (_, p) if p == crate::scim::PREFIX || p.starts_with("/scim/v2/") => crate::scim::handle(ctx, req).await,
         (
             _,
             "/health"

@@ -80,56 +80,16 @@ async fn find_user(txn: &Change<'_>, p: &Provider, v: &Verified) -> Result<Optio
     Ok(Some(user))
 }
 
-pub async fn sign_in(
-    ctx: &Ctx,
-    admin_users: &[String],
+/// The role and mapped teams the identity's groups give, applied to `user`
+/// in `txn` (audited): shared by sign-in and SCIM provisioning.
+pub async fn apply_groups(
+    txn: &mut Change<'_>,
     p: &Provider,
+    admin_users: &[String],
+    user: users::Model,
     v: &Verified,
 ) -> Result<users::Model, IdentityError> {
-    if !p.domain_allowed(v.email.as_deref()) {
-        return Err(IdentityError::Forbidden(match &v.email {
-            Some(e) => format!("{e} is not in a domain allowed to sign in here ({})", p.allowed_domains.join(", ")),
-            None => "the identity provider sent no email address, which this gateway needs to check the domain".into(),
-        }));
-    }
-    let actor = format!("idp:{}", p.name);
-    let mut txn = Change::begin(ctx, &actor).await?;
     let now = Utc::now();
-    let user = match find_user(&txn, p, v).await? {
-        Some(u) => u,
-        None if !p.auto_provision => {
-            return Err(IdentityError::Forbidden(format!(
-                "{} has no account on this gateway; ask an admin to add you",
-                v.email.as_deref().unwrap_or(&v.subject)
-            )));
-        }
-        None => {
-            let role = role_for(p, admin_users, v).unwrap_or(p.default_role);
-            let row = users::ActiveModel {
-                id: Set(ids::new_id("usr")),
-                email: Set(v.email.clone()),
-                subject: Set(Some(v.subject.clone())),
-                display_name: Set(v.name.clone().unwrap_or_default().chars().take(200).collect()),
-                role: Set(role.as_str().into()),
-                status: Set(UserStatus::Active.as_str().into()),
-                password_hash: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-                rpm: Set(0),
-                tpm: Set(0),
-            }
-            .insert(txn.db())
-            .await
-            .map_err(|e| ApiError::exists(e, "a user with that email or subject exists"))?;
-            txn.audit(AuditAction::UserCreate, "user", &row.id, None, Some(&row)).await?;
-            txn.emit(&crate::notify::producers::user_created(&row, &actor)).await?;
-            txn.touch(Touched::User(row.id.clone()));
-            row
-        }
-    };
-    if UserStatus::parse(&user.status) != UserStatus::Active {
-        return Err(IdentityError::Forbidden("your account on this gateway is deactivated; ask an admin".into()));
-    }
     let user = match role_for(p, admin_users, v) {
         Some(role) if role.as_str() != user.role => {
             // Groups never demote the last admin: the gateway would lock everyone out.
@@ -174,6 +134,79 @@ pub async fn sign_in(
     if !join.is_empty() || !leave.is_empty() {
         txn.touch(Touched::User(user.id.clone()));
     }
+    Ok(user)
+}
+
+/// SCIM is on for a provider while it has a token that is not revoked.
+async fn scim_on(txn: &Change<'_>, p: &Provider) -> Result<bool, IdentityError> {
+    use crate::store::entities::scim_tokens;
+    Ok(scim_tokens::Entity::find()
+        .filter(scim_tokens::Column::IdpId.eq(p.id.clone()))
+        .filter(scim_tokens::Column::Revoked.eq(false))
+        .one(txn.db())
+        .await?
+        .is_some())
+}
+
+pub async fn sign_in(
+    ctx: &Ctx,
+    admin_users: &[String],
+    p: &Provider,
+    v: &Verified,
+) -> Result<users::Model, IdentityError> {
+    if !p.domain_allowed(v.email.as_deref()) {
+        return Err(IdentityError::Forbidden(match &v.email {
+            Some(e) => format!("{e} is not in a domain allowed to sign in here ({})", p.allowed_domains.join(", ")),
+            None => "the identity provider sent no email address, which this gateway needs to check the domain".into(),
+        }));
+    }
+    let actor = format!("idp:{}", p.name);
+    let mut txn = Change::begin(ctx, &actor).await?;
+    let now = Utc::now();
+    let user = match find_user(&txn, p, v).await? {
+        Some(u) => u,
+        // The provider's SCIM client decides who has an account.
+        None if scim_on(&txn, p).await? => {
+            return Err(IdentityError::Forbidden(format!(
+                "{} is not provisioned on this gateway: {} provisions accounts (SCIM); ask its admin to assign you",
+                v.email.as_deref().unwrap_or(&v.subject),
+                p.name
+            )));
+        }
+        None if !p.auto_provision => {
+            return Err(IdentityError::Forbidden(format!(
+                "{} has no account on this gateway; ask an admin to add you",
+                v.email.as_deref().unwrap_or(&v.subject)
+            )));
+        }
+        None => {
+            let role = role_for(p, admin_users, v).unwrap_or(p.default_role);
+            let row = users::ActiveModel {
+                id: Set(ids::new_id("usr")),
+                email: Set(v.email.clone()),
+                subject: Set(Some(v.subject.clone())),
+                display_name: Set(v.name.clone().unwrap_or_default().chars().take(200).collect()),
+                role: Set(role.as_str().into()),
+                status: Set(UserStatus::Active.as_str().into()),
+                password_hash: Set(None),
+                created_at: Set(now),
+                updated_at: Set(now),
+                rpm: Set(0),
+                tpm: Set(0),
+            }
+            .insert(txn.db())
+            .await
+            .map_err(|e| ApiError::exists(e, "a user with that email or subject exists"))?;
+            txn.audit(AuditAction::UserCreate, "user", &row.id, None, Some(&row)).await?;
+            txn.emit(&crate::notify::producers::user_created(&row, &actor)).await?;
+            txn.touch(Touched::User(row.id.clone()));
+            row
+        }
+    };
+    if UserStatus::parse(&user.status) != UserStatus::Active {
+        return Err(IdentityError::Forbidden("your account on this gateway is deactivated; ask an admin".into()));
+    }
+    let user = apply_groups(&mut txn, p, admin_users, user, v).await?;
     let link = user_identities::Entity::find_by_id((p.id.clone(), v.subject.clone())).one(txn.db()).await?;
     match link {
         Some(l) => {

@@ -461,3 +461,18 @@ def test_no_token_or_secret_reaches_the_log(gw):
     assert "signed in" in log
     for secret in (token, "gw-secret", "eyJ"):
         assert secret not in log, secret
+
+
+def test_with_scim_on_an_unknown_user_is_told_they_are_not_provisioned(bins, node_dir, tmp_path):
+    g = Gateway(tmp_path, node_dir)
+    try:
+        # Auto-provisioning stays on: the SCIM token alone turns it off.
+        token = g.fleet.ccag_json("scim", "tokens", "create", "--idp", "corp", "--name", "entra")
+        _, r = sign_in(g, "dave")
+        assert r.status_code == 403 and "dave@example.test is not provisioned on this gateway" in r.text, r.text
+        g.fleet.ccag("scim", "tokens", "revoke", token["id"])
+        b, r = sign_in(g, "dave")
+        assert r.status_code == 302, "without a SCIM token the provider provisions again"
+        assert session_of(b, g).json()["email"] == "dave@example.test"
+    finally:
+        g.stop()

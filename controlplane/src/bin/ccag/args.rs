@@ -102,6 +102,9 @@ pub enum Command {
     /// Web search on Bedrock: the mode and the search providers
     #[command(subcommand)]
     Search(SearchCmd),
+    /// SCIM 2.0 provisioning from an identity provider (Entra ID, Okta …)
+    #[command(subcommand)]
+    Scim(ScimCmd),
     /// Print a shell completion script, e.g. `ccag completions bash > /etc/bash_completion.d/ccag`
     Completions {
         #[arg(value_enum)]
@@ -1099,6 +1102,37 @@ pub struct SearchScope {
     /// A user's own provider (id or email; members: themselves)
     #[arg(long)]
     pub user: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScimCmd {
+    /// The bearer tokens of SCIM clients, each bound to one identity provider
+    #[command(subcommand)]
+    Tokens(ScimTokensCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScimTokensCmd {
+    /// Create a token for an identity provider's SCIM client; it is shown once.
+    /// From then on, sign-in through that provider no longer creates accounts
+    Create {
+        /// The identity provider (name or id)
+        #[arg(long)]
+        idp: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the tokens (never their secrets)
+    List {
+        /// Only this identity provider's
+        #[arg(long)]
+        idp: Option<String>,
+    },
+    /// Revoke a token: its client gets 401 from then on
+    Revoke {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -148,6 +148,10 @@ impl Ctx {
         ccag_proto::admin::v1::managed_settings_service_client::ManagedSettingsServiceClient::new(self.svc())
     }
 
+    pub fn scim(&self) -> ccag_proto::admin::v1::scim_service_client::ScimServiceClient<Authed> {
+        ccag_proto::admin::v1::scim_service_client::ScimServiceClient::new(self.svc())
+    }
+
     pub fn search(&self) -> ccag_proto::admin::v1::search_service_client::SearchServiceClient<Authed> {
         ccag_proto::admin::v1::search_service_client::SearchServiceClient::new(self.svc())
     }

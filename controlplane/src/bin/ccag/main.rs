@@ -88,6 +88,7 @@ async fn run(cli: Cli) -> Result<Out, CliError> {
                 Command::Sessions(c) => commands::idps::sessions(&ctx, c, json).await,
                 Command::ManagedSettings(c) => commands::managed::run(&ctx, c, json).await,
                 Command::Search(c) => commands::search::run(&ctx, c, json).await,
+                Command::Scim(c) => commands::scim::run(&ctx, c, json).await,
                 Command::Login(_) | Command::Logout | Command::Completions { .. } | Command::Man => {
                     unreachable!("handled above")
                 }

@@ -482,6 +482,23 @@ impl Resource for pb::SearchResultInfo {
     }
 }
 
+impl Resource for pb::ScimToken {
+    const PLURAL: &'static str = "SCIM tokens";
+    const COLUMNS: &'static [&'static str] = &["id", "idp", "name", "prefix", "created_at", "last_used_at", "revoked"];
+    fn record(&self) -> Record {
+        Record::new()
+            .field("id", self.id.clone())
+            .field("idp_id", self.idp_id.clone())
+            .field("idp", self.idp.clone())
+            .field("name", self.name.clone())
+            .field("prefix", self.prefix.clone())
+            .field("created_by", self.created_by.clone())
+            .field("created_at", self.created_at.clone())
+            .field("last_used_at", self.last_used_at.clone())
+            .field("revoked", self.revoked)
+    }
+}
+
 impl Resource for pb::Session {
     const PLURAL: &'static str = "sessions";
     const COLUMNS: &'static [&'static str] =

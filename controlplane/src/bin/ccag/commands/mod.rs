@@ -9,6 +9,7 @@ pub mod keys;
 pub mod managed;
 pub mod models;
 pub mod notifications;
+pub mod scim;
 pub mod search;
 pub mod settings;
 pub mod status;
