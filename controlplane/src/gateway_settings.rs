@@ -16,6 +16,8 @@ enum Kind {
     Betas,
     /// An inference-profile geo.
     Geo,
+    /// true or false.
+    Flag,
 }
 
 pub struct Def {
@@ -67,6 +69,12 @@ pub const KNOWN: &[Def] = &[
         kind: Kind::Geo,
         about: "forces the inference-profile geo: global, us, eu, apac, jp, au or us-gov",
     },
+    Def {
+        key: "scim.revoke_keys_on_deprovision",
+        kind: Kind::Flag,
+        about: "true: a user SCIM deactivates or deletes also loses their API keys, so re-activation needs new ones \
+                (default false: re-activation restores the same keys)",
+    },
 ];
 
 const GEOS: &[&str] = &["global", "us", "eu", "apac", "jp", "au", "us-gov"];
@@ -117,7 +125,19 @@ pub fn validate(key: &str, value: &str) -> Result<String, SettingError> {
                 Err(invalid(format!("one of {}", GEOS.join(", "))))
             }
         }
+        Kind::Flag => match v.to_ascii_lowercase().as_str() {
+            "true" => Ok("true".into()),
+            "false" => Ok("false".into()),
+            _ => Err(invalid("true or false".into())),
+        },
     }
+}
+
+/// A flag's stored value, or false when it is unset or no longer parses.
+pub async fn flag<C: sea_orm::ConnectionTrait>(c: &C, key: &str) -> Result<bool, sea_orm::DbErr> {
+    use sea_orm::EntityTrait;
+    let stored = crate::store::entities::settings::Entity::find_by_id(key.to_owned()).one(c).await?;
+    Ok(stored.is_some_and(|s| validate(key, &s.value).as_deref() == Ok("true")))
 }
 
 fn betas(v: &str) -> Vec<String> {

@@ -14,8 +14,8 @@ use super::schema::USER_SCHEMA;
 use super::{check_if_match, etag, list_response, project, Client, Reply, Req, ScimError};
 use crate::api::{Change, Ctx};
 use crate::fleet::Touched;
-use crate::store::entities::{scim_group_members, scim_groups, scim_users, users};
-use crate::store::{ids, AuditAction, UserStatus};
+use crate::store::entities::{api_keys, scim_group_members, scim_groups, scim_users, users};
+use crate::store::{ids, AuditAction, KeyStatus, UserStatus};
 
 pub async fn handle(ctx: &Ctx, client: &Client, req: &Req) -> Result<Reply, ScimError> {
     match (&req.method, req.segments.get(1)) {
@@ -395,9 +395,30 @@ async fn set_user(
     if was_active && !doc.active {
         txn.emit(&crate::notify::producers::user_deactivated(&after, &client.actor, after.updated_at)).await?;
         crate::auth::session::revoke_all(txn.db(), &after.id).await?;
+        if crate::gateway_settings::flag(txn.db(), "scim.revoke_keys_on_deprovision").await? {
+            revoke_keys(txn, &after.id).await?;
+        }
     }
     txn.touch(Touched::User(after.id.clone()));
     Ok(after)
+}
+
+/// Every key of the user, revoked for good (audited one by one).
+async fn revoke_keys(txn: &mut Change<'_>, user_id: &str) -> Result<(), ScimError> {
+    let keys = api_keys::Entity::find()
+        .filter(api_keys::Column::UserId.eq(user_id.to_owned()))
+        .filter(api_keys::Column::Status.ne(KeyStatus::Revoked.as_str()))
+        .all(txn.db())
+        .await?;
+    for k in keys {
+        let mut am: api_keys::ActiveModel = k.clone().into();
+        am.status = Set(KeyStatus::Revoked.as_str().into());
+        am.updated_at = Set(Utc::now());
+        let after = am.update(txn.db()).await?;
+        txn.audit(AuditAction::KeyRevoke, "key", &after.id, Some(&k), Some(&after)).await?;
+        txn.touch(Touched::Key(after.id.clone()));
+    }
+    Ok(())
 }
 
 async fn update(ctx: &Ctx, client: &Client, row: Row, doc: Doc) -> Result<Reply, ScimError> {

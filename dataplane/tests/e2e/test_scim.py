@@ -635,6 +635,22 @@ def test_provisioning_a_deleted_user_again_restores_the_same_account_and_key(gw)
     assert wait_until(lambda: works(gw.dp, key["key"]), timeout=5)
 
 
+def test_with_the_admin_setting_deprovisioning_revokes_the_keys_for_good(gw):
+    gw.fleet.ccag("settings", "set", "scim.revoke_keys_on_deprovision", "true")
+    try:
+        tok = gw.token("corp")
+        u, key = gw.with_key(tok)
+        path = f"/Users/{u['id']}"
+        ok(scim("PATCH", path, tok, patch_op({"op": "Replace", "path": "active", "value": "False"})))
+        assert gw.fleet.ccag_json("keys", "get", key["id"])["status"] == "revoked"
+        ok(scim("PATCH", path, tok, patch_op({"op": "Replace", "path": "active", "value": "True"})))
+        assert gw.user(u["userName"])["status"] == "active"
+        time.sleep(0.5)  # let a (wrong) restoration reach the data plane before checking it did not happen
+        assert refusal(gw.dp, key["key"]) is not None, "a revoked key stays revoked on re-activation"
+    finally:
+        gw.fleet.ccag("settings", "delete", "scim.revoke_keys_on_deprovision")
+
+
 # ------------------------------------------------------------------ tokens, limits and audit
 
 
