@@ -197,6 +197,8 @@ mod tests {
         assert!(validate("dataplane.ping_interval_ms", "10s").is_err());
         assert!(validate("dataplane.ping_interval_ms", "0").is_err());
         assert!(validate("routing.geo", "mars").is_err());
+        assert!(validate("scim.revoke_keys_on_deprovision", "yes").is_err());
+        assert_eq!(validate("scim.revoke_keys_on_deprovision", " TRUE ").unwrap(), "true");
         assert!(validate("dataplane.extra_betas", "Bad Beta").is_err());
     }
 
