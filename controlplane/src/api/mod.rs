@@ -38,7 +38,7 @@ pub use teams::TeamsApi;
 pub use usage::{PricingApi, UsageApi};
 pub(crate) use users::keep_an_admin as users_keep_an_admin;
 pub use users::UsersApi;
-pub(crate) use users::{looks_like_email, with_lowercase_domain};
+pub(crate) use users::{insert_user, looks_like_email, with_lowercase_domain, NewUser};
 
 use std::collections::HashMap;
 use std::sync::Arc;

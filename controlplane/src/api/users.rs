@@ -166,6 +166,45 @@ pub(crate) async fn keep_an_admin<C: ConnectionTrait>(c: &C, leaving: &users::Mo
     Ok(())
 }
 
+/// A user to create: by an admin, a first sign-in, or a SCIM client.
+pub(crate) struct NewUser {
+    pub email: Option<String>,
+    pub subject: Option<String>,
+    pub display_name: String,
+    pub role: stored::Role,
+    pub active: bool,
+    pub password_hash: Option<String>,
+    pub rpm: i64,
+    pub tpm: i64,
+}
+
+/// Inserts the user, audited, with `user.created` sent (naming `actor`)
+/// and the data planes told.
+pub(crate) async fn insert_user(txn: &mut Change<'_>, u: NewUser, actor: &str) -> Result<users::Model, ApiError> {
+    let now = Utc::now();
+    let status = if u.active { stored::UserStatus::Active } else { stored::UserStatus::Disabled };
+    let row = users::ActiveModel {
+        id: Set(ids::new_id("usr")),
+        email: Set(u.email),
+        subject: Set(u.subject),
+        display_name: Set(u.display_name),
+        role: Set(u.role.as_str().into()),
+        status: Set(status.as_str().into()),
+        password_hash: Set(u.password_hash),
+        created_at: Set(now),
+        updated_at: Set(now),
+        rpm: Set(u.rpm),
+        tpm: Set(u.tpm),
+    }
+    .insert(txn.db())
+    .await
+    .map_err(|e| ApiError::exists(e, "a user with that email or subject exists"))?;
+    txn.audit(AuditAction::UserCreate, "user", &row.id, None, Some(&row)).await?;
+    txn.emit(&crate::notify::producers::user_created(&row, actor)).await?;
+    txn.touch(Touched::User(row.id.clone()));
+    Ok(row)
+}
+
 #[tonic::async_trait]
 impl UserService for UsersApi {
     async fn create_user(&self, req: tonic::Request<CreateUserRequest>) -> ApiResult<User> {
@@ -178,29 +217,20 @@ impl UserService for UsersApi {
             return Err(ApiError::InvalidArgument("email or subject: one is required".into()).into());
         }
         let display_name = optional("display_name", &r.display_name, 200)?.unwrap_or_default();
-        let role = role_str(r.role)?.unwrap_or(stored::Role::Member.as_str());
+        let role = stored::Role::parse(role_str(r.role)?.unwrap_or(stored::Role::Member.as_str()));
         let password_hash = if r.password.is_empty() { None } else { Some(hash_password(&password(&r.password)?)) };
-        let now = Utc::now();
+        let new = NewUser {
+            email,
+            subject,
+            display_name,
+            role,
+            active: true,
+            password_hash,
+            rpm: limit("rpm", r.rpm)?,
+            tpm: limit("tpm", r.tpm)?,
+        };
         let mut txn = Change::begin(&self.0, &who.user_id).await?;
-        let row = users::ActiveModel {
-            id: Set(ids::new_id("usr")),
-            email: Set(email),
-            subject: Set(subject),
-            display_name: Set(display_name),
-            role: Set(role.into()),
-            status: Set(stored::UserStatus::Active.as_str().into()),
-            password_hash: Set(password_hash),
-            created_at: Set(now),
-            updated_at: Set(now),
-            rpm: Set(limit("rpm", r.rpm)?),
-            tpm: Set(limit("tpm", r.tpm)?),
-        }
-        .insert(txn.db())
-        .await
-        .map_err(|e| ApiError::exists(e, "a user with that email or subject exists"))?;
-        txn.audit(AuditAction::UserCreate, "user", &row.id, None, Some(&row)).await?;
-        txn.emit(&crate::notify::producers::user_created(&row, &who.email)).await?;
-        txn.touch(Touched::User(row.id.clone()));
+        let row = insert_user(&mut txn, new, &who.email).await?;
         txn.commit().await?;
         ok(to_proto(&self.0.db, row).await?)
     }

@@ -11,10 +11,10 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter
 
 use super::verify::Verified;
 use super::{IdentityError, Provider};
-use crate::api::{ApiError, Change, Ctx};
+use crate::api::{insert_user, ApiError, Change, Ctx, NewUser};
 use crate::fleet::Touched;
 use crate::store::entities::{team_members, user_identities, users};
-use crate::store::{ids, AuditAction, Role, UserStatus};
+use crate::store::{AuditAction, Role, UserStatus};
 
 impl From<ApiError> for IdentityError {
     fn from(e: ApiError) -> Self {
@@ -180,27 +180,17 @@ pub async fn sign_in(
             )));
         }
         None => {
-            let role = role_for(p, admin_users, v).unwrap_or(p.default_role);
-            let row = users::ActiveModel {
-                id: Set(ids::new_id("usr")),
-                email: Set(v.email.clone()),
-                subject: Set(Some(v.subject.clone())),
-                display_name: Set(v.name.clone().unwrap_or_default().chars().take(200).collect()),
-                role: Set(role.as_str().into()),
-                status: Set(UserStatus::Active.as_str().into()),
-                password_hash: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-                rpm: Set(0),
-                tpm: Set(0),
-            }
-            .insert(txn.db())
-            .await
-            .map_err(|e| ApiError::exists(e, "a user with that email or subject exists"))?;
-            txn.audit(AuditAction::UserCreate, "user", &row.id, None, Some(&row)).await?;
-            txn.emit(&crate::notify::producers::user_created(&row, &actor)).await?;
-            txn.touch(Touched::User(row.id.clone()));
-            row
+            let new = NewUser {
+                email: v.email.clone(),
+                subject: Some(v.subject.clone()),
+                display_name: v.name.clone().unwrap_or_default().chars().take(200).collect(),
+                role: role_for(p, admin_users, v).unwrap_or(p.default_role),
+                active: true,
+                password_hash: None,
+                rpm: 0,
+                tpm: 0,
+            };
+            insert_user(&mut txn, new, &actor).await?
         }
     };
     if UserStatus::parse(&user.status) != UserStatus::Active {

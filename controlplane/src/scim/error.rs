@@ -38,6 +38,8 @@ pub enum ScimError {
     #[error("{0}")]
     NotImplemented(String),
     #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
@@ -58,6 +60,7 @@ impl ScimError {
             ScimError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, Some("tooMany")),
             ScimError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, None),
             ScimError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, None),
+            ScimError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, None),
             ScimError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None),
             ScimError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
         }

@@ -96,6 +96,11 @@ async fn members_of<C: ConnectionTrait>(
     Ok(out)
 }
 
+async fn member_ids<C: ConnectionTrait>(c: &C, group_id: &str) -> Result<Vec<String>, ScimError> {
+    let ids = [group_id.to_owned()];
+    Ok(members_of(c, &ids).await?.remove(group_id).unwrap_or_default().into_iter().map(|(id, _)| id).collect())
+}
+
 fn json_of(client: &Client, g: &scim_groups::Model, members: &[(String, String)]) -> Value {
     let mut v = json!({
         "schemas": [GROUP_SCHEMA],
@@ -122,6 +127,11 @@ async fn to_json<C: ConnectionTrait>(c: &C, client: &Client, g: &scim_groups::Mo
 }
 
 async fn list(ctx: &Ctx, client: &Client, req: &Req) -> Result<Reply, ScimError> {
+    list_response(all(ctx, client, req).await?, req)
+}
+
+/// Every group of this provider, as SCIM documents.
+pub async fn all(ctx: &Ctx, client: &Client, req: &Req) -> Result<Vec<Value>, ScimError> {
     let groups = scim_groups::Entity::find()
         .filter(scim_groups::Column::IdpId.eq(client.provider.id.clone()))
         .order_by_asc(scim_groups::Column::CreatedAt)
@@ -136,9 +146,7 @@ async fn list(ctx: &Ctx, client: &Client, req: &Req) -> Result<Reply, ScimError>
     } else {
         members_of(&ctx.db, &groups.iter().map(|g| g.id.clone()).collect::<Vec<_>>()).await?
     };
-    let all =
-        groups.iter().map(|g| json_of(client, g, members.get(&g.id).map(Vec::as_slice).unwrap_or_default())).collect();
-    list_response(all, req)
+    Ok(groups.iter().map(|g| json_of(client, g, members.get(&g.id).map(Vec::as_slice).unwrap_or_default())).collect())
 }
 
 struct Doc {
@@ -219,13 +227,7 @@ async fn save(ctx: &Ctx, client: &Client, before: Option<scim_groups::Model>, do
             (g, BTreeSet::new(), false)
         }
         Some(b) => {
-            let old: BTreeSet<String> = members_of(txn.db(), std::slice::from_ref(&b.id))
-                .await?
-                .remove(&b.id)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(id, _)| id)
-                .collect();
+            let old: BTreeSet<String> = member_ids(txn.db(), &b.id).await?.into_iter().collect();
             let renamed = b.display_name != doc.display_name;
             let mut am: scim_groups::ActiveModel = b.clone().into();
             am.display_name = Set(doc.display_name.clone());
@@ -265,13 +267,7 @@ async fn save(ctx: &Ctx, client: &Client, before: Option<scim_groups::Model>, do
 
 async fn delete(ctx: &Ctx, client: &Client, g: scim_groups::Model) -> Result<Reply, ScimError> {
     let mut txn = Change::begin(ctx, &client.actor).await?;
-    let members: Vec<String> = members_of(txn.db(), std::slice::from_ref(&g.id))
-        .await?
-        .remove(&g.id)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let members = member_ids(txn.db(), &g.id).await?;
     scim_groups::Entity::delete_by_id(g.id.clone()).exec(txn.db()).await?;
     txn.audit(AuditAction::ScimGroupDelete, "scim_group", &g.id, Some(&g), None::<&scim_groups::Model>).await?;
     apply_memberships(&mut txn, ctx, client, &members).await?;

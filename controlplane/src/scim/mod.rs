@@ -94,10 +94,11 @@ pub async fn handle(ctx: &Ctx, req: http::Request<hyper::body::Incoming>) -> Res
     let segments: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
     // Discovery documents are public (RFC 7644 §4): they hold nothing a
     // client could not read in the RFC.
-    if req.method() == Method::GET {
-        if let Some(doc) = schema::discovery(ctx, &segments) {
-            return respond(doc.map(Reply::ok));
-        }
+    if let Some(doc) = schema::discovery(ctx, &segments) {
+        return respond(match *req.method() {
+            Method::GET => doc.map(Reply::ok),
+            _ => Err(ScimError::MethodNotAllowed("the discovery documents are read-only".into())),
+        });
     }
     let client = match authenticate(ctx, req.headers()).await {
         Ok(c) => c,
@@ -110,14 +111,56 @@ pub async fn handle(ctx: &Ctx, req: http::Request<hyper::body::Incoming>) -> Res
         Ok(r) => r,
         Err(e) => return respond(Err(e)),
     };
+    let parsed = match search_request(parsed) {
+        Ok(r) => r,
+        Err(e) => return respond(Err(e)),
+    };
     let reply = match parsed.segments.first().map(String::as_str) {
         Some("Users") => users::handle(ctx, &client, &parsed).await,
         Some("Groups") => groups::handle(ctx, &client, &parsed).await,
+        // A search of every resource type: users, then groups.
+        Some(".search") if parsed.method == Method::GET => search_all(ctx, &client, &parsed).await,
         Some("Bulk") => Err(ScimError::NotImplemented("bulk operations are not supported".into())),
         Some("Me") => Err(ScimError::NotImplemented("/Me is not supported".into())),
         _ => Err(ScimError::NotFound(format!("no SCIM resource at {PREFIX}/{rest}"))),
     };
     respond(reply)
+}
+
+/// `POST …/.search` (RFC 7644 §3.4.3): a query whose parameters are in the
+/// body, for filters too long for a URL. Becomes the GET it stands for.
+fn search_request(mut req: Req) -> Result<Req, ScimError> {
+    if req.method != Method::POST || req.segments.last().map(String::as_str) != Some(".search") {
+        return Ok(req);
+    }
+    let body = req.body()?;
+    let mut query = Vec::new();
+    for name in ["filter", "startIndex", "count", "attributes", "excludedAttributes"] {
+        match users::field(body, name) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => query.push((name.to_owned(), s.clone())),
+            Some(Value::Number(n)) => query.push((name.to_owned(), n.to_string())),
+            Some(Value::Array(a)) => {
+                let list: Vec<&str> = a.iter().filter_map(Value::as_str).collect();
+                query.push((name.to_owned(), list.join(",")));
+            }
+            Some(_) => return Err(ScimError::InvalidValue(format!("{name}: not a search parameter's type"))),
+        }
+    }
+    req.segments.pop();
+    if req.segments.is_empty() {
+        req.segments.push(".search".into());
+    }
+    req.method = Method::GET;
+    req.query = query;
+    req.body = None;
+    Ok(req)
+}
+
+async fn search_all(ctx: &Ctx, client: &Client, req: &Req) -> Result<Reply, ScimError> {
+    let mut all = users::all(ctx, client, req).await?;
+    all.extend(groups::all(ctx, client, req).await?);
+    list_response(all, req)
 }
 
 fn percent_decode(s: &str) -> String {

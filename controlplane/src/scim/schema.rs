@@ -98,6 +98,14 @@ fn complex(name: &str, multi: bool, mutability: &str, subs: Vec<Value>) -> Value
 
 fn user_schema(base: &str) -> Value {
     let s = |n: &str| attr(n, "string", false, false, "readWrite", "none");
+    // The gateway knows users by email: required unless userName is one.
+    let mut emails = complex(
+        "emails",
+        true,
+        "readWrite",
+        vec![s("value"), s("type"), attr("primary", "boolean", false, false, "readWrite", "none")],
+    );
+    emails["required"] = json!(true);
     json!({
         "schemas": [SCHEMA_SCHEMA],
         "id": USER_SCHEMA,
@@ -108,7 +116,7 @@ fn user_schema(base: &str) -> Value {
             s("externalId"),
             complex("name", false, "readWrite", vec![s("givenName"), s("familyName"), s("formatted")]),
             s("displayName"),
-            complex("emails", true, "readWrite", vec![s("value"), s("type"), attr("primary", "boolean", false, false, "readWrite", "none")]),
+            emails,
             attr("active", "boolean", false, false, "readWrite", "none"),
             complex("groups", true, "readOnly", vec![attr("value", "string", false, false, "readOnly", "none"), attr("display", "string", false, false, "readOnly", "none")]),
         ],

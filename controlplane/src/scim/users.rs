@@ -15,7 +15,7 @@ use super::{check_if_match, etag, list_response, project, Client, Reply, Req, Sc
 use crate::api::{Change, Ctx};
 use crate::fleet::Touched;
 use crate::store::entities::{api_keys, scim_group_members, scim_groups, scim_users, users};
-use crate::store::{ids, AuditAction, KeyStatus, UserStatus};
+use crate::store::{AuditAction, KeyStatus, UserStatus};
 
 pub async fn handle(ctx: &Ctx, client: &Client, req: &Req) -> Result<Reply, ScimError> {
     match (&req.method, req.segments.get(1)) {
@@ -114,13 +114,10 @@ pub fn to_json(client: &Client, row: &Row, groups: &[(String, String)]) -> Value
         // A provider that sent none still sees the address the gateway uses.
         _ => row.user.email.as_ref().map_or(json!([]), |e| json!([{"value": e, "type": "work", "primary": true}])),
     };
-    let formatted = format!("{} {}", s.given_name, s.family_name).trim().to_owned();
     let mut v = json!({
         "schemas": [USER_SCHEMA],
         "id": s.user_id,
         "userName": s.user_name,
-        "name": {"givenName": s.given_name, "familyName": s.family_name, "formatted": formatted},
-        "displayName": row.user.display_name,
         "emails": emails,
         "active": UserStatus::parse(&row.user.status) == UserStatus::Active,
         "groups": groups.iter().map(|(id, name)| json!({"value": id, "display": name, "$ref": format!("{}/Groups/{id}", client.base)})).collect::<Vec<_>>(),
@@ -134,6 +131,20 @@ pub fn to_json(client: &Client, row: &Row, groups: &[(String, String)]) -> Value
     });
     if let Some(x) = &s.external_id {
         v["externalId"] = json!(x);
+    }
+    // Unset attributes are left out, not sent empty (RFC 7643 §2.5).
+    let mut name = serde_json::Map::new();
+    for (k, part) in [("givenName", &s.given_name), ("familyName", &s.family_name)] {
+        if !part.is_empty() {
+            name.insert(k.into(), json!(part));
+        }
+    }
+    if !name.is_empty() {
+        name.insert("formatted".into(), json!(format!("{} {}", s.given_name, s.family_name).trim()));
+        v["name"] = Value::Object(name);
+    }
+    if !row.user.display_name.is_empty() {
+        v["displayName"] = json!(row.user.display_name);
     }
     v
 }
@@ -246,6 +257,12 @@ impl Doc {
 }
 
 async fn list(ctx: &Ctx, client: &Client, req: &Req) -> Result<Reply, ScimError> {
+    list_response(all(ctx, client, req).await?, req)
+}
+
+/// Every user of this provider (those a `userName eq` filter names, when
+/// it is one), as SCIM documents.
+pub async fn all(ctx: &Ctx, client: &Client, req: &Req) -> Result<Vec<Value>, ScimError> {
     let mut q = scim_users::Entity::find().filter(scim_users::Column::IdpId.eq(client.provider.id.clone()));
     // The provisioning clients' everyday question, answered by the index.
     if let Some(Ok(f)) = req.param("filter").map(super::filter::parse) {
@@ -265,15 +282,14 @@ async fn list(ctx: &Ctx, client: &Client, req: &Req) -> Result<Reply, ScimError>
         }
     }
     let groups = groups_of(&ctx.db, client, &ids).await?;
-    let all = scims
+    Ok(scims
         .into_iter()
         .filter_map(|scim| {
             let user = people.remove(&scim.user_id)?;
             let g = groups.get(&scim.user_id).map(Vec::as_slice).unwrap_or_default();
             Some(to_json(client, &Row { scim, user }, g))
         })
-        .collect();
-    list_response(all, req)
+        .collect())
 }
 
 async fn unique_user_name<C: ConnectionTrait>(
@@ -314,26 +330,17 @@ async fn create(ctx: &Ctx, client: &Client, req: &Req) -> Result<Reply, ScimErro
             set_user(&mut txn, client, u, &doc).await?
         }
         None => {
-            let row = users::ActiveModel {
-                id: Set(ids::new_id("usr")),
-                email: Set(Some(doc.email.clone())),
-                subject: Set(None),
-                display_name: Set(doc.display_name.clone()),
-                role: Set(client.provider.default_role.as_str().into()),
-                status: Set(if doc.active { UserStatus::Active } else { UserStatus::Disabled }.as_str().into()),
-                password_hash: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-                rpm: Set(0),
-                tpm: Set(0),
-            }
-            .insert(txn.db())
-            .await
-            .map_err(|e| crate::api::ApiError::exists(e, "userName: a user with that email exists"))?;
-            txn.audit(AuditAction::UserCreate, "user", &row.id, None, Some(&row)).await?;
-            txn.emit(&crate::notify::producers::user_created(&row, &client.actor)).await?;
-            txn.touch(Touched::User(row.id.clone()));
-            row
+            let new = crate::api::NewUser {
+                email: Some(doc.email.clone()),
+                subject: None,
+                display_name: doc.display_name.clone(),
+                role: client.provider.default_role,
+                active: doc.active,
+                password_hash: None,
+                rpm: 0,
+                tpm: 0,
+            };
+            crate::api::insert_user(&mut txn, new, &client.actor).await?
         }
     };
     let scim = scim_users::ActiveModel {
@@ -372,7 +379,7 @@ async fn set_user(
         am.email = Set(Some(doc.email.clone()));
         changed = true;
     }
-    if before.display_name != doc.display_name && !doc.display_name.is_empty() {
+    if before.display_name != doc.display_name {
         am.display_name = Set(doc.display_name.clone());
         changed = true;
     }

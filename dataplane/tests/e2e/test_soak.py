@@ -293,6 +293,10 @@ def test_soak_mixed_traffic_with_key_churn_leaks_nothing_and_accounts_for_every_
     for name in ("a", "b"):
         assert wait_until(lambda: post(fleet.url(name), key, body("warm"))[0] == 200, timeout=5)
         tally.add(key_id, "warm-up")
+    # The usage reporter connects to the control plane with its first
+    # records: the idle baseline is taken once both have reported, or that
+    # connection would count as left behind.
+    assert wait_until(lambda: fleet.usage_by_key().get(key_id, 0) >= 2, timeout=10)
     idle = {name: {**proc_stats(fleet.pid(name)), **health(fleet.url(name))} for name in ("a", "b")}
     idle_upstream = upstream_connections(soak_double)
 
