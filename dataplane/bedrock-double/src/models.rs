@@ -203,6 +203,20 @@ fn resolve_arn(rest: &str) -> Result<ModelInfo, ModelError> {
     Err(ModelError::Invalid)
 }
 
+/// The geo prefix of a cross-region profile, given as an id or as an
+/// `inference-profile/` ARN; `None` for anything else (application
+/// profiles, foundation ids), which no geo restricts.
+pub fn profile_geo(model_id: &str) -> Option<&str> {
+    let id = match model_id.split_once(":inference-profile/") {
+        Some((arn, id)) if arn.starts_with("arn:") => id,
+        Some(_) => return None,
+        None if model_id.starts_with("arn:") => return None,
+        None => model_id,
+    };
+    let (geo, _) = id.split_once(".anthropic.")?;
+    GEO_PREFIXES.contains(&geo).then_some(geo)
+}
+
 /// Resolves the model label of CountTokens: foundation ids only.
 pub fn resolve_count_tokens(model_id: &str) -> Result<ModelInfo, ModelError> {
     if is_foundation(model_id) {
@@ -278,6 +292,18 @@ mod tests {
             resolve_invoke("arn:aws:bedrock:us-east-1:1:inference-profile/anthropic.claude-opus-5"),
             Err(ModelError::Invalid)
         );
+    }
+
+    #[test]
+    fn profile_geo_reads_ids_and_profile_arns() {
+        assert_eq!(profile_geo("eu.anthropic.claude-opus-4-6-v1"), Some("eu"));
+        assert_eq!(profile_geo("us-gov.anthropic.claude-opus-4-6-v1"), Some("us-gov"));
+        assert_eq!(
+            profile_geo("arn:aws:bedrock:us-east-1:1:inference-profile/global.anthropic.claude-opus-5"),
+            Some("global")
+        );
+        assert_eq!(profile_geo("arn:aws:bedrock:us-east-1:1:application-inference-profile/abc"), None);
+        assert_eq!(profile_geo("anthropic.claude-opus-5"), None);
     }
 
     #[test]

@@ -24,10 +24,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::auth::{Caller, Policy};
 use crate::behaviour::{self, Directives, Reply};
+use crate::faults::{FaultSpec, Faults, Injected};
 use crate::frames;
 use crate::models::{self, ModelInfo};
-use crate::sigv4;
+use crate::profiles;
+use crate::sigv4::{self, AuthError};
 use crate::validate;
 use crate::DoubleConfig;
 
@@ -35,6 +38,8 @@ use crate::DoubleConfig;
 pub const MAX_BODY_BYTES: usize = 25_000_000;
 /// How many requests `GET /_double/requests` remembers.
 pub const REQUEST_LOG_LEN: usize = 100;
+/// Largest body of a test endpoint (`/_double/…`) or a listing request.
+const SMALL_BODY_BYTES: usize = 64 * 1024;
 
 const BEDROCK_NS: &str = "http://internal.amazon.com/coral/com.amazon.bedrock/";
 const CORAL_NS: &str = "http://internal.amazon.com/coral/com.amazon.coral.service/";
@@ -62,7 +67,8 @@ pub struct StatsSnapshot {
     /// Streams whose connection was dropped by `[double:cut_after=N]`.
     #[serde(default)]
     pub streams_cut: u64,
-    /// Requests refused by the SigV4 check.
+    /// Requests refused by the auth check (SigV4, role or API key), model
+    /// calls and listings alike.
     pub auth_failures: u64,
     /// 400 ValidationExceptions caused by the request itself (body, model id,
     /// `[double:too_long]`), not by `[double:error=…]`.
@@ -74,6 +80,13 @@ pub struct StatsSnapshot {
     /// shows here.
     #[serde(default)]
     pub connections_open: u64,
+    /// Model calls answered by a `/_double/fault` (a stall counts when it
+    /// starts).
+    #[serde(default)]
+    pub faults_served: u64,
+    /// `GET /inference-profiles` requests that passed auth.
+    #[serde(default)]
+    pub inference_profile_lists: u64,
 }
 
 #[derive(Default)]
@@ -89,6 +102,8 @@ struct Stats {
     validation_failures: AtomicU64,
     count_tokens: AtomicU64,
     connections_open: AtomicU64,
+    faults_served: AtomicU64,
+    inference_profile_lists: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -110,6 +125,8 @@ impl Stats {
             validation_failures: g(&self.validation_failures),
             count_tokens: g(&self.count_tokens),
             connections_open: g(&self.connections_open),
+            faults_served: g(&self.faults_served),
+            inference_profile_lists: g(&self.inference_profile_lists),
         }
     }
 
@@ -125,6 +142,8 @@ impl Stats {
             &self.auth_failures,
             &self.validation_failures,
             &self.count_tokens,
+            &self.faults_served,
+            &self.inference_profile_lists,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -143,13 +162,34 @@ pub struct RecordedRequest {
     pub body: Value,
     /// Lowercase header name → value (repeated headers joined with ", ").
     pub headers: serde_json::Map<String, Value>,
+    /// `"sigv4"`, `"bearer"`, or `null` when the request carried neither.
+    #[serde(default)]
+    pub auth: Option<String>,
+    /// Whether the request passed authentication.
+    #[serde(default)]
+    pub authorized: bool,
+    /// The access key id of the SigV4 credential.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    /// The region of the SigV4 credential scope.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// With `DOUBLE_ROLE_ARN`: the role of the moto session the access key
+    /// belongs to (set even when it is not the accepted role).
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    /// With `DOUBLE_ROLE_ARN`: that session's RoleSessionName.
+    #[serde(default)]
+    pub session_name: Option<String>,
 }
 
 struct Shared {
     cfg: DoubleConfig,
+    policy: Policy,
     stats: Stats,
     log: Mutex<VecDeque<RecordedRequest>>,
     cache: crate::cache::PromptCache,
+    faults: Faults,
 }
 
 impl Shared {
@@ -170,6 +210,7 @@ impl Shared {
         self.stats.reset();
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.cache.clear();
+        self.faults.clear();
     }
 }
 
@@ -202,9 +243,19 @@ impl Double {
         self.shared.recorded()
     }
 
-    /// Clears counters and the request log.
+    /// Clears counters, the request log, the prompt cache and any fault.
     pub fn reset(&self) {
         self.shared.reset();
+    }
+
+    /// Injects a fault into the next model calls, as `POST /_double/fault`.
+    pub fn set_fault(&self, spec: FaultSpec) {
+        self.shared.faults.set(spec);
+    }
+
+    /// What is left of the fault, as `GET /_double/fault`.
+    pub fn fault(&self) -> FaultSpec {
+        self.shared.faults.current()
     }
 
     /// The configuration in force.
@@ -225,10 +276,12 @@ pub async fn spawn(addr: SocketAddr, cfg: DoubleConfig) -> std::io::Result<Doubl
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
+        policy: Policy::new(&cfg),
         cfg,
         stats: Stats::default(),
         log: Mutex::new(VecDeque::with_capacity(REQUEST_LOG_LEN)),
         cache: Default::default(),
+        faults: Faults::default(),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx));
@@ -330,6 +383,29 @@ fn validation_error(message: &str) -> Response<ResBody> {
     aws_error(400, "ValidationException", BEDROCK_NS, message)
 }
 
+fn auth_error(e: &AuthError) -> Response<ResBody> {
+    // Bedrock models AccessDenied itself; the rest come from the front door.
+    let namespace = if matches!(e, AuthError::AccessDenied { .. }) { BEDROCK_NS } else { CORAL_NS };
+    aws_error(e.status(), e.error_type(), namespace, &e.message())
+}
+
+fn unknown_operation(method: &Method, path: &str) -> Response<ResBody> {
+    aws_error(404, "UnknownOperationException", CORAL_NS, &format!("No operation matches {method} {path}"))
+}
+
+/// The whole request body, or the 413 to answer instead.
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Box<Response<ResBody>>> {
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(_) => Err(Box::new(aws_error(
+            413,
+            "ValidationException",
+            BEDROCK_NS,
+            &format!("Request body exceeds {limit} bytes."),
+        ))),
+    }
+}
+
 fn directive_error(name: &str) -> Response<ResBody> {
     match behaviour::http_error(name) {
         Some((status, msg)) => aws_error(status, name, BEDROCK_NS, msg),
@@ -400,33 +476,108 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResBody
         (&Method::GET, "/_double/health") => {
             return json_response(StatusCode::OK, &json!({"ok": true}));
         }
+        (&Method::GET, "/_double/fault") => {
+            return json_response(StatusCode::OK, &json!(shared.faults.current()));
+        }
+        (&Method::POST, "/_double/fault") => return set_fault(&shared, req).await,
+        (&Method::GET, "/inference-profiles") => return list_inference_profiles(&shared, req).await,
         _ => {}
     }
     if !path.starts_with("/model/") {
-        return aws_error(
-            404,
-            "UnknownOperationException",
-            CORAL_NS,
-            &format!("No operation matches {} {path}", req.method()),
-        );
+        return unknown_operation(req.method(), &path);
     }
     handle_model(shared, req).await
+}
+
+/// `POST /_double/fault`: answers with the fault now in force.
+async fn set_fault(shared: &Shared, req: Request<Incoming>) -> Response<ResBody> {
+    let body = match read_body(req.into_body(), SMALL_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(resp) => return *resp,
+    };
+    match serde_json::from_slice::<FaultSpec>(&body) {
+        Ok(spec) => {
+            shared.faults.set(spec);
+            json_response(StatusCode::OK, &json!(shared.faults.current()))
+        }
+        Err(e) => json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"message": format!(
+                "expected {{\"kind\":\"throttle\"|\"error\"|\"stall\"|\"none\",\"count\":N,\"stall_ms\":M}}: {e}"
+            )}),
+        ),
+    }
+}
+
+/// The IAM action name of a model operation, for AccessDenied messages.
+fn action_of(op: Operation) -> String {
+    format!("bedrock:{}", op.name())
+}
+
+/// Checks auth, counting refusals in `auth_failures`.
+async fn authenticate(shared: &Shared, req: &sigv4::RequestParts<'_>, action: &str) -> (Caller, Result<(), AuthError>) {
+    let (caller, outcome) = shared.policy.authenticate(req, action).await;
+    if outcome.is_err() {
+        bump(&shared.stats.auth_failures);
+    }
+    (caller, outcome)
+}
+
+/// `GET /inference-profiles` (Bedrock's ListInferenceProfiles).
+async fn list_inference_profiles(shared: &Shared, req: Request<Incoming>) -> Response<ResBody> {
+    let (parts, body) = req.into_parts();
+    let body = match read_body(body, SMALL_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(resp) => return *resp,
+    };
+    let req_parts = sigv4::RequestParts {
+        method: parts.method.as_str(),
+        raw_path: parts.uri.path(),
+        raw_query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &body,
+    };
+    if let (_, Err(e)) = authenticate(shared, &req_parts, "bedrock:ListInferenceProfiles").await {
+        return auth_error(&e);
+    }
+    bump(&shared.stats.inference_profile_lists);
+    let all = profiles::profiles(shared.cfg.region_or_default(), |m| shared.cfg.serves(&m.anthropic_id));
+    match profiles::list_response(all, parts.uri.query()) {
+        Ok(page) => json_response(StatusCode::OK, &page),
+        Err(msg) => validation_error(&msg),
+    }
+}
+
+fn log_entry(
+    op: Operation,
+    model_id: &str,
+    body: &[u8],
+    parsed: Option<&Value>,
+    headers: &HeaderMap,
+    caller: Caller,
+    authorized: bool,
+) -> RecordedRequest {
+    RecordedRequest {
+        operation: op.name().to_string(),
+        model: model_id.to_string(),
+        body: parsed.cloned().unwrap_or_else(|| Value::String(String::from_utf8_lossy(body).into_owned())),
+        headers: headers_json(headers),
+        auth: caller.scheme.map(|s| s.name().to_string()),
+        authorized,
+        access_key_id: caller.access_key_id,
+        region: caller.region,
+        role_arn: caller.role_arn,
+        session_name: caller.session_name,
+    }
 }
 
 async fn handle_model(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResBody> {
     let started = Instant::now();
     bump(&shared.stats.requests);
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => {
-            return aws_error(
-                413,
-                "ValidationException",
-                BEDROCK_NS,
-                &format!("Request body exceeds {MAX_BODY_BYTES} bytes."),
-            )
-        }
+    let body = match read_body(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(resp) => return *resp,
     };
     let path = parts.uri.path();
     let (model_id, op) = match parse_model_path(path) {
@@ -434,18 +585,7 @@ async fn handle_model(shared: Arc<Shared>, req: Request<Incoming>) -> Response<R
         None => (String::new(), Operation::Unknown),
     };
     let parsed_body: Option<Value> = serde_json::from_slice(&body).ok();
-    shared.record(RecordedRequest {
-        operation: op.name().to_string(),
-        model: model_id.clone(),
-        body: parsed_body.clone().unwrap_or_else(|| Value::String(String::from_utf8_lossy(&body).into_owned())),
-        headers: headers_json(&parts.headers),
-    });
 
-    let verifier = sigv4::Verifier {
-        access_key_id: &shared.cfg.access_key_id,
-        secret_access_key: &shared.cfg.secret_access_key,
-        service: "bedrock",
-    };
     let req_parts = sigv4::RequestParts {
         method: parts.method.as_str(),
         raw_path: path,
@@ -453,18 +593,15 @@ async fn handle_model(shared: Arc<Shared>, req: Request<Incoming>) -> Response<R
         headers: &parts.headers,
         body: &body,
     };
-    if let Err(e) = sigv4::verify(&verifier, &req_parts) {
-        bump(&shared.stats.auth_failures);
-        return aws_error(403, e.error_type(), CORAL_NS, &e.message());
+    let (caller, outcome) = authenticate(&shared, &req_parts, &action_of(op)).await;
+    let entry = log_entry(op, &model_id, &body, parsed_body.as_ref(), &parts.headers, caller, outcome.is_ok());
+    shared.record(entry);
+    if let Err(e) = outcome {
+        return auth_error(&e);
     }
 
     if parts.method != Method::POST || op == Operation::Unknown {
-        return aws_error(
-            404,
-            "UnknownOperationException",
-            CORAL_NS,
-            &format!("No operation matches {} {path}", parts.method),
-        );
+        return unknown_operation(&parts.method, path);
     }
 
     match op {
@@ -484,19 +621,56 @@ struct Invocation {
     chunks: usize,
 }
 
-/// Shared prefix of both invoke operations: model id, body, directives.
+/// The model an invoke label names, if this double serves it: known,
+/// listed in `DOUBLE_MODELS` (when set) and, with `DOUBLE_REGION` set, a
+/// profile of the region's geo or a global one, as Bedrock refuses another
+/// geo's profiles.
+fn served_model(shared: &Shared, model_id: &str) -> Result<ModelInfo, Box<Response<ResBody>>> {
+    let fail = |msg: &str| {
+        bump(&shared.stats.validation_failures);
+        Box::new(validation_error(msg))
+    };
+    let model = models::resolve_invoke(model_id).map_err(|e| fail(&e.message()))?;
+    let geo = models::profile_geo(model_id);
+    let own_geo = shared.cfg.region.as_deref().map(profiles::geo_for_region);
+    let geo_served = match (geo, own_geo) {
+        (Some(geo), Some(own)) => geo == own || geo == "global",
+        _ => true,
+    };
+    if !geo_served || !shared.cfg.serves(&model.anthropic_id) {
+        return Err(fail(models::INVALID_MODEL_MESSAGE));
+    }
+    Ok(model)
+}
+
+/// The `/_double/fault` in force: an error to answer instead, or (after a
+/// stall) `None` to go on normally.
+async fn inject_fault(shared: &Shared) -> Option<Response<ResBody>> {
+    let injected = shared.faults.take()?;
+    bump(&shared.stats.faults_served);
+    match injected {
+        Injected::Throttle => Some(directive_error("ThrottlingException")),
+        Injected::Error => Some(directive_error("InternalServerException")),
+        Injected::Stall(d) => {
+            pause(d).await;
+            None
+        }
+    }
+}
+
+/// The rest of both invoke operations, once the model is known: body,
+/// directives, reply.
 fn prepare_invocation(
     shared: &Shared,
-    model_id: &str,
+    model: &ModelInfo,
     body: Option<Value>,
 ) -> Result<Invocation, Box<Response<ResBody>>> {
     let fail = |msg: &str| {
         bump(&shared.stats.validation_failures);
         Box::new(validation_error(msg))
     };
-    let model: ModelInfo = models::resolve_invoke(model_id).map_err(|e| fail(&e.message()))?;
     let body = body.ok_or_else(|| fail("Malformed input request, please reformat your input and try again."))?;
-    validate::validate_invoke_body(&body, &model).map_err(|m| fail(&m))?;
+    validate::validate_invoke_body(&body, model).map_err(|m| fail(&m))?;
     let directives = behaviour::directives_of(&body);
     if let Some(name) = &directives.error {
         return Err(Box::new(directive_error(name)));
@@ -524,7 +698,16 @@ async fn invoke(
     started: Instant,
 ) -> Response<ResBody> {
     bump(&shared.stats.invocations);
-    let inv = match prepare_invocation(shared, model_id, body) {
+    let model = match served_model(shared, model_id) {
+        Ok(m) => m,
+        Err(resp) => return *resp,
+    };
+    // After auth and the model check, before the body's: a throttled
+    // endpoint refuses whatever it is sent.
+    if let Some(resp) = inject_fault(shared).await {
+        return resp;
+    }
+    let inv = match prepare_invocation(shared, &model, body) {
         Ok(inv) => inv,
         Err(resp) => return *resp,
     };
@@ -668,7 +851,8 @@ async fn count_tokens(shared: &Shared, model_id: &str, body: Option<Value>) -> R
         validation_error(msg)
     };
     let model = match models::resolve_count_tokens(model_id) {
-        Ok(m) => m,
+        Ok(m) if shared.cfg.serves(&m.anthropic_id) => m,
+        Ok(_) => return fail(models::INVALID_MODEL_MESSAGE),
         Err(e) => return fail(&e.message()),
     };
     let Some(outer) = body else {

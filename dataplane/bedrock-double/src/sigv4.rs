@@ -3,8 +3,9 @@
 //! The canonicalisation core ([`canonical_request`], [`string_to_sign`],
 //! [`signing_key`], [`signature`]) is independent of the service name so it
 //! can be checked against the official AWS SigV4 test-suite vectors; the
-//! Bedrock-specific policy (service must be `bedrock`, access key must match)
-//! lives in [`verify`].
+//! Bedrock-specific checks (service must be `bedrock`, region and access key
+//! must match) live in [`verify`]; which credentials are accepted at all
+//! (static key, moto-issued role sessions, API keys) is [`crate::auth`]'s job.
 
 use hmac::{Hmac, Mac};
 use http::HeaderMap;
@@ -28,6 +29,19 @@ pub enum AuthError {
     UnknownAccessKey(String),
     /// The credential scope names a service other than the expected one.
     WrongService(String),
+    /// The credential scope names a region other than the double's.
+    WrongRegion { expected: String, got: String },
+    /// `x-amz-security-token` is missing or is not the session's token.
+    InvalidSecurityToken,
+    /// Authenticated, but as a principal the double does not serve.
+    AccessDenied { caller: String, action: String, allowed: String },
+    /// `Authorization: Bearer` with a key other than the configured one.
+    InvalidApiKey,
+    /// SigV4 (or another scheme) where only a Bearer API key is accepted.
+    ApiKeyRequired,
+    /// The double could not read the state it checks credentials against
+    /// (moto's STS); a fault of the test set-up, not of the request.
+    StateUnavailable(String),
     /// A header listed in `SignedHeaders` is absent from the request.
     MissingSignedHeader(String),
     /// `x-amz-content-sha256` disagrees with the body actually received.
@@ -40,8 +54,21 @@ impl AuthError {
     /// AWS error type name for the `x-amzn-ErrorType` header.
     pub fn error_type(&self) -> &'static str {
         match self {
-            AuthError::UnknownAccessKey(_) => "UnrecognizedClientException",
+            AuthError::UnknownAccessKey(_)
+            | AuthError::InvalidSecurityToken
+            | AuthError::InvalidApiKey
+            | AuthError::ApiKeyRequired => "UnrecognizedClientException",
+            AuthError::AccessDenied { .. } => "AccessDeniedException",
+            AuthError::StateUnavailable(_) => "InternalServerException",
             _ => "InvalidSignatureException",
+        }
+    }
+
+    /// HTTP status: 403, except when the double itself could not check.
+    pub fn status(&self) -> u16 {
+        match self {
+            AuthError::StateUnavailable(_) => 500,
+            _ => 403,
         }
     }
 
@@ -56,6 +83,19 @@ impl AuthError {
             AuthError::WrongService(svc) => {
                 format!("Credential should be scoped to correct service: 'bedrock'. (got '{svc}')")
             }
+            AuthError::WrongRegion { expected, got } => {
+                format!("Credential should be scoped to a valid region: '{expected}'. (got '{got}')")
+            }
+            AuthError::InvalidSecurityToken => "The security token included in the request is invalid.".to_string(),
+            AuthError::AccessDenied { caller, action, allowed } => format!(
+                "User: {caller} is not authorized to perform: {action} \
+                 (this endpoint accepts only sessions of {allowed})"
+            ),
+            AuthError::InvalidApiKey => "Authentication failed: Please make sure your API Key is valid.".to_string(),
+            AuthError::ApiKeyRequired => {
+                "This endpoint accepts only a Bedrock API key (Authorization: Bearer <key>).".to_string()
+            }
+            AuthError::StateUnavailable(why) => format!("The Bedrock double could not check the credentials: {why}"),
             AuthError::MissingSignedHeader(h) => {
                 format!("Header '{h}' is listed in SignedHeaders but is not present.")
             }
@@ -339,15 +379,34 @@ pub struct Verifier<'a> {
     pub access_key_id: &'a str,
     pub secret_access_key: &'a str,
     pub service: &'a str,
+    /// The only region the credential scope may name; `None`: any.
+    pub region: Option<&'a str>,
+}
+
+/// Parses the request's `Authorization` header (without verifying it), so
+/// the caller can look up the secret of the access key it names.
+pub fn authorization_of(headers: &HeaderMap) -> Result<AuthorizationHeader, AuthError> {
+    let raw = headers.get(http::header::AUTHORIZATION).ok_or(AuthError::MissingAuthorization)?;
+    let raw = raw.to_str().map_err(|_| AuthError::Malformed("non-ASCII Authorization header".into()))?;
+    parse_authorization(raw)
 }
 
 /// Verifies a header-signed request. On success returns the parsed header.
 pub fn verify(verifier: &Verifier<'_>, req: &RequestParts<'_>) -> Result<AuthorizationHeader, AuthError> {
-    let raw = req.headers.get(http::header::AUTHORIZATION).ok_or(AuthError::MissingAuthorization)?;
-    let raw = raw.to_str().map_err(|_| AuthError::Malformed("non-ASCII Authorization header".into()))?;
-    let auth = parse_authorization(raw)?;
+    verify_parsed(verifier, authorization_of(req.headers)?, req)
+}
+
+/// [`verify`] for a header already parsed with [`authorization_of`].
+pub fn verify_parsed(
+    verifier: &Verifier<'_>,
+    auth: AuthorizationHeader,
+    req: &RequestParts<'_>,
+) -> Result<AuthorizationHeader, AuthError> {
     if auth.service != verifier.service {
         return Err(AuthError::WrongService(auth.service.clone()));
+    }
+    if let Some(expected) = verifier.region.filter(|r| *r != auth.region) {
+        return Err(AuthError::WrongRegion { expected: expected.to_string(), got: auth.region.clone() });
     }
     if auth.access_key_id != verifier.access_key_id {
         return Err(AuthError::UnknownAccessKey(auth.access_key_id.clone()));
@@ -508,7 +567,7 @@ mod tests {
     #[test]
     fn get_vanilla_signature_matches_suite() {
         let headers = vanilla_headers(GET_VANILLA_SIG);
-        let verifier = Verifier { access_key_id: AK, secret_access_key: SECRET, service: "service" };
+        let verifier = Verifier { access_key_id: AK, secret_access_key: SECRET, service: "service", region: None };
         let req = RequestParts { method: "GET", raw_path: "/", raw_query: None, headers: &headers, body: b"" };
         let auth = verify(&verifier, &req).expect("official vector verifies");
         assert_eq!(auth.signature, GET_VANILLA_SIG);
@@ -517,7 +576,8 @@ mod tests {
     #[test]
     fn get_vanilla_with_wrong_secret_is_rejected() {
         let headers = vanilla_headers(GET_VANILLA_SIG);
-        let verifier = Verifier { access_key_id: AK, secret_access_key: "not-the-secret", service: "service" };
+        let verifier =
+            Verifier { access_key_id: AK, secret_access_key: "not-the-secret", service: "service", region: None };
         let req = RequestParts { method: "GET", raw_path: "/", raw_query: None, headers: &headers, body: b"" };
         assert_eq!(verify(&verifier, &req), Err(AuthError::SignatureMismatch));
     }
@@ -527,7 +587,7 @@ mod tests {
         let mut bad = GET_VANILLA_SIG.to_string();
         bad.replace_range(0..1, "6");
         let headers = vanilla_headers(&bad);
-        let verifier = Verifier { access_key_id: AK, secret_access_key: SECRET, service: "service" };
+        let verifier = Verifier { access_key_id: AK, secret_access_key: SECRET, service: "service", region: None };
         let req = RequestParts { method: "GET", raw_path: "/", raw_query: None, headers: &headers, body: b"" };
         assert_eq!(verify(&verifier, &req), Err(AuthError::SignatureMismatch));
     }
@@ -536,9 +596,10 @@ mod tests {
     fn wrong_service_and_unknown_key_are_distinguished() {
         let headers = vanilla_headers(GET_VANILLA_SIG);
         let req = RequestParts { method: "GET", raw_path: "/", raw_query: None, headers: &headers, body: b"" };
-        let bedrock = Verifier { access_key_id: AK, secret_access_key: SECRET, service: "bedrock" };
+        let bedrock = Verifier { access_key_id: AK, secret_access_key: SECRET, service: "bedrock", region: None };
         assert_eq!(verify(&bedrock, &req), Err(AuthError::WrongService("service".into())));
-        let other_key = Verifier { access_key_id: "AKIDOTHER", secret_access_key: SECRET, service: "service" };
+        let other_key =
+            Verifier { access_key_id: "AKIDOTHER", secret_access_key: SECRET, service: "service", region: None };
         let err = verify(&other_key, &req).unwrap_err();
         assert_eq!(err.error_type(), "UnrecognizedClientException");
     }
@@ -577,7 +638,7 @@ mod tests {
         sign(&mut headers, "POST", "/model/x/invoke", None, b"{}", &TEST_PARAMS);
         // An extra unsigned x-amz-security-token is ignored.
         headers.insert("x-amz-security-token", "tok".parse().unwrap());
-        let v = Verifier { access_key_id: "AK", secret_access_key: "SK", service: "bedrock" };
+        let v = Verifier { access_key_id: "AK", secret_access_key: "SK", service: "bedrock", region: None };
         let req = RequestParts {
             method: "POST",
             raw_path: "/model/x/invoke",
@@ -592,12 +653,28 @@ mod tests {
     }
 
     #[test]
+    fn scope_of_another_region_is_rejected() {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", "localhost:1".parse().unwrap());
+        sign(&mut headers, "POST", "/", None, b"{}", &TEST_PARAMS);
+        let req = RequestParts { method: "POST", raw_path: "/", raw_query: None, headers: &headers, body: b"{}" };
+        let west =
+            Verifier { access_key_id: "AK", secret_access_key: "SK", service: "bedrock", region: Some("us-west-2") };
+        let err = verify(&west, &req).unwrap_err();
+        assert_eq!(err, AuthError::WrongRegion { expected: "us-west-2".into(), got: "us-east-1".into() });
+        assert_eq!(err.error_type(), "InvalidSignatureException");
+        assert_eq!(err.message(), "Credential should be scoped to a valid region: 'us-west-2'. (got 'us-east-1')");
+        let east = Verifier { region: Some("us-east-1"), ..west };
+        assert!(verify(&east, &req).is_ok());
+    }
+
+    #[test]
     fn declared_payload_hash_must_match_body() {
         let mut headers = HeaderMap::new();
         headers.insert("host", "localhost:1".parse().unwrap());
         headers.insert("x-amz-content-sha256", sha256_hex(b"other").parse().unwrap());
         sign(&mut headers, "POST", "/", None, b"{}", &TEST_PARAMS);
-        let v = Verifier { access_key_id: "AK", secret_access_key: "SK", service: "bedrock" };
+        let v = Verifier { access_key_id: "AK", secret_access_key: "SK", service: "bedrock", region: None };
         let req = RequestParts { method: "POST", raw_path: "/", raw_query: None, headers: &headers, body: b"{}" };
         assert_eq!(verify(&v, &req), Err(AuthError::PayloadHashMismatch));
     }
