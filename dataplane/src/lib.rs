@@ -3,8 +3,8 @@
 //!
 //! A request's path through the crate: `http::serve` accepts it, `api` routes
 //! and authenticates it (`auth`, against the snapshot in `config`) and
-//! admits it under the `ratelimit`s, `models` picks the Bedrock model,
-//! `translate` adapts the body, `upstream` calls Bedrock, `stream` turns the
+//! admits it under the `ratelimit`s, `routing` picks the endpoints to try and `models` the
+//! Bedrock model, `translate` adapts the body, `upstream` calls Bedrock, `stream` turns the
 //! event stream into SSE, and `usage` records it. A request with
 //! Anthropic's web search tool goes through `websearch` instead of a single
 //! call: it searches and calls Bedrock again until the model answers.
@@ -22,6 +22,7 @@ pub mod http;
 pub mod models;
 pub mod ratelimit;
 pub mod report;
+pub mod routing;
 pub mod stream;
 pub mod translate;
 pub mod upstream;
@@ -113,6 +114,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let limiter = Arc::new(ratelimit::Limiter::new());
     let (sink, rx) = usage::UsageSink::new(limiter.clone(), store.budgets.clone());
+    let router = Arc::new(routing::Router::default());
     let signin = match (&settings.signin_url, &settings.control) {
         (Some(url), Some(c)) => Some(api::ControlPlaneHttp::new(url, &c.token)?),
         (Some(_), None) => return Err("CCAG_CONTROLPLANE_HTTP_URL needs CCAG_CONTROLPLANE_URL".into()),
@@ -127,7 +129,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
             control.address = format!("http://{local}");
             let held = control::load_persisted(&control.state_dir, &store);
             control::spawn_watch(control.clone(), store.clone(), held);
-            report::reporter::spawn(rx, control, store.budgets.clone())?
+            report::reporter::spawn(rx, control, store.budgets.clone(), router.clone())?
         }
         _ => {
             return Err("no configuration source: set CCAG_CONTROLPLANE_URL (with CCAG_DATAPLANE_TOKEN), \
@@ -147,6 +149,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let state = Arc::new(api::AppState {
         config: store,
         bedrock,
+        router,
         betas: Default::default(),
         usage: Arc::new(sink),
         limiter,
@@ -155,6 +158,17 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         tokens: Default::default(),
         signin,
         searcher: Arc::new(ccag_websearch::Searcher::new(outbound)),
+    });
+    // A new configuration's endpoints are built (and their assumed roles
+    // resolved) within a second, ahead of the first request that needs them.
+    let preparing = state.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Some(cfg) = preparing.config.get() {
+                preparing.router.prepare(&cfg, &preparing.bedrock);
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
     });
     tracing::info!(addr = %local, region = state.bedrock.region(), "data plane listening");
     // A plain line on stdout lets scripts and tests learn a port chosen by the OS.

@@ -42,6 +42,13 @@ pub struct UsageRecord {
     /// stops at zero).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub budget_cost_micro_usd: i64,
+    /// The endpoint that answered (or last refused); empty: the implicit one,
+    /// or none was called.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub endpoint_id: String,
+    /// Endpoints tried.
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -206,6 +213,8 @@ impl UsageRecord {
             started_at_ms,
             tpm: [0; 3],
             budget_cost_micro_usd: 0,
+            endpoint_id: String::new(),
+            attempts: 0,
         }
     }
 }

@@ -194,6 +194,25 @@ pub fn search_target(url: &str) -> Result<Target, OutboundError> {
     target(url, "a search provider's URL")
 }
 
+/// A Bedrock Runtime endpoint URL (VPC endpoints, FIPS, tests): the same
+/// rules as a webhook's, and nothing but a host (no path, query or
+/// fragment). Calls to it are signed with AWS credentials.
+pub fn bedrock_target(url: &str) -> Result<Target, OutboundError> {
+    let t = target(url, "a Bedrock endpoint URL")?;
+    if t.path != "/" || url.contains('#') {
+        return Err(OutboundError::BadUrl("a Bedrock endpoint URL names a host only, without a path or query".into()));
+    }
+    Ok(t)
+}
+
+/// An AWS service host (`*.amazonaws.com`, `*.amazonaws.com.cn`,
+/// `*.api.aws`): its addresses may be private (VPC endpoints with private
+/// DNS), so they are not checked against the policy.
+pub fn is_aws_host(host: &str) -> bool {
+    let h = host.trim_end_matches('.').to_ascii_lowercase();
+    [".amazonaws.com", ".amazonaws.com.cn", ".api.aws"].iter().any(|s| h.ends_with(s) && h.len() > s.len())
+}
+
 fn target(url: &str, what: &str) -> Result<Target, OutboundError> {
     let uri: http::Uri = url.trim().parse().map_err(|e: http::uri::InvalidUri| OutboundError::BadUrl(e.to_string()))?;
     let https = match uri.scheme_str() {
@@ -222,6 +241,25 @@ fn target(url: &str, what: &str) -> Result<Target, OutboundError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bedrock_endpoint_url_is_a_host_only() {
+        assert!(bedrock_target("https://vpce-1.bedrock-runtime.us-east-1.vpce.amazonaws.com").is_ok());
+        assert!(bedrock_target("http://127.0.0.1:9000/").is_ok());
+        assert!(bedrock_target("https://x.example/model").is_err());
+        assert!(bedrock_target("https://x.example/?a=1").is_err());
+        assert!(bedrock_target("http://bedrock.example").is_err());
+        assert!(bedrock_target("https://u:p@x.example").is_err());
+    }
+
+    #[test]
+    fn aws_hosts_are_recognised_by_their_suffix() {
+        assert!(is_aws_host("bedrock-runtime.us-east-1.amazonaws.com"));
+        assert!(is_aws_host("bedrock-runtime.cn-north-1.amazonaws.com.cn"));
+        assert!(is_aws_host("bedrock-runtime.us-east-1.api.aws"));
+        assert!(!is_aws_host("amazonaws.com.evil.example"));
+        assert!(!is_aws_host(".amazonaws.com"));
+    }
 
     fn refused(p: &Policy, ip: &str) -> Option<&'static str> {
         p.refusal(ip.parse().unwrap())

@@ -18,6 +18,7 @@ pub mod admin {
 pub mod budget;
 pub mod models;
 pub mod pricing;
+pub mod routing;
 pub mod signin;
 
 /// Every service's descriptors, for gRPC server reflection.

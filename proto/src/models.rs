@@ -109,17 +109,19 @@ pub fn find(name: &str) -> Option<&'static KnownModel> {
 /// The Bedrock model id a name runs on when no explicit mapping names it:
 /// Bedrock ids and ARNs as given, a catalogue model on the geo's inference
 /// profile, and a Claude id newer than this build named as Bedrock names
-/// them. `None`: no Claude model goes by that name.
+/// them. An empty geo names the in-region foundation model. `None`: no
+/// Claude model goes by that name.
 pub fn derived_bedrock_id(name: &str, geo: &str) -> Option<String> {
+    let dot = if geo.is_empty() { "" } else { "." };
     if name.starts_with("arn:") || name.contains("anthropic.") {
         Some(name.to_owned())
     } else if let Some(known) = find(name) {
-        Some(format!("{geo}.{}", known.foundation))
+        Some(format!("{geo}{dot}{}", known.foundation))
     } else if name.starts_with("claude-") && has_version(name) {
         // Bedrock names a model after its Anthropic id, with the `-v1:0`
         // suffix that dated ids carry.
         let dated = name.rsplit('-').next().is_some_and(|t| t.len() == 8 && t.bytes().all(|b| b.is_ascii_digit()));
-        Some(format!("{geo}.anthropic.{name}{}", if dated { "-v1:0" } else { "" }))
+        Some(format!("{geo}{dot}anthropic.{name}{}", if dated { "-v1:0" } else { "" }))
     } else {
         None
     }
@@ -164,6 +166,11 @@ mod tests {
         assert_eq!(find("claude-sonnet-4-5").map(|m| m.id), Some("claude-sonnet-4-5-20250929"));
         assert_eq!(find("opus").map(|m| m.id), Some("claude-opus-5-5"));
         assert!(find("gpt-4o").is_none());
+    }
+
+    #[test]
+    fn an_empty_geo_names_the_foundation_model() {
+        assert_eq!(derived_bedrock_id("claude-opus-4-6", "").unwrap(), "anthropic.claude-opus-4-6-v1");
     }
 
     #[test]

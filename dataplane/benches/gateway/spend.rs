@@ -168,7 +168,11 @@ pub async fn run(cp: &ControlPlane, admin: &Admin, users: usize, rate: f64, secs
                     .collect();
                 let sent = Instant::now();
                 let resp = c
-                    .report_usage(ReportUsageRequest { dataplane_id: format!("bench-spend-{r}"), records })
+                    .report_usage(ReportUsageRequest {
+                        dataplane_id: format!("bench-spend-{r}"),
+                        records,
+                        endpoints: Vec::new(),
+                    })
                     .await
                     .map_err(|e| format!("ReportUsage: {e}"))?
                     .into_inner();

@@ -12,7 +12,6 @@ use hyper::body::Incoming;
 use super::{json, read_body, Admitted, AppState, Caller};
 use crate::http::body::ResBody;
 use crate::http::error::ApiError;
-use crate::models::resolve;
 use crate::stream::Usage;
 use crate::translate::{count_tokens_body, parse_messages_request};
 use crate::usage::{Meter, Outcome};
@@ -46,9 +45,19 @@ async fn count(
     let mut request = parse_messages_request(&bytes, false)?;
     tracing::Span::current().record("model", request.model.as_str());
     meter.record.model.clone_from(&request.model);
-    let resolved = resolve(&request.model, &cfg.mappings, state.geo(cfg))
+    let key = &caller.key;
+    let plan = state.router.plan(cfg, &state.bedrock, &key.team_id, &key.user_id, &request.model)?;
+    // Counting is cheap and optional for clients: the first endpoint that
+    // takes traffic counts, without failover.
+    let now = std::time::Instant::now();
+    let route = plan.iter().find(|r| r.claim(now)).unwrap_or(&plan[0]);
+    let resolved = route
+        .spec
+        .resolve(&request.model, &cfg.mappings, cfg.geo.as_deref())
         .ok_or_else(|| ApiError::NotFound(format!("model: {}", request.model)))?;
     meter.record.bedrock_model.clone_from(&resolved.bedrock_id);
+    meter.record.endpoint_id.clone_from(&route.spec.id);
+    meter.record.attempts = 1;
     // CountTokens takes foundation-model ids only.
     let Some(foundation) = resolved.foundation_id.as_deref() else {
         return Err(ApiError::NotSupported(format!(
@@ -57,7 +66,9 @@ async fn count(
         )));
     };
     let body = count_tokens_body(&mut request, &resolved.caps);
-    let counted = tokio::time::timeout(cfg.limits.request_timeout, state.bedrock.count_tokens(foundation, body)).await;
+    let who = crate::upstream::Principal { user_id: &key.user_id, email: &key.user_email };
+    let counted =
+        tokio::time::timeout(cfg.limits.request_timeout, route.client.count_tokens(foundation, &body, who)).await;
     match counted {
         Ok(Ok(n)) => Ok(json(StatusCode::OK, format!(r#"{{"input_tokens":{}}}"#, n.max(0)))),
         Ok(Err(e)) => {

@@ -77,6 +77,7 @@ mod tests {
             id: "k1".into(),
             name: String::new(),
             user_id: "u1".into(),
+            user_email: String::new(),
             team_id: "t1".into(),
             active: true,
             expires_at: None,

@@ -21,10 +21,9 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use tracing::Instrument;
 
-use crate::config::{ConfigStore, RuntimeConfig};
+use crate::config::ConfigStore;
 use crate::http::body::{full, ResBody};
 use crate::http::error::ApiError;
-use crate::models::geo_for_region;
 use crate::translate::betas::BetaMemory;
 use crate::upstream::Bedrock;
 use crate::usage::UsageSink;
@@ -34,7 +33,10 @@ pub use passthrough::ControlPlaneHttp;
 
 pub struct AppState {
     pub config: Arc<ConfigStore>,
+    /// The AWS environment the endpoints' clients are built from.
     pub bedrock: Bedrock,
+    /// Each request's endpoints, and what is known of their health.
+    pub router: Arc<crate::routing::Router>,
     pub betas: BetaMemory,
     pub usage: Arc<UsageSink>,
     pub limiter: Arc<crate::ratelimit::Limiter>,
@@ -47,17 +49,6 @@ pub struct AppState {
     pub signin: Option<passthrough::ControlPlaneHttp>,
     /// Runs web searches (`CCAG_OUTBOUND_ALLOW_CIDRS` applies).
     pub searcher: Arc<ccag_websearch::Searcher>,
-}
-
-impl AppState {
-    /// The inference-profile geo: forced by the snapshot, else derived from
-    /// the snapshot's region, else from the AWS environment's region.
-    fn geo<'a>(&'a self, cfg: &'a RuntimeConfig) -> &'a str {
-        if let Some(g) = cfg.geo.as_deref() {
-            return g;
-        }
-        geo_for_region(cfg.region.as_deref().unwrap_or(self.bedrock.region()))
-    }
 }
 
 impl crate::http::App for AppState {

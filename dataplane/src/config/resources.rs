@@ -46,6 +46,7 @@ pub fn name_of(kind: &Kind) -> (ResourceType, &str) {
         Kind::Identity(_) => (ResourceType::Identity, ""),
         Kind::WebSearch(_) => (ResourceType::WebSearch, ""),
         Kind::UserSearchProvider(p) => (ResourceType::UserSearchProvider, &p.id),
+        Kind::TeamRouting(t) => (ResourceType::TeamRouting, &t.id),
     }
 }
 
@@ -217,16 +218,27 @@ impl ResourceSet {
             put(Kind::Model(m));
         }
         let routing = s.routing.unwrap_or_default();
-        if !routing.region.trim().is_empty() {
+        if s.endpoints.is_empty() && !routing.region.trim().is_empty() {
             put(Kind::Endpoint(pb::Endpoint {
                 id: "snapshot".into(),
                 name: "snapshot".into(),
                 region: routing.region,
                 enabled: true,
-                priority: 0,
+                ..Default::default()
             }));
         }
-        put(Kind::Settings(pb::GatewaySettings { geo: routing.geo, limits: s.limits, extra_betas: s.extra_betas }));
+        for e in s.endpoints {
+            put(Kind::Endpoint(e));
+        }
+        for t in s.team_routing {
+            put(Kind::TeamRouting(t));
+        }
+        put(Kind::Settings(pb::GatewaySettings {
+            geo: routing.geo,
+            limits: s.limits,
+            extra_betas: s.extra_betas,
+            routing: routing.policy,
+        }));
         put(Kind::Shares(pb::LimitShares { dataplane_count: s.dataplane_count, shares: Vec::new() }));
         ResourceSet { epoch: String::new(), revision: s.version, items }
     }

@@ -24,6 +24,8 @@ pub enum SnapshotError {
     BadSigningKey(String),
     #[error("search provider {0:?}: {1}")]
     BadSearchProvider(String, String),
+    #[error(transparent)]
+    Routing(#[from] crate::routing::SpecError),
     #[error("snapshot version {offered} is older than the held version {held}")]
     Stale { offered: u64, held: u64 },
 }
@@ -51,6 +53,8 @@ pub struct KeyEntry {
     pub id: String,
     pub name: String,
     pub user_id: String,
+    /// The owner's email (per-user STS sessions name it); may be empty.
+    pub user_email: String,
     pub team_id: String,
     pub active: bool,
     /// Unix seconds; `None` when the key never expires.
@@ -128,7 +132,13 @@ pub struct RuntimeConfig {
     pub signing_keys: Vec<SigningKey>,
     pub mappings: HashMap<String, String>,
     pub catalogue: Vec<pb::ModelInfo>,
-    pub region: Option<String>,
+    /// Enabled endpoints by priority, then name; none: the AWS environment's.
+    pub endpoints: Vec<Arc<crate::routing::EndpointSpec>>,
+    pub team_routes: HashMap<String, crate::routing::TeamRoute>,
+    pub routing: crate::routing::Policy,
+    /// The endpoints' clients, built by the router on first use.
+    pub routes: std::sync::OnceLock<Vec<crate::routing::Route>>,
+    /// The organisation's forced inference-profile geo (`routing.geo`).
     pub geo: Option<String>,
     pub limits: Limits,
     pub extra_betas: HashSet<String>,
@@ -171,7 +181,8 @@ impl RuntimeConfig {
         let mut catalogue = Vec::new();
         let mut user_limits = HashMap::new();
         let mut team_limits = HashMap::new();
-        let mut endpoints: Vec<&pb::Endpoint> = Vec::new();
+        let mut endpoints = Vec::new();
+        let mut team_routes = HashMap::new();
         let mut settings = None;
         let mut shares = None;
         let mut web_search = None;
@@ -185,6 +196,7 @@ impl RuntimeConfig {
                         id: k.id.clone(),
                         name: k.name.clone(),
                         user_id: k.user_id.clone(),
+                        user_email: k.user_email.clone(),
                         team_id: k.team_id.clone(),
                         active: k.status == pb::KeyStatus::Active as i32,
                         expires_at: (k.expires_at > 0).then_some(k.expires_at),
@@ -219,7 +231,14 @@ impl RuntimeConfig {
                         });
                     }
                 }
-                Kind::Endpoint(e) => endpoints.push(e),
+                Kind::Endpoint(e) => {
+                    if let Some(spec) = crate::routing::EndpointSpec::from_pb(e)? {
+                        endpoints.push(Arc::new(spec));
+                    }
+                }
+                Kind::TeamRouting(t) => {
+                    team_routes.insert(t.id.clone(), crate::routing::TeamRoute::from_pb(t)?);
+                }
                 // Held by the budgets (`crate::budget::Book`).
                 Kind::UserBudget(_) | Kind::TeamBudget(_) | Kind::Prices(_) => {}
                 Kind::Settings(s) => settings = Some(s),
@@ -240,8 +259,6 @@ impl RuntimeConfig {
             }
         }
         catalogue.sort_by(|a, b| a.id.cmp(&b.id));
-        // The first enabled endpoint, by priority then name, sets the region.
-        endpoints.retain(|e| e.enabled);
         endpoints.sort_by(|a, b| (a.priority, &a.name, &a.id).cmp(&(b.priority, &b.name, &b.id)));
         let nonempty = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
         let default_settings = pb::GatewaySettings::default();
@@ -267,7 +284,10 @@ impl RuntimeConfig {
             signing_keys,
             mappings,
             catalogue,
-            region: endpoints.first().and_then(|e| nonempty(&e.region)),
+            endpoints,
+            team_routes,
+            routing: crate::routing::Policy::from_pb(settings.routing.as_ref()),
+            routes: std::sync::OnceLock::new(),
             geo: nonempty(&settings.geo),
             limits: Limits::from_pb(settings.limits.as_ref()),
             extra_betas: settings.extra_betas.iter().map(|b| b.trim().to_owned()).filter(|b| !b.is_empty()).collect(),

@@ -50,6 +50,7 @@ pub fn spawn(
     mut rx: mpsc::Receiver<UsageRecord>,
     control: ControlSettings,
     budgets: Arc<crate::budget::Budgets>,
+    router: Arc<crate::routing::Router>,
 ) -> Result<JoinHandle<()>, String> {
     let spool = Spool::open(&control.state_dir, MAX_SPOOL_BYTES)
         .map_err(|e| format!("opening the usage spool in {}: {e}", control.state_dir.display()))?;
@@ -58,7 +59,7 @@ pub fn spawn(
     }
     let spool = Arc::new(Mutex::new(spool));
     let wake = Arc::new(Notify::new());
-    tokio::spawn(send_loop(spool.clone(), wake.clone(), control, budgets));
+    tokio::spawn(send_loop(spool.clone(), wake.clone(), control, budgets, router));
     Ok(tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {
@@ -80,6 +81,7 @@ async fn send_loop(
     wake: Arc<Notify>,
     control: ControlSettings,
     budgets: Arc<crate::budget::Budgets>,
+    router: Arc<crate::routing::Router>,
 ) {
     let mut backoff = Backoff::new();
     let mut client = None;
@@ -125,9 +127,11 @@ async fn send_loop(
             .filter(|r| r.budget_cost_micro_usd > 0)
             .map(|r| (r.user_id.clone(), r.team_id.clone(), r.budget_cost_micro_usd))
             .collect();
+        let endpoints = router.take_reports();
         let req = pb::ReportUsageRequest {
             dataplane_id: control.id.clone(),
             records: records.into_iter().map(to_pb).collect(),
+            endpoints: endpoints.clone(),
         };
         if count < BATCH {
             last_report = Some(tokio::time::Instant::now());
@@ -146,6 +150,7 @@ async fn send_loop(
                 backoff.reset();
             }
             Err(e) => {
+                router.restore_reports(&endpoints);
                 tracing::warn!(error = %e, pending = count, "usage report failed; will retry");
                 client = None;
                 tokio::time::sleep(backoff.delay()).await;
@@ -189,5 +194,7 @@ fn to_pb(r: UsageRecord) -> pb::UsageRecord {
         started_at_ms: r.started_at_ms,
         cache_creation_1h_input_tokens: r.usage.cache_creation_1h_input_tokens,
         web_search_requests: r.usage.web_search_requests,
+        endpoint_id: r.endpoint_id,
+        attempts: r.attempts,
     }
 }

@@ -43,9 +43,14 @@ pub fn requested<'a>(headers: &'a HeaderMap, body_betas: Option<&'a Value>) -> V
 
 /// The betas to send: renamed, allowed, not known to be rejected by this
 /// model, in request order, without duplicates.
-pub fn select(requested: &[&str], context_1m: bool, extra: &HashSet<String>, rejected: &[String]) -> Vec<String> {
+pub fn select<S: AsRef<str>>(
+    requested: &[S],
+    context_1m: bool,
+    extra: &HashSet<String>,
+    rejected: &[String],
+) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(requested.len() + 1);
-    let wanted = requested.iter().copied().chain(context_1m.then_some(crate::models::CONTEXT_1M_BETA));
+    let wanted = requested.iter().map(AsRef::as_ref).chain(context_1m.then_some(crate::models::CONTEXT_1M_BETA));
     for beta in wanted {
         let beta = RENAMED.iter().find(|(from, _)| *from == beta).map_or(beta, |(_, to)| to);
         let allowed = BEDROCK_BETAS.contains(&beta) || extra.contains(beta);

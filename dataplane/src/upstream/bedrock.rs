@@ -5,30 +5,36 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
-use aws_sdk_bedrockruntime::primitives::Blob;
-use aws_sdk_bedrockruntime::types::{CountTokensInput, InvokeModelTokensRequest};
-use aws_sdk_bedrockruntime::Client;
 use aws_types::service_config::ServiceConfigKey;
 use aws_types::SdkConfig;
-use bytes::Bytes;
+use dashmap::DashMap;
 use http::HeaderValue;
 
-use super::client::{Auth, EventStream, Runtime};
+use super::client::{http_client, Auth, HttpClient, Runtime};
 use super::credentials::CredentialCache;
-use super::UpstreamError;
+use super::sts::{RoleKey, RoleSessions, Sts};
+use crate::routing::{Credentials, EndpointSpec};
 
-/// Bedrock Runtime for every request: one pooled client for the invocations
-/// and one SDK client for CountTokens, shared by every request.
-#[derive(Clone)]
+/// The AWS environment every endpoint starts from: the data plane's region,
+/// credentials and endpoint settings (`AWS_REGION`, profiles, IMDS,
+/// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`, `AWS_BEARER_TOKEN_BEDROCK`), one
+/// pooled HTTP client, and the sessions of the roles endpoints assume, kept
+/// across configuration changes.
 pub struct Bedrock {
-    runtime: Arc<Runtime>,
-    client: Client,
+    http: HttpClient,
     region: String,
+    /// An explicit endpoint from the environment, which wins over the
+    /// regional URL of every endpoint without its own.
+    env_url: Option<String>,
+    fips: bool,
+    default_auth: Auth,
+    sts: Sts,
+    roles: DashMap<RoleKey, Arc<RoleSessions>>,
+    /// The endpoint of a configuration that names none.
+    default: Arc<Runtime>,
 }
 
 impl Bedrock {
-    /// Region, credentials and endpoint come from the standard AWS chain
-    /// (`AWS_REGION`, profiles, IMDS, `AWS_ENDPOINT_URL_BEDROCK_RUNTIME`).
     pub async fn from_env() -> Result<Self, String> {
         let region = RegionProviderChain::default_provider().or_else(Region::from_static("us-east-1"));
         let conf = aws_config::defaults(BehaviorVersion::latest())
@@ -40,68 +46,76 @@ impl Bedrock {
             .load()
             .await;
         let region = conf.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
-        let endpoint = endpoint(&conf, &region);
-        let auth = match service_setting(&conf, "bedrock", "AWS_BEARER_TOKEN", "") {
-            Some(token) => Auth::Bearer(
-                HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| "AWS_BEARER_TOKEN_BEDROCK is not a valid header value".to_string())?,
-            ),
-            None => Auth::SigV4(CredentialCache::new(conf.credentials_provider())),
+        let env_url = service_setting(&conf, "Bedrock Runtime", "AWS_ENDPOINT_URL", "endpoint_url")
+            .or_else(|| conf.endpoint_url().map(str::to_owned));
+        let fips = conf.use_fips() == Some(true);
+        let default_auth = match service_setting(&conf, "bedrock", "AWS_BEARER_TOKEN", "") {
+            Some(token) => {
+                Auth::Bearer(bearer(&token).map_err(|()| "AWS_BEARER_TOKEN_BEDROCK is not a valid header value")?)
+            }
+            None => Auth::SigV4(Arc::new(CredentialCache::new(conf.credentials_provider()))),
         };
-        let runtime = Runtime::new(&endpoint, region.clone(), auth)?;
-        tracing::info!(%endpoint, %region, "Bedrock Runtime");
-        Ok(Bedrock { runtime: Arc::new(runtime), client: Client::new(&conf), region })
+        let http = http_client()?;
+        let url = env_url.clone().unwrap_or_else(|| regional_url(&region, fips));
+        let default = Arc::new(Runtime::new(http.clone(), &url, region.clone(), default_auth.clone())?);
+        tracing::info!(endpoint = %url, %region, "Bedrock Runtime");
+        Ok(Bedrock { http, region, env_url, fips, default_auth, sts: Sts::new(&conf), roles: DashMap::new(), default })
     }
 
+    /// The data plane's own region (of the endpoint used when the
+    /// configuration names none).
     pub fn region(&self) -> &str {
         &self.region
     }
 
-    pub async fn invoke(&self, model: &str, body: Vec<u8>) -> Result<Bytes, UpstreamError> {
-        self.runtime.invoke(model, body).await
+    pub fn default_endpoint(&self) -> &Arc<Runtime> {
+        &self.default
     }
 
-    pub async fn stream(&self, model: &str, body: Vec<u8>) -> Result<EventStream, UpstreamError> {
-        self.runtime.stream(model, body).await
-    }
-
-    /// Starts a stream and reads its first event, both within
-    /// `first_byte_timeout`: a response's status is held until then, so that
-    /// a refusal before any content is still a real HTTP status.
-    pub async fn open_stream(
-        &self,
-        model: &str,
-        body: Vec<u8>,
-        first_byte_timeout: std::time::Duration,
-    ) -> Result<(EventStream, Bytes), UpstreamError> {
-        let deadline = tokio::time::Instant::now() + first_byte_timeout;
-        let mut rx = match tokio::time::timeout_at(deadline, self.stream(model, body)).await {
-            Ok(r) => r?,
-            Err(_) => return Err(UpstreamError::Timeout),
+    /// The client of one configured endpoint. Its assumed role keeps the
+    /// sessions it already has; the HTTP pool is shared, so it keeps its
+    /// connections too.
+    pub fn build(&self, spec: &EndpointSpec) -> Result<Runtime, String> {
+        let url = match (&spec.url, &self.env_url) {
+            (Some(u), _) | (None, Some(u)) => u.clone(),
+            (None, None) => regional_url(&spec.region, self.fips),
         };
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Ok(Some(first))) => Ok((rx, first)),
-            Ok(Ok(None)) => Err(UpstreamError::Protocol("empty event stream".into())),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(UpstreamError::Timeout),
-        }
+        let auth = match &spec.credentials {
+            Credentials::Default => self.default_auth.clone(),
+            Credentials::MissingKey => {
+                return Err(format!("endpoint {}: its API key did not reach this data plane", spec.name))
+            }
+            Credentials::ApiKey(key) => Auth::Bearer(
+                bearer(key).map_err(|()| format!("endpoint {}: the API key is not a header value", spec.name))?,
+            ),
+            Credentials::AssumeRole { role_arn, external_id, per_user_sessions } => {
+                let key = RoleKey { role_arn: role_arn.clone(), external_id: external_id.clone() };
+                let sessions = self
+                    .roles
+                    .entry(key.clone())
+                    .or_insert_with(|| RoleSessions::new(self.sts.clone(), key, &spec.name))
+                    .clone();
+                Auth::Role { sessions, per_user: *per_user_sessions }
+            }
+        };
+        Runtime::new(self.http.clone(), &url, spec.region.clone(), auth)
     }
 
-    pub async fn count_tokens(&self, foundation_model: &str, body: Vec<u8>) -> Result<i32, UpstreamError> {
-        let input = InvokeModelTokensRequest::builder()
-            .body(Blob::new(body))
-            .build()
-            .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
-        let out = self
-            .client
-            .count_tokens()
-            .model_id(foundation_model)
-            .input(CountTokensInput::InvokeModel(input))
-            .send()
-            .await
-            .map_err(UpstreamError::from_sdk)?;
-        Ok(out.input_tokens)
+    /// Forgets the sessions of roles no endpoint assumes any more.
+    pub fn retain_roles(&self, live: &[&EndpointSpec]) {
+        self.roles.retain(|k, _| {
+            live.iter().any(|s| {
+                matches!(&s.credentials, Credentials::AssumeRole { role_arn, external_id, .. }
+                    if *role_arn == k.role_arn && *external_id == k.external_id)
+            })
+        });
     }
+}
+
+fn bearer(token: &str) -> Result<HeaderValue, ()> {
+    let mut v = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| ())?;
+    v.set_sensitive(true);
+    Ok(v)
 }
 
 /// A per-service setting as the SDKs read it: the service's own environment
@@ -111,17 +125,22 @@ fn service_setting(conf: &SdkConfig, service_id: &str, env: &str, profile: &str)
     conf.service_config()?.load_config(key).filter(|v| !v.is_empty())
 }
 
-/// Where the invocations go, resolved as aws-sdk-bedrockruntime resolves it:
-/// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` (or the profile's `bedrock_runtime`
-/// `endpoint_url`), then `AWS_ENDPOINT_URL`, then the regional endpoint
-/// (FIPS when `AWS_USE_FIPS_ENDPOINT` is set).
-fn endpoint(conf: &SdkConfig, region: &str) -> String {
-    if let Some(url) = service_setting(conf, "Bedrock Runtime", "AWS_ENDPOINT_URL", "endpoint_url")
-        .or_else(|| conf.endpoint_url().map(str::to_owned))
-    {
-        return url;
-    }
-    let fips = if conf.use_fips() == Some(true) { "-fips" } else { "" };
+/// The regional endpoint, as aws-sdk-bedrockruntime resolves it (FIPS when
+/// `AWS_USE_FIPS_ENDPOINT` is set).
+fn regional_url(region: &str, fips: bool) -> String {
+    let fips = if fips { "-fips" } else { "" };
     let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
     format!("https://bedrock-runtime{fips}.{region}.{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regional_urls_follow_the_partition_and_fips() {
+        assert_eq!(regional_url("eu-west-1", false), "https://bedrock-runtime.eu-west-1.amazonaws.com");
+        assert_eq!(regional_url("us-east-1", true), "https://bedrock-runtime-fips.us-east-1.amazonaws.com");
+        assert_eq!(regional_url("cn-north-1", false), "https://bedrock-runtime.cn-north-1.amazonaws.com.cn");
+    }
 }

@@ -21,8 +21,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use std::sync::Arc;
+
 use super::credentials::CredentialCache;
 use super::eventstream::{Decoder, StreamEvent};
+use super::sts::RoleSessions;
 use super::UpstreamError;
 
 /// Bedrock's signing name (it differs from the endpoint prefix `bedrock-runtime`).
@@ -44,6 +47,7 @@ static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/jso
 enum Operation {
     Invoke,
     Stream,
+    CountTokens,
 }
 
 impl Operation {
@@ -51,21 +55,46 @@ impl Operation {
         match self {
             Operation::Invoke => "/invoke",
             Operation::Stream => "/invoke-with-response-stream",
+            Operation::CountTokens => "/count-tokens",
         }
     }
 }
 
+#[derive(Clone)]
 pub enum Auth {
-    SigV4(CredentialCache),
-    /// A Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`), sent instead of a signature.
+    SigV4(Arc<CredentialCache>),
+    /// An assumed role: its shared session, or the caller's own.
+    Role {
+        sessions: Arc<RoleSessions>,
+        per_user: bool,
+    },
+    /// A Bedrock API key (`AWS_BEARER_TOKEN_BEDROCK`, or an endpoint's), sent
+    /// instead of a signature.
     Bearer(HeaderValue),
 }
 
+/// Who a call is made for: per-user STS sessions name them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Principal<'a> {
+    pub user_id: &'a str,
+    pub email: &'a str,
+}
+
+/// One pooled client for every endpoint: hyper keeps a pool per host, so
+/// endpoints do not share connections, and an endpoint whose configuration
+/// changes keeps its warm connections.
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
 pub struct Runtime {
-    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    http: HttpClient,
     /// `scheme://authority` with any base path, without a trailing slash.
     base: String,
     host: HeaderValue,
+    /// Where the Bedrock control API (ListInferenceProfiles) is: the
+    /// runtime's host with `bedrock-runtime` replaced by `bedrock`; a host
+    /// that is not AWS's (a double) serves both.
+    control_base: String,
+    control_host: HeaderValue,
     region: String,
     auth: Auth,
     /// Built once: the default carries an allocated list of excluded headers,
@@ -74,7 +103,7 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(endpoint: &str, region: String, auth: Auth) -> Result<Self, String> {
+    pub fn new(http: HttpClient, endpoint: &str, region: String, auth: Auth) -> Result<Self, String> {
         let uri: Uri = endpoint.parse().map_err(|e| format!("Bedrock endpoint {endpoint:?}: {e}"))?;
         let authority = uri.authority().ok_or_else(|| format!("Bedrock endpoint {endpoint:?} has no host"))?;
         let default_port = match uri.scheme_str() {
@@ -87,9 +116,13 @@ impl Runtime {
             Some(p) if p != default_port => format!("{}:{p}", authority.host()),
             _ => authority.host().to_owned(),
         };
+        let control = |v: &str| v.replacen("bedrock-runtime", "bedrock", 1);
+        let base = endpoint.trim_end_matches('/').to_owned();
         Ok(Runtime {
-            http: http_client()?,
-            base: endpoint.trim_end_matches('/').to_owned(),
+            http,
+            control_base: control(&base),
+            control_host: HeaderValue::from_str(&control(&host)).map_err(|e| e.to_string())?,
+            base,
             host: HeaderValue::from_str(&host).map_err(|e| e.to_string())?,
             region,
             auth,
@@ -101,21 +134,182 @@ impl Runtime {
         })
     }
 
-    pub async fn invoke(&self, model: &str, body: Vec<u8>) -> Result<Bytes, UpstreamError> {
-        let res = self.send(model, Operation::Invoke, body).await?;
-        let body = Limited::new(res.into_body(), MAX_ANSWER_BYTES)
-            .collect()
-            .await
-            .map_err(|e| UpstreamError::Unreachable(format!("reading Bedrock's answer: {e}")))?;
-        Ok(body.to_bytes())
+    pub fn region(&self) -> &str {
+        &self.region
     }
 
-    pub async fn stream(&self, model: &str, body: Vec<u8>) -> Result<EventStream, UpstreamError> {
-        let res = self.send(model, Operation::Stream, body).await?;
+    pub async fn invoke(&self, model: &str, body: Vec<u8>, who: Principal<'_>) -> Result<Bytes, UpstreamError> {
+        let res = self.send(model, Operation::Invoke, body, who).await?;
+        read_all(res).await
+    }
+
+    pub async fn stream(&self, model: &str, body: Vec<u8>, who: Principal<'_>) -> Result<EventStream, UpstreamError> {
+        let res = self.send(model, Operation::Stream, body, who).await?;
         Ok(EventStream { body: res.into_body(), decoder: Decoder::new(), done: false })
     }
 
-    async fn send(&self, model: &str, op: Operation, body: Vec<u8>) -> Result<Response<Incoming>, UpstreamError> {
+    /// Starts a stream and reads its first event, both within
+    /// `first_byte_timeout`: a response's status is held until then, so that
+    /// a refusal before any content is still a real HTTP status.
+    pub async fn open_stream(
+        &self,
+        model: &str,
+        body: Vec<u8>,
+        first_byte_timeout: Duration,
+        who: Principal<'_>,
+    ) -> Result<(EventStream, Bytes), UpstreamError> {
+        let deadline = tokio::time::Instant::now() + first_byte_timeout;
+        let mut rx = match tokio::time::timeout_at(deadline, self.stream(model, body, who)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(UpstreamError::Timeout),
+        };
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(Some(first))) => Ok((rx, first)),
+            Ok(Ok(None)) => Err(UpstreamError::Protocol("empty event stream".into())),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(UpstreamError::Timeout),
+        }
+    }
+
+    /// Bedrock CountTokens for an InvokeModel body; `foundation_model` must be
+    /// a foundation-model id.
+    pub async fn count_tokens(
+        &self,
+        foundation_model: &str,
+        body: &[u8],
+        who: Principal<'_>,
+    ) -> Result<i64, UpstreamError> {
+        use base64::Engine as _;
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Counted {
+            input_tokens: i64,
+        }
+        let b64 = base64::engine::general_purpose::STANDARD.encode(body);
+        let wrapped = format!(r#"{{"input":{{"invokeModel":{{"body":"{b64}"}}}}}}"#).into_bytes();
+        let res = self.send(foundation_model, Operation::CountTokens, wrapped, who).await?;
+        let answer = read_all(res).await?;
+        let counted: Counted =
+            serde_json::from_slice(&answer).map_err(|e| UpstreamError::Protocol(format!("CountTokens answer: {e}")))?;
+        Ok(counted.input_tokens)
+    }
+
+    /// Signs `req` (or sets its bearer token) with the endpoint's
+    /// credentials, the caller's own session where the endpoint has them.
+    async fn authorize(
+        &self,
+        req: &mut Request<()>,
+        method: &str,
+        uri: &str,
+        body: &[u8],
+        who: Principal<'_>,
+    ) -> Result<(), UpstreamError> {
+        let creds = match &self.auth {
+            Auth::Bearer(token) => {
+                req.headers_mut().insert(AUTHORIZATION, token.clone());
+                None
+            }
+            Auth::SigV4(creds) => Some(creds.identity().await?),
+            Auth::Role { sessions, per_user: false } => Some(sessions.shared.identity().await?),
+            Auth::Role { sessions, per_user: true } => {
+                let own = if who.user_id.is_empty() {
+                    Err(UpstreamError::Credentials("no user".into()))
+                } else {
+                    sessions.user(who.user_id, who.email).identity().await
+                };
+                match own {
+                    Ok(i) => Some(i),
+                    // A role whose trust policy does not allow
+                    // sts:SetSourceIdentity still serves, unattributed.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no per-user STS session; signing with the endpoint's shared session");
+                        Some(sessions.shared.identity().await?)
+                    }
+                }
+            }
+        };
+        if let Some(identity) = creds {
+            let headers = req.headers().iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
+            let signable = SignableRequest::new(method, uri, headers, SignableBody::Bytes(body))
+                .map_err(|e| UpstreamError::Protocol(format!("signing: {e}")))?;
+            let params = v4::SigningParams::builder()
+                .identity(&identity)
+                .region(&self.region)
+                .name(SIGNING_NAME)
+                .time(SystemTime::now())
+                .settings(self.signing.clone())
+                .build()
+                .map_err(|e| UpstreamError::Protocol(format!("signing: {e}")))?
+                .into();
+            let (instructions, _signature) =
+                sign(signable, &params).map_err(|e| UpstreamError::Protocol(format!("signing: {e}")))?.into_parts();
+            instructions.apply_to_request_http1x(req);
+        }
+
+        Ok(())
+    }
+
+    /// The Anthropic models (foundation ids, without a profile prefix) this
+    /// endpoint's account has system inference profiles for, from Bedrock's
+    /// ListInferenceProfiles; `None` when the endpoint cannot be asked
+    /// (the control API is elsewhere, or the credentials do not allow it).
+    pub async fn list_profiles(&self) -> Result<Vec<String>, UpstreamError> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Page {
+            #[serde(default)]
+            inference_profile_summaries: Vec<Summary>,
+            next_token: Option<String>,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Summary {
+            inference_profile_id: String,
+        }
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        // Bounded: an account has a few hundred profiles at most.
+        for _ in 0..20 {
+            let mut uri = format!("{}/inference-profiles?maxResults=1000&typeEquals=SYSTEM_DEFINED", self.control_base);
+            if let Some(t) = &token {
+                uri.push_str("&nextToken=");
+                push_label(&mut uri, t);
+            }
+            let mut req = Request::get(uri.as_str())
+                .header(HOST, self.control_host.clone())
+                .header(ACCEPT, APPLICATION_JSON.clone())
+                .body(())
+                .map_err(|e| UpstreamError::Protocol(format!("building the request: {e}")))?;
+            self.authorize(&mut req, "GET", &uri, &[], Principal::default()).await?;
+            let req = req.map(|()| Full::new(Bytes::new()));
+            let res = self.http.request(req).await.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?;
+            if res.status() != StatusCode::OK {
+                return Err(read_error(res).await);
+            }
+            let page: Page = serde_json::from_slice(&read_all(res).await?)
+                .map_err(|e| UpstreamError::Protocol(format!("ListInferenceProfiles answer: {e}")))?;
+            for p in page.inference_profile_summaries {
+                let id = p.inference_profile_id;
+                let bare = id.split_once('.').map_or(id.as_str(), |(_, rest)| rest);
+                if bare.starts_with("anthropic.") {
+                    out.push(bare.to_owned());
+                }
+            }
+            match page.next_token.filter(|t| !t.is_empty()) {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn send(
+        &self,
+        model: &str,
+        op: Operation,
+        body: Vec<u8>,
+        who: Principal<'_>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let mut uri = String::with_capacity(self.base.len() + model.len() + 40);
         uri.push_str(&self.base);
         uri.push_str("/model/");
@@ -123,7 +317,7 @@ impl Runtime {
         uri.push_str(op.suffix());
 
         let (accept_name, accept_value) = match op {
-            Operation::Invoke => (ACCEPT, APPLICATION_JSON.clone()),
+            Operation::Invoke | Operation::CountTokens => (ACCEPT, APPLICATION_JSON.clone()),
             Operation::Stream => (X_AMZN_BEDROCK_ACCEPT.clone(), APPLICATION_JSON.clone()),
         };
         let mut req = Request::post(uri.as_str())
@@ -133,29 +327,7 @@ impl Runtime {
             .body(())
             .map_err(|e| UpstreamError::Protocol(format!("building the Bedrock request: {e}")))?;
 
-        match &self.auth {
-            Auth::Bearer(token) => {
-                req.headers_mut().insert(AUTHORIZATION, token.clone());
-            }
-            Auth::SigV4(creds) => {
-                let identity = creds.identity().await?;
-                let headers = req.headers().iter().filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
-                let signable = SignableRequest::new("POST", uri.as_str(), headers, SignableBody::Bytes(&body))
-                    .map_err(|e| UpstreamError::Protocol(format!("signing: {e}")))?;
-                let params = v4::SigningParams::builder()
-                    .identity(&identity)
-                    .region(&self.region)
-                    .name(SIGNING_NAME)
-                    .time(SystemTime::now())
-                    .settings(self.signing.clone())
-                    .build()
-                    .map_err(|e| UpstreamError::Protocol(format!("signing: {e}")))?
-                    .into();
-                let (instructions, _signature) =
-                    sign(signable, &params).map_err(|e| UpstreamError::Protocol(format!("signing: {e}")))?.into_parts();
-                instructions.apply_to_request_http1x(&mut req);
-            }
-        }
+        self.authorize(&mut req, "POST", &uri, &body, who).await?;
 
         let req = req.map(|()| Full::new(Bytes::from(body)));
         let res = self.http.request(req).await.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?;
@@ -166,7 +338,15 @@ impl Runtime {
     }
 }
 
-fn http_client() -> Result<Client<HttpsConnector<HttpConnector>, Full<Bytes>>, String> {
+async fn read_all(res: Response<Incoming>) -> Result<Bytes, UpstreamError> {
+    let body = Limited::new(res.into_body(), MAX_ANSWER_BYTES)
+        .collect()
+        .await
+        .map_err(|e| UpstreamError::Unreachable(format!("reading Bedrock's answer: {e}")))?;
+    Ok(body.to_bytes())
+}
+
+pub fn http_client() -> Result<HttpClient, String> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -340,7 +520,10 @@ mod tests {
 
     #[test]
     fn the_host_is_signed_without_a_default_port() {
-        let rt = |e: &str| Runtime::new(e, "us-east-1".into(), Auth::Bearer(HeaderValue::from_static("x"))).unwrap();
+        let http = http_client().unwrap();
+        let rt = |e: &str| {
+            Runtime::new(http.clone(), e, "us-east-1".into(), Auth::Bearer(HeaderValue::from_static("x"))).unwrap()
+        };
         assert_eq!(
             rt("https://bedrock-runtime.us-east-1.amazonaws.com:443").host,
             "bedrock-runtime.us-east-1.amazonaws.com"
@@ -351,8 +534,7 @@ mod tests {
 
     #[test]
     fn an_endpoint_without_a_scheme_is_refused() {
-        assert!(
-            Runtime::new("bedrock.example", "us-east-1".into(), Auth::Bearer(HeaderValue::from_static("x"))).is_err()
-        );
+        let auth = Auth::Bearer(HeaderValue::from_static("x"));
+        assert!(Runtime::new(http_client().unwrap(), "bedrock.example", "us-east-1".into(), auth).is_err());
     }
 }

@@ -1,10 +1,14 @@
 //! AWS credentials for signing, resolved once and reused until shortly before
 //! they expire. The standard chain (environment, profiles, SSO, web identity,
-//! ECS, IMDS) is slow and some of its sources are rate limited, so it must
-//! never run per request.
+//! ECS, IMDS) and STS are slow and rate limited, so they never run per
+//! request, and a request never waits for a refresh: temporary credentials
+//! are replaced in the background before they expire, and a request that
+//! finds them inside the refresh margin signs with them while the refresh
+//! runs beside it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -27,27 +31,133 @@ impl Cached {
     }
 }
 
+/// Credentials this close to expiry are no longer signed with: a request
+/// could reach AWS after they lapse.
+const LAST_USE_BEFORE: Duration = Duration::from_secs(30);
+
 pub struct CredentialCache {
     provider: Option<SharedCredentialsProvider>,
     current: ArcSwapOption<Cached>,
     /// Single flight: only one resolution at a time; the hot path never takes it.
     refresh: tokio::sync::Mutex<()>,
+    /// Unix seconds of the last signature, so an idle per-user session can
+    /// stop being refreshed.
+    last_used: AtomicU64,
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 impl CredentialCache {
     pub fn new(provider: Option<SharedCredentialsProvider>) -> Self {
-        CredentialCache { provider, current: ArcSwapOption::empty(), refresh: tokio::sync::Mutex::new(()) }
+        CredentialCache {
+            provider,
+            current: ArcSwapOption::empty(),
+            refresh: tokio::sync::Mutex::new(()),
+            last_used: AtomicU64::new(unix_secs(SystemTime::now())),
+        }
     }
 
-    /// The identity to sign with: from the cache, or resolved now when the
-    /// cached one is missing or about to expire.
-    pub async fn identity(&self) -> Result<Identity, UpstreamError> {
+    /// The identity to sign with: the cached one, refreshed in the background
+    /// when it is inside the refresh margin; resolved now only when there is
+    /// none or it is about to lapse.
+    pub async fn identity(self: &Arc<Self>) -> Result<Identity, UpstreamError> {
+        let now = SystemTime::now();
         if let Some(c) = self.current.load().as_ref() {
-            if c.usable_until(SystemTime::now(), REFRESH_BEFORE) {
+            if c.usable_until(now, REFRESH_BEFORE) {
+                self.touch(now);
+                return Ok(c.identity.clone());
+            }
+            if c.usable_until(now, LAST_USE_BEFORE) {
+                self.touch(now);
+                if self.refresh.try_lock().is_ok() {
+                    let me = self.clone();
+                    tokio::spawn(async move {
+                        let _ = me.resolve().await;
+                    });
+                }
                 return Ok(c.identity.clone());
             }
         }
+        self.touch(now);
         self.resolve().await
+    }
+
+    fn touch(&self, now: SystemTime) {
+        let secs = unix_secs(now);
+        // Written at most once a second, so concurrent requests rarely
+        // contend for the cache line.
+        if self.last_used.load(Ordering::Relaxed) != secs {
+            self.last_used.store(secs, Ordering::Relaxed);
+        }
+    }
+
+    /// Seconds since a request last signed with these credentials.
+    pub fn idle_secs(&self) -> u64 {
+        unix_secs(SystemTime::now()).saturating_sub(self.last_used.load(Ordering::Relaxed))
+    }
+
+    /// When the held credentials should be replaced; `None` when they never
+    /// expire (or none are held yet).
+    pub fn refresh_due(&self) -> Option<SystemTime> {
+        let c = self.current.load();
+        let expiry = c.as_ref()?.expiry?;
+        Some(expiry.checked_sub(REFRESH_BEFORE).unwrap_or(expiry))
+    }
+
+    /// Resolves the credentials now and then keeps them fresh, until they
+    /// have gone unused for `idle_limit` (then `on_idle` runs and the task
+    /// ends). A failed refresh is retried after a short pause; the current
+    /// credentials stay in use meanwhile.
+    pub fn spawn_refresher(self: &Arc<Self>, idle_limit: Option<Duration>, on_idle: impl FnOnce() + Send + 'static) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut failures = 0u32;
+            loop {
+                let sleep = match me.resolve_forced().await {
+                    Ok(()) => {
+                        failures = 0;
+                        match me.refresh_due() {
+                            None => return,
+                            Some(at) => at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO),
+                        }
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!(error = %e, "could not refresh AWS credentials; retrying");
+                        Duration::from_secs(u64::from(failures.min(6)) * 5)
+                    }
+                };
+                tokio::time::sleep(sleep.max(Duration::from_secs(1))).await;
+                if idle_limit.is_some_and(|l| me.idle_secs() > l.as_secs()) {
+                    on_idle();
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Resolves even when the held credentials are still inside their
+    /// lifetime (the refresher calls it at the refresh margin).
+    async fn resolve_forced(&self) -> Result<(), UpstreamError> {
+        let _single = self.refresh.lock().await;
+        let Some(provider) = &self.provider else {
+            return Err(UpstreamError::Credentials("no AWS credentials are configured".into()));
+        };
+        if let Some(c) = self.current.load().as_ref() {
+            if c.usable_until(SystemTime::now(), REFRESH_BEFORE) && c.expiry.is_none() {
+                return Ok(());
+            }
+        }
+        match provider.provide_credentials().await {
+            Ok(creds) => {
+                let expiry = creds.expiry();
+                self.current.store(Some(Arc::new(Cached { identity: Identity::from(creds), expiry })));
+                Ok(())
+            }
+            Err(e) => Err(UpstreamError::Credentials(e.to_string())),
+        }
     }
 
     async fn resolve(&self) -> Result<Identity, UpstreamError> {
@@ -112,10 +222,10 @@ mod tests {
         }
     }
 
-    fn cache(lifetime: Option<Duration>, fail_after: usize) -> (CredentialCache, Arc<AtomicUsize>) {
+    fn cache(lifetime: Option<Duration>, fail_after: usize) -> (Arc<CredentialCache>, Arc<AtomicUsize>) {
         let calls = Arc::new(AtomicUsize::new(0));
         let p = Counting { calls: calls.clone(), lifetime, fail_after };
-        (CredentialCache::new(Some(SharedCredentialsProvider::new(p))), calls)
+        (Arc::new(CredentialCache::new(Some(SharedCredentialsProvider::new(p)))), calls)
     }
 
     #[tokio::test]
@@ -128,11 +238,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn credentials_close_to_expiry_are_refreshed() {
+    async fn credentials_close_to_expiry_are_refreshed_beside_the_request() {
         let (c, calls) = cache(Some(Duration::from_secs(60)), usize::MAX);
         c.identity().await.unwrap();
         c.identity().await.unwrap();
+        // The second request signed with the held credentials; the refresh
+        // ran in a task of its own.
+        for _ in 0..100 {
+            if calls.load(Ordering::SeqCst) == 2 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
         assert_eq!(calls.load(Ordering::SeqCst), 2, "a 60 s lifetime is inside the refresh margin");
+    }
+
+    #[tokio::test]
+    async fn credentials_about_to_lapse_are_resolved_before_signing() {
+        let (c, calls) = cache(Some(Duration::from_secs(10)), usize::MAX);
+        c.identity().await.unwrap();
+        c.identity().await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn the_refresher_resolves_ahead_of_the_first_request() {
+        let (c, calls) = cache(None, usize::MAX);
+        c.spawn_refresher(None, || {});
+        for _ in 0..100 {
+            if calls.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        c.identity().await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "long-lived credentials are resolved once, by the refresher");
     }
 
     #[tokio::test]
@@ -144,7 +284,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_provider_is_a_credentials_error() {
-        let c = CredentialCache::new(None);
+        let c = Arc::new(CredentialCache::new(None));
         assert!(matches!(c.identity().await, Err(UpstreamError::Credentials(_))));
     }
 }

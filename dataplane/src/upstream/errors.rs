@@ -1,5 +1,3 @@
-use aws_sdk_bedrockruntime::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-
 use crate::http::error::ApiError;
 
 /// How long a throttled client should wait. Bedrock sends no hint; a couple of
@@ -26,20 +24,38 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    pub fn from_sdk<E, R>(err: SdkError<E, R>) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
-    {
-        match &err {
-            SdkError::ServiceError(s) => UpstreamError::Service {
-                code: s.err().code().unwrap_or("UnknownError").to_owned(),
-                message: s.err().message().unwrap_or_default().to_owned(),
-            },
-            SdkError::TimeoutError(_) => UpstreamError::Timeout,
-            SdkError::DispatchFailure(d) if d.is_timeout() => UpstreamError::Timeout,
-            SdkError::DispatchFailure(_) => UpstreamError::Unreachable(DisplayErrorContext(&err).to_string()),
-            _ => UpstreamError::Protocol(DisplayErrorContext(&err).to_string()),
+    /// What failing over to another endpoint could cure: throttling, the
+    /// service's own failures, an endpoint that cannot be reached or did not
+    /// answer in time, missing credentials, and an account or region that
+    /// lacks the model. Never a request Bedrock found invalid.
+    pub fn failover(&self) -> Failover {
+        match self {
+            UpstreamError::Timeout | UpstreamError::Unreachable(_) | UpstreamError::Credentials(_) => Failover::Failure,
+            UpstreamError::Protocol(_) | UpstreamError::Interrupted(_) => Failover::Failure,
+            UpstreamError::Service { code, .. } => {
+                let code = code.split(':').next().unwrap_or(code);
+                let is = |c: &str| code.eq_ignore_ascii_case(c);
+                if is("ThrottlingException") || is("ServiceQuotaExceededException") || is("TooManyRequestsException") {
+                    Failover::Throttled
+                } else if is("InternalServerException")
+                    || is("ServiceUnavailableException")
+                    || is("ModelNotReadyException")
+                    || is("ModelErrorException")
+                    || is("ModelTimeoutException")
+                    || is("ModelStreamErrorException")
+                    || is("InternalFailure")
+                    || is("ServiceFailure")
+                    || is("UnrecognizedClientException")
+                    || is("InvalidSignatureException")
+                    || is("ExpiredTokenException")
+                {
+                    Failover::Failure
+                } else if is("AccessDeniedException") || is("ResourceNotFoundException") {
+                    Failover::Elsewhere
+                } else {
+                    Failover::No
+                }
+            }
         }
     }
 
@@ -118,9 +134,35 @@ fn sanitize(message: &str) -> String {
     out
 }
 
+/// Whether, and why, a failed call may move to another endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failover {
+    /// The request itself is at fault: the same answer anywhere.
+    No,
+    /// Throttled: another endpoint has its own quota.
+    Throttled,
+    /// The endpoint failed; it counts against its circuit.
+    Failure,
+    /// This endpoint cannot serve the model (access or region), but it is
+    /// healthy.
+    Elsewhere,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_failures_another_endpoint_could_cure_fail_over() {
+        assert_eq!(svc("ThrottlingException", "x").failover(), Failover::Throttled);
+        assert_eq!(svc("throttlingException", "x").failover(), Failover::Throttled);
+        assert_eq!(svc("ServiceUnavailableException", "x").failover(), Failover::Failure);
+        assert_eq!(svc("InternalServerException", "x").failover(), Failover::Failure);
+        assert_eq!(UpstreamError::Timeout.failover(), Failover::Failure);
+        assert_eq!(UpstreamError::Unreachable("x".into()).failover(), Failover::Failure);
+        assert_eq!(svc("AccessDeniedException", "x").failover(), Failover::Elsewhere);
+        assert_eq!(svc("ValidationException", "x").failover(), Failover::No);
+    }
 
     fn svc(code: &str, msg: &str) -> UpstreamError {
         UpstreamError::Service { code: code.into(), message: msg.into() }

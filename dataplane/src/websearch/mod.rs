@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 pub use content::ContentKey;
 pub use respond::{respond, Failure};
-pub use stream::start;
+pub use stream::{start, Start};
 pub use tool::SearchTool;
 
 use crate::http::error::ApiError;

@@ -13,15 +13,18 @@ use super::{server_tool_id, Runner};
 use crate::api::AppState;
 use crate::http::body::{full, ResBody};
 use crate::translate::MessagesRequest;
-use crate::upstream::UpstreamError;
+use crate::upstream::{Endpoint, Principal, UpstreamError};
 use crate::usage::{Meter, Outcome as Finish, Usage};
 
 /// A failed call, with the usage of the calls before it (charged).
 pub type Failure = (UpstreamError, Meter, Usage);
 
+#[allow(clippy::too_many_arguments)]
 pub async fn respond(
     state: &Arc<AppState>,
     request: &mut MessagesRequest,
+    client: &Endpoint,
+    who: Principal<'_>,
     bedrock_id: &str,
     betas: &[String],
     runner: &mut Runner,
@@ -35,7 +38,7 @@ pub async fn respond(
     let rounds = runner.rounds();
     for round in 0..rounds {
         let body = request.bedrock_body(betas);
-        let answer = match tokio::time::timeout(timeout, state.bedrock.invoke(bedrock_id, body)).await {
+        let answer = match tokio::time::timeout(timeout, client.invoke(bedrock_id, body, who)).await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => return Err((e, meter, charged(total, runner))),
             Err(_) => return Err((UpstreamError::Timeout, meter, charged(total, runner))),

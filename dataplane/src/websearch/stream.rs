@@ -27,7 +27,7 @@ use crate::http::body::ResBody;
 use crate::http::error::ApiError;
 use crate::stream::PING;
 use crate::translate::MessagesRequest;
-use crate::upstream::EventStream;
+use crate::upstream::{Endpoint, EventStream, Principal};
 use crate::usage::{Meter, Outcome as Finish, Usage};
 
 /// Events queued for a slow client before the driver waits for it.
@@ -37,27 +37,39 @@ const QUEUE: usize = 16;
 /// first event, so that a refusal before any content is a real HTTP error
 /// (and the beta retry can run). Takes the request and the runner only
 /// once the stream has started.
-#[allow(clippy::too_many_arguments)]
+/// Where the first call goes.
+pub struct Start<'a> {
+    pub client: &'a Arc<Endpoint>,
+    pub who: Principal<'a>,
+    pub bedrock_id: &'a str,
+    pub betas: &'a [String],
+    /// For the first call's first byte; later rounds wait the whole
+    /// first-byte timeout.
+    pub first_byte: std::time::Duration,
+}
+
 pub async fn start(
     state: &Arc<AppState>,
     request: &mut MessagesRequest,
-    bedrock_id: &str,
-    betas: &[String],
+    to: Start<'_>,
     runner: &mut Option<Runner>,
     limits: &Limits,
     rid: &str,
     meter: Meter,
 ) -> Result<Response<ResBody>, Failure> {
-    let body = request.bedrock_body(betas);
-    let (rx, first) = match state.bedrock.open_stream(bedrock_id, body, limits.first_byte_timeout).await {
+    let body = request.bedrock_body(to.betas);
+    let (rx, first) = match to.client.open_stream(to.bedrock_id, body, to.first_byte, to.who).await {
         Ok(x) => x,
         Err(e) => return Err((e, meter, Usage::default())),
     };
     let driver = Driver {
         state: state.clone(),
+        client: to.client.clone(),
+        user_id: to.who.user_id.to_owned(),
+        email: to.who.email.to_owned(),
         model: request.model.clone(),
         body: std::mem::take(&mut request.body),
-        bedrock_id: bedrock_id.to_owned(),
+        bedrock_id: to.bedrock_id.to_owned(),
         runner: runner.take().expect("a search request has its runner"),
         limits: *limits,
         rid: rid.to_owned(),
@@ -81,6 +93,10 @@ struct Gone;
 
 struct Driver {
     state: Arc<AppState>,
+    /// Every round runs on the endpoint the first one started on.
+    client: Arc<Endpoint>,
+    user_id: String,
+    email: String,
     model: String,
     body: Map<String, Value>,
     bedrock_id: String,
@@ -215,7 +231,7 @@ impl Driver {
             self.runner.next_round(&mut self.body, said, results);
             let body = serde_json::to_vec(&self.body).expect("a JSON map serialises");
             let opened = tokio::select! {
-                o = self.state.bedrock.open_stream(&self.bedrock_id, body, self.limits.first_byte_timeout) => o,
+                o = self.client.open_stream(&self.bedrock_id, body, self.limits.first_byte_timeout, Principal { user_id: &self.user_id, email: &self.email }) => o,
                 _ = tx.closed() => return,
             };
             match opened {
