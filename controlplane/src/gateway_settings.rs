@@ -18,6 +18,10 @@ enum Kind {
     Geo,
     /// true or false.
     Flag,
+    /// A whole number in a range.
+    Count { min: u32, max: u32 },
+    /// A routing strategy.
+    Strategy,
 }
 
 pub struct Def {
@@ -70,6 +74,33 @@ pub const KNOWN: &[Def] = &[
         about: "forces the inference-profile geo: global, us, eu, apac, jp, au or us-gov",
     },
     Def {
+        key: "routing.strategy",
+        kind: Kind::Strategy,
+        about: "how requests spread over the endpoints, for teams that set none: fallback, round-robin, sticky \
+                or adaptive (default sticky)",
+    },
+    Def {
+        key: "routing.max_attempts",
+        kind: Kind::Count { min: 1, max: 10 },
+        about: "endpoints a request may try before the first byte, the first included (default 3)",
+    },
+    Def {
+        key: "routing.attempt_timeout_ms",
+        kind: Kind::Millis { min: 100, max: DAY_MS },
+        about: "how long one attempt waits for its first byte before the next endpoint is tried \
+                (default: the whole first-byte timeout)",
+    },
+    Def {
+        key: "routing.breaker_failures",
+        kind: Kind::Count { min: 1, max: 100 },
+        about: "consecutive failures that open an endpoint's circuit (default 5)",
+    },
+    Def {
+        key: "routing.breaker_cooldown_ms",
+        kind: Kind::Millis { min: 100, max: 3_600_000 },
+        about: "how long an open circuit waits before a probe (default 30000)",
+    },
+    Def {
         key: "scim.revoke_keys_on_deprovision",
         kind: Kind::Flag,
         about: "true: a user SCIM deactivates or deletes also loses their API keys, so re-activation needs new ones \
@@ -78,6 +109,7 @@ pub const KNOWN: &[Def] = &[
 ];
 
 const GEOS: &[&str] = &["global", "us", "eu", "apac", "jp", "au", "us-gov"];
+const STRATEGIES: &[&str] = &["fallback", "round-robin", "sticky", "adaptive"];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingError {
@@ -130,6 +162,17 @@ pub fn validate(key: &str, value: &str) -> Result<String, SettingError> {
             "false" => Ok("false".into()),
             _ => Err(invalid("true or false".into())),
         },
+        Kind::Count { min, max } => match v.parse::<u32>() {
+            Ok(n) if (min..=max).contains(&n) => Ok(n.to_string()),
+            _ => Err(invalid(format!("a whole number from {min} to {max}"))),
+        },
+        Kind::Strategy => {
+            if STRATEGIES.contains(&v) {
+                Ok(v.to_owned())
+            } else {
+                Err(invalid(format!("one of {}", STRATEGIES.join(", "))))
+            }
+        }
     }
 }
 
@@ -168,10 +211,20 @@ pub fn resource(stored: &HashMap<String, String>) -> pb::GatewaySettings {
         ping_interval_ms: ms("dataplane.ping_interval_ms"),
         request_timeout_ms: ms("dataplane.request_timeout_ms"),
     };
+    let strategy =
+        get("routing.strategy").map(|v| crate::store::Routing::parse(&v)).unwrap_or(crate::store::Routing::Inherit);
+    let routing = pb::RoutingPolicy {
+        strategy: crate::fleet::routing::strategy_pb(strategy) as i32,
+        max_attempts: ms("routing.max_attempts"),
+        attempt_timeout_ms: ms("routing.attempt_timeout_ms"),
+        breaker_failures: ms("routing.breaker_failures"),
+        breaker_cooldown_ms: ms("routing.breaker_cooldown_ms"),
+    };
     pb::GatewaySettings {
         geo: get("routing.geo").unwrap_or_default(),
         limits: (limits != pb::Limits::default()).then_some(limits),
         extra_betas: get("dataplane.extra_betas").map(|v| betas(&v)).unwrap_or_default(),
+        routing: (routing != pb::RoutingPolicy::default()).then_some(routing),
     }
 }
 
@@ -200,6 +253,33 @@ mod tests {
         assert!(validate("scim.revoke_keys_on_deprovision", "yes").is_err());
         assert_eq!(validate("scim.revoke_keys_on_deprovision", " TRUE ").unwrap(), "true");
         assert!(validate("dataplane.extra_betas", "Bad Beta").is_err());
+        assert!(validate("routing.strategy", "random").is_err());
+        assert!(validate("routing.strategy", "round_robin").is_err());
+        assert!(validate("routing.max_attempts", "0").is_err());
+        assert!(validate("routing.max_attempts", "11").is_err());
+        assert!(validate("routing.breaker_failures", "101").is_err());
+        assert!(validate("routing.breaker_cooldown_ms", "99").is_err());
+        assert!(validate("routing.breaker_cooldown_ms", "3600001").is_err());
+        assert!(validate("routing.attempt_timeout_ms", "50").is_err());
+        assert_eq!(
+            validate("routing.max_attempts", "x").unwrap_err().to_string(),
+            "value: routing.max_attempts takes a whole number from 1 to 10, not \"x\""
+        );
+    }
+
+    #[test]
+    fn the_routing_policy_carries_the_set_values_and_zero_for_the_rest() {
+        let stored: HashMap<String, String> =
+            [("routing.strategy", "adaptive"), ("routing.max_attempts", "2"), ("routing.breaker_cooldown_ms", "5000")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+        let p = resource(&stored).routing.unwrap();
+        assert_eq!(p.strategy, pb::RoutingStrategy::Adaptive as i32);
+        assert_eq!((p.max_attempts, p.attempt_timeout_ms, p.breaker_failures, p.breaker_cooldown_ms), (2, 0, 0, 5000));
+        assert_eq!(validate("routing.strategy", " round-robin ").unwrap(), "round-robin");
+        assert_eq!(validate("routing.attempt_timeout_ms", "2500").unwrap(), "2500");
+        assert!(resource(&HashMap::new()).routing.is_none());
     }
 
     #[test]

@@ -322,7 +322,8 @@ async fn housekeeping(db: sea_orm::DatabaseConnection, keyring: Arc<secrets::Key
     let flows = identity::flow::prune(&db, chrono::Utc::now()).await?
         + identity::device::prune(&db, chrono::Utc::now()).await?
         + identity::tokens::prune(&db, chrono::Utc::now()).await?;
-    if dead + log + names + events + sessions + flows > 0 {
+    let endpoint_minutes = fleet::health::prune(&db, chrono::Utc::now()).await?;
+    if dead + log + names + events + sessions + flows + endpoint_minutes > 0 {
         tracing::info!(
             dataplanes = dead,
             change_log = log,
@@ -330,6 +331,7 @@ async fn housekeeping(db: sea_orm::DatabaseConnection, keyring: Arc<secrets::Key
             notification_events = events,
             sessions,
             sign_ins = flows,
+            endpoint_minutes,
             "housekeeping pruned"
         );
     }

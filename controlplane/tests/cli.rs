@@ -3,6 +3,8 @@
 //! `CCAG_TEST_SKIP_POSTGRES`).
 
 mod common;
+#[path = "cli/routing.rs"]
+mod routing;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

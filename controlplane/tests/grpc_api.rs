@@ -4,6 +4,8 @@
 //! PostgreSQL (see `common` for the harness and `CCAG_TEST_SKIP_POSTGRES`).
 
 mod common;
+#[path = "grpc_api/routing.rs"]
+mod routing;
 
 use std::time::{Duration, Instant};
 
@@ -923,7 +925,7 @@ async fn report_usage_is_idempotent_and_priced(env: Env) {
         ..Default::default()
     };
     let mut plane = admin.with_token(DATAPLANE_TOKEN).dataplane();
-    let report = |records| dp::ReportUsageRequest { dataplane_id: "dp-test".into(), records };
+    let report = |records| dp::ReportUsageRequest { dataplane_id: "dp-test".into(), records, endpoints: vec![] };
 
     let first = plane.report_usage(report(vec![record("r1"), record("r2")])).await.expect("ReportUsage").into_inner();
     assert_eq!((first.accepted, first.duplicates), (2, 0), "{first:?}");
@@ -982,7 +984,10 @@ async fn usage_by_hour_and_day_names_each_group(env: Env) {
     };
     let mut plane = admin.with_token(DATAPLANE_TOKEN).dataplane();
     let records = vec![record("a", base + 60_000), record("b", base + 120_000), record("c", base + hour_ms + 5)];
-    plane.report_usage(dp::ReportUsageRequest { dataplane_id: "dp-test".into(), records }).await.expect("ReportUsage");
+    plane
+        .report_usage(dp::ReportUsageRequest { dataplane_id: "dp-test".into(), records, endpoints: vec![] })
+        .await
+        .expect("ReportUsage");
     let get = |group: admin::UsageGroup, bucket: admin::UsageBucket, days: i64| {
         let mut c = admin.usage();
         async move {
@@ -1073,6 +1078,7 @@ async fn dataplane_calls_with_a_wrong_token_are_unauthenticated() {
         let report = dp::ReportUsageRequest {
             dataplane_id: "dp-test".into(),
             records: vec![dp::UsageRecord { request_id: "r1".into(), ..Default::default() }],
+            endpoints: vec![],
         };
         let r = client.dataplane().report_usage(report).await;
         assert_eq!(code(r), Code::Unauthenticated, "ReportUsage with {what}");

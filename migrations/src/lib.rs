@@ -14,6 +14,7 @@ mod m20261204_000007_identity;
 mod m20261205_000008_gateway_signin;
 mod m20261206_000009_web_search;
 mod m20261207_000010_scim;
+mod m20261208_000011_routing;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000008_gateway_signin::Migration),
             Box::new(m20261206_000009_web_search::Migration),
             Box::new(m20261207_000010_scim::Migration),
+            Box::new(m20261208_000011_routing::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ use ccag_proto::models::{self as known, derived_bedrock_id, geo_for_region};
 use ccag_proto::pricing::is_regional_profile;
 
 use crate::store::entities::{endpoints, models};
+use crate::store::Scope;
 
 /// The data planes' region when no endpoint names one (their SDK default).
 const DEFAULT_GEO: &str = "us";
@@ -28,11 +29,21 @@ pub fn build(
         .filter(|e| e.enabled && !e.region.trim().is_empty())
         .min_by(|a, b| (a.priority, &a.name, &a.id).cmp(&(b.priority, &b.name, &b.id)));
     let region = endpoint.map(|e| e.region.trim().to_owned()).unwrap_or_default();
-    let geo = match geo_setting.trim() {
-        "" if region.is_empty() => DEFAULT_GEO.to_owned(),
-        "" => geo_for_region(&region).to_owned(),
-        g => g.to_owned(),
+    // The endpoint's own scope first, then the setting, then its region's
+    // geo; "" names the in-region foundation models.
+    let geo = match endpoint.map(|e| (Scope::parse(&e.scope), e.scope_prefix.trim())) {
+        Some((Scope::Explicit, p)) if !p.is_empty() => p.to_owned(),
+        Some((Scope::Global, _)) => "global".to_owned(),
+        Some((Scope::Regional, _)) => String::new(),
+        _ => match geo_setting.trim() {
+            "" if region.is_empty() => DEFAULT_GEO.to_owned(),
+            "" => geo_for_region(&region).to_owned(),
+            g => g.to_owned(),
+        },
     };
+    // An Application Inference Profile of the endpoint's wins over everything.
+    let profiles: HashMap<String, String> =
+        endpoint.map(|e| serde_json::from_str(&e.profile_arns).unwrap_or_default()).unwrap_or_default();
     let by_name: HashMap<&str, &models::Model> = mappings.iter().map(|m| (m.anthropic_id.trim(), m)).collect();
     let mapped = |name: &str| by_name.get(name).map(|m| m.bedrock_id.trim()).filter(|b| !b.is_empty());
     // /v1/models lists the built-in catalogue only while no mapping is listed.
@@ -41,10 +52,13 @@ pub fn build(
     let mut out = Vec::with_capacity(known::MODELS.len() + mappings.len());
     for k in known::MODELS {
         let mapping = by_name.get(k.id).copied();
+        let profile = std::iter::once(k.id).chain(k.aliases.iter().copied()).find_map(|n| profiles.get(n));
         let (bedrock_id, source) = match mapped(k.id) {
             Some(b) => (b.to_owned(), ModelSource::BuiltInMapped),
+            None if geo.is_empty() => (k.foundation.to_owned(), ModelSource::BuiltIn),
             None => (format!("{geo}.{}", k.foundation), ModelSource::BuiltIn),
         };
+        let bedrock_id = profile.cloned().unwrap_or(bedrock_id);
         let listed = if any_listed { mapping.is_some_and(|m| m.listed) } else { true };
         let display_name =
             mapping.map(|m| m.display_name.trim()).filter(|d| !d.is_empty()).unwrap_or(k.display_name).to_owned();
@@ -57,7 +71,12 @@ pub fn build(
     others.sort_by(|a, b| a.anthropic_id.cmp(&b.anthropic_id));
     for m in others {
         let name = m.anthropic_id.trim();
-        let bedrock_id = mapped(name).map(str::to_owned).or_else(|| derived_bedrock_id(name, &geo)).unwrap_or_default();
+        let bedrock_id = profiles
+            .get(name)
+            .cloned()
+            .or_else(|| mapped(name).map(str::to_owned))
+            .or_else(|| derived_bedrock_id(name, &geo))
+            .unwrap_or_default();
         out.push(entry(
             name,
             Vec::new(),
@@ -140,6 +159,16 @@ mod tests {
             priority,
             created_at: Utc::now(),
             updated_at: Utc::now(),
+            weight: 1,
+            endpoint_url: String::new(),
+            credentials: "default".into(),
+            external_id: String::new(),
+            api_key_sealed: None,
+            per_user_sessions: false,
+            scope: String::new(),
+            scope_prefix: String::new(),
+            profile_arns: "{}".into(),
+            models: "[]".into(),
         }
     }
 
@@ -191,6 +220,28 @@ mod tests {
         let c = build(&[], &eps, "", &prices());
         assert_eq!((c.region.as_str(), c.endpoint.as_str(), c.geo.as_str()), ("eu-west-1", "b", "eu"));
         assert_eq!(find(&c, "claude-opus-4-6").bedrock_id, "eu.anthropic.claude-opus-4-6-v1");
+    }
+
+    #[test]
+    fn the_first_endpoints_scope_and_profiles_win_over_the_setting() {
+        let arn = "arn:aws:bedrock:eu-west-1:111111111111:application-inference-profile/abc";
+        let scoped = |scope: &str, prefix: &str| endpoints::Model {
+            scope: scope.into(),
+            scope_prefix: prefix.into(),
+            profile_arns: format!(r#"{{"claude-sonnet-4-5": "{arn}"}}"#),
+            ..endpoint("a", "eu-west-1", 0, true)
+        };
+        let c = build(&[], &[scoped("explicit", "apac")], "global", &prices());
+        assert_eq!(c.geo, "apac");
+        assert_eq!(find(&c, "claude-opus-4-6").bedrock_id, "apac.anthropic.claude-opus-4-6-v1");
+        assert_eq!(find(&c, "claude-sonnet-4-5-20250929").bedrock_id, arn, "a profile named by an alias");
+        let c = build(&[], &[scoped("global", "")], "", &prices());
+        assert_eq!(find(&c, "claude-opus-4-6").bedrock_id, "global.anthropic.claude-opus-4-6-v1");
+        let c = build(&[], &[scoped("regional", "")], "us", &prices());
+        assert_eq!(
+            (c.geo.as_str(), find(&c, "claude-opus-4-6").bedrock_id.as_str()),
+            ("", "anthropic.claude-opus-4-6-v1")
+        );
     }
 
     #[test]

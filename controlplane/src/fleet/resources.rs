@@ -11,6 +11,8 @@ use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, Query
 use super::state::Name;
 use crate::secrets::Keyring;
 use crate::store::entities::{api_keys, endpoints, models, settings, team_members, teams, users};
+
+use super::routing::{endpoint_resource, endpoints_of, team_routing};
 use crate::store::{KeyStatus, UserStatus};
 
 /// What a committed change touched, as logged in `config_changes`. The
@@ -25,6 +27,9 @@ pub enum Touched {
     /// By Anthropic model id.
     Model(String),
     Endpoint(String),
+    /// A team's routing only (its strategy and endpoints), by team id; a
+    /// touched team includes it.
+    TeamRouting(String),
     Settings,
     /// The price table.
     Prices,
@@ -47,6 +52,7 @@ impl Touched {
             Touched::Team(_) => "team",
             Touched::Model(_) => "model",
             Touched::Endpoint(_) => "endpoint",
+            Touched::TeamRouting(_) => "team_routing",
             Touched::Settings => "settings",
             Touched::Prices => "prices",
             Touched::Identity => "identity",
@@ -63,6 +69,7 @@ impl Touched {
             | Touched::Team(n)
             | Touched::Model(n)
             | Touched::Endpoint(n)
+            | Touched::TeamRouting(n)
             | Touched::UserSearch(n) => n,
             Touched::Settings | Touched::Prices | Touched::Identity | Touched::WebSearch | Touched::Budgets => "",
         }
@@ -76,6 +83,7 @@ impl Touched {
             "team" => Touched::Team(n),
             "model" => Touched::Model(n),
             "endpoint" => Touched::Endpoint(n),
+            "team_routing" => Touched::TeamRouting(n),
             "settings" => Touched::Settings,
             "prices" => Touched::Prices,
             "identity" => Touched::Identity,
@@ -92,7 +100,7 @@ fn res(kind: Kind) -> Resource {
 }
 
 /// Revoked keys are left out: an unknown key and a revoked one get the same 401.
-fn key_resource(k: api_keys::Model, owner_active: bool) -> Option<Resource> {
+fn key_resource(k: api_keys::Model, owner_active: bool, owner_email: &str) -> Option<Resource> {
     let status = match KeyStatus::parse(&k.status) {
         KeyStatus::Revoked => return None,
         KeyStatus::Active if owner_active => pb::KeyStatus::Active,
@@ -108,6 +116,7 @@ fn key_resource(k: api_keys::Model, owner_active: bool) -> Option<Resource> {
         expires_at: k.expires_at.map(|t| t.timestamp()).unwrap_or(0),
         rpm: k.rpm.max(0) as u64,
         tpm: k.tpm.max(0) as u64,
+        user_email: owner_email.to_owned(),
     })))
 }
 
@@ -150,16 +159,6 @@ fn model_resource(m: models::Model) -> Resource {
     }))
 }
 
-fn endpoint_resource(e: endpoints::Model) -> Resource {
-    res(Kind::Endpoint(pb::Endpoint {
-        id: e.id,
-        name: e.name,
-        region: e.region,
-        enabled: e.enabled,
-        priority: e.priority,
-    }))
-}
-
 async fn settings_resource<C: ConnectionTrait>(c: &C) -> Result<Resource, DbErr> {
     let stored: HashMap<String, String> =
         settings::Entity::find().all(c).await?.into_iter().map(|s| (s.key, s.value)).collect();
@@ -186,22 +185,27 @@ pub async fn load_all<C: ConnectionTrait>(c: &C, keyring: &Keyring) -> Result<Ha
     }
     let active: HashSet<&str> =
         users.iter().filter(|u| UserStatus::parse(&u.status) == UserStatus::Active).map(|u| u.id.as_str()).collect();
+    let emails: HashMap<&str, &str> =
+        users.iter().filter_map(|u| u.email.as_deref().map(|e| (u.id.as_str(), e))).collect();
     for k in api_keys::Entity::find().filter(api_keys::Column::Status.ne(KeyStatus::Revoked.as_str())).all(c).await? {
         let owner_active = active.contains(k.user_id.as_str());
-        insert(&mut out, key_resource(k, owner_active));
+        let email = emails.get(k.user_id.as_str()).copied().unwrap_or_default();
+        insert(&mut out, key_resource(k, owner_active, email));
     }
     for u in &users {
         let of = teams_of.get(&u.id).map(Vec::as_slice).unwrap_or_default();
         insert(&mut out, user_limit(u, of.iter().filter_map(|t| teams.get(t))));
     }
+    let mut routes = endpoints_of(c, None).await?;
     for t in teams.values() {
         insert(&mut out, team_limit(t));
+        insert(&mut out, team_routing(t, routes.remove(&t.id).unwrap_or_default()));
     }
     for m in models::Entity::find().all(c).await? {
         insert(&mut out, Some(model_resource(m)));
     }
     for e in endpoints::Entity::find().all(c).await? {
-        insert(&mut out, Some(endpoint_resource(e)));
+        insert(&mut out, Some(endpoint_resource(e, keyring)));
     }
     insert(&mut out, Some(settings_resource(c).await?));
     insert(&mut out, Some(res(Kind::Prices(crate::pricing::load(c).await?))));
@@ -228,6 +232,7 @@ pub async fn load_touched<C: ConnectionTrait>(
     let mut team_ids = HashSet::new();
     let mut model_ids = HashSet::new();
     let mut endpoint_ids = HashSet::new();
+    let mut routing_ids = HashSet::new();
     let mut settings = false;
     let mut prices = false;
     let mut identity = false;
@@ -240,6 +245,7 @@ pub async fn load_touched<C: ConnectionTrait>(
             Touched::Team(id) => team_ids.insert(id.clone()),
             Touched::Model(id) => model_ids.insert(id.clone()),
             Touched::Endpoint(id) => endpoint_ids.insert(id.clone()),
+            Touched::TeamRouting(id) => routing_ids.insert(id.clone()),
             Touched::Settings => {
                 settings = true;
                 true
@@ -260,6 +266,7 @@ pub async fn load_touched<C: ConnectionTrait>(
             Touched::Budgets => true,
         };
     }
+    routing_ids.extend(team_ids.iter().cloned());
     let team_list: Vec<String> = team_ids.iter().cloned().collect();
     for chunk in team_list.chunks(CHUNK) {
         for m in team_members::Entity::find().filter(team_members::Column::TeamId.is_in(chunk.to_vec())).all(c).await? {
@@ -285,10 +292,14 @@ pub async fn load_touched<C: ConnectionTrait>(
     }
     let owners: Vec<String> = key_rows.iter().map(|k| k.user_id.clone()).collect::<HashSet<_>>().into_iter().collect();
     let mut active = HashSet::new();
+    let mut emails: HashMap<String, String> = HashMap::new();
     for chunk in owners.chunks(CHUNK) {
         for u in users::Entity::find().filter(users::Column::Id.is_in(chunk.to_vec())).all(c).await? {
             if UserStatus::parse(&u.status) == UserStatus::Active {
-                active.insert(u.id);
+                active.insert(u.id.clone());
+            }
+            if let Some(e) = u.email {
+                emails.insert(u.id, e);
             }
         }
     }
@@ -296,7 +307,8 @@ pub async fn load_touched<C: ConnectionTrait>(
     for k in key_rows {
         names.push((ResourceType::Key, k.id.clone()));
         let owner_active = active.contains(&k.user_id);
-        insert(&mut out, key_resource(k, owner_active));
+        let email = emails.get(&k.user_id).cloned().unwrap_or_default();
+        insert(&mut out, key_resource(k, owner_active, &email));
     }
 
     // User limits: the user, their memberships and those teams.
@@ -312,7 +324,7 @@ pub async fn load_touched<C: ConnectionTrait>(
         .values()
         .flatten()
         .cloned()
-        .chain(team_ids.iter().cloned())
+        .chain(routing_ids.iter().cloned())
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
@@ -331,6 +343,16 @@ pub async fn load_touched<C: ConnectionTrait>(
         insert(&mut out, teams.get(&id).and_then(team_limit));
         names.push((ResourceType::TeamLimit, id));
     }
+    let mut routes = HashMap::new();
+    let routing_list: Vec<String> = routing_ids.iter().cloned().collect();
+    for chunk in routing_list.chunks(CHUNK) {
+        routes.extend(endpoints_of(c, Some(chunk.to_vec())).await?);
+    }
+    for id in routing_ids {
+        let endpoints = routes.remove(&id).unwrap_or_default();
+        insert(&mut out, teams.get(&id).and_then(|t| team_routing(t, endpoints)));
+        names.push((ResourceType::TeamRouting, id));
+    }
 
     if !model_ids.is_empty() {
         let list: Vec<String> = model_ids.iter().cloned().collect();
@@ -343,7 +365,7 @@ pub async fn load_touched<C: ConnectionTrait>(
     if !endpoint_ids.is_empty() {
         let list: Vec<String> = endpoint_ids.iter().cloned().collect();
         for e in endpoints::Entity::find().filter(endpoints::Column::Id.is_in(list)).all(c).await? {
-            insert(&mut out, Some(endpoint_resource(e)));
+            insert(&mut out, Some(endpoint_resource(e, keyring)));
         }
         names.extend(endpoint_ids.into_iter().map(|id| (ResourceType::Endpoint, id)));
     }
@@ -404,6 +426,7 @@ mod tests {
             updated_at: Utc::now(),
             rpm: 0,
             tpm: 0,
+            routing_strategy: String::new(),
         }
     }
 
@@ -434,7 +457,9 @@ mod tests {
 
     #[test]
     fn touched_changes_round_trip_through_their_log_form() {
-        for t in [Touched::Key("k".into()), Touched::Team("t".into()), Touched::Settings] {
+        for t in
+            [Touched::Key("k".into()), Touched::Team("t".into()), Touched::TeamRouting("t".into()), Touched::Settings]
+        {
             assert_eq!(Touched::parse(t.kind(), t.name()), Some(t));
         }
         assert_eq!(Touched::parse("budget", "x"), None);

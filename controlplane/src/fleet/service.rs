@@ -315,12 +315,19 @@ impl DataPlaneService for DataPlaneApi {
         if r.records.len() > MAX_BATCH {
             return Err(Status::invalid_argument(format!("at most {MAX_BATCH} records per report")));
         }
+        if r.endpoints.len() > super::health::MAX_REPORTS {
+            return Err(Status::invalid_argument(format!(
+                "at most {} endpoint reports per report",
+                super::health::MAX_REPORTS
+            )));
+        }
         let total = r.records.len() as u32;
         let book = self.budgets.borrow().book.clone();
-        let stored = super::usage::store(&self.db, &book, &r.dataplane_id, r.records).await.map_err(|e| {
-            tracing::error!(error = %e, "storing usage failed");
-            Status::unavailable("could not store usage; retry")
-        })?;
+        let stored =
+            super::usage::store(&self.db, &book, &r.dataplane_id, r.records, &r.endpoints).await.map_err(|e| {
+                tracing::error!(error = %e, "storing usage failed");
+                Status::unavailable("could not store usage; retry")
+            })?;
         if !stored.spend.is_empty() {
             self.spend_moved.notify_one();
         }

@@ -34,6 +34,7 @@ pub fn name_of(r: &Resource) -> Option<Name> {
         Kind::Identity(_) => (ResourceType::Identity, String::new()),
         Kind::WebSearch(_) => (ResourceType::WebSearch, String::new()),
         Kind::UserSearchProvider(p) => (ResourceType::UserSearchProvider, p.id.clone()),
+        Kind::TeamRouting(t) => (ResourceType::TeamRouting, t.id.clone()),
     })
 }
 

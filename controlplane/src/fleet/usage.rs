@@ -1,9 +1,10 @@
 //! The spend log: usage records priced on arrival in integer micro-USD
 //! (frozen then, so a price edit never rewrites history; the pricing itself
 //! is `ccag_proto::pricing`, tested there), stored once per request id, and
-//! added to the budgets' spend counters in the same transaction.
+//! added to the budgets' spend counters in the same transaction, with the
+//! endpoints' counters that came with them (`health`).
 
-use ccag_proto::config::v1::{SpendCounter, UsageRecord};
+use ccag_proto::config::v1::{EndpointReport, SpendCounter, UsageRecord};
 use ccag_proto::pricing::Quantities;
 use chrono::{DateTime, TimeZone, Utc};
 use std::collections::HashMap;
@@ -64,19 +65,26 @@ async fn rate_limit_events(
 
 /// Inserts the records not yet stored and moves the spend counters by
 /// their cost, in one transaction: a record counts once, whoever reports
-/// it and however often.
+/// it and however often. The endpoints' counters are added in the same
+/// transaction (they have no id: a report sent twice counts twice).
 pub async fn store(
     db: &DatabaseConnection,
     book: &Book,
     dataplane_id: &str,
     records: Vec<UsageRecord>,
+    endpoints: &[EndpointReport],
 ) -> Result<Stored, DbErr> {
-    if records.is_empty() {
+    if records.is_empty() && endpoints.is_empty() {
         return Ok(Stored::default());
     }
     let txn = db.begin().await?;
-    let prices = crate::pricing::load(&txn).await?;
     let now = Utc::now();
+    super::health::record(&txn, dataplane_id, endpoints, now).await?;
+    if records.is_empty() {
+        txn.commit().await?;
+        return Ok(Stored::default());
+    }
+    let prices = crate::pricing::load(&txn).await?;
     let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     // The newest use of each key in this batch, for its `last_used_at`.
     let mut last_used: HashMap<String, u64> = HashMap::new();
@@ -116,6 +124,8 @@ pub async fn store(
                 web_search_requests: Set(clamp(r.web_search_requests)),
                 // Only what was charged at the default counts as unpriced.
                 unpriced: Set(priced.unpriced && priced.micro_usd > 0),
+                endpoint_id: Set(r.endpoint_id),
+                attempts: Set(i32::try_from(r.attempts).unwrap_or(i32::MAX)),
             }
         })
         .collect();

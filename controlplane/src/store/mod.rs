@@ -7,7 +7,9 @@ pub mod ids;
 pub mod names;
 mod states;
 
-pub use states::{AuditAction, DeliveryState, DestinationKind, KeyStatus, Role, UserStatus};
+pub use states::{
+    AuditAction, Circuit, CredentialKind, DeliveryState, DestinationKind, KeyStatus, Role, Routing, Scope, UserStatus,
+};
 
 use std::path::Path;
 use std::time::Duration;
@@ -72,4 +74,43 @@ pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Store, 
     }
     Migrator::up(&db, None).await.map_err(|e| format!("applying migrations: {e}"))?;
     Ok(Store { db, backend })
+}
+
+#[cfg(test)]
+mod tests {
+    use ccag_migrations::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectOptions, ConnectionTrait, Database, EntityTrait};
+
+    use super::entities::{endpoints, teams, usage_records};
+
+    /// The routing migration over a database that already holds endpoints:
+    /// an endpoint with a role keeps assuming it.
+    #[tokio::test]
+    async fn the_routing_migration_keeps_existing_endpoints_as_they_were() {
+        let mut opts = ConnectOptions::new("sqlite::memory:");
+        opts.max_connections(1).min_connections(1).sqlx_logging(false);
+        let db = Database::connect(opts).await.unwrap();
+        Migrator::up(&db, Some(10)).await.unwrap();
+        db.execute_unprepared(
+            "INSERT INTO endpoints (id, name, region, role_arn, enabled, priority, created_at, updated_at) VALUES \
+             ('ep_1', 'role', 'us-east-1', 'arn:aws:iam::111111111111:role/x', true, 0, \
+              '2026-12-01T00:00:00+00:00', '2026-12-01T00:00:00+00:00'), \
+             ('ep_2', 'plain', 'eu-west-1', '', true, 1, '2026-12-01T00:00:00+00:00', '2026-12-01T00:00:00+00:00'); \
+             INSERT INTO teams (id, name, description, member_rpm, member_tpm, created_at, updated_at, rpm, tpm) \
+             VALUES ('team_1', 't', '', 0, 0, '2026-12-01T00:00:00+00:00', '2026-12-01T00:00:00+00:00', 0, 0)",
+        )
+        .await
+        .unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        // Applying again changes nothing.
+        Migrator::up(&db, None).await.unwrap();
+        let rows = endpoints::Entity::find().all(&db).await.unwrap();
+        let of = |id: &str| rows.iter().find(|e| e.id == id).unwrap();
+        assert_eq!((of("ep_1").credentials.as_str(), of("ep_1").weight), ("assume_role", 1));
+        assert_eq!((of("ep_2").credentials.as_str(), of("ep_2").models.as_str()), ("default", "[]"));
+        assert_eq!(of("ep_2").profile_arns, "{}");
+        assert!(of("ep_2").api_key_sealed.is_none());
+        assert_eq!(teams::Entity::find().all(&db).await.unwrap()[0].routing_strategy, "");
+        assert!(usage_records::Entity::find().all(&db).await.unwrap().is_empty());
+    }
 }

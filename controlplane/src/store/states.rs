@@ -52,6 +52,35 @@ stored_enum!(
     Role { Admin = "admin", Member = "member" } else Member
 );
 
+stored_enum!(
+    /// How an endpoint authenticates; an unknown stored value reads as the
+    /// data planes' default chain.
+    CredentialKind { Default = "default", AssumeRole = "assume_role", ApiKey = "api_key" } else Default
+);
+
+stored_enum!(
+    /// A team's routing strategy; "" (and an unknown stored value) is the
+    /// organisation's.
+    Routing {
+        Inherit = "",
+        Fallback = "fallback",
+        RoundRobin = "round-robin",
+        Sticky = "sticky",
+        Adaptive = "adaptive",
+    } else Inherit
+);
+
+stored_enum!(
+    /// Which inference profiles an endpoint's model ids name; "" (and an
+    /// unknown stored value) is the geo of its region.
+    Scope { Geo = "", Global = "global", Explicit = "explicit", Regional = "regional" } else Geo
+);
+
+stored_enum!(
+    /// An endpoint's circuit as a data plane last reported it; "" is none.
+    Circuit { Unknown = "", Closed = "closed", HalfOpen = "half_open", Open = "open" } else Unknown
+);
+
 /// What an audit entry records; stored as its dotted name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditAction {
@@ -176,5 +205,12 @@ mod tests {
         assert_eq!(KeyStatus::parse("paused"), KeyStatus::Revoked);
         assert_eq!(UserStatus::parse(""), UserStatus::Disabled);
         assert_eq!(Role::parse("owner"), Role::Member);
+        for r in [Routing::Inherit, Routing::Fallback, Routing::RoundRobin, Routing::Sticky, Routing::Adaptive] {
+            assert_eq!(Routing::parse(r.as_str()), r);
+        }
+        assert_eq!(Routing::parse("random"), Routing::Inherit);
+        assert_eq!(CredentialKind::parse("sso"), CredentialKind::Default);
+        assert_eq!(Scope::parse("explicit"), Scope::Explicit);
+        assert_eq!(Circuit::parse("half_open"), Circuit::HalfOpen);
     }
 }

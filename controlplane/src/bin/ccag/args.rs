@@ -303,6 +303,13 @@ pub enum TeamsCmd {
         /// Tokens per minute for the whole team (0: unlimited)
         #[arg(long, value_name = "N")]
         tpm: Option<u32>,
+        /// How its requests spread over its endpoints (default: the routing.strategy setting)
+        #[arg(long, value_enum)]
+        routing: Option<RoutingArg>,
+        /// The endpoints its requests may use, in its order: ids or names, comma-separated
+        /// ("": every enabled endpoint)
+        #[arg(long, value_name = "A,B,…")]
+        endpoints: Option<String>,
     },
     /// Delete a team
     Delete {
@@ -468,58 +475,8 @@ pub enum ModelsCmd {
 
 // ------------------------------------------------------------------ endpoints
 
-#[derive(Debug, Subcommand)]
-pub enum EndpointsCmd {
-    /// Add a Bedrock endpoint
-    Create {
-        #[arg(long)]
-        name: String,
-        /// AWS region, e.g. us-east-1
-        #[arg(long)]
-        region: String,
-        /// IAM role to assume, for another account
-        #[arg(long, value_name = "ARN")]
-        role_arn: Option<String>,
-        /// Create the endpoint disabled
-        #[arg(long)]
-        disabled: bool,
-        /// Lower runs first
-        #[arg(long, value_name = "N", allow_hyphen_values = true)]
-        priority: Option<i32>,
-    },
-    /// List endpoints
-    List {
-        #[command(flatten)]
-        page: PageArgs,
-    },
-    /// Show an endpoint
-    Get {
-        /// Endpoint id or name
-        #[arg(value_name = "ID")]
-        id: String,
-    },
-    /// Change an endpoint; options not given are left as they are
-    Update {
-        #[arg(value_name = "ID")]
-        id: String,
-        #[arg(long)]
-        name: Option<String>,
-        #[arg(long)]
-        region: Option<String>,
-        /// IAM role to assume (empty: none)
-        #[arg(long, value_name = "ARN")]
-        role_arn: Option<String>,
-        #[arg(long, value_name = "true|false")]
-        enabled: Option<bool>,
-        #[arg(long, value_name = "N", allow_hyphen_values = true)]
-        priority: Option<i32>,
-    },
-    /// Delete an endpoint
-    Delete {
-        #[arg(value_name = "ID")]
-        id: String,
-    },
-}
+mod endpoints;
+pub use endpoints::{EndpointOptions, EndpointsCmd, RoutingArg};
 
 // ------------------------------------------------------------------ settings
 
@@ -917,8 +874,8 @@ mod tests {
     fn negative_priority_and_hyphen_values() {
         let cli = parse(&["endpoints", "create", "--name", "e", "--region", "r", "--priority", "-5"]).unwrap();
         match cli.command {
-            Command::Endpoints(EndpointsCmd::Create { priority, disabled, .. }) => {
-                assert_eq!(priority, Some(-5));
+            Command::Endpoints(EndpointsCmd::Create { options, disabled, .. }) => {
+                assert_eq!(options.priority, Some(-5));
                 assert!(!disabled);
             }
             other => panic!("unexpected {other:?}"),

@@ -80,6 +80,9 @@ pub fn key_status_name(v: i32) -> String {
 
 // ------------------------------------------------------------------ records
 
+mod endpoints;
+pub use endpoints::{render_endpoints, strategy_name};
+
 /// Something that prints as an object, and as a row of a list.
 pub trait Resource {
     /// Plural noun, e.g. "users", for "No users found.".
@@ -133,7 +136,8 @@ impl Resource for pb::User {
 
 impl Resource for pb::Team {
     const PLURAL: &'static str = "teams";
-    const COLUMNS: &'static [&'static str] = &["id", "name", "description", "member_rpm", "member_tpm", "members"];
+    const COLUMNS: &'static [&'static str] =
+        &["id", "name", "description", "member_rpm", "member_tpm", "members", "routing", "endpoints"];
     fn record(&self) -> Record {
         Record::new()
             .field("id", self.id.clone())
@@ -145,6 +149,10 @@ impl Resource for pb::Team {
             .field("tpm", self.tpm)
             .field("member_ids", strings(&self.member_ids))
             .field("members", strings(&named(&self.member_emails, &self.member_ids)))
+            // Empty lists: every enabled endpoint, as the table says.
+            .field("routing", strategy_name(self.routing))
+            .field("endpoint_ids", strings(&self.endpoint_ids))
+            .field("endpoints", strings(&named(&self.endpoint_names, &self.endpoint_ids)))
             .field("created_at", self.created_at.clone())
             .field("updated_at", self.updated_at.clone())
     }
@@ -244,10 +252,12 @@ pub fn render_catalogue(resp: &pb::ListCatalogueResponse, json: bool) -> String 
             resp.geo
         )
     } else {
-        format!(
-            "Bedrock ids for region {} (endpoint {}), inference-profile geo {}.\n",
-            resp.region, resp.endpoint, resp.geo
-        )
+        let profiles = if resp.geo.is_empty() {
+            "in-region foundation models".to_owned()
+        } else {
+            format!("inference-profile geo {}", resp.geo)
+        };
+        format!("Bedrock ids for region {} (endpoint {}), {profiles}.\n", resp.region, resp.endpoint)
     };
     out.push_str("Prices are per million tokens.\n");
     out.push_str(&list_table(pb::CatalogueModel::COLUMNS, &recs, pb::CatalogueModel::PLURAL));
@@ -259,22 +269,6 @@ pub fn render_catalogue(resp: &pb::ListCatalogueResponse, json: bool) -> String 
         ));
     }
     out
-}
-
-impl Resource for pb::Endpoint {
-    const PLURAL: &'static str = "endpoints";
-    const COLUMNS: &'static [&'static str] = &["id", "name", "region", "role_arn", "enabled", "priority"];
-    fn record(&self) -> Record {
-        Record::new()
-            .field("id", self.id.clone())
-            .field("name", self.name.clone())
-            .field("region", self.region.clone())
-            .field("role_arn", self.role_arn.clone())
-            .field("enabled", self.enabled)
-            .field("priority", self.priority)
-            .field("created_at", self.created_at.clone())
-            .field("updated_at", self.updated_at.clone())
-    }
 }
 
 impl Resource for pb::Setting {

@@ -16,14 +16,30 @@ pub fn read_stdin_secret() -> Result<String, CliError> {
 }
 
 fn parse_stdin_secret(buf: &str) -> Result<String, CliError> {
-    let secret = buf.trim_end_matches(['\r', '\n']);
+    let secret = parse_stdin_line("--password-stdin", buf)?;
     if secret.is_empty() {
         return Err(CliError::usage("--password-stdin: no password on stdin"));
     }
-    if secret.contains('\n') {
-        return Err(CliError::usage("--password-stdin: expected one line on stdin, got several"));
+    Ok(secret)
+}
+
+/// A secret piped on stdin for `flag`, which may be empty (e.g. to remove
+/// a stored one): one line, without its line break(s).
+pub fn read_stdin_line(flag: &str) -> Result<String, CliError> {
+    let mut buf = String::new();
+    std::io::stdin()
+        .lock()
+        .read_to_string(&mut buf)
+        .map_err(|e| CliError::usage(format!("{flag}: cannot read stdin: {e}")))?;
+    parse_stdin_line(flag, &buf)
+}
+
+fn parse_stdin_line(flag: &str, buf: &str) -> Result<String, CliError> {
+    let line = buf.trim_end_matches(['\r', '\n']);
+    if line.contains('\n') {
+        return Err(CliError::usage(format!("{flag}: expected one line on stdin, got several")));
     }
-    Ok(secret.to_string())
+    Ok(line.to_string())
 }
 
 fn open_tty() -> Result<std::fs::File, CliError> {
@@ -131,5 +147,8 @@ mod tests {
         assert_eq!(parse_stdin_secret("").unwrap_err().code, 2);
         assert_eq!(parse_stdin_secret("\n").unwrap_err().code, 2);
         assert_eq!(parse_stdin_secret("a\nb\n").unwrap_err().code, 2);
+        assert_eq!(parse_stdin_line("--api-key-stdin", "\n").unwrap(), "");
+        assert_eq!(parse_stdin_line("--api-key-stdin", "ABSK1\n").unwrap(), "ABSK1");
+        assert!(parse_stdin_line("--api-key-stdin", "a\nb").unwrap_err().message.contains("--api-key-stdin"));
     }
 }

@@ -13,6 +13,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub rpm: i64,
     pub tpm: i64,
+    /// `crate::store::Routing`: "" is the organisation's strategy.
+    pub routing_strategy: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

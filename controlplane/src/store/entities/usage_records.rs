@@ -30,6 +30,10 @@ pub struct Model {
     pub web_search_requests: i64,
     /// No price matched: charged at the conservative default.
     pub unpriced: bool,
+    /// The endpoint that answered (or last refused); "" when none was called.
+    pub endpoint_id: String,
+    /// Endpoints tried, the answering one included.
+    pub attempts: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

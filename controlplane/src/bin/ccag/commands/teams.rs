@@ -3,7 +3,7 @@
 use ccag_proto::admin::v1 as pb;
 
 use super::{deleted_out, fetch_pages, list_out, one_out, require_change, Out};
-use crate::args::TeamsCmd;
+use crate::args::{RoutingArg, TeamsCmd};
 use crate::client::Ctx;
 use crate::error::CliError;
 
@@ -44,18 +44,34 @@ pub async fn run(ctx: &Ctx, cmd: TeamsCmd, json: bool) -> Result<Out, CliError> 
             let t = get(ctx, id).await?;
             Ok(one_out(&t, json))
         }
-        TeamsCmd::Update { id, name, description, member_rpm, member_tpm, rpm, tpm } => {
+        TeamsCmd::Update { id, name, description, member_rpm, member_tpm, rpm, tpm, routing, endpoints } => {
             require_change(
                 name.is_some()
                     || description.is_some()
                     || member_rpm.is_some()
                     || member_tpm.is_some()
                     || rpm.is_some()
-                    || tpm.is_some(),
+                    || tpm.is_some()
+                    || routing.is_some()
+                    || endpoints.is_some(),
             )?;
+            let routing = routing.map(|r| strategy(r) as i32);
+            let set_endpoints = endpoints.is_some();
+            let endpoints = endpoints.as_deref().map(super::endpoints::comma_list).unwrap_or_default();
             let t = ctx
                 .teams()
-                .update_team(pb::UpdateTeamRequest { id, name, description, member_rpm, member_tpm, rpm, tpm })
+                .update_team(pb::UpdateTeamRequest {
+                    id,
+                    name,
+                    description,
+                    member_rpm,
+                    member_tpm,
+                    rpm,
+                    tpm,
+                    routing,
+                    set_endpoints,
+                    endpoints,
+                })
                 .await
                 .map_err(|s| ctx.err(s))?
                 .into_inner();
@@ -87,4 +103,14 @@ async fn member_request(ctx: &Ctx, team: String, user: String) -> Result<pb::Tea
     let team_id = get(ctx, team).await?.id;
     let user_id = ctx.user_id(&user).await?;
     Ok(pb::TeamMemberRequest { team_id, user_id })
+}
+
+fn strategy(r: RoutingArg) -> pb::RoutingStrategy {
+    match r {
+        RoutingArg::Sticky => pb::RoutingStrategy::Sticky,
+        RoutingArg::Fallback => pb::RoutingStrategy::Fallback,
+        RoutingArg::RoundRobin => pb::RoutingStrategy::RoundRobin,
+        RoutingArg::Adaptive => pb::RoutingStrategy::Adaptive,
+        RoutingArg::Default => pb::RoutingStrategy::Unspecified,
+    }
 }
