@@ -13,6 +13,10 @@ use ccag_proto::routing::{bucket_of, LATENCY_BUCKETS};
 const PENALTY_HALF_LIFE: Duration = Duration::from_secs(30);
 /// Weight of a new latency sample in the moving average.
 const LATENCY_ALPHA: f64 = 0.2;
+/// An endpoint's latency estimate halves in this time without a new
+/// sample, so that one that looked slow once is tried (and measured) again
+/// rather than shunned for good.
+const LATENCY_HALF_LIFE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Circuit {
@@ -39,6 +43,7 @@ pub enum Admission {
 struct Adaptive {
     /// Milliseconds to first byte, moving average; `None` before a sample.
     latency_ms: Option<f64>,
+    latency_at: Instant,
     penalty: f64,
     penalty_at: Instant,
 }
@@ -63,7 +68,12 @@ impl Default for Health {
             // Known from the start: a new endpoint takes traffic until its
             // own calls say otherwise.
             circuit: Mutex::new(Circuit::Closed { failures: 0 }),
-            adaptive: Mutex::new(Adaptive { latency_ms: None, penalty: 0.0, penalty_at: Instant::now() }),
+            adaptive: Mutex::new(Adaptive {
+                latency_ms: None,
+                latency_at: Instant::now(),
+                penalty: 0.0,
+                penalty_at: Instant::now(),
+            }),
             counters: Counters::default(),
         }
     }
@@ -123,6 +133,7 @@ impl Health {
                     None => sample,
                     Some(avg) => avg + LATENCY_ALPHA * (sample - avg),
                 });
+                a.latency_at = now;
                 drop(a);
                 *self.circuit.lock().unwrap_or_else(|e| e.into_inner()) = Circuit::Closed { failures: 0 };
             }
@@ -157,7 +168,7 @@ impl Health {
     /// gets tried.
     pub fn cost(&self, now: Instant) -> f64 {
         let a = self.adaptive.lock().unwrap_or_else(|e| e.into_inner());
-        let latency = a.latency_ms.unwrap_or(1.0).max(1.0);
+        let latency = a.latency_ms.map_or(1.0, |l| decayed_by(l, a.latency_at, now, LATENCY_HALF_LIFE)).max(1.0);
         latency * (1.0 + 4.0 * decayed(a.penalty, a.penalty_at, now))
     }
 
@@ -201,11 +212,15 @@ impl Health {
 }
 
 fn decayed(penalty: f64, since: Instant, now: Instant) -> f64 {
-    if penalty <= 0.0 {
+    decayed_by(penalty, since, now, PENALTY_HALF_LIFE)
+}
+
+fn decayed_by(value: f64, since: Instant, now: Instant, half_life: Duration) -> f64 {
+    if value <= 0.0 {
         return 0.0;
     }
-    let halves = now.saturating_duration_since(since).as_secs_f64() / PENALTY_HALF_LIFE.as_secs_f64();
-    penalty * 0.5f64.powf(halves)
+    let halves = now.saturating_duration_since(since).as_secs_f64() / half_life.as_secs_f64();
+    value * 0.5f64.powf(halves)
 }
 
 #[cfg(test)]
@@ -282,6 +297,15 @@ mod tests {
         h.record(Attempted::Throttled, 5, COOL, t);
         assert!(h.cost(t) > 4.0 * calm);
         assert!(h.cost(t + Duration::from_secs(300)) < 1.01 * calm);
+    }
+
+    #[test]
+    fn a_slow_endpoint_looks_faster_as_its_estimate_ages() {
+        let h = Health::default();
+        let t = Instant::now();
+        h.record(Attempted::Answered(Duration::from_millis(800)), 5, COOL, t);
+        assert!(h.cost(t) > 700.0);
+        assert!(h.cost(t + Duration::from_secs(120)) < 100.0);
     }
 
     #[test]

@@ -145,8 +145,10 @@ impl CredentialCache {
         let Some(provider) = &self.provider else {
             return Err(UpstreamError::Credentials("no AWS credentials are configured".into()));
         };
+        // Credentials a request resolved a moment ago (or that never
+        // expire) are not replaced: the refresher runs at the margin.
         if let Some(c) = self.current.load().as_ref() {
-            if c.usable_until(SystemTime::now(), REFRESH_BEFORE) && c.expiry.is_none() {
+            if c.usable_until(SystemTime::now(), REFRESH_BEFORE) {
                 return Ok(());
             }
         }
@@ -259,6 +261,18 @@ mod tests {
         c.identity().await.unwrap();
         c.identity().await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refresher_started_beside_the_first_request_does_not_resolve_again() {
+        let (c, calls) = cache(Some(Duration::from_secs(3600)), usize::MAX);
+        c.identity().await.unwrap();
+        c.spawn_refresher(None, || {});
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        c.identity().await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "one session per user, not two");
     }
 
     #[tokio::test]
