@@ -12,7 +12,7 @@ use super::{ok, ts, ApiError, ApiResult, Change, Shared};
 use crate::fleet::Touched;
 use std::collections::HashMap;
 
-use crate::store::entities::{api_keys, model_prices, teams, usage_records, users};
+use crate::store::entities::{api_keys, endpoints, model_prices, teams, usage_records, users};
 use crate::store::{AuditAction, Backend};
 
 pub struct UsageApi(pub Shared);
@@ -77,6 +77,7 @@ impl UsageService for UsageApi {
             Ok(UsageGroup::Team) => C::TeamId,
             Ok(UsageGroup::Key) => C::KeyId,
             Ok(UsageGroup::Model) => C::Model,
+            Ok(UsageGroup::Endpoint) => C::EndpointId,
             Err(_) => return Err(ApiError::InvalidArgument("group_by: unknown value".into()).into()),
         };
         let mut q = usage_records::Entity::find()
@@ -217,6 +218,13 @@ async fn names(
             .await?
             .into_iter()
             .map(|k| (k.id, k.name))
+            .collect(),
+        Ok(UsageGroup::Endpoint) => endpoints::Entity::find()
+            .filter(endpoints::Column::Id.is_in(ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e.name))
             .collect(),
         _ => HashMap::new(),
     })

@@ -51,8 +51,14 @@ pub fn round_robin(routes: &mut [&Route], n: u64) {
     if total == 0 || routes.len() < 2 {
         return;
     }
-    let mut at = n % total;
-    let pick = routes
+    let pick = weighted_index(routes, n % total);
+    routes[..=pick].rotate_right(1);
+}
+
+/// The endpoint whose share of the summed weights holds `at` (below the
+/// sum).
+fn weighted_index(routes: &[&Route], mut at: u64) -> usize {
+    routes
         .iter()
         .position(|r| {
             let w = u64::from(r.spec.weight);
@@ -63,8 +69,7 @@ pub fn round_robin(routes: &mut [&Route], n: u64) {
                 false
             }
         })
-        .unwrap_or(0);
-    routes[..=pick].rotate_right(1);
+        .unwrap_or(0)
 }
 
 /// Two random choices (weighted), the cheaper first; the rest by cost. Two
@@ -76,21 +81,7 @@ pub fn adaptive(routes: &mut [&Route], now: Instant) {
     }
     let cost = |r: &Route| r.health.cost(now) / f64::from(r.spec.weight);
     let total: u64 = routes.iter().map(|r| u64::from(r.spec.weight)).sum();
-    let draw = |routes: &[&Route]| {
-        let mut at = fastrand::u64(..total.max(1));
-        routes
-            .iter()
-            .position(|r| {
-                let w = u64::from(r.spec.weight);
-                if at < w {
-                    true
-                } else {
-                    at -= w;
-                    false
-                }
-            })
-            .unwrap_or(0)
-    };
+    let draw = |routes: &[&Route]| weighted_index(routes, fastrand::u64(..total.max(1)));
     let (a, mut b) = (draw(routes), draw(routes));
     if a == b {
         b = (a + 1) % routes.len();

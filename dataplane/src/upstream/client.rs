@@ -220,9 +220,10 @@ impl Runtime {
                 match own {
                     Ok(i) => Some(i),
                     // A role whose trust policy does not allow
-                    // sts:SetSourceIdentity still serves, unattributed.
+                    // sts:SetSourceIdentity still serves, unattributed (the
+                    // session's refresher warns, not every request).
                     Err(e) => {
-                        tracing::warn!(error = %e, "no per-user STS session; signing with the endpoint's shared session");
+                        tracing::debug!(error = %e, "no per-user STS session; signing with the endpoint's shared session");
                         Some(sessions.shared.identity().await?)
                     }
                 }

@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
@@ -34,6 +34,9 @@ impl Cached {
 /// Credentials this close to expiry are no longer signed with: a request
 /// could reach AWS after they lapse.
 const LAST_USE_BEFORE: Duration = Duration::from_secs(30);
+/// After a failed resolution with nothing usable held, requests fail at
+/// once for this long instead of each asking the source again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
 pub struct CredentialCache {
     provider: Option<SharedCredentialsProvider>,
@@ -43,6 +46,8 @@ pub struct CredentialCache {
     /// Unix seconds of the last signature, so an idle per-user session can
     /// stop being refreshed.
     last_used: AtomicU64,
+    /// The last failure to resolve, while nothing usable is held.
+    failed: std::sync::Mutex<Option<(Instant, String)>>,
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
@@ -56,6 +61,7 @@ impl CredentialCache {
             current: ArcSwapOption::empty(),
             refresh: tokio::sync::Mutex::new(()),
             last_used: AtomicU64::new(unix_secs(SystemTime::now())),
+            failed: std::sync::Mutex::new(None),
         }
     }
 
@@ -172,11 +178,20 @@ impl CredentialCache {
         let Some(provider) = &self.provider else {
             return Err(UpstreamError::Credentials("no AWS credentials are configured".into()));
         };
+        // A source that just failed is not asked again by every request
+        // behind it (STS refusing a role would otherwise be called per
+        // request); the refresher keeps retrying on its own schedule.
+        if let Some((at, why)) = self.failed.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if at.elapsed() < RETRY_AFTER_FAILURE && old.as_ref().is_none_or(|c| !c.usable_until(now, Duration::ZERO)) {
+                return Err(UpstreamError::Credentials(why.clone()));
+            }
+        }
         match provider.provide_credentials().await {
             Ok(creds) => {
                 let expiry = creds.expiry();
                 let identity = Identity::from(creds);
                 self.current.store(Some(Arc::new(Cached { identity: identity.clone(), expiry })));
+                *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 Ok(identity)
             }
             // Credentials that are close to expiry but still valid beat none:
@@ -186,7 +201,10 @@ impl CredentialCache {
                     tracing::warn!(error = %e, "could not refresh AWS credentials; using the current ones until they expire");
                     Ok(c.identity.clone())
                 }
-                None => Err(UpstreamError::Credentials(e.to_string())),
+                None => {
+                    *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), e.to_string()));
+                    Err(UpstreamError::Credentials(e.to_string()))
+                }
             },
         }
     }
@@ -294,6 +312,15 @@ mod tests {
         let (c, _) = cache(Some(Duration::from_secs(120)), 1);
         c.identity().await.unwrap();
         assert!(c.identity().await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_failing_source_is_not_asked_again_by_every_request() {
+        let (c, calls) = cache(None, 0);
+        assert!(c.identity().await.is_err());
+        assert!(c.identity().await.is_err());
+        assert!(c.identity().await.is_err());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

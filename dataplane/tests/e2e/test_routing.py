@@ -352,6 +352,9 @@ def test_usage_records_name_their_endpoint_and_endpoints_list_shows_health(gw):
     assert ask(gw, who) == REPLY  # east answers
     want = sorted([(b["id"], 2), (a["id"], 1)])
     assert wait_until(lambda: gw.usage_records(who.key_id) == want, timeout=15), gw.usage_records(who.key_id)
+    rows = gw.ccag_json("usage", "--key", who.key_id, "--group-by", "endpoint")
+    rows = rows.get("rows", []) if isinstance(rows, dict) else rows
+    assert {r["group"]: int(r["requests"]) for r in rows} == {a["id"]: 1, b["id"]: 1}, rows
 
     def reported():
         h = gw.endpoint_health()

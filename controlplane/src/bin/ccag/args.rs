@@ -560,6 +560,8 @@ pub enum UsageGroupArg {
     Team,
     Key,
     Model,
+    /// The Bedrock endpoint that answered
+    Endpoint,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -14,6 +14,7 @@ fn group(g: UsageGroupArg) -> pb::UsageGroup {
         UsageGroupArg::Team => pb::UsageGroup::Team,
         UsageGroupArg::Key => pb::UsageGroup::Key,
         UsageGroupArg::Model => pb::UsageGroup::Model,
+        UsageGroupArg::Endpoint => pb::UsageGroup::Endpoint,
     }
 }
 
