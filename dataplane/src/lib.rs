@@ -10,8 +10,10 @@
 //! call: it searches and calls Bedrock again until the model answers.
 //!
 //! Beside the request path: `control` keeps the snapshot current from the
-//! control plane (or `config` from a file), and `report` delivers usage
-//! records to the control plane through a durable spool.
+//! control plane (or `config` from a file), `report` delivers usage
+//! records to the control plane through a durable spool, and `observe`
+//! turns them into metrics and traces (served on the admin listener,
+//! exported over OTLP).
 
 pub mod api;
 pub mod auth;
@@ -20,6 +22,7 @@ pub mod config;
 pub mod control;
 pub mod http;
 pub mod models;
+pub mod observe;
 pub mod ratelimit;
 pub mod report;
 pub mod routing;
@@ -43,6 +46,8 @@ pub struct Settings {
     /// (with a control plane: `http://127.0.0.1:8081` unless set; `off`
     /// serves none).
     pub signin_url: Option<String>,
+    /// `CCAG_DATAPLANE_ADMIN_ADDR`: the metrics listener (`None`: off).
+    pub admin_addr: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -89,7 +94,8 @@ impl Settings {
             Some(v) => Some(v),
             None => control.as_ref().map(|_| "http://127.0.0.1:8081".to_owned()),
         };
-        Ok(Settings { addr, config_file, control, timeouts, signin_url })
+        let admin_addr = observe::admin::addr_from_env()?;
+        Ok(Settings { addr, config_file, control, timeouts, signin_url, admin_addr })
     }
 }
 
@@ -112,8 +118,17 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let store = Arc::new(config::ConfigStore::default());
     let listener = http::bind(settings.addr).map_err(|e| format!("bind {}: {e}", settings.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let admin = match settings.admin_addr {
+        Some(a) => Some(http::bind(a).map_err(|e| format!("bind CCAG_DATAPLANE_ADMIN_ADDR {a}: {e}"))?),
+        None => None,
+    };
+    let metrics = Arc::new(observe::Metrics::new());
+    let instance = settings.control.as_ref().map_or_else(|| format!("dp-{local}"), |c| c.id.clone());
+    let otlp = observe::Otlp::from_env(&metrics, &instance).map_err(|e| e.to_string())?;
+    let observer = Arc::new(observe::Observer::new(metrics.clone(), otlp, store.clone()));
     let limiter = Arc::new(ratelimit::Limiter::new());
     let (sink, rx) = usage::UsageSink::new(limiter.clone(), store.budgets.clone());
+    let sink = sink.with_dropped_counter(metrics.dropped_counter());
     let router = Arc::new(routing::Router::default());
     let signin = match (&settings.signin_url, &settings.control) {
         (Some(url), Some(c)) => Some(api::ControlPlaneHttp::new(url, &c.token)?),
@@ -123,13 +138,13 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let usage_task = match (settings.config_file, settings.control) {
         (Some(path), None) => {
             config::watch_file(path, store.clone()).await?;
-            report::reporter::spawn_log_only(rx)
+            report::reporter::spawn_log_only(rx, observer.clone())
         }
         (None, Some(mut control)) => {
             control.address = format!("http://{local}");
             let held = control::load_persisted(&control.state_dir, &store);
             control::spawn_watch(control.clone(), store.clone(), held);
-            report::reporter::spawn(rx, control, store.budgets.clone(), router.clone())?
+            report::reporter::spawn(rx, control, store.budgets.clone(), router.clone(), observer.clone())?
         }
         _ => {
             return Err("no configuration source: set CCAG_CONTROLPLANE_URL (with CCAG_DATAPLANE_TOKEN), \
@@ -158,26 +173,50 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         tokens: Default::default(),
         signin,
         searcher: Arc::new(ccag_websearch::Searcher::new(outbound)),
+        observer: observer.clone(),
     });
     // A new configuration's endpoints are built (and their assumed roles
     // resolved) within a second, ahead of the first request that needs them.
-    let preparing = state.clone();
+    // Weak: the state (and the usage channel it feeds) must be able to go
+    // at shutdown.
+    let preparing = Arc::downgrade(&state);
     tokio::spawn(async move {
-        loop {
-            if let Some(cfg) = preparing.config.get() {
-                preparing.router.prepare(&cfg, &preparing.bedrock);
+        while let Some(state) = preparing.upgrade() {
+            if let Some(cfg) = state.config.get() {
+                state.router.prepare(&cfg, &state.bedrock);
             }
+            drop(state);
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     });
-    tracing::info!(addr = %local, region = state.bedrock.region(), "data plane listening");
-    // A plain line on stdout lets scripts and tests learn a port chosen by the OS.
+    let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
+    let admin_addr = admin.as_ref().map(|l| l.local_addr()).transpose().map_err(|e| e.to_string())?;
+    let admin_task = admin.map(|l| tokio::spawn(observe::admin::serve(l, state.clone(), admin_stopped)));
+    tracing::info!(addr = %local, region = state.bedrock.region(), metrics = ?admin_addr, "data plane listening");
+    // Plain lines on stdout let scripts and tests learn ports chosen by the
+    // OS. The first is the one scripts wait for.
     println!("ccag-dataplane listening on http://{local}");
+    if let Some(a) = admin_addr {
+        println!("ccag-dataplane metrics at http://{a}/metrics");
+    }
     http::serve(listener, state, shutdown).await;
-    // Every request has finished: once the last sender is gone the usage
-    // writer drains the channel to disk and stops.
+    let _ = stop_admin.send(true);
+    if let Some(t) = admin_task {
+        let _ = t.await;
+    }
+    // Every request has finished or been cut: once the last sender is gone
+    // the usage writer drains the channel to disk and stops.
     if tokio::time::timeout(std::time::Duration::from_secs(10), usage_task).await.is_err() {
         tracing::warn!("usage writer did not finish in time");
     }
+    // The writer made the last spans; the exporters send them.
+    let flushing = observer.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(o) = &flushing.otlp {
+            o.shutdown();
+        }
+    })
+    .await;
+    tracing::info!("data plane stopped");
     Ok(())
 }

@@ -49,6 +49,10 @@ pub struct UsageRecord {
     /// Endpoints tried.
     #[serde(default)]
     pub attempts: u32,
+    /// The client's W3C trace context, when traces are exported: the
+    /// request's span is its child. Not spooled (the span is made before).
+    #[serde(skip)]
+    pub trace: Option<crate::observe::TraceParent>,
 }
 
 fn is_zero(v: &i64) -> bool {
@@ -215,6 +219,7 @@ impl UsageRecord {
             budget_cost_micro_usd: 0,
             endpoint_id: String::new(),
             attempts: 0,
+            trace: None,
         }
     }
 }
@@ -222,6 +227,8 @@ impl UsageRecord {
 pub struct UsageSink {
     tx: mpsc::Sender<UsageRecord>,
     dropped: AtomicU64,
+    /// Counts what `dropped` counts, for the metrics.
+    dropped_metric: Option<prometheus::IntCounter>,
     limiter: Arc<Limiter>,
     budgets: Arc<crate::budget::Budgets>,
 }
@@ -232,7 +239,13 @@ const CAPACITY: usize = 65_536;
 impl UsageSink {
     pub fn new(limiter: Arc<Limiter>, budgets: Arc<crate::budget::Budgets>) -> (Self, mpsc::Receiver<UsageRecord>) {
         let (tx, rx) = mpsc::channel(CAPACITY);
-        (UsageSink { tx, dropped: AtomicU64::new(0), limiter, budgets }, rx)
+        (UsageSink { tx, dropped: AtomicU64::new(0), dropped_metric: None, limiter, budgets }, rx)
+    }
+
+    /// Counts lost records in `counter` too.
+    pub fn with_dropped_counter(mut self, counter: prometheus::IntCounter) -> Self {
+        self.dropped_metric = Some(counter);
+        self
     }
 
     /// Charges the record's tokens to the rate limiter and its cost to the
@@ -252,6 +265,9 @@ impl UsageSink {
         }
         if self.tx.try_send(r).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(c) = &self.dropped_metric {
+                c.inc();
+            }
             tracing::error!(dropped_total = n, "usage channel full; a usage record was dropped");
         }
     }

@@ -5,6 +5,7 @@
 //! checked, so a second DNS answer cannot point it elsewhere.
 
 pub mod client;
+pub mod probe;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;

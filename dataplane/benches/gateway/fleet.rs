@@ -242,6 +242,7 @@ impl DataPlane {
         let binary = dataplane_binary();
         let mut cmd = Command::new(&binary);
         cmd.env("CCAG_DATAPLANE_ADDR", "127.0.0.1:0")
+            .env("CCAG_DATAPLANE_ADMIN_ADDR", "127.0.0.1:0")
             .env_remove("CCAG_DATAPLANE_CONFIG")
             .env_remove("CCAG_DATAPLANE_TOKEN_FILE")
             .env_remove("CCAG_CONTROLPLANE_CA")

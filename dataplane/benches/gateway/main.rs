@@ -43,6 +43,7 @@ mod chart;
 mod distribution;
 mod fleet;
 mod load;
+mod otlp_sink;
 mod phases;
 mod report;
 mod spend;
@@ -107,6 +108,9 @@ pub struct Params {
     /// Every key's user under an (unreachable) budget, so that every
     /// request pays for the budget check.
     pub budgets: bool,
+    /// The data planes export traces and metrics over OTLP/HTTP to a sink
+    /// in the bench.
+    pub otlp: bool,
     /// Where the SVG chart goes.
     pub chart: PathBuf,
 }
@@ -132,6 +136,7 @@ impl Params {
             dist_keys: 10_000,
             dist_peers: 20,
             budgets: false,
+            otlp: false,
             spend_users: 10_000,
             spend_rate: 2_000.0,
             spend_secs: 10.0,
@@ -223,6 +228,7 @@ impl Params {
                 "--dist-keys" => p.dist_keys = value("--dist-keys", 1.0)? as usize,
                 "--dist-peers" => p.dist_peers = value("--dist-peers", 1.0)? as usize,
                 "--budgets" => p.budgets = true,
+                "--otlp" => p.otlp = true,
                 "--spend-users" => p.spend_users = value("--spend-users", 0.0)? as usize,
                 "--spend-rate" => p.spend_rate = value("--spend-rate", 1.0)?,
                 "--spend-secs" => p.spend_secs = value("--spend-secs", 0.1)?,
@@ -268,6 +274,8 @@ const USAGE: &str = "usage: cargo bench -p ccag-dataplane --bench gateway [-- OP
   --spend-secs S          seconds it lasts (default 10)
   --budgets               put every request under an organisation-wide budget
                           (never reached), to measure the budget check
+  --otlp                  the data planes export traces and metrics over OTLP/HTTP
+                          (to a sink in the bench, every 100 ms / 1 s)
   --chart PATH            the SVG chart (default target/gateway-bench.svg; relative
                           paths are taken from the workspace root)
 Options after --quick override it.
@@ -321,6 +329,19 @@ async fn run(p: Params) -> Result<(), Error> {
     let nofile = fleet::raise_nofile_limit(p.streams);
     let cp_binary = tokio::task::spawn_blocking(fleet::controlplane_binary).await.map_err(|e| e.to_string())??;
 
+    let otlp = if p.otlp {
+        let (url, received) = otlp_sink::start().await?;
+        // Inherited by the data planes started below (and ignored by the
+        // control plane, which exports none).
+        std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", &url);
+        std::env::set_var("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
+        std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "100");
+        std::env::set_var("OTEL_METRIC_EXPORT_INTERVAL", "1000");
+        progress(&format!("OTLP export on, to {url}"));
+        Some(received)
+    } else {
+        None
+    };
     let double = ccag_bedrock_double::spawn(
         "127.0.0.1:0".parse().expect("a socket address"),
         DoubleConfig {
@@ -488,6 +509,14 @@ async fn run(p: Params) -> Result<(), Error> {
         spend,
     };
     print!("{}", results.markdown());
+    if let Some(r) = &otlp {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (t, m, b) = (r.traces.load(Relaxed), r.metrics.load(Relaxed), r.bytes.load(Relaxed));
+        println!("\nOTLP export: {t} trace and {m} metric exports received, {} KiB in all.", b / 1024);
+        if t == 0 {
+            return Err("--otlp: no trace export arrived".into());
+        }
+    }
     let svg = chart::latency_svg(&results);
     if let Some(dir) = p.chart.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -87,10 +87,12 @@ impl Caller {
         let budget = verdict.standing().copied();
         match verdict {
             Verdict::Block { standing, message, retry_after_secs } => {
+                state.observer.metrics.budget_refused("exhausted");
                 state.usage.record(meter.finish(429, Outcome::BudgetBlocked, Usage::default()));
                 return Err(ApiError::BudgetExhausted { message, retry_after_secs, standing });
             }
             Verdict::Hold { standing } => {
+                state.observer.metrics.budget_refused("held");
                 state.usage.record(meter.finish(429, Outcome::RateLimited, Usage::default()));
                 return Err(ApiError::BudgetHeld { standing });
             }
@@ -111,11 +113,21 @@ impl Caller {
             }
             Err(refused) => {
                 state.usage.record(meter.finish(429, Outcome::RateLimited, Usage::default()));
+                use crate::ratelimit::Scope;
                 match (refused.scope, budget) {
-                    (crate::ratelimit::Scope::Shape, Some(standing)) => {
+                    (Scope::Shape, Some(standing)) => {
+                        state.observer.metrics.budget_refused("shaped");
                         Err(ApiError::BudgetShaped { refused, standing })
                     }
-                    _ => Err(ApiError::OverLimit(refused)),
+                    (scope, _) => {
+                        state.observer.metrics.rate_limited(match scope {
+                            Scope::Key => "key",
+                            Scope::User => "user",
+                            Scope::Team => "team",
+                            Scope::Shape => "shape",
+                        });
+                        Err(ApiError::OverLimit(refused))
+                    }
                 }
             }
         }

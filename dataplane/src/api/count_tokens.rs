@@ -23,6 +23,9 @@ pub async fn handle(
     rid: &str,
 ) -> Result<Response<ResBody>, ApiError> {
     let Admitted { mut meter, .. } = caller.admit(state, rid, "count_tokens")?;
+    if state.observer.traces() {
+        meter.record.trace = crate::observe::TraceParent::from_headers(req.headers());
+    }
     let result = count(state, &caller, req, &mut meter).await;
     // Counting consumes no tokens: the record carries none, only the outcome.
     let status = match &result {

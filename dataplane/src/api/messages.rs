@@ -31,6 +31,9 @@ pub async fn handle(
     let Admitted { mut meter, limits: admitted, budget } = caller.admit_spending(state, rid, "messages")?;
     let cfg = &caller.cfg;
     let key = &caller.key;
+    if state.observer.traces() {
+        meter.record.trace = crate::observe::TraceParent::from_headers(req.headers());
+    }
 
     let result = async {
         let (parts, bytes) = read_body(state, req, cfg.limits.max_body_bytes).await?;

@@ -24,6 +24,7 @@ use tracing::Instrument;
 use crate::config::ConfigStore;
 use crate::http::body::{full, ResBody};
 use crate::http::error::ApiError;
+use crate::observe::RouteLabel;
 use crate::translate::betas::BetaMemory;
 use crate::upstream::Bedrock;
 use crate::usage::UsageSink;
@@ -49,6 +50,35 @@ pub struct AppState {
     pub signin: Option<passthrough::ControlPlaneHttp>,
     /// Runs web searches (`CCAG_OUTBOUND_ALLOW_CIDRS` applies).
     pub searcher: Arc<ccag_websearch::Searcher>,
+    /// Metrics and OTLP export.
+    pub observer: Arc<crate::observe::Observer>,
+}
+
+impl AppState {
+    /// The gauges a scrape reports, read from where they are kept.
+    pub fn snapshot(&self, now_ms: u64) -> crate::observe::metrics::Snapshot {
+        crate::observe::metrics::Snapshot {
+            in_flight: self.gauges.requests(),
+            connections: self.gauges.connections(),
+            streams: self.gauges.streams(),
+            config_revision: self.config.get().map(|c| c.version),
+            config_age_secs: self.config.updated_ms().map(|t| now_ms.saturating_sub(t) as f64 / 1000.0),
+            control_connected: self.config.connected(),
+            draining: self.gauges.draining(),
+        }
+    }
+}
+
+/// `GET /ready`: ready once a configuration is held, and no longer once
+/// shutdown began (a load balancer then stops sending new requests).
+pub fn readiness(state: &AppState) -> (StatusCode, String) {
+    if state.gauges.draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#.into());
+    }
+    match state.config.get() {
+        Some(c) => (StatusCode::OK, format!(r#"{{"status":"ready","config_version":{}}}"#, c.version)),
+        None => (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"waiting for configuration"}"#.into()),
+    }
 }
 
 impl crate::http::App for AppState {
@@ -86,16 +116,29 @@ pub async fn handle(
     // Counts the request until its response body is dropped (sent, or the
     // client left), or until this future is dropped.
     let in_flight = state.gauges.request_started();
-    let result = route(&state, req, &rid, peer).instrument(span.clone()).await;
-    let mut res = result.unwrap_or_else(|e| {
-        span.in_scope(|| tracing::info!(status = e.status().as_u16(), error = %e, "request refused"));
-        e.into_response(&rid)
-    });
+    let path = req.uri().path();
+    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let classified = classify(req.method(), path);
+    let label = classified.as_ref().map_or(RouteLabel::Other, Route::label);
+    let result = match classified {
+        Ok(r) => route(&state, req, r, &rid, peer).instrument(span.clone()).await,
+        Err(e) => Err(e),
+    };
+    let (mut res, error_type) = match result {
+        Ok(res) => (res, None),
+        Err(e) => {
+            span.in_scope(|| tracing::info!(status = e.status().as_u16(), error = %e, "request refused"));
+            let kind = e.kind();
+            (e.into_response(&rid), Some(kind))
+        }
+    };
+    state.observer.metrics.http_request(label, res.status().as_u16(), error_type);
     res.headers_mut().insert("request-id", HeaderValue::from_str(&rid).expect("request ids are ASCII"));
     Ok(in_flight.hold_until_sent(res))
 }
 
 /// What a request asks for, from its method and path.
+#[derive(Clone, Copy)]
 enum Route {
     /// Needs no key. Nothing else is public.
     Public(Public),
@@ -103,6 +146,7 @@ enum Route {
     Protected(Protected),
 }
 
+#[derive(Clone, Copy)]
 enum Public {
     Hello,
     Health,
@@ -111,6 +155,7 @@ enum Public {
     ControlPlane,
 }
 
+#[derive(Clone, Copy)]
 enum Protected {
     Messages,
     CountTokens,
@@ -119,6 +164,20 @@ enum Protected {
     GetModel(usize),
     /// OTLP/HTTP from signed-in Claude Code sessions.
     Telemetry,
+}
+
+impl Route {
+    fn label(&self) -> RouteLabel {
+        match self {
+            Route::Public(Public::Hello) | Route::Public(Public::ControlPlane) => RouteLabel::Signin,
+            Route::Public(Public::Health) => RouteLabel::Health,
+            Route::Public(Public::Ready) => RouteLabel::Ready,
+            Route::Protected(Protected::Messages) => RouteLabel::Messages,
+            Route::Protected(Protected::CountTokens) => RouteLabel::CountTokens,
+            Route::Protected(Protected::ListModels | Protected::GetModel(_)) => RouteLabel::Models,
+            Route::Protected(Protected::Telemetry) => RouteLabel::Telemetry,
+        }
+    }
 }
 
 fn classify(method: &Method, path: &str) -> Result<Route, ApiError> {
@@ -151,19 +210,16 @@ fn classify(method: &Method, path: &str) -> Result<Route, ApiError> {
 async fn route(
     state: &Arc<AppState>,
     req: Request<Incoming>,
+    classified: Route,
     rid: &str,
     peer: std::net::SocketAddr,
 ) -> Result<Response<ResBody>, ApiError> {
-    let path = req.uri().path();
-    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
-    let protected = match classify(req.method(), path)? {
+    let protected = match classified {
         Route::Public(Public::Hello) => return Ok(json(StatusCode::OK, "{}")),
         Route::Public(Public::Health) => return Ok(json(StatusCode::OK, state.gauges.health_json())),
         Route::Public(Public::Ready) => {
-            return Ok(match state.config.get() {
-                Some(c) => json(StatusCode::OK, format!(r#"{{"status":"ready","config_version":{}}}"#, c.version)),
-                None => json(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"waiting for configuration"}"#),
-            })
+            let (status, body) = readiness(state);
+            return Ok(json(status, body));
         }
         Route::Public(Public::ControlPlane) => {
             return match &state.signin {
@@ -185,6 +241,8 @@ async fn route(
         Protected::CountTokens => Box::pin(count_tokens::handle(state, caller, req, rid)).await,
         Protected::ListModels => models::list(&caller, &req),
         Protected::GetModel(at) => {
+            let path = req.uri().path();
+            let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
             let id = path[at..].to_owned();
             models::get(&caller, &id)
         }

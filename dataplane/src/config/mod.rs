@@ -8,7 +8,9 @@ mod snapshot;
 pub use file::watch_file;
 pub use snapshot::{KeyEntry, KeyHash, Limits, RuntimeConfig, SnapshotError};
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 
@@ -20,6 +22,10 @@ pub struct ConfigStore {
     /// The budget verdicts and prices, which move far more often than the
     /// rest, and the data plane's own spend not yet in them.
     pub budgets: Arc<crate::budget::Budgets>,
+    /// Unix ms of the last configuration installed or confirmed; 0: none.
+    updated_ms: AtomicU64,
+    /// Whether the watch stream is up (false with a snapshot file).
+    connected: AtomicBool,
 }
 
 impl ConfigStore {
@@ -32,7 +38,26 @@ impl ConfigStore {
     pub fn replace(&self, next: RuntimeConfig) -> u64 {
         let v = next.version;
         self.current.store(Some(Arc::new(next)));
+        self.touch();
         v
+    }
+
+    /// Notes that the configuration held is current as of now.
+    pub fn touch(&self) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(1);
+        self.updated_ms.store(now, Ordering::Relaxed);
+    }
+
+    pub fn updated_ms(&self) -> Option<u64> {
+        Some(self.updated_ms.load(Ordering::Relaxed)).filter(|t| *t > 0)
+    }
+
+    pub fn set_connected(&self, up: bool) {
+        self.connected.store(up, Ordering::Relaxed);
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
     }
 
     /// Installs `next` unless it is older than what is held.
@@ -44,6 +69,7 @@ impl ConfigStore {
         }
         let v = next.version;
         self.current.store(Some(Arc::new(next)));
+        self.touch();
         Ok(v)
     }
 }

@@ -107,6 +107,7 @@ async fn apply(
     let undo = set.apply(resp).map_err(|e| e.to_string())?;
     if only_verdicts {
         store.budgets.install(crate::budget::Book::from_resources(set));
+        store.touch();
         tracing::debug!(revision = set.revision, verdicts = count, removed, "budget verdicts applied");
         return Ok(set.revision);
     }
@@ -161,6 +162,8 @@ async fn session(
     let outbound = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
     let mut inbound = client.watch(outbound).await.map_err(|e| format!("watch ({url}): {e}"))?.into_inner();
     tracing::info!(url = %url, epoch = %set.epoch, revision = set.revision, "subscribed to the control plane");
+    store.set_connected(true);
+    let _down = Disconnected(store);
     while let Some(resp) = inbound.message().await.map_err(|e| format!("watch stream ({url}): {e}"))? {
         backoff.reset();
         let nonce = resp.nonce.clone();
@@ -177,4 +180,13 @@ async fn session(
         }
     }
     Ok(())
+}
+
+/// Marks the watch stream down when its session ends, however it ends.
+struct Disconnected<'a>(&'a ConfigStore);
+
+impl Drop for Disconnected<'_> {
+    fn drop(&mut self) {
+        self.0.set_connected(false);
+    }
 }

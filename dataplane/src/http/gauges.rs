@@ -4,7 +4,7 @@
 //! prove that nothing leaks once traffic stops.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -24,6 +24,10 @@ pub struct Gauges {
 struct Counts {
     connections: AtomicI64,
     requests: AtomicI64,
+    /// Of the requests, those whose response is an event stream.
+    streams: AtomicI64,
+    /// Set once shutdown began: `/ready` then says so.
+    draining: AtomicBool,
     /// OTLP exports from signed-in Claude Code sessions, accepted and
     /// counted (not yet forwarded anywhere), and their bytes.
     telemetry_exports: AtomicI64,
@@ -50,6 +54,18 @@ impl Gauges {
 
     pub fn requests(&self) -> i64 {
         self.inner.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn streams(&self) -> i64 {
+        self.inner.streams.load(Ordering::Relaxed)
+    }
+
+    pub fn set_draining(&self) {
+        self.inner.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Relaxed)
     }
 
     pub fn telemetry_received(&self, bytes: usize) {
@@ -88,15 +104,33 @@ impl Drop for RequestGuard {
 }
 
 impl RequestGuard {
-    /// Keeps counting the request until the response body is dropped.
+    /// Keeps counting the request until the response body is dropped; an
+    /// event stream is counted as an open stream too.
     pub fn hold_until_sent(self, res: Response<ResBody>) -> Response<ResBody> {
-        res.map(|inner| Counted { inner, _guard: self }.boxed())
+        let stream = res
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let stream = stream.then(|| {
+            self.0.streams.fetch_add(1, Ordering::Relaxed);
+            StreamGuard(self.0.clone())
+        });
+        res.map(|inner| Counted { inner, _guard: self, _stream: stream }.boxed())
+    }
+}
+
+struct StreamGuard(Arc<Counts>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 struct Counted {
     inner: ResBody,
     _guard: RequestGuard,
+    _stream: Option<StreamGuard>,
 }
 
 impl Body for Counted {

@@ -37,8 +37,11 @@ pub trait App: Send + Sync + 'static {
 pub const MAX_HEADERS: usize = 128;
 /// At most this many bytes of request line and headers.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
-/// How long in-flight requests may finish after a shutdown signal.
+/// How long in-flight requests may finish after a shutdown signal, unless
+/// `CCAG_DATAPLANE_DRAIN_TIMEOUT_MS` says otherwise.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connections cut at the end of a drain get to let go.
+const CUT_GRACE: Duration = Duration::from_secs(2);
 
 /// The per-connection time limits. Each can be changed through the
 /// environment (docs/dataplane.md); the defaults suit production.
@@ -55,6 +58,11 @@ pub struct Timeouts {
     /// reading) is disconnected, which cancels its Bedrock call.
     /// `CCAG_DATAPLANE_WRITE_TIMEOUT_MS`.
     pub write_stall: Duration,
+    /// After a shutdown signal, requests in flight (streams included) may
+    /// finish within this time; what is left is then cut. Kubernetes'
+    /// `terminationGracePeriodSeconds` must exceed it.
+    /// `CCAG_DATAPLANE_DRAIN_TIMEOUT_MS`.
+    pub drain: Duration,
 }
 
 impl Default for Timeouts {
@@ -63,6 +71,7 @@ impl Default for Timeouts {
             header_read: Duration::from_secs(30),
             body_read: Duration::from_secs(60),
             write_stall: Duration::from_secs(120),
+            drain: DRAIN_TIMEOUT,
         }
     }
 }
@@ -84,6 +93,7 @@ impl Timeouts {
             header_read: ms("CCAG_DATAPLANE_HEADER_TIMEOUT_MS", d.header_read)?,
             body_read: ms("CCAG_DATAPLANE_BODY_TIMEOUT_MS", d.body_read)?,
             write_stall: ms("CCAG_DATAPLANE_WRITE_TIMEOUT_MS", d.write_stall)?,
+            drain: ms("CCAG_DATAPLANE_DRAIN_TIMEOUT_MS", d.drain)?,
         })
     }
 }
@@ -123,6 +133,8 @@ pub async fn serve<A: App>(listener: TcpListener, state: Arc<A>, shutdown: impl 
         .keep_alive_interval(timeouts.header_read)
         .keep_alive_timeout(timeouts.header_read);
     let graceful = GracefulShutdown::new();
+    // Ends every connection still open when the drain is over.
+    let (cut, cut_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let (mut stream, peer) = tokio::select! {
@@ -143,27 +155,50 @@ pub async fn serve<A: App>(listener: TcpListener, state: Arc<A>, shutdown: impl 
         let state = state.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
+        let mut cut = cut_rx.clone();
         tokio::spawn(async move {
             let _open = open;
-            let prefix = match read_prefix(&mut stream, timeouts.header_read).await {
-                Ok(Some(p)) => p,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "connection closed before its first request");
-                    return;
+            let served = async {
+                let prefix = match read_prefix(&mut stream, timeouts.header_read).await {
+                    Ok(Some(p)) => p,
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "connection closed before its first request");
+                        return;
+                    }
+                };
+                let io = ConnIo { inner: Some(stream), prefix, stall_limit: timeouts.write_stall, stalled: None };
+                let svc = service_fn(move |req| state.clone().handle(req, peer));
+                let conn = builder.serve_connection(TokioIo::new(io), svc);
+                if let Err(e) = watcher.watch(conn).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             };
-            let io = ConnIo { inner: Some(stream), prefix, stall_limit: timeouts.write_stall, stalled: None };
-            let svc = service_fn(move |req| state.clone().handle(req, peer));
-            let conn = builder.serve_connection(TokioIo::new(io), svc);
-            if let Err(e) = watcher.watch(conn).await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            // Dropping the connection drops its requests: their meters
+            // record them as cut short.
+            tokio::select! {
+                _ = served => {}
+                _ = crate::observe::admin::stopped(&mut cut) => tracing::debug!(%peer, "connection cut at the end of the drain"),
             }
         });
     }
-    tracing::info!("shutting down: draining in-flight requests");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-        tracing::warn!("drain timed out; closing remaining connections");
+    // New connections are refused from now on, rather than queued.
+    drop(listener);
+    state.gauges().set_draining();
+    tracing::info!(
+        in_flight = state.gauges().requests(),
+        timeout_ms = timeouts.drain.as_millis() as u64,
+        "shutting down: draining in-flight requests"
+    );
+    if tokio::time::timeout(timeouts.drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!(in_flight = state.gauges().requests(), "drain timed out; cutting the remaining requests");
+    }
+    // Also ends connections that never sent a request (graceful shutdown
+    // does not know them).
+    let _ = cut.send(true);
+    let deadline = tokio::time::Instant::now() + CUT_GRACE;
+    while state.gauges().connections() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -4,6 +4,7 @@
 //! The control plane stores records once per request id, so resending after
 //! an outage or a restart never counts a request twice.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::spool::Spool;
 use crate::control::{connect, Backoff, Bearer, ControlSettings};
+use crate::observe::{Metrics, Observer};
 use crate::usage::UsageRecord;
 
 /// Records per report.
@@ -35,11 +37,12 @@ fn log(r: &UsageRecord) {
     }
 }
 
-/// Without a control plane: the log is the only consumer.
-pub fn spawn_log_only(mut rx: mpsc::Receiver<UsageRecord>) -> JoinHandle<()> {
+/// Without a control plane: the log (and the metrics) are the only consumers.
+pub fn spawn_log_only(mut rx: mpsc::Receiver<UsageRecord>, observer: Arc<Observer>) -> JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(r) = rx.recv().await {
             log(&r);
+            observer.observe(&r);
         }
     })
 }
@@ -51,6 +54,7 @@ pub fn spawn(
     control: ControlSettings,
     budgets: Arc<crate::budget::Budgets>,
     router: Arc<crate::routing::Router>,
+    observer: Arc<Observer>,
 ) -> Result<JoinHandle<()>, String> {
     let spool = Spool::open(&control.state_dir, MAX_SPOOL_BYTES)
         .map_err(|e| format!("opening the usage spool in {}: {e}", control.state_dir.display()))?;
@@ -59,11 +63,15 @@ pub fn spawn(
     }
     let spool = Arc::new(Mutex::new(spool));
     let wake = Arc::new(Notify::new());
-    tokio::spawn(send_loop(spool.clone(), wake.clone(), control, budgets, router));
+    let metrics = observer.metrics.clone();
+    tokio::spawn(send_loop(spool.clone(), wake.clone(), control, budgets, router, metrics));
     Ok(tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
         while rx.recv_many(&mut batch, BATCH).await > 0 {
-            batch.iter().for_each(log);
+            for r in &batch {
+                log(r);
+                observer.observe(r);
+            }
             // Short, synchronous appends; the lock is never held across an await.
             let appended = spool.lock().map(|mut s| s.append(&batch));
             match appended {
@@ -82,6 +90,7 @@ async fn send_loop(
     control: ControlSettings,
     budgets: Arc<crate::budget::Budgets>,
     router: Arc<crate::routing::Router>,
+    metrics: Arc<Metrics>,
 ) {
     let mut backoff = Backoff::new();
     let mut client = None;
@@ -92,8 +101,8 @@ async fn send_loop(
         if let Some(at) = last_report.take() {
             tokio::time::sleep_until(at + MIN_GAP).await;
         }
-        let peeked = blocking(&spool, |s| s.peek(BATCH)).await;
-        let (records, cursor) = match peeked {
+        let peeked = blocking(&spool, |s| Ok((s.peek(BATCH)?, s.pending_bytes()))).await;
+        let ((records, cursor), pending) = match peeked {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "reading the usage spool failed");
@@ -101,6 +110,9 @@ async fn send_loop(
                 continue;
             }
         };
+        // Records are spooled in arrival order: the first is the oldest.
+        metrics.spool.bytes.store(pending, Ordering::Relaxed);
+        metrics.spool.oldest_ms.store(records.first().map_or(0, |r| r.started_at_ms.max(1)), Ordering::Relaxed);
         if records.is_empty() {
             let _ = tokio::time::timeout(LINGER, wake.notified()).await;
             continue;

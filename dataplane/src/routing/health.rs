@@ -60,6 +60,32 @@ pub struct Health {
     circuit: Mutex<Circuit>,
     adaptive: Mutex<Adaptive>,
     counters: Counters,
+    /// Attempts since start, by [`AttemptResult`], for the metrics (the
+    /// report counters restart at every report).
+    totals: [AtomicU64; 4],
+}
+
+/// How an attempt ended, as the metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    Ok = 0,
+    Throttled = 1,
+    Failed = 2,
+    Refused = 3,
+}
+
+impl AttemptResult {
+    pub const ALL: [AttemptResult; 4] =
+        [AttemptResult::Ok, AttemptResult::Throttled, AttemptResult::Failed, AttemptResult::Refused];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptResult::Ok => "ok",
+            AttemptResult::Throttled => "throttled",
+            AttemptResult::Failed => "failed",
+            AttemptResult::Refused => "refused",
+        }
+    }
 }
 
 impl Default for Health {
@@ -75,6 +101,7 @@ impl Default for Health {
                 penalty_at: Instant::now(),
             }),
             counters: Counters::default(),
+            totals: Default::default(),
         }
     }
 }
@@ -123,6 +150,13 @@ impl Health {
     /// circuit for `cooldown` (doubled, up to ten times, while probes fail).
     pub fn record(&self, outcome: Attempted, threshold: u32, cooldown: Duration, now: Instant) {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let result = match outcome {
+            Attempted::Answered(_) => AttemptResult::Ok,
+            Attempted::Throttled => AttemptResult::Throttled,
+            Attempted::Failed => AttemptResult::Failed,
+            Attempted::Neutral => AttemptResult::Refused,
+        };
+        self.totals[result as usize].fetch_add(1, Ordering::Relaxed);
         match outcome {
             Attempted::Answered(t) => {
                 let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
@@ -170,6 +204,11 @@ impl Health {
         let a = self.adaptive.lock().unwrap_or_else(|e| e.into_inner());
         let latency = a.latency_ms.map_or(1.0, |l| decayed_by(l, a.latency_at, now, LATENCY_HALF_LIFE)).max(1.0);
         latency * (1.0 + 4.0 * decayed(a.penalty, a.penalty_at, now))
+    }
+
+    /// Attempts since start, indexed by [`AttemptResult`].
+    pub fn totals(&self) -> [u64; 4] {
+        self.totals.each_ref().map(|t| t.load(Ordering::Relaxed))
     }
 
     pub fn circuit(&self) -> Circuit {

@@ -22,7 +22,7 @@ use ccag_proto::config::v1 as pb;
 use dashmap::DashMap;
 use smallvec::SmallVec;
 
-pub use health::{Admission, Attempted, Health};
+pub use health::{Admission, AttemptResult, Attempted, Circuit, Health};
 pub use spec::{base_name, Credentials, EndpointSpec, Policy, Scope, SpecError, Strategy, TeamRoute};
 
 use crate::config::RuntimeConfig;

@@ -15,6 +15,11 @@ import pytest
 
 pytest_plugins = ["harness"]
 
+# Tests run many data planes at once: each takes an OS-chosen port for its
+# metrics listener (printed as `ccag-dataplane metrics at http://…/metrics`)
+# unless a test names one.
+os.environ.setdefault("CCAG_DATAPLANE_ADMIN_ADDR", "127.0.0.1:0")
+
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 TARGET_DIR = pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 if not TARGET_DIR.is_absolute():

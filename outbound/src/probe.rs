@@ -1,0 +1,83 @@
+//! `health-check`: the container health probe both binaries carry, since
+//! their image has no shell or curl. A plain blocking HTTP/1.1 GET of a
+//! loopback URL; success is a 200.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The URL to probe for a listen address: an unspecified host (`0.0.0.0`,
+/// `[::]`) is reached on loopback.
+pub fn local_url(listen: &str, path: &str) -> String {
+    let addr = match listen.parse::<SocketAddr>() {
+        Ok(a) if a.ip().is_unspecified() => {
+            let lo = if a.is_ipv4() { "127.0.0.1".to_owned() } else { "[::1]".to_owned() };
+            format!("{lo}:{}", a.port())
+        }
+        _ => listen.to_owned(),
+    };
+    format!("http://{addr}{path}")
+}
+
+/// GETs `url` (`http://host:port/path` only) and succeeds on a 200.
+pub fn check(url: &str) -> Result<(), String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url}: only http:// URLs are probed"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr = authority
+        .to_socket_addrs()
+        .map_err(|e| format!("{authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{authority}: no address"))?;
+    let mut s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("{addr}: {e}"))?;
+    s.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut head = [0u8; 64];
+    let n = s.read(&mut head).map_err(|e| format!("{url}: {e}"))?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    let status = line.split_whitespace().nth(1).unwrap_or("");
+    if status == "200" {
+        Ok(())
+    } else {
+        Err(format!("{url}: {}", line.lines().next().unwrap_or("no answer")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unspecified_listen_address_is_probed_on_loopback() {
+        assert_eq!(local_url("0.0.0.0:8080", "/ready"), "http://127.0.0.1:8080/ready");
+        assert_eq!(local_url("[::]:9", "/"), "http://[::1]:9/");
+        assert_eq!(local_url("10.0.0.1:80", "/x"), "http://10.0.0.1:80/x");
+    }
+
+    #[test]
+    fn a_200_passes_and_anything_else_fails() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/ready", l.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            for answer in ["HTTP/1.1 200 OK\r\n\r\n", "HTTP/1.1 503 Service Unavailable\r\n\r\n"] {
+                let (mut c, _) = l.accept().unwrap();
+                let mut buf = [0u8; 256];
+                let _ = c.read(&mut buf);
+                c.write_all(answer.as_bytes()).unwrap();
+            }
+        });
+        assert_eq!(check(&url), Ok(()));
+        assert!(check(&url).unwrap_err().contains("503"));
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn only_plain_http_is_probed() {
+        assert!(check("https://127.0.0.1:1/").is_err());
+    }
+}
