@@ -135,6 +135,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         (Some(_), None) => return Err("CCAG_CONTROLPLANE_HTTP_URL needs CCAG_CONTROLPLANE_URL".into()),
         _ => None,
     };
+    let reporting = settings.control.is_some();
     let usage_task = match (settings.config_file, settings.control) {
         (Some(path), None) => {
             config::watch_file(path, store.clone()).await?;
@@ -192,7 +193,8 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
     let admin_addr = admin.as_ref().map(|l| l.local_addr()).transpose().map_err(|e| e.to_string())?;
     let admin_task = admin.map(|l| tokio::spawn(observe::admin::serve(l, state.clone(), admin_stopped)));
-    tracing::info!(addr = %local, region = state.bedrock.region(), metrics = ?admin_addr, "data plane listening");
+    let metrics_at = admin_addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
+    tracing::info!(addr = %local, region = state.bedrock.region(), metrics = %metrics_at, "data plane listening");
     // Plain lines on stdout let scripts and tests learn ports chosen by the
     // OS. The first is the one scripts wait for.
     println!("ccag-dataplane listening on http://{local}");
@@ -208,6 +210,10 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     // the usage writer drains the channel to disk and stops.
     if tokio::time::timeout(std::time::Duration::from_secs(10), usage_task).await.is_err() {
         tracing::warn!("usage writer did not finish in time");
+    }
+    if reporting && !report::reporter::delivered(&metrics).await {
+        let bytes = metrics.spool.bytes.load(std::sync::atomic::Ordering::Relaxed);
+        tracing::warn!(bytes, "usage not yet delivered stays in the spool; it is sent at the next start");
     }
     // The writer made the last spans; the exporters send them.
     let flushing = observer.clone();

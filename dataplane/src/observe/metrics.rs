@@ -102,6 +102,9 @@ pub struct SpoolStatus {
     pub bytes: AtomicU64,
     /// Unix ms at which the oldest undelivered record started; 0: none.
     pub oldest_ms: AtomicU64,
+    /// Times the writer has read the spool: a reading after a given moment
+    /// is one that began after it once this has moved by two.
+    pub peeks: AtomicU64,
 }
 
 pub struct Metrics {

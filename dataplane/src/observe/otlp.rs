@@ -270,7 +270,9 @@ fn span(tracer: &SdkTracer, r: &UsageRecord, op: &'static str, err: &'static str
         .with_start_time(start)
         .with_attributes(attrs)
         .start_with_context(tracer, &parent);
-    if !err.is_empty() {
+    // As the HTTP conventions say for a server: a 4xx is the client's
+    // affair (its error.type is kept), a 5xx or a broken stream is an error.
+    if r.status >= 500 || r.outcome == crate::usage::Outcome::StreamError {
         span.set_status(Status::error(err));
     }
     span.end_with_timestamp(end);
@@ -359,10 +361,20 @@ fn metrics_pipeline(
             use prometheus::core::Collector as _;
             for family in http.collect() {
                 for m in family.get_metric() {
+                    // The Prometheus labels under the OTel attribute names.
                     let attrs: Vec<KeyValue> = m
                         .get_label()
                         .iter()
-                        .map(|l| KeyValue::new(l.name().to_owned(), l.value().to_owned()))
+                        .filter(|l| !(l.name() == "error_type" && l.value().is_empty()))
+                        .map(|l| {
+                            let key = match l.name() {
+                                "route" => "http.route",
+                                "status_class" => "ccag.status_class",
+                                "error_type" => "error.type",
+                                _ => "ccag.label",
+                            };
+                            KeyValue::new(key, l.value().to_owned())
+                        })
                         .collect();
                     obs.observe(m.get_counter().get_value() as u64, &attrs);
                 }

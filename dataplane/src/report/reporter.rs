@@ -27,6 +27,28 @@ const LINGER: Duration = Duration::from_millis(500);
 /// control plane) per request; the first record after a quiet spell still
 /// goes at once.
 const MIN_GAP: Duration = Duration::from_millis(100);
+/// At shutdown, how long the spool may take to reach the control plane
+/// before what is left stays on disk for the next start (a pod's disk may
+/// not outlive it).
+pub const FINAL_REPORT: Duration = Duration::from_secs(5);
+
+/// Waits, up to [`FINAL_REPORT`], until the spool has been read empty after
+/// this call began; false when records are left.
+pub async fn delivered(metrics: &Metrics) -> bool {
+    let spool = &metrics.spool;
+    let start = spool.peeks.load(Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + FINAL_REPORT;
+    loop {
+        if spool.peeks.load(Ordering::Relaxed) >= start + 2 && spool.bytes.load(Ordering::Relaxed) == 0 {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Disk held by undelivered records before new ones are refused (and counted as lost).
 pub const MAX_SPOOL_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -113,6 +135,7 @@ async fn send_loop(
         // Records are spooled in arrival order: the first is the oldest.
         metrics.spool.bytes.store(pending, Ordering::Relaxed);
         metrics.spool.oldest_ms.store(records.first().map_or(0, |r| r.started_at_ms.max(1)), Ordering::Relaxed);
+        metrics.spool.peeks.fetch_add(1, Ordering::Relaxed);
         if records.is_empty() {
             let _ = tokio::time::timeout(LINGER, wake.notified()).await;
             continue;
