@@ -4,6 +4,8 @@
 //! replica takes it within `TTL` plus one renewal interval.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -57,12 +59,14 @@ pub async fn all<C: ConnectionTrait>(c: &C) -> Result<Vec<leases::Model>, DbErr>
     leases::Entity::find().all(c).await
 }
 
-/// Runs `job` every `every` while this replica holds the lease `name`.
+/// Runs `job` every `every` while this replica holds the lease `name`;
+/// `held_flag` says whether it does (for `ccag_leader`).
 pub fn spawn_singleton<F, Fut>(
     db: DatabaseConnection,
     name: &'static str,
     holder: String,
     every: Duration,
+    held_flag: Arc<AtomicBool>,
     mut stop: watch::Receiver<bool>,
     job: F,
 ) -> tokio::task::JoinHandle<()>
@@ -95,6 +99,7 @@ where
                         held = false;
                     }
                 }
+                held_flag.store(held, Ordering::Relaxed);
                 next_renew = tokio::time::Instant::now() + renew;
             }
             if held && tokio::time::Instant::now() >= next_job {
@@ -110,6 +115,7 @@ where
                 _ = stop.wait_for(|s| *s) => break,
             }
         }
+        held_flag.store(false, Ordering::Relaxed);
         if held {
             let _ = release(&db, name, &holder).await;
         }

@@ -8,7 +8,8 @@
 //! probes, `api` holds one module per gRPC service, `fleet` distributes the
 //! configuration to the data planes and takes their usage, `lease` runs
 //! singleton work on one replica at a time, `gateway_settings` is the typed
-//! settings registry, and `server` runs the listeners.
+//! settings registry, `metrics` is what `GET /metrics` shows, and `server`
+//! runs the listeners.
 
 pub mod api;
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod gateway_settings;
 pub mod http;
 pub mod identity;
 pub mod lease;
+pub mod metrics;
 pub mod notify;
 pub mod pricing;
 pub mod scim;
@@ -151,8 +153,12 @@ impl Settings {
 }
 
 pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
+    let metrics = Arc::new(metrics::Metrics::new());
     let store = store::open(settings.database_url.as_deref(), &settings.data_dir).await?;
     tracing::info!(database = store.backend.name(), "database ready");
+    // First-start rows (the admin, the data-plane token, the price table)
+    // are made by one replica at a time.
+    let bootstrap = store.startup_lock().await?;
     auth::ensure_admin(&store.db, &settings.admin_username, settings.admin_password.as_deref())
         .await
         .map_err(|e| format!("creating the bootstrap admin: {e}"))?;
@@ -173,6 +179,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     }
     let keyring =
         Arc::new(secrets::Keyring::load(&store.db, settings.encryption_key.as_deref(), &settings.data_dir).await?);
+    store::release(bootstrap).await?;
     let sender = Arc::new(notify::send::Sender {
         policy: settings.outbound.clone(),
         keyring: keyring.clone(),
@@ -195,6 +202,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
             "housekeeping",
             settings.replica_id.clone(),
             std::time::Duration::from_secs(60),
+            metrics.leader.clone(),
             stop_rx.clone(),
             move |db| housekeeping(db, keyring.clone()),
         )
@@ -208,6 +216,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
             settings.replica_id.clone(),
             sender.clone(),
             settings.notify,
+            metrics.clone(),
             stop_rx.clone(),
         )),
         Err(e) => {
@@ -224,6 +233,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         budgets,
         spend_moved,
         token: dataplane_token.clone(),
+        metrics: metrics.clone(),
         stop: stop_rx.clone(),
     };
     let grpc = TcpListener::bind(settings.grpc_addr).await.map_err(|e| format!("bind {}: {e}", settings.grpc_addr))?;
@@ -260,6 +270,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         device_code_limit: http::PerIp::new(30),
         scim_limit: http::PerKey::new(settings.scim_rpm),
         dataplane_token: dataplane_token.clone(),
+        metrics,
     });
     if let Some(env) = &settings.oidc {
         api::idps::bootstrap(&ctx, env).await?;

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{self, Shared};
+use crate::metrics::grpc::{Known, MetricsLayer};
 
 pub async fn serve_grpc(
     listener: TcpListener,
@@ -45,7 +46,10 @@ pub async fn serve_grpc(
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .map_err(|e| format!("TLS configuration: {e}"))?;
     }
+    // Every call, of every service, counted and timed.
+    let metrics = MetricsLayer::new(ctx.metrics.clone(), Known::served());
     builder
+        .layer(metrics)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)

@@ -6,6 +6,8 @@
 mod common;
 #[path = "grpc_api/routing.rs"]
 mod routing;
+#[path = "grpc_api/startup.rs"]
+mod startup;
 
 use std::time::{Duration, Instant};
 

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use ccag_controlplane::notify::outbox::{self, Retry};
 use ccag_controlplane::notify::{emit, Event, EventType};
-use ccag_controlplane::store::{self, entities::notification_destinations as destinations, Backend as Db};
+use ccag_controlplane::store::{
+    self, entities::notification_destinations as destinations, Backend as Db, DeliveryState,
+};
 use chrono::Utc;
 use common::{Backend, Env};
 use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, Set};
@@ -92,7 +94,8 @@ async fn a_claimed_delivery_is_not_claimed_again_until_its_claim_lapses(env: Env
     let again = outbox::claim(&db, b, "d", "cp-b", 5, Duration::from_secs(60)).await.unwrap();
     assert_eq!(again.len(), 1, "a lapsed claim is taken over");
     // The first holder's late outcome changes nothing: the row is cp-b's now.
-    outbox::settle(&db, &first[0].delivery, "cp-a", Ok(200), &Retry::default()).await.unwrap();
+    let settled = outbox::settle(&db, &first[0].delivery, "cp-a", Ok(200), &Retry::default()).await.unwrap();
+    assert_eq!(settled, None, "nothing of cp-a's was settled");
     let log = ccag_controlplane::store::entities::notification_deliveries::Entity::find().all(&db).await.unwrap();
     assert_eq!((log[0].state.as_str(), log[0].claimed_by.as_str()), ("pending", "cp-b"));
 }
@@ -106,7 +109,8 @@ async fn a_failure_backs_the_destination_off_and_past_the_window_the_delivery_is
     let retry =
         Retry { window: Duration::from_secs(3600), base: Duration::from_secs(60), max: Duration::from_secs(600) };
     let c = outbox::claim(&db, b, "d", "cp-a", 1, Duration::from_secs(60)).await.unwrap();
-    outbox::settle(&db, &c[0].delivery, "cp-a", Err((503, "answered 503".into())), &retry).await.unwrap();
+    let settled = outbox::settle(&db, &c[0].delivery, "cp-a", Err((503, "answered 503".into())), &retry).await.unwrap();
+    assert_eq!(settled, Some(DeliveryState::Pending), "to be tried again");
     assert!(outbox::ready_destinations(&db).await.unwrap().is_empty(), "a failing destination waits out its backoff");
     let d = destinations::Entity::find_by_id("d").one(&db).await.unwrap().unwrap();
     assert!(d.failing_since.is_some() && d.last_error == "answered 503" && d.failures == 1);

@@ -54,12 +54,10 @@ impl<'a> Change<'a> {
     }
 
     pub async fn commit(self) -> Result<(), ApiError> {
-        let bumped = !self.touched.is_empty();
-        if bumped {
-            revision::bump(&self.txn, &self.touched).await?;
-        }
+        let bumped = if self.touched.is_empty() { None } else { Some(revision::bump(&self.txn, &self.touched).await?) };
         self.txn.commit().await?;
-        if bumped {
+        if let Some(revision) = bumped {
+            self.ctx.publisher.committed_here(revision);
             self.ctx.publisher.notify();
         }
         Ok(())

@@ -78,6 +78,8 @@ pub struct Ctx {
     pub scim_limit: crate::http::PerKey<String>,
     /// What data planes present: it vouches for the client address they forward.
     pub dataplane_token: String,
+    /// This replica's metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Ctx {

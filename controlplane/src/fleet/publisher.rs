@@ -9,6 +9,7 @@
 //! (a listener reconnecting, a replica that was partitioned from the
 //! database); it costs one indexed read of one row.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,8 @@ use crate::store::Backend;
 
 /// The safety net's period.
 const CHECK: Duration = Duration::from_secs(5);
+/// Revisions whose publication time is remembered, for timing the pushes.
+const TIMED: usize = 64;
 
 pub struct Publisher {
     db: DatabaseConnection,
@@ -35,6 +38,9 @@ pub struct Publisher {
     wake: Notify,
     /// One refresh at a time; a caller that waited finds the work done.
     refreshing: Mutex<()>,
+    /// When recent revisions of the current epoch were committed on this
+    /// replica or, committed elsewhere, first seen here.
+    published: std::sync::Mutex<VecDeque<(u64, Instant)>>,
 }
 
 impl Publisher {
@@ -58,6 +64,7 @@ impl Publisher {
             current: watch::channel(committed).0,
             wake: Notify::new(),
             refreshing: Mutex::new(()),
+            published: Default::default(),
         });
         tokio::spawn(p.clone().follow(stop.clone()));
         if backend == Backend::Postgres {
@@ -69,6 +76,31 @@ impl Publisher {
     /// Called after a local commit that bumped the revision.
     pub fn notify(&self) {
         self.wake.notify_one();
+    }
+
+    /// This replica committed `revision` just now: its pushes are timed
+    /// from here.
+    pub fn committed_here(&self, revision: u64) {
+        self.note_published(revision);
+    }
+
+    /// When `revision` of the current epoch was committed here or first
+    /// seen here, if it is a recent one.
+    pub fn published_at(&self, revision: u64) -> Option<Instant> {
+        let times = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        times.iter().find(|(r, _)| *r == revision).map(|(_, at)| *at)
+    }
+
+    /// Remembers the first time `revision` was seen.
+    fn note_published(&self, revision: u64) {
+        let mut times = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        if times.iter().any(|(r, _)| *r == revision) {
+            return;
+        }
+        if times.len() == TIMED {
+            times.pop_front();
+        }
+        times.push_back((revision, Instant::now()));
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Committed> {
@@ -153,6 +185,11 @@ impl Publisher {
             revision::rotate_epoch(&self.db, &now.epoch).await?;
             return Box::pin(self.refresh()).await;
         }
+        if now.epoch != held.epoch {
+            // Another epoch's revisions are other revisions.
+            self.published.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        }
+        self.note_published(now.revision);
         tracing::info!(
             epoch = %now.epoch, revision = now.revision, changed,
             took_ms = started.elapsed().as_secs_f64() * 1e3,

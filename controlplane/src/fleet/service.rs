@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ccag_proto::config::v1::data_plane_service_server::DataPlaneService;
 use ccag_proto::config::v1::{
@@ -39,6 +39,7 @@ pub struct DataPlaneApi {
     /// Wakes the verdict computation after usage moved the spend.
     pub spend_moved: Arc<tokio::sync::Notify>,
     pub token: String,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Becomes true at shutdown. Watch streams never end on their own, and
     /// the gRPC server's graceful shutdown waits for every open stream, so
     /// each one ends here instead.
@@ -70,6 +71,12 @@ struct Session {
     connection: String,
     publisher: Arc<Publisher>,
     registry: Arc<Registry>,
+    metrics: Arc<crate::metrics::Metrics>,
+    /// When the stream opened: only revisions published after it are
+    /// pushes to time.
+    opened: Instant,
+    /// The last revision whose push was timed.
+    timed: u64,
     /// What the data plane holds once it has applied everything sent.
     epoch: String,
     revision: u64,
@@ -83,6 +90,18 @@ struct Session {
 }
 
 impl Session {
+    /// `revision` of `epoch` was acknowledged: times its push, once, when
+    /// it was published while this stream was open.
+    fn time_push(&mut self, epoch: &str, revision: u64) {
+        if revision == self.timed || epoch != self.publisher.committed().epoch {
+            return;
+        }
+        if let Some(at) = self.publisher.published_at(revision).filter(|at| *at >= self.opened) {
+            self.timed = revision;
+            self.metrics.config_pushed(at.elapsed());
+        }
+    }
+
     /// A response taking the data plane from `base` to what `self` says it
     /// holds now.
     fn response(
@@ -203,6 +222,8 @@ impl DataPlaneService for DataPlaneApi {
             now = self.publisher.history_went_back(hello.revision).await.map_err(unavailable)?;
         }
         let connection = self.registry.connect(&id, &hello.address).await.map_err(unavailable)?;
+        // What this data plane is sent first is no push of a change.
+        let opened = Instant::now();
         tracing::info!(dataplane = %id, held_epoch = %hello.epoch, held_revision = hello.revision, epoch = %now.epoch, revision = now.revision, "data plane connected");
 
         let (tx, rx) = mpsc::channel::<Result<WatchResponse, Status>>(4);
@@ -215,6 +236,9 @@ impl DataPlaneService for DataPlaneApi {
             connection,
             publisher: self.publisher.clone(),
             registry: self.registry.clone(),
+            metrics: self.metrics.clone(),
+            opened,
+            timed: 0,
             epoch: hello.epoch.clone(),
             revision: hello.revision,
             shares_sent: None,
@@ -263,6 +287,7 @@ impl DataPlaneService for DataPlaneApi {
                                     let (_, epoch, revision, _) = s.pending[i].clone();
                                     s.pending.drain(..=i);
                                     s.registry.ack(&s.id, &s.connection, &epoch, revision);
+                                    s.time_push(&epoch, revision);
                                 }
                                 None => tracing::debug!(dataplane = %s.id, nonce = %a.nonce, "ACK of an unknown or stale nonce ignored"),
                             }
@@ -276,6 +301,7 @@ impl DataPlaneService for DataPlaneApi {
                             s.pending.drain(..=i);
                             tracing::warn!(dataplane = %s.id, revision, error = %n.error, "data plane refused a configuration response; it keeps its previous state");
                             s.registry.nack(&s.id, &s.connection, &epoch, revision, &n.error);
+                            s.metrics.config_refused();
                             // It holds what it held before: resend everything,
                             // unless the full state itself was refused (then
                             // wait for the next change rather than loop) or
@@ -322,6 +348,9 @@ impl DataPlaneService for DataPlaneApi {
             )));
         }
         let total = r.records.len() as u32;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let lags: Vec<Duration> =
+            r.records.iter().map(|u| crate::metrics::ingest_lag(now_ms, u.started_at_ms, u.duration_ms)).collect();
         let book = self.budgets.borrow().book.clone();
         let stored =
             super::usage::store(&self.db, &book, &r.dataplane_id, r.records, &r.endpoints).await.map_err(|e| {
@@ -331,6 +360,7 @@ impl DataPlaneService for DataPlaneApi {
         if !stored.spend.is_empty() {
             self.spend_moved.notify_one();
         }
+        self.metrics.usage_ingested(u64::from(stored.accepted), u64::from(total - stored.accepted), lags);
         Ok(Response::new(ReportUsageResponse {
             accepted: stored.accepted,
             duplicates: total - stored.accepted,

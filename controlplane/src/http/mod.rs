@@ -1,8 +1,8 @@
-//! The control plane's HTTP listener (`CCAG_HTTP_ADDR`): probes, the
-//! browser side of sign-in, onboarding and SCIM provisioning (`crate::scim`,
-//! which authenticates its own bearer tokens). Every route is listed in
-//! `route`; the ones
-//! that need a session get it from `session::from_cookie`, and every
+//! The control plane's HTTP listener (`CCAG_HTTP_ADDR`): probes, metrics,
+//! the browser side of sign-in, onboarding and SCIM provisioning
+//! (`crate::scim`, which authenticates its own bearer tokens). Every route
+//! is listed in `route`, and named for the metrics in `route_name`; the
+//! ones that need a session get it from `session::from_cookie`, and every
 //! state-changing one also checks the CSRF token and the Origin.
 
 mod cookies;
@@ -47,7 +47,12 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiv
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let ctx = ctx.clone();
-                async move { Ok::<_, Infallible>(secure_headers(route(&ctx, peer, req).await)) }
+                async move {
+                    let name = route_name(req.uri().path());
+                    let res = secure_headers(route(&ctx, peer, req).await);
+                    ctx.metrics.http_request(name, res.status());
+                    Ok::<_, Infallible>(res)
+                }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), svc)
@@ -61,10 +66,13 @@ async fn route(ctx: &Ctx, peer: SocketAddr, req: http::Request<hyper::body::Inco
     let path = req.uri().path().to_owned();
     let ip = client_ip(ctx, peer, req.headers());
     match (req.method().clone(), path.as_str()) {
-        // Public: probes, the list of providers, the two legs of browser
-        // sign-in, and the OAuth endpoints of the gateway sign-in (which
-        // authenticate by what they are sent).
+        // Public: probes, metrics (operators keep them from the outside
+        // with their network policy or ingress rules), the list of
+        // providers, the two legs of browser sign-in, and the OAuth
+        // endpoints of the gateway sign-in (which authenticate by what they
+        // are sent).
         (Method::GET, "/health") => json(200, r#"{"status":"ok"}"#.into()),
+        (Method::GET, "/metrics") => metrics(ctx),
         (Method::GET, "/ready") => match ctx.db.execute_unprepared("SELECT 1").await {
             Ok(_) => json(200, r#"{"status":"ready"}"#.into()),
             Err(_) => json(503, r#"{"status":"database unavailable"}"#.into()),
@@ -87,28 +95,43 @@ async fn route(ctx: &Ctx, peer: SocketAddr, req: http::Request<hyper::body::Inco
         // With a gateway access token.
         (Method::GET, "/managed/settings") => oauth::managed_settings(ctx, &req).await,
         // With a SCIM token (its discovery documents are public).
-        (_, p) if p == crate::scim::PREFIX || p.starts_with("/scim/v2/") => crate::scim::handle(ctx, req).await,
-        (
-            _,
-            "/health"
-            | "/ready"
-            | "/auth/providers"
-            | "/auth/oidc/login"
-            | "/auth/oidc/callback"
-            | "/auth/session"
-            | "/auth/signed-in"
-            | "/auth/logout"
-            | "/.well-known/oauth-authorization-server"
-            | "/oauth/device_authorization"
-            | "/oauth/token"
-            | "/oauth/revoke"
-            | "/device"
-            | "/managed/settings"
-            | "/setup"
-            | "/setup/credential",
-        ) => json(405, r#"{"error":"method not allowed"}"#.into()),
+        (_, p) if route_name(p) == "scim" => crate::scim::handle(ctx, req).await,
+        (_, p) if route_name(p) != OTHER => json(405, r#"{"error":"method not allowed"}"#.into()),
         _ => json(404, r#"{"error":"not found"}"#.into()),
     }
+}
+
+/// The route name of a path that is no route.
+const OTHER: &str = "other";
+
+/// Every route of `route`, as the fixed names `ccag_http_requests_total`
+/// counts it by (a path that is none is `other`); a known path asked with
+/// another method is answered 405.
+pub fn route_name(path: &str) -> &'static str {
+    match path {
+        "/health" => "health",
+        "/ready" => "ready",
+        "/metrics" => "metrics",
+        "/auth/providers" | "/auth/oidc/login" | "/auth/oidc/callback" => "oidc",
+        "/auth/session" | "/auth/signed-in" | "/auth/logout" => "session",
+        "/.well-known/oauth-authorization-server"
+        | "/oauth/device_authorization"
+        | "/oauth/token"
+        | "/oauth/revoke" => "oauth",
+        "/device" => "device",
+        "/managed/settings" => "managed_settings",
+        "/setup" | "/setup/credential" => "setup",
+        p if p == crate::scim::PREFIX || p.starts_with("/scim/v2/") => "scim",
+        _ => OTHER,
+    }
+}
+
+/// `GET /metrics`: this replica's metrics, the scrape-time gauges read now.
+fn metrics(ctx: &Ctx) -> Response {
+    let body = ctx.metrics.render(&crate::metrics::snapshot(ctx));
+    let mut res = http::Response::new(Full::new(Bytes::from(body)));
+    res.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE));
+    res
 }
 
 /// The client's address: the peer's, or, when a data plane forwards the
@@ -171,4 +194,35 @@ fn secure_headers(mut res: Response) -> Response {
         "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     ));
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_name;
+
+    #[test]
+    fn every_route_has_a_fixed_name() {
+        for (path, name) in [
+            ("/health", "health"),
+            ("/ready", "ready"),
+            ("/metrics", "metrics"),
+            ("/auth/oidc/callback", "oidc"),
+            ("/auth/session", "session"),
+            ("/oauth/token", "oauth"),
+            ("/device", "device"),
+            ("/managed/settings", "managed_settings"),
+            ("/setup/credential", "setup"),
+            ("/scim/v2", "scim"),
+            ("/scim/v2/Users/u_123", "scim"),
+        ] {
+            assert_eq!(route_name(path), name, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_path_that_is_no_route_is_other() {
+        for path in ["/", "/nope", "/metrics/", "/scim/v2x", "/health?x", "/auth"] {
+            assert_eq!(route_name(path), "other", "{path}");
+        }
+    }
 }

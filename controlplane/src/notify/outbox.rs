@@ -280,13 +280,15 @@ pub async fn release(db: &DatabaseConnection, ids: &[String], holder: &str) -> R
 /// Settles a delivery `holder` sent: delivered, or failed and retried later
 /// (dead past the window). The destination's health moves with it; a
 /// destination reported failing that delivers again is reported recovered.
+/// Returns the delivery's new state; `None` when it was no longer
+/// `holder`'s to settle (its claim lapsed and another took it).
 pub async fn settle(
     db: &DatabaseConnection,
     d: &deliveries::Model,
     holder: &str,
     outcome: Result<i32, (i32, String)>,
     retry: &Retry,
-) -> Result<(), DbErr> {
+) -> Result<Option<DeliveryState>, DbErr> {
     let now = Utc::now();
     let txn = db.begin().await?;
     let mine = deliveries::Entity::update_many()
@@ -298,14 +300,16 @@ pub async fn settle(
         .col_expr(deliveries::Column::ClaimedUntil, Expr::value(Option::<DateTime<Utc>>::None))
         .col_expr(deliveries::Column::UpdatedAt, Expr::value(now));
     let dest = destinations::Entity::find_by_id(d.destination_id.clone()).one(&txn).await?;
-    match &outcome {
+    let settled = match &outcome {
         Ok(status) => {
-            mine.col_expr(deliveries::Column::State, Expr::value(DeliveryState::Delivered.as_str()))
+            let moved = mine
+                .col_expr(deliveries::Column::State, Expr::value(DeliveryState::Delivered.as_str()))
                 .col_expr(deliveries::Column::DeliveredAt, Expr::value(now))
                 .col_expr(deliveries::Column::LastStatus, Expr::value(*status))
                 .col_expr(deliveries::Column::LastError, Expr::value(""))
                 .exec(&txn)
-                .await?;
+                .await?
+                .rows_affected;
             if let Some(dest) = dest {
                 if dest.failing_reported {
                     super::emit(&txn, &super::producers::destination_recovered(&dest, now)).await?;
@@ -320,18 +324,21 @@ pub async fn settle(
                     .exec(&txn)
                     .await?;
             }
+            (moved > 0).then_some(DeliveryState::Delivered)
         }
         Err((status, error)) => {
             let attempts = d.attempts.saturating_add(1);
             let next = after(now, retry.backoff(attempts as u32));
             let dead = next >= after(d.created_at, retry.window);
             let state = if dead { DeliveryState::Dead } else { DeliveryState::Pending };
-            mine.col_expr(deliveries::Column::State, Expr::value(state.as_str()))
+            let moved = mine
+                .col_expr(deliveries::Column::State, Expr::value(state.as_str()))
                 .col_expr(deliveries::Column::NextAttemptAt, Expr::value(next))
                 .col_expr(deliveries::Column::LastStatus, Expr::value(*status))
                 .col_expr(deliveries::Column::LastError, Expr::value(error.clone()))
                 .exec(&txn)
-                .await?;
+                .await?
+                .rows_affected;
             if let Some(dest) = dest {
                 let failures = dest.failures.saturating_add(1);
                 destinations::Entity::update_many()
@@ -346,9 +353,11 @@ pub async fn settle(
                     .exec(&txn)
                     .await?;
             }
+            (moved > 0).then_some(state)
         }
-    }
-    txn.commit().await
+    };
+    txn.commit().await?;
+    Ok(settled)
 }
 
 /// Deliveries still pending past the retry window (never tried, queued

@@ -17,8 +17,9 @@ use tokio::sync::watch;
 use super::outbox::{self, Retry};
 use super::send::{Outgoing, Sender, CALL_TIMEOUT};
 use super::{emit, producers};
+use crate::metrics::Delivery;
 use crate::store::entities::{api_keys, dataplanes, notification_destinations as destinations};
-use crate::store::{Backend, KeyStatus};
+use crate::store::{Backend, DeliveryState, DestinationKind, KeyStatus};
 
 /// Deliveries one sender claims at a time; the claim lasts long enough for
 /// every one of them to time out.
@@ -79,6 +80,7 @@ impl Config {
 }
 
 struct State {
+    metrics: Arc<crate::metrics::Metrics>,
     backend: Backend,
     holder: String,
     sender: Arc<Sender>,
@@ -95,9 +97,11 @@ pub fn spawn(
     holder: String,
     sender: Arc<Sender>,
     config: Config,
+    metrics: Arc<crate::metrics::Metrics>,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let state = Arc::new(State {
+        metrics,
         backend,
         holder: holder.clone(),
         sender,
@@ -107,7 +111,8 @@ pub fn spawn(
         stop: stop.clone(),
     });
     let s = state.clone();
-    let lease = crate::lease::spawn_singleton(db, "notifications", holder, Duration::from_secs(1), stop, move |db| {
+    let every = Duration::from_secs(1);
+    let lease = crate::lease::spawn_singleton(db, "notifications", holder, every, Arc::default(), stop, move |db| {
         let state = s.clone();
         async move { tick(&db, &state).await }
     });
@@ -182,7 +187,14 @@ async fn drain(db: &DatabaseConnection, s: &State, d: destinations::Model) -> Re
                 }
             };
             let failed = outcome.is_err();
-            outbox::settle(db, &c.delivery, &s.holder, outcome, &s.config.retry).await?;
+            if let Some(state) = outbox::settle(db, &c.delivery, &s.holder, outcome, &s.config.retry).await? {
+                let outcome = match state {
+                    DeliveryState::Delivered => Delivery::Delivered,
+                    DeliveryState::Pending => Delivery::Retrying,
+                    DeliveryState::Dead => Delivery::Dead,
+                };
+                s.metrics.delivery(DestinationKind::parse(&d.kind), outcome);
+            }
             if failed {
                 outbox::release(db, &rest, &s.holder).await?;
                 return Ok(());

@@ -72,8 +72,43 @@ pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Store, 
             .await
             .map_err(|e| format!("configuring SQLite: {e}"))?;
     }
-    Migrator::up(&db, None).await.map_err(|e| format!("applying migrations: {e}"))?;
-    Ok(Store { db, backend })
+    let store = Store { db, backend };
+    let held = store.startup_lock().await?;
+    Migrator::up(&store.db, None).await.map_err(|e| format!("applying migrations: {e}"))?;
+    release(held).await?;
+    Ok(store)
+}
+
+/// Held by one replica at a time while it migrates the schema or seeds
+/// first-start rows: replicas starting together on PostgreSQL take turns
+/// instead of racing (the loser would fail on a duplicate and restart).
+/// `pg_advisory_xact_lock` in a transaction of its own: released when the
+/// transaction ends, even if the process dies. SQLite needs none (one
+/// process owns the file).
+pub struct StartupLock(Option<sea_orm::DatabaseTransaction>);
+
+/// Any fixed key: "ccag" in ASCII.
+const STARTUP_LOCK_KEY: i64 = 0x6363_6167;
+
+impl Store {
+    pub async fn startup_lock(&self) -> Result<StartupLock, String> {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        if self.backend != Backend::Postgres {
+            return Ok(StartupLock(None));
+        }
+        let txn = self.db.begin().await.map_err(|e| format!("taking the start-up lock: {e}"))?;
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({STARTUP_LOCK_KEY})"))
+            .await
+            .map_err(|e| format!("taking the start-up lock: {e}"))?;
+        Ok(StartupLock(Some(txn)))
+    }
+}
+
+pub async fn release(lock: StartupLock) -> Result<(), String> {
+    match lock.0 {
+        Some(txn) => txn.commit().await.map_err(|e| format!("releasing the start-up lock: {e}")),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

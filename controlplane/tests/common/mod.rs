@@ -113,6 +113,8 @@ pub struct Server {
     child: Child,
     /// The gRPC endpoint, e.g. `http://127.0.0.1:40123`.
     pub grpc: String,
+    /// The HTTP listener, e.g. `http://127.0.0.1:40124`.
+    pub http: String,
     log: PathBuf,
 }
 
@@ -143,17 +145,25 @@ impl Server {
         let (tx, rx) = mpsc::channel();
         // Reads stdout until the server exits, so it never blocks on a full pipe.
         std::thread::spawn(move || {
+            let (mut grpc, mut http) = (None, None);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(url) = line.strip_prefix("ccag-controlplane grpc listening on ") {
-                    let _ = tx.send(url.trim().to_string());
+                    grpc = Some(url.trim().to_string());
+                }
+                if let Some(url) = line.strip_prefix("ccag-controlplane http listening on ") {
+                    http = Some(url.trim().to_string());
+                }
+                if grpc.is_some() && http.is_some() {
+                    // Once: both lines come once.
+                    let _ = tx.send((grpc.take().unwrap_or_default(), http.take().unwrap_or_default()));
                 }
             }
         });
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(grpc) => return Server { child, grpc, log },
+                Ok((grpc, http)) => return Server { child, grpc, http, log },
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {}
             }
