@@ -468,6 +468,81 @@ def test_promtool_accepts_the_controlplane_metrics(cp_bins, obs_double, tmp_path
         f.stop_all()
 
 
+# Families that only appear once their event happened (a refusal, a
+# notification delivery); the rest of the dashboard must be served live.
+EVENT_ONLY = {"ccag_budget_refusals_total", "ccag_rate_limit_refusals_total", "ccag_notification_deliveries_total"}
+
+
+def dashboard_names():
+    """Every ccag_/gen_ai_/process_ name in the dashboard's queries."""
+    exprs = []
+
+    def walk(o):
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if k in ("expr", "query") and isinstance(v, str):
+                    exprs.append(v)
+                else:
+                    walk(v)
+        elif isinstance(o, list):
+            for x in o:
+                walk(x)
+
+    walk(json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text()))
+    assert exprs, "the dashboard has no queries"
+    return {n for e in exprs for n in re.findall(r"\b((?:ccag|gen_ai|process)_[a-z_]+)\b", e)}
+
+
+def served_names(text):
+    """Family names (with histogram series suffixes) and label names."""
+    names, labels = set(), set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            names.add(name)
+            if kind == "histogram":
+                names |= {name + "_bucket", name + "_sum", name + "_count"}
+        elif line and not line.startswith("#"):
+            labels |= set(re.findall(r'([a-z_]+)="', line.split("{", 1)[1])) if "{" in line else set()
+    return names, labels
+
+
+def test_every_metric_the_grafana_dashboard_queries_is_served(cp_bins, obs_double, tmp_path):
+    http_port, admin_port = free_port(), free_port()
+    f = Fleet(
+        obs_double,
+        tmp_path,
+        cp_env={"CCAG_HTTP_ADDR": f"127.0.0.1:{http_port}"},
+        dp_env={"CCAG_DATAPLANE_ADMIN_ADDR": f"127.0.0.1:{admin_port}"},
+    )
+    try:
+        f.start_cp()
+        f.login()
+        f.start_dp("a")
+        created = f.ccag_json("keys", "create", "--name", "dashboard")
+        assert wait_until(lambda: works(f.url("a"), created["key"]), timeout=10)
+        c = anthropic.Anthropic(base_url=f.url("a"), api_key=created["key"], max_retries=0)
+        with c.messages.stream(model=MODEL, max_tokens=20, messages=HELLO) as s:
+            s.get_final_message()
+        c.close()
+        assert wait_until(lambda: f.usage_by_key().get(created["id"], 0) >= 2, timeout=15)
+        names, labels = set(), set()
+        for url in (f"http://127.0.0.1:{http_port}/metrics", f"http://127.0.0.1:{admin_port}/metrics"):
+            status, body, _ = http_get(url)
+            assert status == 200, (url, status)
+            n, ls = served_names(body)
+            names |= n
+            labels |= ls
+        wanted = dashboard_names() - labels
+        missing = sorted(wanted - names - EVENT_ONLY)
+        assert not missing, f"the dashboard queries metrics no plane serves: {missing}"
+        sources = "".join(p.read_text() for d in ("dataplane/src", "controlplane/src") for p in (ROOT / d).rglob("*.rs"))
+        for name in EVENT_ONLY & wanted:
+            assert f'"{name}"' in sources, f"{name} is queried by the dashboard but defined nowhere"
+    finally:
+        f.stop_all()
+
+
 def test_model_label_is_capped_at_64_distinct_values_then_other(obs_double, tmp_path_factory):
     d = start_dp(tmp_path_factory, obs_double)
     try:
