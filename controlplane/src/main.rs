@@ -2,21 +2,10 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // `ccag-controlplane health-check [URL]`: the container's probe (its
-    // image has no shell); the default is this control plane's own /ready.
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("health-check") {
-        let url = args.get(1).cloned().unwrap_or_else(|| {
-            let addr = std::env::var("CCAG_HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:8081".into());
-            ccag_outbound::probe::local_url(&addr, "/ready")
-        });
-        return match ccag_outbound::probe::check(&url) {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("ccag-controlplane health-check: {e}");
-                std::process::ExitCode::FAILURE
-            }
-        };
+    // `ccag-controlplane health-check [URL]`: the container's probe (its image has
+    // no shell).
+    if let Some(code) = ccag_outbound::probe::command("ccag-controlplane", "CCAG_HTTP_ADDR", "127.0.0.1:8081") {
+        return code;
     }
     // Several dependencies enable different rustls backends; name the one to use.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

@@ -20,9 +20,8 @@ use ccag_proto::admin::v1::{
 };
 use ccag_proto::config::v1 as dp;
 use ccag_proto::config::v1::data_plane_service_client::DataPlaneServiceClient;
-use common::{on_both_backends, unique, Backend, Env, Server, ADMIN, ADMIN_PASSWORD};
+use common::{on_both_backends, unique, Backend, Bearer, Env, Server, Svc, ADMIN, ADMIN_PASSWORD};
 use sha2::{Digest, Sha256};
-use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status, Streaming};
@@ -36,27 +35,6 @@ const LEAK_WINDOW: usize = 8;
 const STREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
 // ------------------------------------------------------------------ clients
-
-/// Adds `authorization: Bearer <token>` to every request, when it has one.
-#[derive(Clone)]
-struct Bearer(Option<AsciiMetadataValue>);
-
-impl Bearer {
-    fn new(token: &str) -> Self {
-        Bearer(Some(MetadataValue::try_from(format!("Bearer {token}")).expect("an ASCII token")))
-    }
-}
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    }
-}
-
-type Svc = InterceptedService<Channel, Bearer>;
 
 /// One connection to a server, acting as one caller.
 #[derive(Clone)]

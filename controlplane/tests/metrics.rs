@@ -16,31 +16,17 @@ use ccag_proto::admin::v1::{
 };
 use ccag_proto::config::v1 as dp;
 use ccag_proto::config::v1::data_plane_service_client::DataPlaneServiceClient;
-use common::{on_both_backends, Backend, Env, Server, ADMIN, ADMIN_PASSWORD};
+use common::{on_both_backends, Backend, Bearer, Env, Server, Svc, ADMIN, ADMIN_PASSWORD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
-use tonic::{Code, Status, Streaming};
+use tonic::{Code, Streaming};
 
 const DATAPLANE_TOKEN: &str = "dp-metrics-token-0123456789";
 const WAIT: Duration = Duration::from_secs(10);
 
 // ------------------------------------------------------------------ clients
-
-#[derive(Clone)]
-struct Bearer(Option<AsciiMetadataValue>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    }
-}
-
-type Svc = InterceptedService<Channel, Bearer>;
 
 #[derive(Clone)]
 struct Client {

@@ -21,6 +21,27 @@ pub fn local_url(listen: &str, path: &str) -> String {
     format!("http://{addr}{path}")
 }
 
+/// `BINARY health-check [URL]`, when the arguments ask for it: probes URL,
+/// or the `/ready` of the address in `listen_var` (else `default_listen`),
+/// and says how it went as the process's exit code.
+pub fn command(binary: &str, listen_var: &str, default_listen: &str) -> Option<std::process::ExitCode> {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() != Some("health-check") {
+        return None;
+    }
+    let url = args.next().unwrap_or_else(|| {
+        let listen = std::env::var(listen_var).unwrap_or_else(|_| default_listen.to_owned());
+        local_url(&listen, "/ready")
+    });
+    Some(match check(&url) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{binary} health-check: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    })
+}
+
 /// GETs `url` (`http://host:port/path` only) and succeeds on a 200.
 pub fn check(url: &str) -> Result<(), String> {
     let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url}: only http:// URLs are probed"))?;

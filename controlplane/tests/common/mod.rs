@@ -282,3 +282,25 @@ macro_rules! on_both_backends {
     };
 }
 pub(crate) use on_both_backends;
+
+/// Adds `authorization: Bearer <token>` to every gRPC request, when it has one.
+#[derive(Clone)]
+pub struct Bearer(pub Option<tonic::metadata::AsciiMetadataValue>);
+
+impl Bearer {
+    pub fn new(token: &str) -> Self {
+        Bearer(Some(tonic::metadata::MetadataValue::try_from(format!("Bearer {token}")).expect("an ASCII token")))
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A channel whose calls carry a [`Bearer`].
+pub type Svc = tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>;

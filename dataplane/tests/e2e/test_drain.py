@@ -17,7 +17,7 @@ import pytest
 from conftest import run_double
 from fleet import Fleet, wait_until, works
 from harness import health
-from test_faults import spool_pending_bytes
+from test_faults import read_head, spool_pending_bytes
 from test_observability import (  # noqa: F401 (cp_bins: a fixture)
     MODEL,
     cp_bins,
@@ -92,19 +92,6 @@ def raw_stream_request(key, messages, stream=True):
         + f"x-api-key: {key}\r\ncontent-length: {len(body)}\r\n\r\n".encode()
         + body
     )
-
-
-def read_head(sock, timeout=30.0):
-    sock.settimeout(timeout)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return None, buf.decode(errors="replace"), b""
-        buf += chunk
-    head, rest = buf.split(b"\r\n\r\n", 1)
-    text = head.decode(errors="replace")
-    return int(text.split(" ", 2)[1]), text, rest
 
 
 def read_until_closed(sock, timeout=60.0):

@@ -359,6 +359,18 @@ def test_admin_listener_serves_prometheus_text_and_the_public_listener_answers_4
 # -------------------------------------------------------- metric values
 
 
+def test_health_check_subcommand_passes_on_a_ready_data_plane_and_fails_on_a_closed_port(dp):
+    """`ccag-dataplane health-check URL`, the container probe of an image
+    without a shell: exit 0 on a 200 from /ready, 1 otherwise."""
+    exe = str(TARGET_DIR / "debug" / "ccag-dataplane")
+    ok = subprocess.run([exe, "health-check", dp.url + "/ready"], capture_output=True, text=True, timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    closed = subprocess.run(
+        [exe, "health-check", f"http://127.0.0.1:{free_port()}/ready"], capture_output=True, text=True, timeout=30
+    )
+    assert closed.returncode == 1 and "health-check" in closed.stderr, (closed.returncode, closed.stderr)
+
+
 def test_request_duration_is_counted_per_model_with_the_error_type_of_failures(dp, traffic):
     base = {
         "gen_ai_operation_name": "chat",
