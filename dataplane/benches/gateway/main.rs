@@ -275,7 +275,9 @@ const USAGE: &str = "usage: cargo bench -p ccag-dataplane --bench gateway [-- OP
   --budgets               put every request under an organisation-wide budget
                           (never reached), to measure the budget check
   --otlp                  the data planes export traces and metrics over OTLP/HTTP
-                          (to a sink in the bench, every 100 ms / 1 s)
+                          (to a sink in the bench; OTEL_BSP_SCHEDULE_DELAY and
+                          OTEL_METRIC_EXPORT_INTERVAL as set, else the SDK's
+                          defaults, 5 s and 60 s)
   --chart PATH            the SVG chart (default target/gateway-bench.svg; relative
                           paths are taken from the workspace root)
 Options after --quick override it.
@@ -335,9 +337,14 @@ async fn run(p: Params) -> Result<(), Error> {
         // control plane, which exports none).
         std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", &url);
         std::env::set_var("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
-        std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", "100");
-        std::env::set_var("OTEL_METRIC_EXPORT_INTERVAL", "1000");
-        progress(&format!("OTLP export on, to {url}"));
+        // The SDK's defaults (spans every 5 s or per 512, metrics every
+        // 60 s) unless the environment says otherwise; a quick run's
+        // phases are shorter than the metric interval.
+        let delay = std::env::var("OTEL_BSP_SCHEDULE_DELAY").unwrap_or_else(|_| "5000".into());
+        let interval = std::env::var("OTEL_METRIC_EXPORT_INTERVAL").unwrap_or_else(|_| "60000".into());
+        std::env::set_var("OTEL_BSP_SCHEDULE_DELAY", &delay);
+        std::env::set_var("OTEL_METRIC_EXPORT_INTERVAL", &interval);
+        progress(&format!("OTLP export on, to {url}: spans every {delay} ms, metrics every {interval} ms"));
         Some(received)
     } else {
         None
