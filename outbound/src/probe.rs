@@ -58,9 +58,17 @@ pub fn check(url: &str) -> Result<(), String> {
     s.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
     write!(s, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut head = [0u8; 64];
-    let n = s.read(&mut head).map_err(|e| format!("{url}: {e}"))?;
-    let line = String::from_utf8_lossy(&head[..n]);
+    // The status line, however the answer is split into reads.
+    let mut head = Vec::with_capacity(256);
+    let mut buf = [0u8; 256];
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 1024 {
+        let n = s.read(&mut buf).map_err(|e| format!("{url}: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
     let status = line.split_whitespace().nth(1).unwrap_or("");
     if status == "200" {
         Ok(())
@@ -87,9 +95,21 @@ mod tests {
         let server = std::thread::spawn(move || {
             for answer in ["HTTP/1.1 200 OK\r\n\r\n", "HTTP/1.1 503 Service Unavailable\r\n\r\n"] {
                 let (mut c, _) = l.accept().unwrap();
+                // The whole request is read first: closing with bytes
+                // unread would reset the connection instead of answering.
+                let mut request = Vec::new();
                 let mut buf = [0u8; 256];
-                let _ = c.read(&mut buf);
-                c.write_all(answer.as_bytes()).unwrap();
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = c.read(&mut buf).unwrap();
+                    assert!(n > 0, "the probe closed before its request was whole");
+                    request.extend_from_slice(&buf[..n]);
+                }
+                // Split in two writes: the probe reads on to the end of the status line.
+                let (first, rest) = answer.split_at(7);
+                c.write_all(first.as_bytes()).unwrap();
+                c.flush().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                c.write_all(rest.as_bytes()).unwrap();
             }
         });
         assert_eq!(check(&url), Ok(()));
