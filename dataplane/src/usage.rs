@@ -3,7 +3,6 @@
 //! control plane, through a durable spool to the control plane.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -226,9 +225,9 @@ impl UsageRecord {
 
 pub struct UsageSink {
     tx: mpsc::Sender<UsageRecord>,
-    dropped: AtomicU64,
-    /// Counts what `dropped` counts, for the metrics.
-    dropped_metric: Option<prometheus::IntCounter>,
+    /// Records lost; the metrics' `ccag_usage_records_dropped_total` once
+    /// given with [`UsageSink::with_dropped_counter`].
+    dropped: prometheus::IntCounter,
     limiter: Arc<Limiter>,
     budgets: Arc<crate::budget::Budgets>,
 }
@@ -239,12 +238,14 @@ const CAPACITY: usize = 65_536;
 impl UsageSink {
     pub fn new(limiter: Arc<Limiter>, budgets: Arc<crate::budget::Budgets>) -> (Self, mpsc::Receiver<UsageRecord>) {
         let (tx, rx) = mpsc::channel(CAPACITY);
-        (UsageSink { tx, dropped: AtomicU64::new(0), dropped_metric: None, limiter, budgets }, rx)
+        let dropped = prometheus::IntCounter::new("usage_records_dropped", "Usage records lost.")
+            .expect("counter options are valid");
+        (UsageSink { tx, dropped, limiter, budgets }, rx)
     }
 
-    /// Counts lost records in `counter` too.
+    /// Counts lost records in `counter` (a registered metric).
     pub fn with_dropped_counter(mut self, counter: prometheus::IntCounter) -> Self {
-        self.dropped_metric = Some(counter);
+        self.dropped = counter;
         self
     }
 
@@ -264,10 +265,8 @@ impl UsageSink {
             self.limiter.charge(&subjects, tokens, std::time::Instant::now());
         }
         if self.tx.try_send(r).is_err() {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if let Some(c) = &self.dropped_metric {
-                c.inc();
-            }
+            self.dropped.inc();
+            let n = self.dropped.get();
             tracing::error!(dropped_total = n, "usage channel full; a usage record was dropped");
         }
     }

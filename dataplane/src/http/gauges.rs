@@ -45,7 +45,7 @@ impl Gauges {
     /// is moved into, is dropped.
     pub fn request_started(&self) -> RequestGuard {
         self.inner.requests.fetch_add(1, Ordering::Relaxed);
-        RequestGuard(self.inner.clone())
+        RequestGuard { counts: self.inner.clone(), stream: false }
     }
 
     pub fn connections(&self) -> i64 {
@@ -95,42 +95,39 @@ impl Drop for ConnectionGuard {
     }
 }
 
-pub struct RequestGuard(Arc<Counts>);
+pub struct RequestGuard {
+    counts: Arc<Counts>,
+    /// Also counted as an open stream.
+    stream: bool,
+}
 
 impl Drop for RequestGuard {
     fn drop(&mut self) {
-        self.0.requests.fetch_sub(1, Ordering::Relaxed);
+        self.counts.requests.fetch_sub(1, Ordering::Relaxed);
+        if self.stream {
+            self.counts.streams.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
 impl RequestGuard {
     /// Keeps counting the request until the response body is dropped; an
     /// event stream is counted as an open stream too.
-    pub fn hold_until_sent(self, res: Response<ResBody>) -> Response<ResBody> {
-        let stream = res
+    pub fn hold_until_sent(mut self, res: Response<ResBody>) -> Response<ResBody> {
+        self.stream = res
             .headers()
             .get(http::header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-        let stream = stream.then(|| {
-            self.0.streams.fetch_add(1, Ordering::Relaxed);
-            StreamGuard(self.0.clone())
-        });
-        res.map(|inner| Counted { inner, _guard: self, _stream: stream }.boxed())
-    }
-}
-
-struct StreamGuard(Arc<Counts>);
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        self.0.streams.fetch_sub(1, Ordering::Relaxed);
+        if self.stream {
+            self.counts.streams.fetch_add(1, Ordering::Relaxed);
+        }
+        res.map(|inner| Counted { inner, _guard: self }.boxed())
     }
 }
 
 struct Counted {
     inner: ResBody,
     _guard: RequestGuard,
-    _stream: Option<StreamGuard>,
 }
 
 impl Body for Counted {
@@ -166,6 +163,20 @@ mod tests {
         drop(res);
         drop(c);
         assert_eq!((g.connections(), g.requests()), (0, 0));
+    }
+
+    #[test]
+    fn an_event_stream_counts_as_an_open_stream_until_its_body_is_dropped() {
+        let g = Gauges::default();
+        let mut res = Response::new(full("event: ping\n\n"));
+        res.headers_mut().insert(http::header::CONTENT_TYPE, "text/event-stream; charset=utf-8".parse().unwrap());
+        let res = g.request_started().hold_until_sent(res);
+        let plain = g.request_started().hold_until_sent(Response::new(full("{}")));
+        assert_eq!((g.requests(), g.streams()), (2, 1));
+        drop(res);
+        assert_eq!((g.requests(), g.streams()), (1, 0));
+        drop(plain);
+        assert_eq!(g.requests(), 0);
     }
 
     #[tokio::test]

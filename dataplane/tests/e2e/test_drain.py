@@ -230,6 +230,23 @@ def test_stream_outliving_the_drain_timeout_is_cut_recorded_client_closed_and_th
         d.stop()
 
 
+def drain_with_streams(f, name, key, n):
+    """Opens `n` slow streams through data plane `name`, sends it SIGTERM,
+    and checks that every stream ends with message_stop and the process
+    exits 0. Returns the stopped process."""
+    streams = [StreamInThread(f.url(name), key, slow(chunks=20, inter_token_ms=100)) for _ in range(n)]
+    for s in streams:
+        assert s.started.wait(30) and s.error is None, s.error
+    proc, _ = f.dps.pop(name)
+    proc.send_signal(signal.SIGTERM)
+    for s in streams:
+        s.join()
+        assert s.error is None and s.types[-1] == "message_stop", (s.error, s.types[-3:])
+    assert proc.wait(timeout=60) == 0
+    proc.stdout.close()
+    return proc
+
+
 def test_usage_of_streams_drained_at_sigterm_reaches_the_control_plane_after_a_restart(
     cp_bins, drain_double, tmp_path
 ):
@@ -250,16 +267,7 @@ def test_usage_of_streams_drained_at_sigterm_reaches_the_control_plane_after_a_r
         assert wait_until(lambda: f.usage_by_key().get(key_id) == 1, timeout=15), f.usage_by_key()
         f.stop_cp()
 
-        streams = [StreamInThread(f.url("a"), key, slow(chunks=20, inter_token_ms=100)) for _ in range(3)]
-        for s in streams:
-            assert s.started.wait(30) and s.error is None, s.error
-        proc, _ = f.dps.pop("a")
-        proc.send_signal(signal.SIGTERM)
-        for s in streams:
-            s.join()
-            assert s.error is None and s.types[-1] == "message_stop", (s.error, s.types[-3:])
-        assert proc.wait(timeout=60) == 0
-        proc.stdout.close()
+        proc = drain_with_streams(f, "a", key, 3)
         assert spool_pending_bytes(tmp_path / "dp-a") > 0, "the drained streams' records are not in the spool"
 
         f.start_cp()
@@ -286,16 +294,7 @@ def test_usage_of_streams_drained_at_sigterm_is_delivered_before_the_process_exi
         key, key_id = created["key"], created["id"]
         assert wait_until(lambda: works(f.url("a"), key), timeout=10)
 
-        streams = [StreamInThread(f.url("a"), key, slow(chunks=20, inter_token_ms=100)) for _ in range(2)]
-        for s in streams:
-            assert s.started.wait(30) and s.error is None, s.error
-        proc, _ = f.dps.pop("a")
-        proc.send_signal(signal.SIGTERM)
-        for s in streams:
-            s.join()
-            assert s.error is None and s.types[-1] == "message_stop", (s.error, s.types[-3:])
-        assert proc.wait(timeout=60) == 0
-        proc.stdout.close()
+        proc = drain_with_streams(f, "a", key, 2)
         assert spool_pending_bytes(tmp_path / "dp-a") == 0, "records were left in the spool"
         # The probe request and the two streams, without restarting the data plane.
         assert wait_until(lambda: f.usage_by_key().get(key_id) == 3, timeout=15), f.usage_by_key()
