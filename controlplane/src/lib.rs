@@ -11,6 +11,7 @@
 //! settings registry, `metrics` is what `GET /metrics` shows, and `server`
 //! runs the listeners.
 
+pub mod analytics;
 pub mod api;
 pub mod auth;
 pub mod budget;
@@ -24,7 +25,7 @@ pub mod notify;
 pub mod pricing;
 pub mod scim;
 pub mod secrets;
-mod server;
+pub(crate) mod server;
 pub mod store;
 pub mod websearch;
 

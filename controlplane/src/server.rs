@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::api::{self, Shared};
 use crate::metrics::grpc::{Known, MetricsLayer};
+use ccag_proto::admin::v1::analytics_service_server::AnalyticsServiceServer;
 
 pub async fn serve_grpc(
     listener: TcpListener,
@@ -50,10 +51,23 @@ pub async fn serve_grpc(
     let metrics = MetricsLayer::new(ctx.metrics.clone(), Known::served());
     builder
         .layer(metrics)
+        .add_routes(admin_routes(&ctx))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(AuthServiceServer::new(api::AuthApi(ctx.clone())))
+        .add_service(DataPlaneServiceServer::new(fleet))
+        .serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop.changed().await;
+        })
+        .await
+        .map_err(|e| format!("gRPC server: {e}"))
+}
+
+/// Every service of the admin API: served on the gRPC listener, and as
+/// gRPC-Web on the HTTP listener for the portal (`crate::http::web_api`).
+pub fn admin_routes(ctx: &Shared) -> tonic::service::Routes {
+    let mut b = tonic::service::Routes::builder();
+    b.add_service(AuthServiceServer::new(api::AuthApi(ctx.clone())))
         .add_service(UserServiceServer::new(api::UsersApi(ctx.clone())))
         .add_service(TeamServiceServer::new(api::TeamsApi(ctx.clone())))
         .add_service(KeyServiceServer::new(api::KeysApi(ctx.clone())))
@@ -65,15 +79,11 @@ pub async fn serve_grpc(
         .add_service(SettingsServiceServer::new(api::SettingsApi(ctx.clone())))
         .add_service(AuditServiceServer::new(api::AuditApi(ctx.clone())))
         .add_service(UsageServiceServer::new(api::UsageApi(ctx.clone())))
+        .add_service(AnalyticsServiceServer::new(api::AnalyticsApi(ctx.clone())))
         .add_service(PricingServiceServer::new(api::PricingApi(ctx.clone())))
         .add_service(BudgetServiceServer::new(api::BudgetsApi(ctx.clone())))
         .add_service(NotificationServiceServer::new(api::NotificationsApi(ctx.clone())))
         .add_service(ScimServiceServer::new(api::ScimApi(ctx.clone())))
-        .add_service(StatusServiceServer::new(api::StatusApi(ctx)))
-        .add_service(DataPlaneServiceServer::new(fleet))
-        .serve_with_incoming_shutdown(incoming, async move {
-            let _ = stop.changed().await;
-        })
-        .await
-        .map_err(|e| format!("gRPC server: {e}"))
+        .add_service(StatusServiceServer::new(api::StatusApi(ctx.clone())));
+    b.routes()
 }

@@ -3,6 +3,8 @@
 //! service. Tests whose outcome depends on storage run on SQLite and on
 //! PostgreSQL (see `common` for the harness and `CCAG_TEST_SKIP_POSTGRES`).
 
+#[path = "grpc_api/analytics.rs"]
+mod analytics;
 mod common;
 #[path = "grpc_api/routing.rs"]
 mod routing;

@@ -15,6 +15,7 @@ mod m20261205_000008_gateway_signin;
 mod m20261206_000009_web_search;
 mod m20261207_000010_scim;
 mod m20261208_000011_routing;
+mod m20261209_000012_usage_rollups;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000009_web_search::Migration),
             Box::new(m20261207_000010_scim::Migration),
             Box::new(m20261208_000011_routing::Migration),
+            Box::new(m20261209_000012_usage_rollups::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ pub mod admin {
 }
 
 pub mod budget;
+pub mod export;
 pub mod models;
 pub mod pricing;
 pub mod routing;

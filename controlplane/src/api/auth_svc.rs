@@ -98,57 +98,63 @@ fn decoy_hash() -> &'static str {
     H.get_or_init(|| hash_password("decoy password that matches nothing"))
 }
 
+/// Checks a password and opens a session: for `Login` (the CLI) and the
+/// portal's sign-in form (`crate::http`, which puts the token in a cookie).
+/// Failed attempts are throttled per username; an unknown user costs as
+/// long as a wrong password.
+pub(crate) async fn sign_in_with_password(
+    ctx: &super::Ctx,
+    username: &str,
+    password: &str,
+    origin: &session::Origin,
+) -> Result<(String, sessions::Model, users::Model), ApiError> {
+    let denied = || ApiError::Unauthenticated("invalid username or password".into());
+    // No password is longer (CreateUser refuses it): nothing to hash.
+    if password.len() > 1024 || username.len() > 254 {
+        return Err(denied());
+    }
+    let throttle = &ctx.login_throttle;
+    if let Err(wait) = throttle.check(&ctx.db, username, chrono::Utc::now()).await? {
+        return Err(ApiError::ResourceExhausted(format!(
+            "too many failed sign-ins for this user; try again in {} s",
+            wait.as_secs().max(1)
+        )));
+    }
+    let name = username.trim();
+    let user = users::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(users::Column::Email.eq(name))
+                .add(users::Column::Email.eq(super::users::with_lowercase_domain(name))),
+        )
+        .one(&ctx.db)
+        .await?;
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let password = password.to_owned();
+    let hash_for_check = hash.clone().unwrap_or_else(|| decoy_hash().to_owned());
+    // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash_for_check))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let user = match user {
+        Some(u) if matches && hash.is_some() && stored::UserStatus::parse(&u.status) == stored::UserStatus::Active => u,
+        _ => {
+            throttle.failed(&ctx.db, username, chrono::Utc::now()).await?;
+            return Err(denied());
+        }
+    };
+    throttle.succeeded(&ctx.db, username).await?;
+    let (token, session) =
+        session::open(&ctx.db, &user.id, session::Via::Password, "", ctx.auth.session_ttl, origin).await?;
+    Ok((token, session, user))
+}
+
 #[tonic::async_trait]
 impl AuthService for AuthApi {
     async fn login(&self, req: tonic::Request<LoginRequest>) -> ApiResult<LoginResponse> {
         let origin = origin(&req);
         let r = req.into_inner();
-        let denied = || ApiError::Unauthenticated("invalid username or password".into());
-        // No password is longer (CreateUser refuses it): nothing to hash.
-        if r.password.len() > 1024 || r.username.len() > 254 {
-            return Err(denied().into());
-        }
-        let throttle = &self.0.login_throttle;
-        if let Err(wait) = throttle.check(&self.0.db, &r.username, chrono::Utc::now()).await.map_err(ApiError::from)? {
-            return Err(ApiError::ResourceExhausted(format!(
-                "too many failed sign-ins for this user; try again in {} s",
-                wait.as_secs().max(1)
-            ))
-            .into());
-        }
-        let username = r.username.trim();
-        let user = users::Entity::find()
-            .filter(
-                sea_orm::Condition::any()
-                    .add(users::Column::Email.eq(username))
-                    .add(users::Column::Email.eq(super::users::with_lowercase_domain(username))),
-            )
-            .one(&self.0.db)
-            .await
-            .map_err(ApiError::from)?;
-        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-        let password = r.password.clone();
-        let hash_for_check = hash.clone().unwrap_or_else(|| decoy_hash().to_owned());
-        // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash_for_check))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let user = match user {
-            Some(u)
-                if matches && hash.is_some() && stored::UserStatus::parse(&u.status) == stored::UserStatus::Active =>
-            {
-                u
-            }
-            _ => {
-                throttle.failed(&self.0.db, &r.username, chrono::Utc::now()).await.map_err(ApiError::from)?;
-                return Err(denied().into());
-            }
-        };
-        throttle.succeeded(&self.0.db, &r.username).await.map_err(ApiError::from)?;
-        let (token, session) =
-            session::open(&self.0.db, &user.id, session::Via::Password, "", self.0.auth.session_ttl, &origin)
-                .await
-                .map_err(ApiError::from)?;
+        let (token, session, user) = sign_in_with_password(&self.0, &r.username, &r.password, &origin).await?;
         ok(LoginResponse {
             token,
             expires_at: ts(session.expires_at),

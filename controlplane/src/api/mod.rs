@@ -1,6 +1,7 @@
 //! The gRPC admin API: one module per service, sharing the error type,
 //! paging, timestamps and the audit writer defined here.
 
+mod analytics;
 mod audit_svc;
 mod auth_svc;
 mod budgets;
@@ -20,7 +21,9 @@ mod teams;
 mod usage;
 mod users;
 
+pub use analytics::AnalyticsApi;
 pub use audit_svc::AuditApi;
+pub(crate) use auth_svc::sign_in_with_password;
 pub use auth_svc::AuthApi;
 pub use budgets::BudgetsApi;
 pub use change::Change;
@@ -35,6 +38,7 @@ pub use search::SearchApi;
 pub use settings::SettingsApi;
 pub use status::StatusApi;
 pub use teams::TeamsApi;
+pub(crate) use usage::{micro_to_usd, names as usage_names};
 pub use usage::{PricingApi, UsageApi};
 pub(crate) use users::keep_an_admin as users_keep_an_admin;
 pub use users::UsersApi;

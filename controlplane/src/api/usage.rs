@@ -31,7 +31,7 @@ struct Row {
     unpriced: i64,
 }
 
-fn when(field: &str, v: &str, default: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+pub(super) fn when(field: &str, v: &str, default: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
     if v.trim().is_empty() {
         return Ok(default);
     }
@@ -187,7 +187,7 @@ fn bucket_expr(backend: Backend, b: UsageBucket) -> SimpleExpr {
 
 /// Readable names of the groups: users' emails (or display names), teams'
 /// and keys' names; models are their own names.
-async fn names(
+pub(crate) async fn names(
     db: &sea_orm::DatabaseConnection,
     group_by: i32,
     ids: impl Iterator<Item = String>,
@@ -230,7 +230,7 @@ async fn names(
     })
 }
 
-fn micro_to_usd(micro: i64) -> f64 {
+pub(crate) fn micro_to_usd(micro: i64) -> f64 {
     micro as f64 / 1e6
 }
 

@@ -14,6 +14,7 @@ use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait, TryInsertResult,
 };
 
+use crate::analytics::rollup;
 use crate::budget::spend::{self, Charge};
 use crate::budget::Book;
 use crate::notify::producers;
@@ -92,11 +93,19 @@ pub async fn store(
         let t = last_used.entry(r.key_id.clone()).or_default();
         *t = (*t).max(r.started_at_ms);
     }
+    // What each record's cache reads saved, for the roll-ups.
+    let mut savings: HashMap<String, i64> = HashMap::new();
     let rows: Vec<usage_records::ActiveModel> = records
         .into_iter()
         .filter(|r| !r.request_id.is_empty())
         .map(|r| {
-            let priced = prices.cost(&r.bedrock_model, &r.model, &quantities(&r));
+            let q = quantities(&r);
+            let priced = prices.cost(&r.bedrock_model, &r.model, &q);
+            let uncached = Quantities { input: q.input.saturating_add(q.cache_read), cache_read: 0, ..q };
+            let saved = prices.cost(&r.bedrock_model, &r.model, &uncached).micro_usd - priced.micro_usd;
+            if saved > 0 {
+                savings.insert(r.request_id.clone(), saved);
+            }
             let started: DateTime<Utc> =
                 Utc.timestamp_millis_opt(i64::try_from(r.started_at_ms).unwrap_or(0)).single().unwrap_or(now);
             usage_records::ActiveModel {
@@ -130,6 +139,7 @@ pub async fn store(
         })
         .collect();
     let mut stored = Stored::default();
+    let mut fresh: Vec<&usage_records::ActiveModel> = Vec::new();
     let mut charges_of: Vec<(String, String, String, i64, i64)> = Vec::new();
     // Requests refused for rate limits, per (key, minute): one event each.
     let mut refusals: HashMap<(String, i64), u64> = HashMap::new();
@@ -150,6 +160,7 @@ pub async fn store(
                 *refusals.entry((row.key_id.clone().unwrap(), minute)).or_default() += 1;
             }
             if new.contains(&id) {
+                fresh.push(row);
                 charges_of.push((
                     id,
                     row.user_id.clone().unwrap(),
@@ -165,6 +176,8 @@ pub async fn store(
         .map(|(_, u, t, at, cost)| Charge { user_id: u, team_id: t, started_at: *at, micro_usd: *cost })
         .collect();
     stored.spend = spend::apply(&txn, book, &charges).await?;
+    let facts: Vec<rollup::Fact> = fresh.iter().map(|r| fact(r, savings.get(r.request_id.as_ref()).copied())).collect();
+    rollup::add(&txn, &facts).await?;
     for (key_id, ms) in last_used {
         let Some(at) = Utc.timestamp_millis_opt(i64::try_from(ms).unwrap_or(0)).single() else { continue };
         // Only ever moves forward, whatever order batches arrive in.
@@ -180,4 +193,28 @@ pub async fn store(
     rate_limit_events(&txn, refusals).await?;
     txn.commit().await?;
     Ok(stored)
+}
+
+/// A stored record as the roll-ups count it.
+fn fact(r: &usage_records::ActiveModel, savings: Option<i64>) -> rollup::Fact<'_> {
+    rollup::Fact {
+        started_at_secs: r.started_at.as_ref().timestamp(),
+        user_id: r.user_id.as_ref(),
+        team_id: r.team_id.as_ref(),
+        key_id: r.key_id.as_ref(),
+        model: r.model.as_ref(),
+        endpoint_id: r.endpoint_id.as_ref(),
+        status: *r.status.as_ref(),
+        outcome: r.outcome.as_ref(),
+        input_tokens: *r.input_tokens.as_ref(),
+        output_tokens: *r.output_tokens.as_ref(),
+        cache_write_tokens: *r.cache_write_tokens.as_ref(),
+        cache_read_tokens: *r.cache_read_tokens.as_ref(),
+        cost_micro_usd: *r.cost_micro_usd.as_ref(),
+        savings_micro_usd: savings.unwrap_or(0),
+        unpriced: *r.unpriced.as_ref(),
+        web_searches: *r.web_search_requests.as_ref(),
+        duration_ms: *r.duration_ms.as_ref(),
+        ttft_ms: *r.ttft_ms.as_ref(),
+    }
 }

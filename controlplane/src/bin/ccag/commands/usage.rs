@@ -91,7 +91,8 @@ fn render_csv(resp: &pb::GetUsageResponse, series: bool) -> Result<String, CliEr
     let fail = |e: csv::Error| CliError::other(format!("writing CSV: {e}"));
     w.write_record(&header).map_err(fail)?;
     for r in &resp.rows {
-        let mut line = vec![r.group.clone(), r.name.clone()];
+        let safe = |s: &str| ccag_proto::export::spreadsheet_safe(s).into_owned();
+        let mut line = vec![safe(&r.group), safe(&r.name)];
         if series {
             line.insert(0, r.bucket.clone());
         }
