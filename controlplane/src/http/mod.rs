@@ -1,9 +1,12 @@
 //! The control plane's HTTP listener (`CCAG_HTTP_ADDR`): probes, metrics,
-//! the browser side of sign-in, onboarding and SCIM provisioning
-//! (`crate::scim`, which authenticates its own bearer tokens). Every route
-//! is listed in `route`, and named for the metrics in `route_name`; the
-//! ones that need a session get it from `session::from_cookie`, and every
-//! state-changing one also checks the CSRF token and the Origin.
+//! the browser side of sign-in, onboarding, SCIM provisioning
+//! (`crate::scim`, which authenticates its own bearer tokens), the portal
+//! (`portal`) and the admin API as gRPC-Web for it (`web_api`, which turns
+//! the session cookie into the API's bearer once the CSRF token checks).
+//! Every route is listed in `route` (the gRPC-Web calls in `serve`), and
+//! named for the metrics in `route_name`; the ones that need a session get
+//! it from `session::from_cookie`, and every state-changing one also checks
+//! the CSRF token and the Origin.
 
 mod cookies;
 mod device;
@@ -11,14 +14,17 @@ mod limit;
 mod oauth;
 mod oidc;
 mod page;
+mod password;
+mod portal;
 mod setup;
+mod web_api;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sea_orm::ConnectionTrait;
@@ -32,6 +38,7 @@ pub use limit::{PerIp, PerKey};
 pub type Response = http::Response<Full<Bytes>>;
 
 pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    let web = web_api::WebApi::new(&ctx);
     loop {
         let (stream, peer) = tokio::select! {
             a = listener.accept() => match a {
@@ -44,12 +51,19 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Ctx>, mut stop: watch::Receiv
             _ = stop.changed() => return,
         };
         let ctx = ctx.clone();
+        let web = web.clone();
         tokio::spawn(async move {
-            let svc = service_fn(move |req| {
+            let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let ctx = ctx.clone();
+                let web = web.clone();
                 async move {
                     let name = route_name(req.uri().path());
-                    let res = secure_headers(route(&ctx, peer, req).await);
+                    let res = if name == "admin_api" {
+                        let ip = client_ip(&ctx, peer, req.headers());
+                        secure_headers(web_api::call(&ctx, &web, ip, req).await)
+                    } else {
+                        secure_headers(route(&ctx, peer, req).await).map(|b| b.map_err(|e| match e {}).boxed_unsync())
+                    };
                     ctx.metrics.http_request(name, res.status());
                     Ok::<_, Infallible>(res)
                 }
@@ -78,6 +92,11 @@ async fn route(ctx: &Ctx, peer: SocketAddr, req: http::Request<hyper::body::Inco
             Err(_) => json(503, r#"{"status":"database unavailable"}"#.into()),
         },
         (Method::GET, "/auth/providers") => oidc::providers(ctx).await,
+        (Method::POST, "/auth/login") => password::login(ctx, ip, req).await,
+        // The portal's pages and assets (its data comes from the admin API,
+        // which authenticates every call).
+        (Method::GET, "/") | (Method::GET, "/portal") => redirect(portal::PREFIX),
+        (Method::GET, p) if p.starts_with(portal::PREFIX) => portal::serve(p, req.headers()),
         (Method::GET, "/auth/oidc/login") => oidc::login(ctx, ip, &req).await,
         (Method::GET, "/auth/oidc/callback") => oidc::callback(ctx, ip, &req).await,
         (Method::GET, "/.well-known/oauth-authorization-server") => oauth::metadata(ctx),
@@ -113,7 +132,10 @@ pub fn route_name(path: &str) -> &'static str {
         "/ready" => "ready",
         "/metrics" => "metrics",
         "/auth/providers" | "/auth/oidc/login" | "/auth/oidc/callback" => "oidc",
-        "/auth/session" | "/auth/signed-in" | "/auth/logout" => "session",
+        "/auth/session" | "/auth/signed-in" | "/auth/logout" | "/auth/login" => "session",
+        "/" | "/portal" => "portal",
+        p if p.starts_with(portal::PREFIX) => "portal",
+        p if p.starts_with(web_api::PREFIX) => "admin_api",
         "/.well-known/oauth-authorization-server"
         | "/oauth/device_authorization"
         | "/oauth/token"
@@ -184,7 +206,7 @@ pub fn json(status: u16, body: String) -> Response {
 
 /// On every answer: nothing here is to be framed, sniffed, cached, or
 /// leak its URL (which may hold an authorization code) as a referrer.
-fn secure_headers(mut res: Response) -> Response {
+fn secure_headers<B>(mut res: http::Response<B>) -> http::Response<B> {
     let h = res.headers_mut();
     h.insert("x-content-type-options", http::HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", http::HeaderValue::from_static("DENY"));
@@ -214,6 +236,10 @@ mod tests {
             ("/setup/credential", "setup"),
             ("/scim/v2", "scim"),
             ("/scim/v2/Users/u_123", "scim"),
+            ("/auth/login", "session"),
+            ("/portal", "portal"),
+            ("/portal/admin/users", "portal"),
+            ("/ccag.admin.v1.KeyService/ListKeys", "admin_api"),
         ] {
             assert_eq!(route_name(path), name, "{path}");
         }
@@ -221,7 +247,15 @@ mod tests {
 
     #[test]
     fn a_path_that_is_no_route_is_other() {
-        for path in ["/", "/nope", "/metrics/", "/scim/v2x", "/health?x", "/auth"] {
+        for path in [
+            "/nope",
+            "/metrics/",
+            "/scim/v2x",
+            "/health?x",
+            "/auth",
+            "/portalx",
+            "/ccag.config.v1.DataPlaneService/Watch",
+        ] {
             assert_eq!(route_name(path), "other", "{path}");
         }
     }

@@ -21,6 +21,9 @@ use crate::http::error::ApiError;
 
 const MAX_REQUEST_BYTES: u64 = 64 * 1024;
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// The portal's answers: its script bundles and CSV exports of up to
+/// 100,000 usage records.
+const MAX_PORTAL_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 const TIMEOUT: Duration = Duration::from_secs(15);
 
 pub use ccag_proto::signin::is_signin_path;
@@ -94,6 +97,11 @@ impl ControlPlaneHttp {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Result<Response<ResBody>, ApiError> {
+        let max_response = if ccag_proto::signin::is_portal_path(req.uri().path()) {
+            MAX_PORTAL_RESPONSE_BYTES
+        } else {
+            MAX_RESPONSE_BYTES
+        };
         let (parts, body) = read_body(state, req, MAX_REQUEST_BYTES).await?;
         let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let mut out = Request::builder()
@@ -114,7 +122,7 @@ impl ControlPlaneHttp {
             .map_err(|_| unreachable("no answer in time".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
         let (rparts, rbody) = res.into_parts();
-        let bytes = tokio::time::timeout(TIMEOUT, Limited::new(rbody, MAX_RESPONSE_BYTES).collect())
+        let bytes = tokio::time::timeout(TIMEOUT, Limited::new(rbody, max_response).collect())
             .await
             .map_err(|_| unreachable("the answer did not finish in time".into()))?
             .map_err(|e| unreachable(e.to_string()))?
@@ -132,11 +140,28 @@ mod tests {
 
     #[test]
     fn only_the_sign_in_paths_pass_through() {
-        for p in ["/oauth/token", "/device", "/auth/oidc/callback", "/setup", "/.well-known/oauth-authorization-server"]
-        {
+        for p in [
+            "/oauth/token",
+            "/device",
+            "/auth/oidc/callback",
+            "/setup",
+            "/.well-known/oauth-authorization-server",
+            "/portal",
+            "/portal/assets/index.js",
+            "/ccag.admin.v1.KeyService/ListKeys",
+        ] {
             assert!(is_signin_path(p), "{p}");
         }
-        for p in ["/v1/messages", "/oauth", "/devices", "/authx", "/health", "/.well-known/openid-configuration"] {
+        for p in [
+            "/v1/messages",
+            "/oauth",
+            "/devices",
+            "/authx",
+            "/health",
+            "/.well-known/openid-configuration",
+            "/portalx",
+            "/ccag.config.v1.DataPlaneService/Watch",
+        ] {
             assert!(!is_signin_path(p), "{p}");
         }
     }
