@@ -13,7 +13,17 @@
 # builds, so a rebuild after a source change compiles only what changed.
 
 ARG RUST_IMAGE=rust:1-bookworm
+ARG NODE_IMAGE=node:22-bookworm-slim
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+
+# The portal: a static bundle the control plane embeds.
+FROM ${NODE_IMAGE} AS portal
+WORKDIR /src
+COPY portal/package.json portal/package-lock.json portal/
+RUN npm ci --prefix portal --no-fund --no-audit
+COPY proto proto
+COPY portal portal
+RUN npm run --prefix portal build
 
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
@@ -21,6 +31,7 @@ WORKDIR /src
 # vendored (protoc-bin-vendored), aws-lc-sys builds with its cc builder and
 # pregenerated bindings on x86_64 and aarch64 Linux, and SQLite is bundled.
 COPY . .
+COPY --from=portal /src/portal/dist portal/dist
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \

@@ -9,6 +9,12 @@ cd "$(dirname "$0")"
 
 export CCAG_DATA_DIR="${CCAG_DATA_DIR:-$PWD/data}"
 mkdir -p "$CCAG_DATA_DIR"
+# The portal (served by the control plane at /portal/, embedded in its binary).
+if [ ! -f portal/dist/index.html ] || [ -n "$(find portal/src portal/package-lock.json proto/ccag -newer portal/dist/index.html -print -quit 2>/dev/null)" ]; then
+  command -v npm >/dev/null || { echo "start.sh: npm (Node.js) is needed to build the portal" >&2; exit 1; }
+  [ -d portal/node_modules ] || npm ci --prefix portal --no-fund --no-audit --silent
+  npm run --prefix portal --silent build >/dev/null
+fi
 cargo build --release --quiet -p ccag-controlplane -p ccag-dataplane
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 
@@ -42,6 +48,7 @@ sleep 1
 cat <<INFO
 
 CCAG is running.
+  Portal:  $gateway/portal/
   Admin:   user '${ADMIN_USERNAME:-admin}', password from ADMIN_PASSWORD or the line
            "generated password" printed above on the very first start.
   CLI:     $bin/ccag login && $bin/ccag keys create --name my-laptop

@@ -14,6 +14,11 @@ if [ ! -x "$claude" ]; then
   npm install --silent --no-fund --no-audit --prefix "$CCAG_TEST_CACHE/claude-code" @anthropic-ai/claude-code@latest
 fi
 
+# The portal, built before the control plane embeds it: Node packages from
+# the committed lockfile, the bundle-size budget checked by its build.
+npm ci --prefix portal --no-fund --no-audit --silent
+npm run --prefix portal --silent build
+
 # The packaging (Helm chart, compose.yaml, Dockerfile, Grafana dashboard):
 # offline, with helm fetched from npm into $CCAG_TEST_CACHE.
 python3 -m pytest -q helm/tests

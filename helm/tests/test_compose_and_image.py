@@ -194,7 +194,7 @@ def test_the_image_builds_in_rust_bookworm_and_runs_on_distroless_as_nonroot():
     assert "ARG RUST_IMAGE=rust:1-bookworm" in text
     assert "ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot" in text
     froms = [i for i in instructions() if i.startswith("FROM ")]
-    assert froms == ["FROM ${RUST_IMAGE} AS build", "FROM ${RUNTIME_IMAGE}"]
+    assert froms == ["FROM ${NODE_IMAGE} AS portal", "FROM ${RUST_IMAGE} AS build", "FROM ${RUNTIME_IMAGE}"]
     runtime = instructions()[instructions().index("FROM ${RUNTIME_IMAGE}"):]
     assert "USER nonroot" in runtime
     assert not [i for i in runtime if i.startswith("RUN ")], "the runtime stage has no shell to RUN with"
@@ -208,6 +208,20 @@ def test_the_build_is_locked_cached_and_copies_the_three_binaries():
     for binary in ("ccag-controlplane", "ccag-dataplane", "ccag"):
         assert f"target/release/{binary} " in run + " "
     assert "COPY --from=build /out/bin/ /usr/local/bin/" in instructions()
+
+
+def test_the_portal_is_built_from_its_lockfile_and_embedded_in_the_control_plane():
+    assert "ARG NODE_IMAGE=node:22-bookworm-slim" in dockerfile()
+    portal = instructions()[instructions().index("FROM ${NODE_IMAGE} AS portal"):instructions().index(
+        "FROM ${RUST_IMAGE} AS build")]
+    assert "COPY portal/package.json portal/package-lock.json portal/" in portal
+    assert "RUN npm ci --prefix portal --no-fund --no-audit" in portal
+    assert "RUN npm run --prefix portal build" in portal
+    build = instructions()[instructions().index("FROM ${RUST_IMAGE} AS build"):]
+    copied = build.index("COPY --from=portal /src/portal/dist portal/dist")
+    assert copied < next(i for i, x in enumerate(build) if "cargo build" in x), "embedded at compile time"
+    # The host's own build output never rides along in the context.
+    assert "/portal/dist" in DOCKERIGNORE.read_text().split()
 
 
 def test_the_image_listens_on_every_interface_and_exposes_the_chart_ports():
@@ -236,7 +250,7 @@ def test_the_build_context_leaves_out_targets_git_and_local_state():
     # Everything the workspace builds from stays in (a member's sources or
     # a file one of them embeds).
     for kept in ("Cargo.toml", "Cargo.lock", "proto", "migrations", "controlplane", "dataplane", "outbound",
-                 "websearch"):
+                 "websearch", "portal"):
         assert not any(p.strip("/") == kept for p in ignored), kept
     for embedded in re.findall(r'include_(?:str|bytes)!\("([^"]+)"\)', _rust_sources()):
         assert not any(embedded.endswith(p.strip("/*")) for p in ignored if p.strip("/*")), embedded
