@@ -172,6 +172,7 @@ on_both_backends!(
     user_and_team_limits,
     prices_crud,
     usage_reports_rows_and_total,
+    export_writes_the_records_as_csv_and_refuses_bad_filters,
     key_tables_name_owners_and_teams,
     keys_are_found_by_name_and_an_ambiguous_name_lists_the_candidates,
     models_list_shows_the_built_in_catalogue_as_the_data_planes_resolve_it,
@@ -815,6 +816,19 @@ fn usage_reports_rows_and_total(env: Env) {
     assert!(csv.starts_with("group,name,requests,") && csv.contains("cost_micro_usd"), "{csv}");
     srv.ccag(&cfg, &["usage", "--by", "hour", "--since", "40d"]).fails(8);
     srv.ccag(&cfg, &["usage", "--team", "no-such-team"]).fails(6);
+}
+
+fn export_writes_the_records_as_csv_and_refuses_bad_filters(env: Env) {
+    let srv = env.start();
+    let cfg = srv.admin(&env);
+    let run = srv.ccag(&cfg, &["export", "--since", "7d"]).ok().stdout.clone();
+    assert_eq!(run.lines().count(), 1, "no records yet, only the header: {run}");
+    assert!(run.starts_with("request_id,started_at,user_id,user,team_id,team,key_id,key,model,"), "{run}");
+    srv.ccag(&cfg, &["export", "--limit", "100001"]).fails(8);
+    srv.ccag(&cfg, &["export", "--since", "yesterday"]).fails(8);
+    srv.ccag(&cfg, &["export", "--team", "no-such-team"]).fails(6);
+    srv.ccag(&cfg, &["export", "--bedrock-endpoint", "no-such-endpoint"]).fails(6);
+    srv.ccag(&cfg, &["export", "--bedrock-endpoint", "-", "--model", "claude-sonnet-4-5"]).ok();
 }
 
 fn key_tables_name_owners_and_teams(env: Env) {

@@ -1,22 +1,19 @@
 //! The dashboards, read from the roll-ups. Each figure is one grouped
-//! query over the period's rows of `usage_hourly` (or of
-//! `usage_latency_hourly` for latency); the queries run concurrently.
+//! query over the period's rows of the roll-up of the dashboard's grain
+//! (hourly or daily; latency from its histograms; the organisation's heat
+//! map from the teams' hourly table); the queries run concurrently.
 
 use std::collections::{BTreeMap, HashMap};
 
 use ccag_proto::admin::v1::{ActivePoint, Dashboard, HeatCell, Performance, UsageBucket, UsageGroup, UsageRow};
 use chrono::{DateTime, SecondsFormat};
-use sea_orm::sea_query::{Alias, Expr, Func, SimpleExpr};
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, QueryFilter, QuerySelect, Select};
+use sea_orm::sea_query::{Alias, Expr, Func, Query, SelectStatement, SimpleExpr};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, FromQueryResult};
 
-use super::{quantile, Metric, LATENCY_BOUNDS_MS};
-use crate::store::entities::{usage_hourly, usage_latency_hourly};
+use super::{quantile, Grain, Metric, LATENCY_BOUNDS_MS, SUMS, TEAMS_TABLE};
 
-use usage_hourly::Column as H;
-use usage_latency_hourly::Column as L;
-
-/// What a dashboard covers: whole hours, `since` ≤ hour < `until`, and the
-/// ids (already resolved) it is narrowed to.
+/// What a dashboard covers: whole periods of its grain, `since` ≤ start <
+/// `until`, and the ids (already resolved) it is narrowed to.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub since: i64,
@@ -28,35 +25,28 @@ pub struct Filter {
     pub endpoint_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bucket {
-    Hour,
-    Day,
+impl Filter {
+    /// Widened to whole periods of `grain`.
+    pub fn widened(mut self, grain: Grain) -> Filter {
+        self.since = grain.start(self.since);
+        self.until = grain.start(self.until + grain.seconds() - 1);
+        self
+    }
 }
 
-impl Bucket {
-    /// By hour up to three days, by day beyond.
-    pub fn for_span(since: i64, until: i64) -> Bucket {
-        if until - since <= 3 * 86_400 {
-            Bucket::Hour
-        } else {
-            Bucket::Day
-        }
+/// By hour up to three days, by day beyond.
+pub fn grain_for_span(since: i64, until: i64) -> Grain {
+    if until - since <= 3 * 86_400 {
+        Grain::Hour
+    } else {
+        Grain::Day
     }
+}
 
-    fn expr(self) -> SimpleExpr {
-        match self {
-            Bucket::Hour => Expr::col(H::Hour).into(),
-            // Hours are whole: a day starts at a multiple of 86,400 (UTC).
-            Bucket::Day => Expr::cust("(hour - (hour % 86400))"),
-        }
-    }
-
-    pub fn proto(self) -> UsageBucket {
-        match self {
-            Bucket::Hour => UsageBucket::Hour,
-            Bucket::Day => UsageBucket::Day,
-        }
+fn bucket_proto(g: Grain) -> UsageBucket {
+    match g {
+        Grain::Hour => UsageBucket::Hour,
+        Grain::Day => UsageBucket::Day,
     }
 }
 
@@ -67,8 +57,8 @@ pub enum Scope {
     OwnUsage,
 }
 
-/// One grouped row: `b` the bucket (or another number the query groups
-/// by), `g` the group's id, `n` a distinct count.
+/// One grouped row: `b` the period's start (or another number the query
+/// groups by), `g` the group's id, `n` a distinct count.
 #[derive(Debug, Default, Clone, FromQueryResult)]
 struct Agg {
     b: i64,
@@ -77,13 +67,14 @@ struct Agg {
     requests: i64,
     errors: i64,
     throttled: i64,
-    input: i64,
-    output: i64,
-    cache_write: i64,
-    cache_read: i64,
-    cost: i64,
-    savings: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cache_write_tokens: i64,
+    cache_read_tokens: i64,
+    cost_micro_usd: i64,
+    savings_micro_usd: i64,
     unpriced: i64,
+    web_searches: i64,
 }
 
 impl Agg {
@@ -91,13 +82,28 @@ impl Agg {
         self.requests += o.requests;
         self.errors += o.errors;
         self.throttled += o.throttled;
-        self.input += o.input;
-        self.output += o.output;
-        self.cache_write += o.cache_write;
-        self.cache_read += o.cache_read;
-        self.cost += o.cost;
-        self.savings += o.savings;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.cache_write_tokens += o.cache_write_tokens;
+        self.cache_read_tokens += o.cache_read_tokens;
+        self.cost_micro_usd += o.cost_micro_usd;
+        self.savings_micro_usd += o.savings_micro_usd;
         self.unpriced += o.unpriced;
+        self.web_searches += o.web_searches;
+    }
+
+    fn sub(&mut self, o: &Agg) {
+        self.requests -= o.requests;
+        self.errors -= o.errors;
+        self.throttled -= o.throttled;
+        self.input_tokens -= o.input_tokens;
+        self.output_tokens -= o.output_tokens;
+        self.cache_write_tokens -= o.cache_write_tokens;
+        self.cache_read_tokens -= o.cache_read_tokens;
+        self.cost_micro_usd -= o.cost_micro_usd;
+        self.savings_micro_usd -= o.savings_micro_usd;
+        self.unpriced -= o.unpriced;
+        self.web_searches -= o.web_searches;
     }
 
     fn row(&self, group: &str, name: &str, bucket: &str) -> UsageRow {
@@ -107,12 +113,12 @@ impl Agg {
             name: name.to_owned(),
             bucket: bucket.to_owned(),
             requests: u(self.requests),
-            input_tokens: u(self.input),
-            output_tokens: u(self.output),
-            cache_creation_input_tokens: u(self.cache_write),
-            cache_read_input_tokens: u(self.cache_read),
-            cost_usd: crate::api::micro_to_usd(self.cost),
-            cost_micro_usd: self.cost,
+            input_tokens: u(self.input_tokens),
+            output_tokens: u(self.output_tokens),
+            cache_creation_input_tokens: u(self.cache_write_tokens),
+            cache_read_input_tokens: u(self.cache_read_tokens),
+            cost_usd: crate::api::micro_to_usd(self.cost_micro_usd),
+            cost_micro_usd: self.cost_micro_usd,
             unpriced_requests: u(self.unpriced),
         }
     }
@@ -126,106 +132,109 @@ struct Lat {
     count: i64,
 }
 
+fn col(name: &str) -> Expr {
+    Expr::col(Alias::new(name))
+}
+
 /// SUM() of a BIGINT is NUMERIC in PostgreSQL: cast it back.
-fn sum(col: H) -> SimpleExpr {
-    SimpleExpr::from(Func::coalesce([Expr::col(col).sum(), Expr::val(0).into()])).cast_as(Alias::new("BIGINT"))
+fn sum(name: &str) -> SimpleExpr {
+    SimpleExpr::from(Func::coalesce([col(name).sum(), Expr::val(0).into()])).cast_as(Alias::new("BIGINT"))
 }
 
 fn zero() -> SimpleExpr {
     Expr::cust("CAST(0 AS BIGINT)")
 }
 
-fn none() -> SimpleExpr {
-    Expr::cust("''")
-}
-
-fn filtered(f: &Filter) -> Select<usage_hourly::Entity> {
-    let mut q = usage_hourly::Entity::find().select_only().filter(H::Hour.gte(f.since)).filter(H::Hour.lt(f.until));
-    for (col, v) in [
-        (H::UserId, &f.user_id),
-        (H::TeamId, &f.team_id),
-        (H::KeyId, &f.key_id),
-        (H::Model, &f.model),
-        (H::EndpointId, &f.endpoint_id),
+/// The rows of `table` in the period that the filter's ids select (those
+/// of them the table has).
+fn filtered(table: &str, f: &Filter, dims: &[&str]) -> SelectStatement {
+    let mut q = Query::select();
+    q.from(Alias::new(table)).and_where(col("period_start").gte(f.since)).and_where(col("period_start").lt(f.until));
+    for (name, v) in [
+        ("user_id", &f.user_id),
+        ("team_id", &f.team_id),
+        ("key_id", &f.key_id),
+        ("model", &f.model),
+        ("endpoint_id", &f.endpoint_id),
     ] {
-        if let Some(v) = v {
-            q = q.filter(col.eq(v.as_str()));
+        if let (Some(v), true) = (v, dims.contains(&name)) {
+            q.and_where(col(name).eq(v.as_str()));
         }
     }
     q
 }
 
-/// The sums of the filtered rows grouped by `b` and `g` (either may be a
-/// constant), with `n` the distinct users when asked for.
-async fn agg(
-    db: &DatabaseConnection,
-    f: &Filter,
+const ALL_DIMENSIONS: [&str; 5] = ["user_id", "team_id", "key_id", "model", "endpoint_id"];
+
+/// What one grouped query asks for.
+struct Ask<'a> {
+    /// Grouped by this number (the period's start, or a weekday-hour), or not.
     b: Option<SimpleExpr>,
-    g: Option<H>,
+    /// Grouped by this column, or not.
+    g: Option<&'a str>,
+    /// Count the distinct users.
     users: bool,
-    only_users: Option<&[String]>,
-) -> Result<Vec<Agg>, DbErr> {
-    let mut q = filtered(f);
-    q = q.column_as(b.clone().unwrap_or_else(zero), "b");
-    q = match g {
-        Some(col) => q.column_as(Expr::col(col), "g"),
-        None => q.column_as(none(), "g"),
-    };
-    q = q.column_as(
-        if users {
+    /// Only these users.
+    only_users: Option<&'a [String]>,
+}
+
+async fn agg(db: &DatabaseConnection, grain: Grain, f: &Filter, ask: Ask<'_>) -> Result<Vec<Agg>, DbErr> {
+    let mut q = filtered(grain.usage_table(), f, &ALL_DIMENSIONS);
+    q.expr_as(ask.b.clone().unwrap_or_else(zero), Alias::new("b"));
+    q.expr_as(ask.g.map_or_else(|| Expr::cust("''"), |g| col(g).into()), Alias::new("g"));
+    q.expr_as(
+        if ask.users {
             // Records without a user (none today) are nobody.
             Expr::cust("COUNT(DISTINCT CASE WHEN user_id <> '' THEN user_id END)")
         } else {
             zero()
         },
-        "n",
+        Alias::new("n"),
     );
-    for (col, name) in [
-        (H::Requests, "requests"),
-        (H::Errors, "errors"),
-        (H::Throttled, "throttled"),
-        (H::InputTokens, "input"),
-        (H::OutputTokens, "output"),
-        (H::CacheWriteTokens, "cache_write"),
-        (H::CacheReadTokens, "cache_read"),
-        (H::CostMicroUsd, "cost"),
-        (H::SavingsMicroUsd, "savings"),
-        (H::Unpriced, "unpriced"),
-    ] {
-        q = q.column_as(sum(col), name);
+    for s in SUMS {
+        q.expr_as(sum(s), Alias::new(s));
     }
-    if let Some(ids) = only_users {
-        q = q.filter(H::UserId.is_in(ids.iter().cloned()));
+    if let Some(ids) = ask.only_users {
+        q.and_where(col("user_id").is_in(ids.iter().cloned()));
     }
-    if let Some(b) = b {
-        q = q.group_by(b);
+    if let Some(b) = ask.b {
+        q.add_group_by([b]);
     }
-    if let Some(col) = g {
-        q = q.group_by(col);
+    if let Some(g) = ask.g {
+        q.add_group_by([col(g).into()]);
     }
-    q.into_model::<Agg>().all(db).await
+    Agg::find_by_statement(db.get_database_backend().build(&q)).all(db).await
 }
 
-async fn latency(db: &DatabaseConnection, f: &Filter, by: usage_latency_hourly::Column) -> Result<Vec<Lat>, DbErr> {
-    let mut q = usage_latency_hourly::Entity::find()
-        .select_only()
-        .column_as(Expr::col(by), "g")
-        .column(L::Metric)
-        .column(L::Bucket)
-        .column_as(
-            SimpleExpr::from(Func::coalesce([Expr::col(L::Count).sum(), Expr::val(0).into()]))
-                .cast_as(Alias::new("BIGINT")),
-            "count",
-        )
-        .filter(L::Hour.gte(f.since))
-        .filter(L::Hour.lt(f.until));
-    if let Some(m) = &f.model {
-        q = q.filter(L::Model.eq(m.as_str()));
+/// Requests by weekday (0 = Monday: 1970-01-01 was a Thursday) × 24 + UTC
+/// hour. From the teams' hourly table unless the filter names a user or a
+/// key, which only the full one has.
+async fn heat(db: &DatabaseConnection, f: &Filter) -> Result<Vec<Agg>, DbErr> {
+    let cell = Expr::cust("((((period_start / 86400) + 3) % 7) * 24 + ((period_start / 3600) % 24))");
+    let (table, dims): (&str, &[&str]) = if f.user_id.is_some() || f.key_id.is_some() {
+        (Grain::Hour.usage_table(), &ALL_DIMENSIONS)
+    } else {
+        (TEAMS_TABLE, &["team_id", "model", "endpoint_id"])
+    };
+    let mut q = filtered(table, f, dims);
+    q.expr_as(cell.clone(), Alias::new("b")).expr_as(sum("requests"), Alias::new("requests")).add_group_by([cell]);
+    #[derive(FromQueryResult)]
+    struct Cell {
+        b: i64,
+        requests: i64,
     }
-    if let Some(e) = &f.endpoint_id {
-        q = q.filter(L::EndpointId.eq(e.as_str()));
-    }
-    q.group_by(by).group_by(L::Metric).group_by(L::Bucket).into_model::<Lat>().all(db).await
+    let cells = Cell::find_by_statement(db.get_database_backend().build(&q)).all(db).await?;
+    Ok(cells.into_iter().map(|c| Agg { b: c.b, requests: c.requests, ..Default::default() }).collect())
+}
+
+async fn latency(db: &DatabaseConnection, grain: Grain, f: &Filter, by: &str) -> Result<Vec<Lat>, DbErr> {
+    let mut q = filtered(grain.latency_table(), f, &["model", "endpoint_id"]);
+    q.expr_as(col(by), Alias::new("g"))
+        .column(Alias::new("metric"))
+        .column(Alias::new("bucket"))
+        .expr_as(sum("count"), Alias::new("count"))
+        .add_group_by([col(by).into(), col("metric").into(), col("bucket").into()]);
+    Lat::find_by_statement(db.get_database_backend().build(&q)).all(db).await
 }
 
 pub fn rfc3339(secs: i64) -> String {
@@ -259,7 +268,7 @@ fn ranked(rows: &[Agg]) -> Vec<Agg> {
         e.add(r);
     }
     let mut v: Vec<Agg> = by.into_values().collect();
-    v.sort_by(|a, b| b.cost.cmp(&a.cost).then(b.requests.cmp(&a.requests)).then(a.g.cmp(&b.g)));
+    v.sort_by(|a, b| b.cost_micro_usd.cmp(&a.cost_micro_usd).then(b.requests.cmp(&a.requests)).then(a.g.cmp(&b.g)));
     v
 }
 
@@ -278,7 +287,7 @@ fn performance(totals: &[Agg], lat: &[Lat], names: &HashMap<String, String>) -> 
         .map(|t| {
             let d = hist.get(&(t.g.as_str(), Metric::Duration as i16)).unwrap_or(&empty);
             let f = hist.get(&(t.g.as_str(), Metric::Ttft as i16)).unwrap_or(&empty);
-            let all_input = (t.input + t.cache_write + t.cache_read).max(0);
+            let all_input = (t.input_tokens + t.cache_write_tokens + t.cache_read_tokens).max(0);
             Performance {
                 group: t.g.clone(),
                 name: names.get(&t.g).cloned().unwrap_or_else(|| t.g.clone()),
@@ -286,7 +295,7 @@ fn performance(totals: &[Agg], lat: &[Lat], names: &HashMap<String, String>) -> 
                 errors: t.errors.max(0) as u64,
                 throttled: t.throttled.max(0) as u64,
                 error_rate: if t.requests > 0 { t.errors as f64 / t.requests as f64 } else { 0.0 },
-                cache_hit_rate: if all_input > 0 { t.cache_read as f64 / all_input as f64 } else { 0.0 },
+                cache_hit_rate: if all_input > 0 { t.cache_read_tokens as f64 / all_input as f64 } else { 0.0 },
                 latency_p50_ms: quantile(d, 0.5),
                 latency_p95_ms: quantile(d, 0.95),
                 latency_p99_ms: quantile(d, 0.99),
@@ -307,35 +316,36 @@ async fn names_of(
     crate::api::usage_names(db, group as i32, ids).await.map_err(|e| DbErr::Custom(e.to_string()))
 }
 
+/// The dashboard of the filter's periods (already whole periods of
+/// `grain`: see `Filter::widened`).
 pub async fn build(
     db: &DatabaseConnection,
     f: &Filter,
-    bucket: Bucket,
+    grain: Grain,
     top: usize,
     scope: Scope,
 ) -> Result<Dashboard, DbErr> {
-    let b = bucket.expr();
-    // Weekday (0 = Monday: 1970-01-01 was a Thursday) × 24 + UTC hour.
-    let heat = Expr::cust("((((hour / 86400) + 3) % 7) * 24 + ((hour / 3600) % 24))");
+    let b = || Some(col("period_start").into());
     let org = scope == Scope::Organisation;
+    let ask = |b: Option<SimpleExpr>, g: Option<&'static str>, users: bool| Ask { b, g, users, only_users: None };
     let (by_team, by_model, by_user, by_endpoint, activity, period, heatmap, lat_model, lat_endpoint) = tokio::try_join!(
-        agg(db, f, Some(b.clone()), Some(H::TeamId), false, None),
-        agg(db, f, Some(b.clone()), Some(H::Model), false, None),
-        agg(db, f, None, Some(H::UserId), false, None),
-        agg(db, f, None, Some(H::EndpointId), false, None),
-        agg(db, f, Some(b.clone()), None, true, None),
-        agg(db, f, None, None, true, None),
-        agg(db, f, Some(heat), None, false, None),
+        agg(db, grain, f, ask(b(), Some("team_id"), false)),
+        agg(db, grain, f, ask(b(), Some("model"), false)),
+        agg(db, grain, f, ask(None, Some("user_id"), false)),
+        agg(db, grain, f, ask(None, Some("endpoint_id"), false)),
+        agg(db, grain, f, ask(b(), None, true)),
+        agg(db, grain, f, ask(None, None, true)),
+        heat(db, f),
         async {
             if org {
-                latency(db, f, L::Model).await
+                latency(db, grain, f, "model").await
             } else {
                 Ok(Vec::new())
             }
         },
         async {
             if org {
-                latency(db, f, L::EndpointId).await
+                latency(db, grain, f, "endpoint_id").await
             } else {
                 Ok(Vec::new())
             }
@@ -347,48 +357,36 @@ pub async fn build(
     let user_series = if top_user_ids.is_empty() {
         Vec::new()
     } else {
-        agg(db, f, Some(b), Some(H::UserId), false, Some(&top_user_ids)).await?
+        let only = Ask { b: b(), g: Some("user_id"), users: false, only_users: Some(&top_user_ids) };
+        agg(db, grain, f, only).await?
     };
     let teams = ranked(&by_team);
     let models = ranked(&by_model);
     let endpoints = ranked(&by_endpoint);
     let (user_names, team_names, endpoint_names) = tokio::try_join!(
-        names_of(db, UsageGroup::User, users.iter().take(top).map(|a| a.g.clone())),
+        names_of(db, UsageGroup::User, top_user_ids.iter().cloned()),
         names_of(db, UsageGroup::Team, teams.iter().map(|a| a.g.clone())),
         names_of(db, UsageGroup::Endpoint, endpoints.iter().map(|a| a.g.clone())),
     )?;
     let no_names = HashMap::new();
     let top_of = |v: &[Agg]| v.iter().take(top).map(|a| a.g.clone()).collect::<Vec<_>>();
 
-    // The users of the series that are not among the top: total minus the top.
+    // The users of the series that are not among the top: all minus the top.
     let mut user_rows = user_series;
     let mut top_sums: BTreeMap<i64, Agg> = BTreeMap::new();
     for r in &user_rows {
         top_sums.entry(r.b).or_default().add(r);
     }
     for a in &activity {
-        let t = top_sums.get(&a.b).cloned().unwrap_or_default();
         let mut rest = Agg { b: a.b, g: OTHER.into(), ..Default::default() };
         rest.add(a);
-        for (x, y) in [
-            (&mut rest.requests, t.requests),
-            (&mut rest.errors, t.errors),
-            (&mut rest.throttled, t.throttled),
-            (&mut rest.input, t.input),
-            (&mut rest.output, t.output),
-            (&mut rest.cache_write, t.cache_write),
-            (&mut rest.cache_read, t.cache_read),
-            (&mut rest.cost, t.cost),
-            (&mut rest.savings, t.savings),
-            (&mut rest.unpriced, t.unpriced),
-        ] {
-            *x -= y;
+        if let Some(t) = top_sums.get(&a.b) {
+            rest.sub(t);
         }
         if rest.requests > 0 {
             user_rows.push(rest);
         }
     }
-    let user_top = top_of(&users);
 
     let total = period.first().cloned().unwrap_or_default();
     let row = |a: &Agg, names: &HashMap<String, String>| {
@@ -399,9 +397,9 @@ pub async fn build(
     Ok(Dashboard {
         since: rfc3339(f.since),
         until: rfc3339(f.until),
-        bucket: bucket.proto() as i32,
+        bucket: bucket_proto(grain) as i32,
         total: Some(total.row("total", "total", "")),
-        cache_savings_micro_usd: total.savings,
+        cache_savings_micro_usd: total.savings_micro_usd,
         errors: total.errors.max(0) as u64,
         throttled: total.throttled.max(0) as u64,
         series_by_team: series(&by_team, &top_of(&teams), &team_names),
@@ -409,7 +407,7 @@ pub async fn build(
         series_by_user: {
             let mut names = user_names.clone();
             names.insert(OTHER.into(), OTHER.into());
-            series(&user_rows, &[user_top, vec![OTHER.to_owned()]].concat(), &names)
+            series(&user_rows, &[top_user_ids.clone(), vec![OTHER.to_owned()]].concat(), &names)
         },
         top_users: users.iter().take(top).map(|a| row(a, &user_names)).collect(),
         top_teams: teams.iter().take(top).map(|a| row(a, &team_names)).collect(),

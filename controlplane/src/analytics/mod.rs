@@ -16,6 +16,59 @@ pub const LATENCY_BOUNDS_MS: [i64; 37] = [
     300_000, 600_000,
 ];
 
+/// The sums every usage roll-up row holds, in this order.
+pub const SUMS: [&str; 11] = [
+    "requests",
+    "errors",
+    "throttled",
+    "input_tokens",
+    "output_tokens",
+    "cache_write_tokens",
+    "cache_read_tokens",
+    "cost_micro_usd",
+    "savings_micro_usd",
+    "unpriced",
+    "web_searches",
+];
+
+/// Requests per hour by team, model and endpoint.
+pub const TEAMS_TABLE: &str = "usage_hourly_teams";
+
+/// The roll-ups' periods: UTC hours and UTC days, each with its tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grain {
+    Hour,
+    Day,
+}
+
+impl Grain {
+    pub fn seconds(self) -> i64 {
+        match self {
+            Grain::Hour => 3_600,
+            Grain::Day => 86_400,
+        }
+    }
+
+    /// The start of the period a time falls in (Unix seconds, UTC).
+    pub fn start(self, secs: i64) -> i64 {
+        secs.div_euclid(self.seconds()) * self.seconds()
+    }
+
+    pub fn usage_table(self) -> &'static str {
+        match self {
+            Grain::Hour => "usage_hourly",
+            Grain::Day => "usage_daily",
+        }
+    }
+
+    pub fn latency_table(self) -> &'static str {
+        match self {
+            Grain::Hour => "usage_latency_hourly",
+            Grain::Day => "usage_latency_daily",
+        }
+    }
+}
+
 /// What a latency histogram measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Metric {

@@ -1,16 +1,15 @@
-//! Adds newly stored usage records to the hourly roll-ups, in the
-//! transaction that stores them: a record counts in the roll-ups exactly
-//! when it is in the spend log. Rows are summed here first and written in
-//! key order, so two replicas storing batches at once take their row locks
-//! in the same order.
+//! Adds newly stored usage records to the roll-ups, in the transaction
+//! that stores them: a record counts in the roll-ups exactly when it is in
+//! the spend log. Rows are summed here first and written in key order, so
+//! two replicas storing batches at once take their row locks in the same
+//! order.
 
 use std::collections::BTreeMap;
 
-use sea_orm::sea_query::{Alias, Expr, OnConflict, SimpleExpr};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel};
+use sea_orm::sea_query::{Alias, Expr, OnConflict, Query, SimpleExpr};
+use sea_orm::{ConnectionTrait, DbErr};
 
-use super::{bucket_of, kind, Kind, Metric};
-use crate::store::entities::{usage_hourly, usage_latency_hourly};
+use super::{bucket_of, kind, Grain, Kind, Metric, SUMS};
 
 /// One stored record, as the roll-ups count it.
 #[derive(Debug, Clone)]
@@ -36,7 +35,28 @@ pub struct Fact<'a> {
     pub ttft_ms: Option<i64>,
 }
 
-type HourKey<'a> = (i64, &'a str, &'a str, &'a str, &'a str, &'a str);
+impl Fact<'_> {
+    /// The sums it adds, in the order of `SUMS`.
+    fn sums(&self) -> [i64; SUMS.len()] {
+        let k = kind(self.outcome, self.status);
+        [
+            1,
+            i64::from(k == Kind::Error),
+            i64::from(k == Kind::Throttled),
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_write_tokens,
+            self.cache_read_tokens,
+            self.cost_micro_usd,
+            self.savings_micro_usd,
+            i64::from(self.unpriced),
+            self.web_searches,
+        ]
+    }
+}
+
+type UsageKey<'a> = (i64, [&'a str; 5]);
+type TeamKey<'a> = (i64, [&'a str; 3]);
 type LatencyKey<'a> = (i64, &'a str, &'a str, Metric, i16);
 
 /// Statements stay within every backend's bind-parameter limit.
@@ -46,103 +66,88 @@ pub async fn add<C: ConnectionTrait>(c: &C, facts: &[Fact<'_>]) -> Result<(), Db
     if facts.is_empty() {
         return Ok(());
     }
-    let mut hours: BTreeMap<HourKey, usage_hourly::Model> = BTreeMap::new();
-    let mut latency: BTreeMap<LatencyKey, i64> = BTreeMap::new();
+    for grain in [Grain::Hour, Grain::Day] {
+        let mut usage: BTreeMap<UsageKey, [i64; SUMS.len()]> = BTreeMap::new();
+        let mut latency: BTreeMap<LatencyKey, i64> = BTreeMap::new();
+        for f in facts {
+            let start = grain.start(f.started_at_secs);
+            let row = usage.entry((start, [f.user_id, f.team_id, f.key_id, f.model, f.endpoint_id])).or_default();
+            for (sum, add) in row.iter_mut().zip(f.sums()) {
+                *sum = sum.saturating_add(add);
+            }
+            // Latency is that of answers: refusals return at once and would
+            // flatter the figures.
+            if kind(f.outcome, f.status) == Kind::Answered {
+                let at = (start, f.model, f.endpoint_id);
+                *latency.entry((at.0, at.1, at.2, Metric::Duration, bucket_of(f.duration_ms))).or_default() += 1;
+                if let Some(t) = f.ttft_ms {
+                    *latency.entry((at.0, at.1, at.2, Metric::Ttft, bucket_of(t))).or_default() += 1;
+                }
+            }
+        }
+        let rows: Vec<Vec<SimpleExpr>> = usage
+            .into_iter()
+            .map(|((start, dims), sums)| {
+                let mut v: Vec<SimpleExpr> = vec![start.into()];
+                v.extend(dims.iter().map(|d| (*d).into()));
+                v.extend(sums.iter().map(|s| (*s).into()));
+                v
+            })
+            .collect();
+        let mut columns = vec!["period_start", "user_id", "team_id", "key_id", "model", "endpoint_id"];
+        let keys = columns.len();
+        columns.extend(SUMS);
+        upsert(c, grain.usage_table(), &columns, keys, rows).await?;
+        let rows = latency
+            .into_iter()
+            .map(|((start, model, endpoint, metric, bucket), n)| {
+                vec![start.into(), model.into(), endpoint.into(), (metric as i16).into(), bucket.into(), n.into()]
+            })
+            .collect();
+        let columns = ["period_start", "model", "endpoint_id", "metric", "bucket", "count"];
+        upsert(c, grain.latency_table(), &columns, 5, rows).await?;
+    }
+    // Requests per hour by team, model and endpoint: the organisation's
+    // heat map, without a row per user.
+    let mut teams: BTreeMap<TeamKey, i64> = BTreeMap::new();
     for f in facts {
-        let hour = f.started_at_secs.div_euclid(3600) * 3600;
-        let row = hours.entry((hour, f.user_id, f.team_id, f.key_id, f.model, f.endpoint_id)).or_insert_with(|| {
-            usage_hourly::Model {
-                hour,
-                user_id: f.user_id.to_owned(),
-                team_id: f.team_id.to_owned(),
-                key_id: f.key_id.to_owned(),
-                model: f.model.to_owned(),
-                endpoint_id: f.endpoint_id.to_owned(),
-                requests: 0,
-                errors: 0,
-                throttled: 0,
-                input_tokens: 0,
-                output_tokens: 0,
-                cache_write_tokens: 0,
-                cache_read_tokens: 0,
-                cost_micro_usd: 0,
-                savings_micro_usd: 0,
-                unpriced: 0,
-                web_searches: 0,
-            }
-        });
-        let k = kind(f.outcome, f.status);
-        row.requests += 1;
-        row.errors += i64::from(k == Kind::Error);
-        row.throttled += i64::from(k == Kind::Throttled);
-        row.input_tokens = row.input_tokens.saturating_add(f.input_tokens);
-        row.output_tokens = row.output_tokens.saturating_add(f.output_tokens);
-        row.cache_write_tokens = row.cache_write_tokens.saturating_add(f.cache_write_tokens);
-        row.cache_read_tokens = row.cache_read_tokens.saturating_add(f.cache_read_tokens);
-        row.cost_micro_usd = row.cost_micro_usd.saturating_add(f.cost_micro_usd);
-        row.savings_micro_usd = row.savings_micro_usd.saturating_add(f.savings_micro_usd);
-        row.unpriced += i64::from(f.unpriced);
-        row.web_searches = row.web_searches.saturating_add(f.web_searches);
-        // Latency is that of answers: refusals return at once and would
-        // flatter the figures.
-        if k == Kind::Answered {
-            *latency.entry((hour, f.model, f.endpoint_id, Metric::Duration, bucket_of(f.duration_ms))).or_default() +=
-                1;
-            if let Some(t) = f.ttft_ms {
-                *latency.entry((hour, f.model, f.endpoint_id, Metric::Ttft, bucket_of(t))).or_default() += 1;
-            }
-        }
+        *teams.entry((Grain::Hour.start(f.started_at_secs), [f.team_id, f.model, f.endpoint_id])).or_default() += 1;
     }
-
-    use usage_hourly::Column as H;
-    let sums = [
-        H::Requests,
-        H::Errors,
-        H::Throttled,
-        H::InputTokens,
-        H::OutputTokens,
-        H::CacheWriteTokens,
-        H::CacheReadTokens,
-        H::CostMicroUsd,
-        H::SavingsMicroUsd,
-        H::Unpriced,
-        H::WebSearches,
-    ];
-    let rows: Vec<usage_hourly::ActiveModel> = hours.into_values().map(|m| m.into_active_model().reset_all()).collect();
-    for chunk in rows.chunks(CHUNK) {
-        let mut on = OnConflict::columns([H::Hour, H::UserId, H::TeamId, H::KeyId, H::Model, H::EndpointId]);
-        for col in sums {
-            on.value(col, added(usage_hourly::Entity, col));
-        }
-        usage_hourly::Entity::insert_many(chunk.to_vec()).on_conflict(on.to_owned()).exec(c).await?;
-    }
-
-    use usage_latency_hourly::Column as L;
-    let rows: Vec<usage_latency_hourly::ActiveModel> = latency
+    let rows = teams
         .into_iter()
-        .map(|((hour, model, endpoint, metric, bucket), count)| {
-            usage_latency_hourly::Model {
-                hour,
-                model: model.to_owned(),
-                endpoint_id: endpoint.to_owned(),
-                metric: metric as i16,
-                bucket,
-                count,
-            }
-            .into_active_model()
-            .reset_all()
+        .map(|((start, [team, model, endpoint]), n)| {
+            vec![start.into(), team.into(), model.into(), endpoint.into(), n.into()]
         })
         .collect();
-    for chunk in rows.chunks(CHUNK) {
-        let on = OnConflict::columns([L::Hour, L::Model, L::EndpointId, L::Metric, L::Bucket])
-            .value(L::Count, added(usage_latency_hourly::Entity, L::Count))
-            .to_owned();
-        usage_latency_hourly::Entity::insert_many(chunk.to_vec()).on_conflict(on).exec(c).await?;
-    }
-    Ok(())
+    upsert(c, super::TEAMS_TABLE, &["period_start", "team_id", "model", "endpoint_id", "requests"], 4, rows).await
 }
 
-/// `table.col + excluded.col`: what an upsert adds to the row it finds.
-fn added<E: EntityTrait, C: sea_orm::sea_query::IntoIden + Copy + 'static>(table: E, col: C) -> SimpleExpr {
-    Expr::col((table, col)).add(Expr::col((Alias::new("excluded"), col)))
+/// Inserts the rows, or adds their sums to the rows already there: the
+/// first `keys` columns are the key, the rest are added
+/// (`table.col + excluded.col`).
+async fn upsert<C: ConnectionTrait>(
+    c: &C,
+    table: &str,
+    columns: &[&str],
+    keys: usize,
+    rows: Vec<Vec<SimpleExpr>>,
+) -> Result<(), DbErr> {
+    for chunk in rows.chunks(CHUNK) {
+        let mut insert = Query::insert();
+        insert.into_table(Alias::new(table)).columns(columns.iter().map(|c| Alias::new(*c)));
+        for values in chunk {
+            insert.values(values.iter().cloned()).map_err(|e| DbErr::Custom(e.to_string()))?;
+        }
+        let mut on = OnConflict::columns(columns[..keys].iter().map(|c| Alias::new(*c)));
+        for col in &columns[keys..] {
+            on.value(
+                Alias::new(*col),
+                Expr::col((Alias::new(table), Alias::new(*col)))
+                    .add(Expr::col((Alias::new("excluded"), Alias::new(*col)))),
+            );
+        }
+        insert.on_conflict(on.to_owned());
+        c.execute(c.get_database_backend().build(&insert)).await?;
+    }
+    Ok(())
 }

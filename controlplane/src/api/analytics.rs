@@ -7,8 +7,9 @@ use ccag_proto::admin::v1::*;
 use chrono::{DateTime, Utc};
 
 use super::{ok, ApiError, ApiResult, Shared};
-use crate::analytics::dashboard::{self, Bucket, Filter, Scope};
+use crate::analytics::dashboard::{self, Filter, Scope};
 use crate::analytics::export;
+use crate::analytics::Grain;
 use crate::auth::Principal;
 
 pub struct AnalyticsApi(pub Shared);
@@ -67,19 +68,19 @@ impl AnalyticsService for AnalyticsApi {
         let r = req.into_inner();
         let f = r.filter.unwrap_or_default();
         let p = period(&f)?;
-        let mut filter = resolve(&self.0, &who, &f).await?;
-        // Whole hours: the roll-ups' grain.
-        filter.since = p.since.timestamp().div_euclid(3600) * 3600;
-        filter.until = (p.until.timestamp() + 3599).div_euclid(3600) * 3600;
-        let bucket = match UsageBucket::try_from(r.bucket) {
-            Ok(UsageBucket::Unspecified) => Bucket::for_span(filter.since, filter.until),
-            Ok(UsageBucket::Hour) if filter.until - filter.since > 31 * 86_400 => {
+        let filter = resolve(&self.0, &who, &f).await?;
+        // Whole periods: the roll-ups' grain.
+        let (since, until) = (p.since.timestamp(), p.until.timestamp());
+        let grain = match UsageBucket::try_from(r.bucket) {
+            Ok(UsageBucket::Unspecified) => dashboard::grain_for_span(since, until),
+            Ok(UsageBucket::Hour) if until - since > 31 * 86_400 => {
                 return Err(ApiError::InvalidArgument("bucket: a series by hour spans at most 31 days".into()).into())
             }
-            Ok(UsageBucket::Hour) => Bucket::Hour,
-            Ok(UsageBucket::Day) => Bucket::Day,
+            Ok(UsageBucket::Hour) => Grain::Hour,
+            Ok(UsageBucket::Day) => Grain::Day,
             Err(_) => return Err(ApiError::InvalidArgument("bucket: hour or day".into()).into()),
         };
+        let filter = Filter { since, until, ..filter }.widened(grain);
         let top = match r.top {
             0 => DEFAULT_TOP,
             n if n > MAX_TOP => {
@@ -88,7 +89,7 @@ impl AnalyticsService for AnalyticsApi {
             n => n,
         };
         let scope = if who.is_admin() { Scope::Organisation } else { Scope::OwnUsage };
-        let d = dashboard::build(&self.0.db, &filter, bucket, top as usize, scope).await.map_err(ApiError::from)?;
+        let d = dashboard::build(&self.0.db, &filter, grain, top as usize, scope).await.map_err(ApiError::from)?;
         ok(d)
     }
 

@@ -142,6 +142,9 @@ async fn the_dashboard_sums_what_was_reported(env: Env) {
     let only_admin = dashboard(&admin, admin::AnalyticsFilter { user: "admin".into(), ..Default::default() }).await;
     assert_eq!(only_admin.total.expect("total").requests, 2);
     assert_eq!(only_admin.active_users, 1);
+    // A user's heat map comes from the full hourly roll-up, the
+    // organisation's from the teams' one: the same cells either way.
+    assert_eq!(only_admin.heatmap.iter().map(|c| c.requests).sum::<u64>(), 2, "{:?}", only_admin.heatmap);
     let hourly = analytics(&admin)
         .get_dashboard(admin::GetDashboardRequest {
             filter: Some(admin::AnalyticsFilter::default()),
@@ -277,12 +280,28 @@ async fn records_from_before_the_rollups_are_summed_into_them() {
     report(&admin, vec![record("x", &key, SONNET, SONNET_BEDROCK, t), record("y", &key, HAIKU, HAIKU_BEDROCK, t)])
         .await;
     let before = dashboard(&admin, admin::AnalyticsFilter::default()).await;
+    let hourly = |c: &Client| {
+        let mut a = analytics(c);
+        async move {
+            a.get_dashboard(admin::GetDashboardRequest {
+                filter: Some(admin::AnalyticsFilter::default()),
+                bucket: admin::UsageBucket::Hour as i32,
+                top: 0,
+            })
+            .await
+            .expect("by hour")
+            .into_inner()
+        }
+    };
+    let before_hourly = hourly(&admin).await;
+    assert_eq!(before.total.as_ref().map(|t| t.requests), Some(2));
     drop(srv);
     let db = env.database_url.as_deref().and_then(|u| u.rsplit('/').next()).expect("database");
     let out = std::process::Command::new("psql")
         .args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-q", "-c"])
         .arg(
-            "DELETE FROM usage_hourly; DELETE FROM usage_latency_hourly; \
+            "DELETE FROM usage_hourly; DELETE FROM usage_daily; DELETE FROM usage_hourly_teams; \
+             DELETE FROM usage_latency_hourly; DELETE FROM usage_latency_daily; \
              DELETE FROM seaql_migrations WHERE version = 'm20261209_000012_usage_rollups'",
         )
         .output()
@@ -292,6 +311,7 @@ async fn records_from_before_the_rollups_are_summed_into_them() {
     let admin = Client::admin(&srv).await;
     let after = dashboard(&admin, admin::AnalyticsFilter::default()).await;
     assert_eq!(after.total, before.total, "{after:?}");
+    assert_eq!(hourly(&admin).await.activity, before_hourly.activity);
     assert_eq!(after.heatmap, before.heatmap);
     let p = |d: &admin::Dashboard| {
         d.performance_by_model.iter().map(|p| (p.group.clone(), p.latency_p50_ms)).collect::<Vec<_>>()

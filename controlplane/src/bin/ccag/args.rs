@@ -81,6 +81,8 @@ pub enum Command {
     Tokens(TokensCmd),
     /// Show spend and tokens used, grouped by user, team, key or model
     Usage(UsageArgs),
+    /// Export usage records as CSV, newest first (what the portal's Export CSV downloads)
+    Export(ExportArgs),
     /// Manage model prices (US dollars per million tokens)
     #[command(subcommand)]
     Prices(PricesCmd),
@@ -603,6 +605,34 @@ pub struct UsageArgs {
     /// Only this key (id or name)
     #[arg(long)]
     pub key: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Start: RFC 3339, or an age such as 90m, 24h, 7d, 2w [default: 30 days ago]
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// End: RFC 3339, or an age such as 1h [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only this user (id or email)
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only this team (name or id)
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Only this key (id or name)
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only this model, as clients name it
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Only requests answered through this Bedrock endpoint (id or name; `-` for the data planes' implicit one)
+    #[arg(long, value_name = "ENDPOINT")]
+    pub bedrock_endpoint: Option<String>,
+    /// At most this many records (the server's maximum is 100000)
+    #[arg(long, default_value_t = 100_000)]
+    pub limit: u32,
 }
 
 // ------------------------------------------------------------------ budgets

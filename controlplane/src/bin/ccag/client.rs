@@ -123,6 +123,9 @@ impl Ctx {
     pub fn usage(&self) -> UsageServiceClient<Authed> {
         UsageServiceClient::new(self.svc())
     }
+    pub fn analytics(&self) -> ccag_proto::admin::v1::analytics_service_client::AnalyticsServiceClient<Authed> {
+        ccag_proto::admin::v1::analytics_service_client::AnalyticsServiceClient::new(self.svc())
+    }
     pub fn pricing(&self) -> PricingServiceClient<Authed> {
         PricingServiceClient::new(self.svc())
     }

@@ -81,6 +81,7 @@ async fn run(cli: Cli) -> Result<Out, CliError> {
                 Command::Audit(c) => commands::audit::run(&ctx, c, json).await,
                 Command::Tokens(c) => commands::auth::tokens(&ctx, c, json).await,
                 Command::Usage(a) => commands::usage::usage(&ctx, a, json).await,
+                Command::Export(a) => commands::usage::export(&ctx, a).await,
                 Command::Prices(c) => commands::usage::prices(&ctx, c, json).await,
                 Command::Budgets(c) => commands::budgets::run(&ctx, c, json).await,
                 Command::Notifications(c) => commands::notifications::run(&ctx, c, json).await,

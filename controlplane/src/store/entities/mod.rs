@@ -36,8 +36,6 @@ pub mod system_secrets;
 pub mod team_endpoints;
 pub mod team_members;
 pub mod teams;
-pub mod usage_hourly;
-pub mod usage_latency_hourly;
 pub mod usage_records;
 pub mod user_identities;
 pub mod users;

@@ -3,7 +3,7 @@
 use ccag_proto::admin::v1 as pb;
 
 use super::{deleted_out, one_out, Out};
-use crate::args::{BucketArg, PricesCmd, UsageArgs, UsageFormat, UsageGroupArg};
+use crate::args::{BucketArg, ExportArgs, PricesCmd, UsageArgs, UsageFormat, UsageGroupArg};
 use crate::client::Ctx;
 use crate::error::CliError;
 use crate::output::{self, Record, Resource};
@@ -68,6 +68,31 @@ pub async fn usage(ctx: &Ctx, args: UsageArgs, json: bool) -> Result<Out, CliErr
         f => render_usage(&resp, f == UsageFormat::Json, series),
     }
     .into())
+}
+
+/// `ccag export`: the records as the server writes them (text cells that
+/// would be formulas already made text); a note on stderr when the limit
+/// cut the export short.
+pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<Out, CliError> {
+    let filter = pb::AnalyticsFilter {
+        since: time_arg(args.since)?,
+        until: time_arg(args.until)?,
+        user: args.user.unwrap_or_default(),
+        team: args.team.unwrap_or_default(),
+        key: args.key.unwrap_or_default(),
+        model: args.model.unwrap_or_default(),
+        endpoint: args.bedrock_endpoint.unwrap_or_default(),
+    };
+    let resp = ctx
+        .analytics()
+        .export_usage(pb::ExportUsageRequest { filter: Some(filter), limit: args.limit })
+        .await
+        .map_err(|s| ctx.err(s))?
+        .into_inner();
+    let note = resp.truncated.then(|| {
+        format!("more records match: the export holds the newest {}; narrow it with --since/--until", resp.rows)
+    });
+    Ok(Out { stdout: resp.csv, note })
 }
 
 /// One line per row, ids and names both, exact micro-USD beside dollars;
