@@ -134,11 +134,12 @@ export function Field(props: { label: string; hint?: string; children: Component
   );
 }
 
-export function Copy(props: { text: string; label?: string }) {
+/** Text to copy, with its button; `testId` marks the text alone (a secret shown once). */
+export function Copy(props: { text: string; label?: string; testId?: string }) {
   const [done, setDone] = useState(false);
   return (
     <div class="copy">
-      <pre><code>{props.text}</code></pre>
+      <pre><code data-testid={props.testId}>{props.text}</code></pre>
       <button
         type="button"
         aria-label={props.label ?? "Copy"}
@@ -198,4 +199,36 @@ export function parseUsd(s: string): bigint | undefined {
   const m = s.trim().replace(/^\$/, "").match(/^(\d+)(?:\.(\d{0,6}))?$/);
   if (!m) return undefined;
   return BigInt(m[1]) * 1_000_000n + BigInt((m[2] ?? "").padEnd(6, "0") || "0");
+}
+
+/**
+ * A search box whose value lives in the URL's `param` once submitted, so a
+ * search can be bookmarked; `children` are more filters beside it.
+ */
+export function SearchForm(props: {
+  label: string;
+  param: string;
+  value: string;
+  button?: string;
+  onSearch: (value: string | undefined) => void;
+  children?: ComponentChildren;
+}) {
+  const [text, setText] = useState(props.value);
+  useEffect(() => setText(props.value), [props.value]);
+  return (
+    <form
+      class="filters"
+      role="search"
+      onSubmit={(e) => {
+        e.preventDefault();
+        props.onSearch(text.trim() || undefined);
+      }}
+    >
+      <Field label={props.label}>
+        <input type="search" name={props.param} value={text} onInput={(e) => setText(e.currentTarget.value)} />
+      </Field>
+      <button type="submit">{props.button ?? "Search"}</button>
+      {props.children}
+    </form>
+  );
 }

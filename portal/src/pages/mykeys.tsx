@@ -35,28 +35,6 @@ export function KeyStatusBadge(props: { k: pb.ApiKey }) {
   }
 }
 
-/** A copy button for a secret shown in its own element (the key alone). */
-function CopyButton(props: { text: string; label: string }) {
-  const [done, setDone] = useState(false);
-  return (
-    <button
-      type="button"
-      aria-label={props.label}
-      onClick={async () => {
-        try {
-          await navigator.clipboard.writeText(props.text);
-          setDone(true);
-          setTimeout(() => setDone(false), 1500);
-        } catch {
-          // Clipboard refused: the key stays selectable.
-        }
-      }}
-    >
-      {done ? "Copied" : "Copy"}
-    </button>
-  );
-}
-
 export function confirmRevoke(k: pb.ApiKey): boolean {
   const extra = k.name === "claude-code-sign-in" ? " This is the sign-in key: every gateway sign-in of its user ends too." : "";
   return window.confirm(`Revoke the key "${k.name}" (${k.prefix}…)? Requests with it stop at once, and this cannot be undone.${extra}`);
@@ -130,10 +108,7 @@ export default function MyKeysPage() {
             <p>
               <strong>Your new key "{secret.name}".</strong> Copy it now: it will not be shown again.
             </p>
-            <div class="copy">
-              <pre><code data-testid="new-key-secret">{secret.key}</code></pre>
-              <CopyButton text={secret.key} label="Copy the new key" />
-            </div>
+            <Copy text={secret.key} label="Copy the new key" testId="new-key-secret" />
             <p>To use it in a shell:</p>
             <Copy text={`export ANTHROPIC_BASE_URL=${location.origin}\nexport ANTHROPIC_API_KEY=${secret.key}`} label="Copy as shell exports" />
             <p><button type="button" onClick={() => setSecret(undefined)}>I have saved it</button></p>

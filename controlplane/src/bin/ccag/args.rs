@@ -579,17 +579,9 @@ pub enum UsageFormat {
     Csv,
 }
 
+/// The period and whose usage, for `ccag usage` and `ccag export`.
 #[derive(Debug, Args)]
-pub struct UsageArgs {
-    /// Group rows by this
-    #[arg(long, value_enum, default_value_t = UsageGroupArg::User)]
-    pub group_by: UsageGroupArg,
-    /// A time series: one row per group and UTC hour (up to 31 days) or day (up to 366)
-    #[arg(long, value_enum)]
-    pub by: Option<BucketArg>,
-    /// Output format (--json is the same as --format json)
-    #[arg(long, value_enum, default_value_t = UsageFormat::Table)]
-    pub format: UsageFormat,
+pub struct UsageFilterArgs {
     /// Start: RFC 3339, or an age such as 90m, 24h, 7d, 2w [default: 30 days ago]
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
@@ -608,22 +600,24 @@ pub struct UsageArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Group rows by this
+    #[arg(long, value_enum, default_value_t = UsageGroupArg::User)]
+    pub group_by: UsageGroupArg,
+    /// A time series: one row per group and UTC hour (up to 31 days) or day (up to 366)
+    #[arg(long, value_enum)]
+    pub by: Option<BucketArg>,
+    /// Output format (--json is the same as --format json)
+    #[arg(long, value_enum, default_value_t = UsageFormat::Table)]
+    pub format: UsageFormat,
+    #[command(flatten)]
+    pub filter: UsageFilterArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Start: RFC 3339, or an age such as 90m, 24h, 7d, 2w [default: 30 days ago]
-    #[arg(long, value_name = "TIME")]
-    pub since: Option<String>,
-    /// End: RFC 3339, or an age such as 1h [default: now]
-    #[arg(long, value_name = "TIME")]
-    pub until: Option<String>,
-    /// Only this user (id or email)
-    #[arg(long)]
-    pub user: Option<String>,
-    /// Only this team (name or id)
-    #[arg(long)]
-    pub team: Option<String>,
-    /// Only this key (id or name)
-    #[arg(long)]
-    pub key: Option<String>,
+    #[command(flatten)]
+    pub filter: UsageFilterArgs,
     /// Only this model, as clients name it
     #[arg(long)]
     pub model: Option<String>,

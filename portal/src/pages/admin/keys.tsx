@@ -1,10 +1,10 @@
 // Keys (admins): every key, filtered by user, team and status (in the URL);
 // create one for a user (secret shown once) or a one-time setup command;
 // disable / enable, revoke, delete revoked ones.
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { api, pb } from "../../api";
 import { href, setQuery, useRoute } from "../../router";
-import { Copy, ErrorBox, Field, Loaded, Page, Table, num, useAction, useAsync, when } from "../../ui";
+import { Copy, ErrorBox, Field, Loaded, Page, Table, num, useAction, useAsync, when, SearchForm } from "../../ui";
 import { EXPIRY_CHOICES, KeyActions, KeyStatusBadge } from "../mykeys";
 
 const STATUSES: Record<string, pb.KeyStatus> = {
@@ -18,8 +18,6 @@ export default function AdminKeysPage() {
   const user = route.query.get("user") ?? "";
   const team = route.query.get("team") ?? "";
   const status = route.query.get("status") ?? "";
-  const [userInput, setUserInput] = useState(user);
-  useEffect(() => setUserInput(user), [user]);
 
   const teams = useAsync(() => api.teams.listTeams({ page: { pageSize: 500 } }).then((r) => r.teams), []);
   const keys = useAsync(
@@ -38,18 +36,7 @@ export default function AdminKeysPage() {
   return (
     <Page title="Keys">
       <CreateForUser teams={teamList} onCreated={keys.reload} />
-      <form
-        class="filters"
-        role="search"
-        onSubmit={(e) => {
-          e.preventDefault();
-          setQuery({ user: userInput.trim() || undefined });
-        }}
-      >
-        <Field label="User (email or id)">
-          <input type="search" name="user" value={userInput} onInput={(e) => setUserInput(e.currentTarget.value)} />
-        </Field>
-        <button type="submit">Filter</button>
+      <SearchForm label="User (email or id)" param="user" value={user} button="Filter" onSearch={(v) => setQuery({ user: v })}>
         <Field label="Team">
           <select value={team} onChange={(e) => setQuery({ team: e.currentTarget.value || undefined })}>
             <option value="">Any</option>
@@ -68,7 +55,7 @@ export default function AdminKeysPage() {
         {(user || team || status) && (
           <a class="button" href={href("/admin/keys")}>Clear filters</a>
         )}
-      </form>
+      </SearchForm>
       <ErrorBox error={act.error} />
       <Loaded
         state={keys}

@@ -4,7 +4,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, pb } from "../../api";
 import { href, setQuery, useRoute } from "../../router";
-import { Empty, ErrorBox, Field, Loaded, Page, Table, num, parseUsd, usd, useAction, useAsync, when } from "../../ui";
+import { Empty, ErrorBox, Field, Loaded, Page, Table, num, parseUsd, usd, useAction, useAsync, when, SearchForm } from "../../ui";
 
 const STRATEGIES: { value: pb.RoutingStrategy; label: string }[] = [
   { value: pb.RoutingStrategy.UNSPECIFIED, label: "The organisation's" },
@@ -45,8 +45,6 @@ export default function TeamsPage() {
 function TeamList() {
   const route = useRoute();
   const q = route.query.get("q") ?? "";
-  const [search, setSearch] = useState(q);
-  useEffect(() => setSearch(q), [q]);
   const data = useAsync(async () => {
     const [t, b] = await Promise.all([
       api.teams.listTeams({ page: { pageSize: 500 }, query: q }),
@@ -57,19 +55,8 @@ function TeamList() {
   return (
     <Page title="Teams">
       <CreateTeam />
-      <form
-        class="filters"
-        role="search"
-        onSubmit={(e) => {
-          e.preventDefault();
-          setQuery({ q: search.trim() || undefined });
-        }}
-      >
-        <Field label="Search team names">
-          <input type="search" name="q" value={search} onInput={(e) => setSearch(e.currentTarget.value)} />
-        </Field>
-        <button type="submit">Search</button>
-      </form>
+      <SearchForm label="Search team names" param="q" value={q} button="Search" onSearch={(v) => setQuery({ q: v })}>
+      </SearchForm>
       <Loaded state={data} what="teams" empty={(d) => d.teams.length === 0} emptyText={q ? "No team matches." : "No teams yet."}>
         {(d) => (
           <>

@@ -1,10 +1,10 @@
 // Users (admins): search and filter (in the URL), create, change role,
 // disable / enable, delete; each user's teams and a link to their keys.
-import { useEffect, useState } from "preact/hooks";
+import { useState } from "preact/hooks";
 import { api, pb } from "../../api";
 import { href, setQuery, useRoute } from "../../router";
 import { useSession } from "../../session";
-import { ErrorBox, Field, Loaded, Page, Table, num, useAction, useAsync, when } from "../../ui";
+import { ErrorBox, Field, Loaded, Page, Table, num, useAction, useAsync, when, SearchForm } from "../../ui";
 
 const ROLES: Record<string, pb.Role> = { admin: pb.Role.ADMIN, member: pb.Role.MEMBER };
 const STATUSES: Record<string, pb.UserStatus> = { active: pb.UserStatus.ACTIVE, disabled: pb.UserStatus.DISABLED };
@@ -19,8 +19,6 @@ export default function UsersPage() {
   const q = route.query.get("q") ?? "";
   const role = route.query.get("role") ?? "";
   const status = route.query.get("status") ?? "";
-  const [search, setSearch] = useState(q);
-  useEffect(() => setSearch(q), [q]);
 
   const users = useAsync(
     () =>
@@ -42,18 +40,7 @@ export default function UsersPage() {
   return (
     <Page title="Users">
       <CreateUser onCreated={users.reload} />
-      <form
-        class="filters"
-        role="search"
-        onSubmit={(e) => {
-          e.preventDefault();
-          setQuery({ q: search.trim() || undefined });
-        }}
-      >
-        <Field label="Search email or name">
-          <input type="search" name="q" value={search} onInput={(e) => setSearch(e.currentTarget.value)} />
-        </Field>
-        <button type="submit">Search</button>
+      <SearchForm label="Search email or name" param="q" value={q} button="Search" onSearch={(v) => setQuery({ q: v })}>
         <Field label="Role">
           <select value={role} onChange={(e) => setQuery({ role: e.currentTarget.value || undefined })}>
             <option value="">Any</option>
@@ -68,7 +55,7 @@ export default function UsersPage() {
             <option value="disabled">Disabled</option>
           </select>
         </Field>
-      </form>
+      </SearchForm>
       <ErrorBox error={act.error} />
       <Loaded
         state={users}

@@ -41,7 +41,7 @@ fn time_arg(v: Option<String>) -> Result<String, CliError> {
 
 pub async fn usage(ctx: &Ctx, args: UsageArgs, json: bool) -> Result<Out, CliError> {
     // The server takes an id or an email.
-    let user_id = args.user.unwrap_or_default();
+    let user_id = args.filter.user.unwrap_or_default();
     let bucket = match args.by {
         None => pb::UsageBucket::Unspecified,
         Some(BucketArg::Hour) => pb::UsageBucket::Hour,
@@ -52,11 +52,11 @@ pub async fn usage(ctx: &Ctx, args: UsageArgs, json: bool) -> Result<Out, CliErr
         .usage()
         .get_usage(pb::GetUsageRequest {
             group_by: group(args.group_by) as i32,
-            since: time_arg(args.since)?,
-            until: time_arg(args.until)?,
+            since: time_arg(args.filter.since)?,
+            until: time_arg(args.filter.until)?,
             user_id,
-            team_id: args.team.unwrap_or_default(),
-            key_id: args.key.unwrap_or_default(),
+            team_id: args.filter.team.unwrap_or_default(),
+            key_id: args.filter.key.unwrap_or_default(),
             bucket: bucket as i32,
         })
         .await
@@ -75,11 +75,11 @@ pub async fn usage(ctx: &Ctx, args: UsageArgs, json: bool) -> Result<Out, CliErr
 /// cut the export short.
 pub async fn export(ctx: &Ctx, args: ExportArgs) -> Result<Out, CliError> {
     let filter = pb::AnalyticsFilter {
-        since: time_arg(args.since)?,
-        until: time_arg(args.until)?,
-        user: args.user.unwrap_or_default(),
-        team: args.team.unwrap_or_default(),
-        key: args.key.unwrap_or_default(),
+        since: time_arg(args.filter.since)?,
+        until: time_arg(args.filter.until)?,
+        user: args.filter.user.unwrap_or_default(),
+        team: args.filter.team.unwrap_or_default(),
+        key: args.filter.key.unwrap_or_default(),
         model: args.model.unwrap_or_default(),
         endpoint: args.bedrock_endpoint.unwrap_or_default(),
     };
