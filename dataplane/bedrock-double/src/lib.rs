@@ -1,7 +1,7 @@
 //! A test double of Amazon Bedrock Runtime for CCAG.
 //!
 //! It serves InvokeModel, InvokeModelWithResponseStream and CountTokens over
-//! HTTP/1.1, checks SigV4 signatures, validates Anthropic request bodies the
+//! HTTP/1.1 (and over TLS with [`spawn_tls`], HTTP/2 too), checks SigV4 signatures, validates Anthropic request bodies the
 //! way Bedrock does, and answers with real `application/vnd.amazon.eventstream`
 //! frames. Tests steer it with `[double:…]` markers in the last user message
 //! (see [`behaviour::Directives`]) and observe it at `/_double/stats`,
@@ -36,10 +36,11 @@ pub mod search;
 pub mod server;
 pub mod sigv4;
 pub mod sts;
+pub mod tls;
 pub mod validate;
 
 pub use faults::{FaultKind, FaultSpec};
-pub use server::{spawn, Double, RecordedRequest, StatsSnapshot};
+pub use server::{spawn, spawn_tls, Double, RecordedRequest, StatsSnapshot};
 
 /// Access key id accepted by default.
 pub const DEFAULT_ACCESS_KEY_ID: &str = "AKIDCCAGDOUBLE";

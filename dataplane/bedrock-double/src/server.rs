@@ -1,4 +1,4 @@
-//! The HTTP/1.1 server: routing, auth, operations and the test endpoints.
+//! The server (HTTP/1.1; over TLS also HTTP/2): routing, auth, operations and the test endpoints.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -17,12 +17,14 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 use crate::auth::{Caller, Policy};
 use crate::behaviour::{self, Directives, Reply};
@@ -217,6 +219,8 @@ impl Shared {
 /// A running double. Dropping it stops the server.
 pub struct Double {
     addr: SocketAddr,
+    /// Served over TLS ([`spawn_tls`]).
+    tls: bool,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -228,9 +232,10 @@ impl Double {
         self.addr
     }
 
-    /// `http://IP:PORT`.
+    /// `http://IP:PORT`, or `https://IP:PORT` when served over TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Current counters.
@@ -273,6 +278,19 @@ impl Drop for Double {
 
 /// Binds `addr` and serves in the background until the [`Double`] is dropped.
 pub async fn spawn(addr: SocketAddr, cfg: DoubleConfig) -> std::io::Result<Double> {
+    start(addr, cfg, None).await
+}
+
+/// As [`spawn`], over TLS with a fresh self-signed certificate for
+/// `127.0.0.1` and `localhost`, offering HTTP/2 and HTTP/1.1 by ALPN.
+/// Returns the double and the certificate's PEM, for the client to trust.
+pub async fn spawn_tls(addr: SocketAddr, cfg: DoubleConfig) -> std::io::Result<(Double, String)> {
+    let identity = crate::tls::identity()?;
+    let double = start(addr, cfg, Some(identity.acceptor)).await?;
+    Ok((double, identity.ca_pem))
+}
+
+async fn start(addr: SocketAddr, cfg: DoubleConfig, tls: Option<TlsAcceptor>) -> std::io::Result<Double> {
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
@@ -284,11 +302,17 @@ pub async fn spawn(addr: SocketAddr, cfg: DoubleConfig) -> std::io::Result<Doubl
         faults: Faults::default(),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx));
-    Ok(Double { addr, shared, shutdown, task })
+    let is_tls = tls.is_some();
+    let task = tokio::spawn(accept_loop(listener, shared.clone(), shutdown_rx, tls));
+    Ok(Double { addr, tls: is_tls, shared, shutdown, task })
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    tls: Option<TlsAcceptor>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -305,6 +329,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: w
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let mut conn_shutdown = shutdown.clone();
+        let tls = tls.clone();
         bump(&shared.stats.connections_open);
         tokio::spawn(async move {
             let _open = OpenConnection(shared.clone());
@@ -312,9 +337,24 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: w
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(handle(shared, req).await) }
             });
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            let served = async move {
+                match tls {
+                    None => {
+                        let conn =
+                            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                        let _ = conn.await;
+                    }
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(stream).await else { return };
+                        let mut auto = auto::Builder::new(TokioExecutor::new());
+                        // As many streams as the benchmark holds open on one connection.
+                        auto.http2().max_concurrent_streams(10_000);
+                        let _ = auto.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                }
+            };
             tokio::select! {
-                _ = conn => {}
+                _ = served => {}
                 _ = conn_shutdown.changed() => {}
             }
         });
@@ -459,7 +499,14 @@ fn parse_model_path(path: &str) -> Option<(String, Operation)> {
     Some((sigv4::percent_decode(raw_id), op))
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<ResBody> {
+async fn handle(shared: Arc<Shared>, mut req: Request<Incoming>) -> Response<ResBody> {
+    // Over HTTP/2 the host is the `:authority`, which a client need not repeat
+    // as a `host` header; SigV4 signs it as `host` either way.
+    if !req.headers().contains_key(http::header::HOST) {
+        if let Some(authority) = req.uri().authority().and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()) {
+            req.headers_mut().insert(http::header::HOST, authority);
+        }
+    }
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/_double/stats") => {

@@ -190,7 +190,7 @@ impl Router {
             }
         }
         let live: Vec<&EndpointSpec> = cfg.endpoints.iter().map(|s| &**s).collect();
-        bedrock.retain_roles(&live);
+        bedrock.retain(&live);
         self.health.retain(|id, _| routes.iter().any(|r| r.spec.id == *id));
         previous.clone_from(&routes);
         routes

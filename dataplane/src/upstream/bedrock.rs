@@ -10,8 +10,9 @@ use aws_types::SdkConfig;
 use dashmap::DashMap;
 use http::HeaderValue;
 
-use super::client::{http_client, Auth, HttpClient, Runtime};
+use super::client::{http_client, tls_config, Auth, HttpClient, Runtime};
 use super::credentials::CredentialCache;
+use super::h2pool::H2Pool;
 use super::sts::{RoleKey, RoleSessions, Sts};
 use crate::routing::{Credentials, EndpointSpec};
 
@@ -30,6 +31,9 @@ pub struct Bedrock {
     default_auth: Auth,
     sts: Sts,
     roles: DashMap<RoleKey, Arc<RoleSessions>>,
+    /// HTTP/2 settings when it is on; the pools are per host and outlive
+    /// configuration changes, as the HTTP/1.1 pool does.
+    h2: Option<Http2>,
     /// The endpoint of a configuration that names none.
     default: Arc<Runtime>,
 }
@@ -55,11 +59,25 @@ impl Bedrock {
             }
             None => Auth::SigV4(Arc::new(CredentialCache::new(conf.credentials_provider()))),
         };
-        let http = http_client()?;
+        let ca_bundle = std::env::var_os("AWS_CA_BUNDLE").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+        let tls = tls_config(ca_bundle.as_deref())?;
+        let http = http_client(&tls)?;
+        let h2 = Http2::from_env(tls)?;
         let url = env_url.clone().unwrap_or_else(|| regional_url(&region, fips));
-        let default = Arc::new(Runtime::new(http.clone(), &url, region.clone(), default_auth.clone())?);
-        tracing::info!(endpoint = %url, %region, "Bedrock Runtime");
-        Ok(Bedrock { http, region, env_url, fips, default_auth, sts: Sts::new(&conf), roles: DashMap::new(), default })
+        let pool = h2.as_ref().map(|h| h.pool(&url)).transpose()?.flatten();
+        let default = Arc::new(Runtime::new(http.clone(), pool, &url, region.clone(), default_auth.clone())?);
+        tracing::info!(endpoint = %url, %region, http2 = h2.is_some(), "Bedrock Runtime");
+        Ok(Bedrock {
+            http,
+            region,
+            env_url,
+            fips,
+            default_auth,
+            sts: Sts::new(&conf),
+            roles: DashMap::new(),
+            h2,
+            default,
+        })
     }
 
     /// The data plane's own region (of the endpoint used when the
@@ -98,11 +116,24 @@ impl Bedrock {
                 Auth::Role { sessions, per_user: *per_user_sessions }
             }
         };
-        Runtime::new(self.http.clone(), &url, spec.region.clone(), auth)
+        let pool = self.h2.as_ref().map(|h| h.pool(&url)).transpose()?.flatten();
+        Runtime::new(self.http.clone(), pool, &url, spec.region.clone(), auth)
     }
 
-    /// Forgets the sessions of roles no endpoint assumes any more.
-    pub fn retain_roles(&self, live: &[&EndpointSpec]) {
+    /// Forgets the sessions of roles no endpoint assumes any more, and the
+    /// HTTP/2 connections of hosts no endpoint names (the default's stays).
+    pub fn retain(&self, live: &[&EndpointSpec]) {
+        if let Some(h2) = &self.h2 {
+            let urls: Vec<String> = live
+                .iter()
+                .map(|s| match (&s.url, &self.env_url) {
+                    (Some(u), _) | (None, Some(u)) => u.clone(),
+                    (None, None) => regional_url(&s.region, self.fips),
+                })
+                .chain(std::iter::once(self.env_url.clone().unwrap_or_else(|| regional_url(&self.region, self.fips))))
+                .collect();
+            h2.pools.retain(|key, _| urls.iter().any(|u| host_port(u).as_deref() == Some(key.as_str())));
+        }
         self.roles.retain(|k, _| {
             live.iter().any(|s| {
                 matches!(&s.credentials, Credentials::AssumeRole { role_arn, external_id, .. }
@@ -110,6 +141,67 @@ impl Bedrock {
             })
         });
     }
+}
+
+/// `CCAG_BEDROCK_HTTP2`: Bedrock over HTTP/2 where ALPN offers it (an
+/// endpoint that does not keeps HTTP/1.1), on our own pool of connections
+/// with at most `CCAG_BEDROCK_HTTP2_MAX_STREAMS` streams each.
+struct Http2 {
+    tls: Arc<rustls::ClientConfig>,
+    max_streams: usize,
+    pools: DashMap<String, Arc<H2Pool>>,
+}
+
+/// Streams per connection: what RFC 9113 asks every server to allow at
+/// least, so that no request waits for the server's own limit.
+const DEFAULT_H2_STREAMS: usize = 100;
+
+impl Http2 {
+    fn from_env(mut tls: rustls::ClientConfig) -> Result<Option<Self>, String> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let on = match var("CCAG_BEDROCK_HTTP2").as_deref().map(str::trim) {
+            None => false,
+            Some("on" | "true" | "1") => true,
+            Some("off" | "false" | "0") => false,
+            Some(v) => return Err(format!("CCAG_BEDROCK_HTTP2={v:?}: on or off")),
+        };
+        if !on {
+            return Ok(None);
+        }
+        let max_streams = match var("CCAG_BEDROCK_HTTP2_MAX_STREAMS") {
+            None => DEFAULT_H2_STREAMS,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => n,
+                _ => return Err(format!("CCAG_BEDROCK_HTTP2_MAX_STREAMS={v:?}: a number from 1 to 1000")),
+            },
+        };
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Some(Http2 { tls: Arc::new(tls), max_streams, pools: DashMap::new() }))
+    }
+
+    /// The pool of an https URL's host (`None` for http://, which stays on
+    /// HTTP/1.1: no ALPN without TLS).
+    fn pool(&self, url: &str) -> Result<Option<Arc<H2Pool>>, String> {
+        let uri: http::Uri = url.parse().map_err(|e| format!("Bedrock endpoint {url:?}: {e}"))?;
+        if uri.scheme_str() != Some("https") {
+            return Ok(None);
+        }
+        let host = uri.host().ok_or_else(|| format!("Bedrock endpoint {url:?} has no host"))?;
+        let port = uri.port_u16().unwrap_or(443);
+        let key = format!("{host}:{port}");
+        debug_assert_eq!(host_port(url).as_deref(), Some(key.as_str()));
+        if let Some(p) = self.pools.get(&key) {
+            return Ok(Some(p.clone()));
+        }
+        let pool = Arc::new(H2Pool::new(host.to_owned(), port, self.tls.clone(), self.max_streams)?);
+        Ok(Some(self.pools.entry(key).or_insert(pool).clone()))
+    }
+}
+
+/// `host:port` of an https URL: the key of its HTTP/2 pool.
+fn host_port(url: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
+    Some(format!("{}:{}", uri.host()?, uri.port_u16().unwrap_or(443)))
 }
 
 fn bearer(token: &str) -> Result<HeaderValue, ()> {

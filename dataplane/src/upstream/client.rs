@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use super::credentials::CredentialCache;
 use super::eventstream::{Decoder, StreamEvent};
+use super::h2pool::{H2Error, H2Pool, StreamSlot};
 use super::sts::RoleSessions;
 use super::UpstreamError;
 
@@ -87,6 +88,9 @@ pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 pub struct Runtime {
     http: HttpClient,
+    /// HTTP/2 over TLS, when on (`CCAG_BEDROCK_HTTP2`) and the endpoint is
+    /// https; shared by every configuration's client of the same host.
+    h2: Option<Arc<H2Pool>>,
     /// `scheme://authority` with any base path, without a trailing slash.
     base: String,
     host: HeaderValue,
@@ -103,7 +107,13 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(http: HttpClient, endpoint: &str, region: String, auth: Auth) -> Result<Self, String> {
+    pub fn new(
+        http: HttpClient,
+        h2: Option<Arc<H2Pool>>,
+        endpoint: &str,
+        region: String,
+        auth: Auth,
+    ) -> Result<Self, String> {
         let uri: Uri = endpoint.parse().map_err(|e| format!("Bedrock endpoint {endpoint:?}: {e}"))?;
         let authority = uri.authority().ok_or_else(|| format!("Bedrock endpoint {endpoint:?} has no host"))?;
         let default_port = match uri.scheme_str() {
@@ -120,6 +130,7 @@ impl Runtime {
         let base = endpoint.trim_end_matches('/').to_owned();
         Ok(Runtime {
             http,
+            h2: h2.filter(|_| uri.scheme_str() == Some("https")),
             control_base: control(&base),
             control_host: HeaderValue::from_str(&control(&host)).map_err(|e| e.to_string())?,
             base,
@@ -139,13 +150,13 @@ impl Runtime {
     }
 
     pub async fn invoke(&self, model: &str, body: Vec<u8>, who: Principal<'_>) -> Result<Bytes, UpstreamError> {
-        let res = self.send(model, Operation::Invoke, body, who).await?;
+        let (res, _slot) = self.send(model, Operation::Invoke, body, who).await?;
         read_all(res).await
     }
 
     pub async fn stream(&self, model: &str, body: Vec<u8>, who: Principal<'_>) -> Result<EventStream, UpstreamError> {
-        let res = self.send(model, Operation::Stream, body, who).await?;
-        Ok(EventStream { body: res.into_body(), decoder: Decoder::new(), done: false })
+        let (res, slot) = self.send(model, Operation::Stream, body, who).await?;
+        Ok(EventStream { body: res.into_body(), decoder: Decoder::new(), done: false, _slot: slot })
     }
 
     /// Starts a stream and reads its first event, both within
@@ -187,7 +198,7 @@ impl Runtime {
         }
         let b64 = base64::engine::general_purpose::STANDARD.encode(body);
         let wrapped = format!(r#"{{"input":{{"invokeModel":{{"body":"{b64}"}}}}}}"#).into_bytes();
-        let res = self.send(foundation_model, Operation::CountTokens, wrapped, who).await?;
+        let (res, _slot) = self.send(foundation_model, Operation::CountTokens, wrapped, who).await?;
         let answer = read_all(res).await?;
         let counted: Counted =
             serde_json::from_slice(&answer).map_err(|e| UpstreamError::Protocol(format!("CountTokens answer: {e}")))?;
@@ -310,7 +321,7 @@ impl Runtime {
         op: Operation,
         body: Vec<u8>,
         who: Principal<'_>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<(Response<Incoming>, Option<StreamSlot>), UpstreamError> {
         let mut uri = String::with_capacity(self.base.len() + model.len() + 40);
         uri.push_str(&self.base);
         uri.push_str("/model/");
@@ -331,9 +342,22 @@ impl Runtime {
         self.authorize(&mut req, "POST", &uri, &body, who).await?;
 
         let req = req.map(|()| Full::new(Bytes::from(body)));
-        let res = self.http.request(req).await.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?;
+        let (res, slot) = match self.h2.as_deref().filter(|p| !p.http1_only()) {
+            None => (self.http.request(req).await.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?, None),
+            Some(pool) => match pool.ready().await {
+                Ok(ready) => {
+                    let (res, slot) = ready.send(req).await.map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+                    (res, Some(slot))
+                }
+                // The endpoint offers no HTTP/2: it gets HTTP/1.1 from now on.
+                Err(H2Error::NotHttp2) => {
+                    (self.http.request(req).await.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?, None)
+                }
+                Err(e) => return Err(UpstreamError::Unreachable(e.to_string())),
+            },
+        };
         if res.status() == StatusCode::OK {
-            return Ok(res);
+            return Ok((res, slot));
         }
         Err(read_error(res).await)
     }
@@ -347,33 +371,57 @@ async fn read_all(res: Response<Incoming>) -> Result<Bytes, UpstreamError> {
     Ok(body.to_bytes())
 }
 
-pub fn http_client() -> Result<HttpClient, String> {
+pub fn http_client(tls: &rustls::ClientConfig) -> Result<HttpClient, String> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(CONNECT_TIMEOUT));
     http.set_keepalive(Some(Duration::from_secs(30)));
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_provider_and_native_roots(provider.clone()) {
-        Ok(b) => b,
-        // Only an https endpoint needs them, and it will then fail with a clear
-        // TLS error; a plain-http endpoint (a local double, a proxy) works.
-        Err(e) => {
-            tracing::warn!(error = %e, "no system root certificates: https connections to Bedrock will fail");
-            let config = rustls::ClientConfig::builder_with_provider(provider.into())
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(rustls::RootCertStore::empty())
-                .with_no_client_auth();
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-        }
-    };
-    let tls = builder.https_or_http().enable_http1().wrap_connector(http);
+    let tls = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls.clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .build(tls))
+}
+
+/// The TLS client settings of every Bedrock connection: the system's root
+/// certificates and those of `AWS_CA_BUNDLE` (a PEM file, the AWS SDKs'
+/// setting for a private CA: a TLS-inspecting proxy, a VPC endpoint behind
+/// one, a test double). No ALPN: each client sets its own.
+pub fn tls_config(ca_bundle: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (system, _unparsable) = roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_bundle {
+        let pem = std::fs::read(path).map_err(|e| format!("AWS_CA_BUNDLE={}: {e}", path.display()))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("AWS_CA_BUNDLE={}: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| format!("AWS_CA_BUNDLE={}: {e}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("AWS_CA_BUNDLE={}: no PEM certificate in the file", path.display()));
+        }
+        tracing::info!(path = %path.display(), certificates = added, "trusting AWS_CA_BUNDLE");
+    } else if system == 0 {
+        // Only an https endpoint needs them, and it then fails with a clear
+        // TLS error; a plain-http endpoint (a local double, a proxy) works.
+        tracing::warn!("no system root certificates: https connections to Bedrock will fail");
+    }
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    Ok(rustls::ClientConfig::builder_with_provider(provider.into())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// Percent-encodes a path label as the AWS SDKs do: everything but RFC 3986
@@ -444,6 +492,8 @@ pub struct EventStream {
     body: Incoming,
     decoder: Decoder,
     done: bool,
+    /// Over HTTP/2: the stream counted against its connection until the end.
+    _slot: Option<StreamSlot>,
 }
 
 impl EventStream {
@@ -521,9 +571,10 @@ mod tests {
 
     #[test]
     fn the_host_is_signed_without_a_default_port() {
-        let http = http_client().unwrap();
+        let http = http_client(&tls_config(None).unwrap()).unwrap();
         let rt = |e: &str| {
-            Runtime::new(http.clone(), e, "us-east-1".into(), Auth::Bearer(HeaderValue::from_static("x"))).unwrap()
+            Runtime::new(http.clone(), None, e, "us-east-1".into(), Auth::Bearer(HeaderValue::from_static("x")))
+                .unwrap()
         };
         assert_eq!(
             rt("https://bedrock-runtime.us-east-1.amazonaws.com:443").host,
@@ -533,9 +584,80 @@ mod tests {
         assert_eq!(rt("http://127.0.0.1:8123/").base, "http://127.0.0.1:8123");
     }
 
+    const MODEL: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+    const BODY: &[u8] =
+        br#"{"anthropic_version":"bedrock-2023-05-31","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}"#;
+
+    /// A double over HTTPS that takes a Bedrock API key, and a file holding
+    /// its certificate, as `AWS_CA_BUNDLE` names one.
+    async fn https_double() -> (ccag_bedrock_double::Double, std::path::PathBuf) {
+        let cfg = ccag_bedrock_double::DoubleConfig { api_key: Some("k".into()), ..Default::default() };
+        let (double, pem) = ccag_bedrock_double::spawn_tls("127.0.0.1:0".parse().unwrap(), cfg).await.unwrap();
+        let path = std::env::temp_dir().join(format!("ccag-ca-{}-{}.pem", std::process::id(), double.addr().port()));
+        std::fs::write(&path, pem).unwrap();
+        (double, path)
+    }
+
+    fn runtime(tls: &rustls::ClientConfig, h2: Option<Arc<H2Pool>>, url: &str) -> Runtime {
+        let auth = Auth::Bearer(HeaderValue::from_static("Bearer k"));
+        Runtime::new(http_client(tls).unwrap(), h2, url, "us-east-1".into(), auth).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_private_ca_named_by_aws_ca_bundle_is_trusted() {
+        let (double, ca) = https_double().await;
+        let rt = runtime(&tls_config(Some(&ca)).unwrap(), None, &double.url());
+        let answer = rt.invoke(MODEL, BODY.to_vec(), Principal::default()).await.unwrap();
+        assert!(answer.starts_with(b"{"));
+    }
+
+    #[tokio::test]
+    async fn without_the_bundle_a_self_signed_bedrock_is_unreachable() {
+        let (double, _ca) = https_double().await;
+        let rt = runtime(&tls_config(None).unwrap(), None, &double.url());
+        let err = rt.invoke(MODEL, BODY.to_vec(), Principal::default()).await.unwrap_err();
+        assert!(matches!(err, UpstreamError::Unreachable(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_bundle_without_a_certificate_is_refused() {
+        let path = std::env::temp_dir().join(format!("ccag-empty-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let err = tls_config(Some(&path)).unwrap_err();
+        assert!(err.contains("no PEM certificate"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn over_http2_concurrent_streams_share_one_connection() {
+        let (double, ca) = https_double().await;
+        let mut tls = tls_config(Some(&ca)).unwrap();
+        let h1 = tls.clone();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let pool = Arc::new(H2Pool::new("127.0.0.1".into(), double.addr().port(), Arc::new(tls), 100).unwrap());
+        let rt = runtime(&h1, Some(pool), &double.url());
+        let mut streams = Vec::new();
+        for _ in 0..3 {
+            streams.push(rt.stream(MODEL, BODY.to_vec(), Principal::default()).await.unwrap());
+        }
+        for s in &mut streams {
+            assert!(s.recv().await.unwrap().is_some());
+        }
+        assert_eq!(double.stats().connections_open, 1);
+        let answer = rt.invoke(MODEL, BODY.to_vec(), Principal::default()).await.unwrap();
+        assert!(answer.starts_with(b"{"));
+        assert_eq!(double.stats().connections_open, 1);
+    }
+
     #[test]
     fn an_endpoint_without_a_scheme_is_refused() {
         let auth = Auth::Bearer(HeaderValue::from_static("x"));
-        assert!(Runtime::new(http_client().unwrap(), "bedrock.example", "us-east-1".into(), auth).is_err());
+        assert!(Runtime::new(
+            http_client(&tls_config(None).unwrap()).unwrap(),
+            None,
+            "bedrock.example",
+            "us-east-1".into(),
+            auth
+        )
+        .is_err());
     }
 }
