@@ -79,6 +79,62 @@ impl Admin {
         Ok(Key { id, secret: res.key })
     }
 
+    /// A key of `team_id` with request and token limits: the data plane
+    /// admits each request under them, as it does for a configured team.
+    pub async fn create_limited_key(&self, name: &str, team_id: &str, rpm: u32, tpm: u32) -> Result<Key, Error> {
+        let res = KeyServiceClient::new(self.svc())
+            .create_key(pb::CreateKeyRequest {
+                name: name.into(),
+                team_id: team_id.into(),
+                rpm,
+                tpm,
+                ..Default::default()
+            })
+            .await
+            .map_err(rpc_error("CreateKey"))?
+            .into_inner();
+        let id = res.api_key.map(|k| k.id).ok_or("CreateKey answered without the key")?;
+        Ok(Key { id, secret: res.key })
+    }
+
+    /// A Bedrock endpoint at `url` (the data plane's default credentials).
+    pub async fn create_endpoint(&self, name: &str, url: &str) -> Result<(), Error> {
+        pb::endpoint_service_client::EndpointServiceClient::new(self.svc())
+            .create_endpoint(pb::CreateEndpointRequest {
+                name: name.into(),
+                region: crate::REGION.into(),
+                enabled: true,
+                weight: 1,
+                endpoint_url: url.into(),
+                ..Default::default()
+            })
+            .await
+            .map_err(rpc_error("CreateEndpoint"))?;
+        Ok(())
+    }
+
+    /// A team whose requests go round-robin over `endpoints` (names);
+    /// returns its id.
+    pub async fn create_routed_team(&self, name: &str, endpoints: &[&str]) -> Result<String, Error> {
+        let mut teams = pb::team_service_client::TeamServiceClient::new(self.svc());
+        let team = teams
+            .create_team(pb::CreateTeamRequest { name: name.into(), ..Default::default() })
+            .await
+            .map_err(rpc_error("CreateTeam"))?
+            .into_inner();
+        teams
+            .update_team(pb::UpdateTeamRequest {
+                id: team.id.clone(),
+                routing: Some(pb::RoutingStrategy::RoundRobin as i32),
+                set_endpoints: true,
+                endpoints: endpoints.iter().map(|e| e.to_string()).collect(),
+                ..Default::default()
+            })
+            .await
+            .map_err(rpc_error("UpdateTeam"))?;
+        Ok(team.id)
+    }
+
     /// A member user with no password; returns its id.
     pub async fn create_user(&self, email: &str) -> Result<String, Error> {
         let u = ccag_proto::admin::v1::user_service_client::UserServiceClient::new(self.svc())

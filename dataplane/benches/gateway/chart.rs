@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::load::{kind_name, Route};
+use crate::load::{kind_name, Route, Upstream};
 use crate::report::{pct_ms, Results};
 
 const WIDTH: f64 = 960.0;
@@ -29,9 +29,10 @@ struct Group {
 fn groups(r: &Results, stream: bool) -> Vec<Group> {
     let mut out = Vec::new();
     for &rate in &r.params.rates {
-        let (Some(d), Some(g)) =
-            (r.latency_row(rate, Route::Direct, stream), r.latency_row(rate, Route::Gateway, stream))
-        else {
+        let (Some(d), Some(g)) = (
+            r.latency_row(Upstream::Tls, rate, Route::Direct, stream),
+            r.latency_row(Upstream::Tls, rate, Route::Gateway, stream),
+        ) else {
             continue;
         };
         out.push(Group {
@@ -40,8 +41,8 @@ fn groups(r: &Results, stream: bool) -> Vec<Group> {
             gateway: PERCENTILES.map(|(_, q)| pct_ms(&g.run.total, q)),
         });
     }
-    if let Some(g) = r.best_saturation(Route::Gateway, stream) {
-        if let Some(d) = r.saturation_row(g.workers, Route::Direct, stream) {
+    if let Some(g) = r.best_saturation(Upstream::Tls, Route::Gateway, stream) {
+        if let Some(d) = r.saturation_row(Upstream::Tls, g.workers, Route::Direct, stream) {
             out.push(Group {
                 label: format!("saturation, {} workers", g.workers),
                 direct: PERCENTILES.map(|(_, q)| pct_ms(&d.run.latencies, q)),

@@ -200,6 +200,9 @@ impl ControlPlane {
             .env("ADMIN_USERNAME", "admin")
             .env("ADMIN_PASSWORD", &admin_password)
             .env("CCAG_DATAPLANE_TOKEN", &dataplane_token)
+            // The bench's endpoints are doubles on loopback, which the
+            // control plane refuses as endpoint URLs unless allowed.
+            .env("CCAG_OUTBOUND_ALLOW_CIDRS", "127.0.0.1/32")
             .current_dir(&work.0);
         if let Some(url) = database_url {
             cmd.env("DATABASE_URL", url);
@@ -233,7 +236,14 @@ pub struct DataPlane {
 impl DataPlane {
     /// Data plane `n`, given every replica's URL, starting with replica
     /// `n - 1` (modulo their number), so that the data planes spread.
-    pub fn start(n: usize, double_url: &str, cps: &[ControlPlane], work: &WorkDir) -> Result<Self, Error> {
+    /// `ca_bundle` is the doubles' certificates (`AWS_CA_BUNDLE`).
+    pub fn start(
+        n: usize,
+        double_url: &str,
+        ca_bundle: &Path,
+        cps: &[ControlPlane],
+        work: &WorkDir,
+    ) -> Result<Self, Error> {
         let cp = &cps[0];
         let urls: Vec<&str> = (0..cps.len()).map(|i| cps[(n - 1 + i) % cps.len()].grpc.as_str()).collect();
         let id = format!("bench-dp-{n}");
@@ -252,6 +262,7 @@ impl DataPlane {
             .env("CCAG_DATAPLANE_ID", &id)
             .env("CCAG_LOG_FORMAT", "json")
             .env("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", double_url)
+            .env("AWS_CA_BUNDLE", ca_bundle)
             .env("AWS_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
             .env("AWS_SECRET_ACCESS_KEY", DEFAULT_SECRET_ACCESS_KEY)
             .env("AWS_REGION", REGION)

@@ -21,7 +21,25 @@ use crate::{Error, PROMPT, REGION};
 const BEDROCK_MODEL_PATH: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1%3A0";
 const CLIENT_MODEL: &str = "claude-sonnet-4-5";
 
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// How the data plane (and the direct route) reach Bedrock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// HTTPS, as real Bedrock is reached: the headline figures.
+    Tls,
+    /// Plain HTTP, kept for comparison with earlier runs.
+    Plain,
+}
+
+impl Upstream {
+    pub fn name(self) -> &'static str {
+        match self {
+            Upstream::Tls => "TLS",
+            Upstream::Plain => "plain HTTP",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -51,14 +69,33 @@ pub fn kind_name(stream: bool) -> &'static str {
     }
 }
 
-pub fn new_client() -> HttpClient {
+/// HTTP/1.1 with a keep-alive pool, over TLS to `https://` URLs trusting
+/// `ca_pem` (the doubles' self-signed certificates), as an AWS SDK's client
+/// would.
+pub fn new_client(ca_pem: &str) -> HttpClient {
+    use rustls::pki_types::pem::PemObject as _;
     let mut connector = HttpConnector::new();
     // The double and the data plane set TCP_NODELAY too.
     connector.set_nodelay(true);
+    connector.enforce_http(false);
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.expect("the doubles' PEM")).expect("the doubles' certificate");
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(rustls::crypto::aws_lc_rs::default_provider().into())
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        .build(connector)
+        .build(https)
 }
 
 /// What a request produced, for the latency figures.
@@ -77,10 +114,12 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(double_url: &str, gateway_url: &str, api_key: &str) -> Self {
-        let host = double_url.trim_start_matches("http://");
+    /// Requests to `double_url` directly or through `gateway_url` with
+    /// `api_key`, on `client` (shared, so that targets share one pool).
+    pub fn new(client: HttpClient, double_url: &str, gateway_url: &str, api_key: &str) -> Self {
+        let host = double_url.trim_start_matches("http://").trim_start_matches("https://");
         Target {
-            client: new_client(),
+            client,
             double_url: double_url.to_string(),
             double_host: HeaderValue::from_str(host).expect("an ASCII authority"),
             gateway_url: gateway_url.to_string(),

@@ -54,7 +54,7 @@ use std::time::Duration;
 use ccag_bedrock_double::DoubleConfig;
 
 use fleet::{ControlPlane, CpuMeter, DataPlane, Machine, WorkDir};
-use load::{kind_name, Route, Target, ALL};
+use load::{kind_name, Route, Target, Upstream, ALL};
 use report::{LatencyRow, Results, SaturationRow};
 
 pub const REGION: &str = "us-east-1";
@@ -105,8 +105,8 @@ pub struct Params {
     pub spend_users: usize,
     pub spend_rate: f64,
     pub spend_secs: f64,
-    /// Every key's user under an (unreachable) budget, so that every
-    /// request pays for the budget check.
+    /// Every request under an (unreachable) organisation budget, so that
+    /// every request pays for the budget check (on unless `--no-budgets`).
     pub budgets: bool,
     /// The data planes export traces and metrics over OTLP/HTTP to a sink
     /// in the bench.
@@ -119,7 +119,7 @@ impl Params {
     fn full() -> Self {
         Params {
             mode: "full",
-            rates: vec![200.0, 1000.0],
+            rates: vec![50.0, 200.0, 1000.0],
             latency_secs: 10.0,
             workers: vec![32, 128],
             throughput_secs: 10.0,
@@ -135,7 +135,7 @@ impl Params {
             postgres: None,
             dist_keys: 10_000,
             dist_peers: 20,
-            budgets: false,
+            budgets: true,
             otlp: false,
             spend_users: 10_000,
             spend_rate: 2_000.0,
@@ -228,6 +228,7 @@ impl Params {
                 "--dist-keys" => p.dist_keys = value("--dist-keys", 1.0)? as usize,
                 "--dist-peers" => p.dist_peers = value("--dist-peers", 1.0)? as usize,
                 "--budgets" => p.budgets = true,
+                "--no-budgets" => p.budgets = false,
                 "--otlp" => p.otlp = true,
                 "--spend-users" => p.spend_users = value("--spend-users", 0.0)? as usize,
                 "--spend-rate" => p.spend_rate = value("--spend-rate", 1.0)?,
@@ -249,7 +250,7 @@ impl Params {
 
 const USAGE: &str = "usage: cargo bench -p ccag-dataplane --bench gateway [-- OPTIONS]
   --quick                 ~2 s per phase, 200 held streams, 10 repeats (~1 minute)
-  --rates N[,N…]          open-loop request rates, req/s, one phase each (default 200,1000)
+  --rates N[,N…]          open-loop request rates, req/s, one phase each (default 50,200,1000)
   --secs S                seconds of each open-loop phase (default 10)
   --workers N[,N…]        closed-loop concurrency, one phase each (default 32,128)
   --throughput-secs S     seconds of each closed-loop phase (default 10)
@@ -272,8 +273,8 @@ const USAGE: &str = "usage: cargo bench -p ccag-dataplane --bench gateway [-- OP
   --spend-users N         budgeted users of the spend-ingest phase (default 10000; 0: no phase)
   --spend-rate N          usage records per second reported in it (default 2000)
   --spend-secs S          seconds it lasts (default 10)
-  --budgets               put every request under an organisation-wide budget
-                          (never reached), to measure the budget check
+  --no-budgets            no organisation-wide budget (by default every request is
+                          judged by one, never reached, as in a configured gateway)
   --otlp                  the data planes export traces and metrics over OTLP/HTTP
                           (to a sink in the bench; OTEL_BSP_SCHEDULE_DELAY and
                           OTEL_METRIC_EXPORT_INTERVAL as set, else the SDK's
@@ -349,20 +350,36 @@ async fn run(p: Params) -> Result<(), Error> {
     } else {
         None
     };
-    let double = ccag_bedrock_double::spawn(
-        "127.0.0.1:0".parse().expect("a socket address"),
-        DoubleConfig {
-            ttft_ms: p.ttft_ms,
-            inter_token_ms: p.inter_token_ms,
-            chunks: p.chunks,
-            ..DoubleConfig::default()
-        },
-    )
-    .await
-    .map_err(|e| format!("starting the Bedrock double: {e}"))?;
+    // Two endpoints over TLS (the headline: real Bedrock is only reachable
+    // over TLS) and two over plain HTTP (for comparison), each a double of
+    // its own, so that each has its own connection pool in the data plane.
+    let double_cfg = DoubleConfig {
+        ttft_ms: p.ttft_ms,
+        inter_token_ms: p.inter_token_ms,
+        chunks: p.chunks,
+        ..DoubleConfig::default()
+    };
+    let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().expect("a socket address");
+    let mut ca_pem = String::new();
+    let mut tls_doubles = Vec::new();
+    let mut plain_doubles = Vec::new();
+    for _ in 0..2 {
+        let (d, pem) = ccag_bedrock_double::spawn_tls(any_port, double_cfg.clone())
+            .await
+            .map_err(|e| format!("starting a Bedrock double over TLS: {e}"))?;
+        ca_pem.push_str(&pem);
+        tls_doubles.push(d);
+        plain_doubles.push(
+            ccag_bedrock_double::spawn(any_port, double_cfg.clone())
+                .await
+                .map_err(|e| format!("starting the Bedrock double: {e}"))?,
+        );
+    }
     // The guards below kill their processes when they drop, on every path out;
     // the work directory goes last.
     let work = WorkDir::new()?;
+    let ca_bundle = work.0.join("doubles-ca.pem");
+    std::fs::write(&ca_bundle, &ca_pem).map_err(|e| format!("{}: {e}", ca_bundle.display()))?;
     let database = p.postgres.as_deref().map(fleet::BenchDatabase::create).transpose()?;
     let database_url = database.as_ref().map(fleet::BenchDatabase::url);
     let mut cps: Vec<ControlPlane> = Vec::new();
@@ -372,8 +389,8 @@ async fn run(p: Params) -> Result<(), Error> {
     }
     let cp = &cps[0];
     progress(&format!(
-        "double at {}, {} control-plane replica(s) on {} at {}",
-        double.url(),
+        "doubles at {}, {} control-plane replica(s) on {} at {}",
+        tls_doubles.iter().chain(&plain_doubles).map(|d| d.url()).collect::<Vec<_>>().join(", "),
         cps.len(),
         if database.is_some() { "PostgreSQL" } else { "SQLite" },
         cps.iter().map(|c| format!("{} (pid {})", c.grpc, c.pid())).collect::<Vec<_>>().join(", ")
@@ -383,18 +400,36 @@ async fn run(p: Params) -> Result<(), Error> {
         admin.set_org_budget(1_000_000.0).await?;
         progress("every request is judged by an organisation-wide budget");
     }
-    let bench_key = admin.create_key("bench-load").await?;
+    // Routing over two endpoints per team, and keys with limits, as in a
+    // configured gateway (the limits are far above the bench's rates).
+    let mut routed = Vec::new();
+    for (upstream, doubles) in [("tls", &tls_doubles), ("plain", &plain_doubles)] {
+        let names = [format!("bench-{upstream}-1"), format!("bench-{upstream}-2")];
+        for (name, d) in names.iter().zip(doubles.iter()) {
+            admin.create_endpoint(name, &d.url()).await?;
+        }
+        let team = admin.create_routed_team(&format!("bench-{upstream}"), &[&names[0], &names[1]]).await?;
+        routed
+            .push(admin.create_limited_key(&format!("bench-load-{upstream}"), &team, 100_000_000, 100_000_000).await?);
+    }
+    let (bench_key, plain_key) = (routed[0].clone(), routed[1].clone());
     let probe_key = admin.create_key("bench-propagation").await?;
     let usage_key = admin.create_key("bench-usage").await?;
     let mut dps = Vec::new();
     for n in 1..=p.dataplanes {
-        dps.push(DataPlane::start(n, &double.url(), &cps, &work)?);
+        dps.push(DataPlane::start(n, &plain_doubles[0].url(), &ca_bundle, &cps, &work)?);
     }
     let dp = &dps[0];
     // The control plane and the idle data planes: their CPU is accounted apart.
     let fleet_pids: Vec<u32> = cps.iter().map(|c| c.pid()).chain(dps[1..].iter().map(|d| d.pid)).collect();
-    let target = Target::new(&double.url(), &dp.url, &bench_key.secret);
-    phases::wait_ready(&target, &dps, &[&bench_key, &probe_key, &usage_key]).await?;
+    let client = load::new_client(&ca_pem);
+    let target = Target::new(client.clone(), &tls_doubles[0].url(), &dp.url, &bench_key.secret);
+    let plain_target = Target::new(client, &plain_doubles[0].url(), &dp.url, &plain_key.secret);
+    let target_of = |u: Upstream| match u {
+        Upstream::Tls => &target,
+        Upstream::Plain => &plain_target,
+    };
+    phases::wait_ready(&target, &dps, &[&bench_key, &plain_key, &probe_key, &usage_key]).await?;
     progress(&format!(
         "{} data plane(s) serving the control plane's keys; the load goes to {} (pid {})",
         dps.len(),
@@ -406,6 +441,7 @@ async fn run(p: Params) -> Result<(), Error> {
     let fds_fresh = dp.open_fds();
 
     load::sanity_check(&target).await?;
+    load::sanity_check(&plain_target).await?;
     if p.budgets {
         // The verdicts follow the data planes' start within a second or two.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -421,6 +457,7 @@ async fn run(p: Params) -> Result<(), Error> {
     for _ in 0..20 {
         for (route, stream) in ALL {
             target.exchange(route, stream, PROMPT).await?;
+            plain_target.exchange(route, stream, PROMPT).await?;
         }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -435,52 +472,58 @@ async fn run(p: Params) -> Result<(), Error> {
     let usage = phases::usage_lag(&target, &admin, &usage_key, p.repeats).await?;
 
     let mut latency = Vec::new();
-    for &rate in &p.rates {
-        for stream in [false, true] {
-            for route in [Route::Direct, Route::Gateway] {
-                progress(&format!(
-                    "open loop: {} {} at {rate} req/s for {} s",
-                    route.name(),
-                    kind_name(stream),
-                    p.latency_secs
-                ));
-                let t = target.clone();
-                let make = move || {
-                    let t = t.clone();
-                    async move { t.exchange(route, stream, PROMPT).await }
-                };
-                load::open_loop(make.clone(), rate, p.warmup_secs).await;
-                let cpu = CpuMeter::start(dp.pid, &fleet_pids);
-                let mut run = load::open_loop(make, rate, p.latency_secs).await;
-                let cpu = cpu.stop();
-                run.total.sort();
-                run.first_byte.sort();
-                latency.push(LatencyRow { rate, route, stream, run, cpu });
+    for upstream in [Upstream::Tls, Upstream::Plain] {
+        for &rate in &p.rates {
+            for stream in [false, true] {
+                for route in [Route::Direct, Route::Gateway] {
+                    progress(&format!(
+                        "open loop, Bedrock over {}: {} {} at {rate} req/s for {} s",
+                        upstream.name(),
+                        route.name(),
+                        kind_name(stream),
+                        p.latency_secs
+                    ));
+                    let t = target_of(upstream).clone();
+                    let make = move || {
+                        let t = t.clone();
+                        async move { t.exchange(route, stream, PROMPT).await }
+                    };
+                    load::open_loop(make.clone(), rate, p.warmup_secs).await;
+                    let cpu = CpuMeter::start(dp.pid, &fleet_pids);
+                    let mut run = load::open_loop(make, rate, p.latency_secs).await;
+                    let cpu = cpu.stop();
+                    run.total.sort();
+                    run.first_byte.sort();
+                    latency.push(LatencyRow { upstream, rate, route, stream, run, cpu });
+                }
             }
         }
     }
 
     let mut saturation = Vec::new();
-    for stream in [false, true] {
-        for &workers in &p.workers {
-            for route in [Route::Direct, Route::Gateway] {
-                progress(&format!(
-                    "closed loop: {} {}, {workers} workers for {} s",
-                    route.name(),
-                    kind_name(stream),
-                    p.throughput_secs
-                ));
-                let t = target.clone();
-                let make = move || {
-                    let t = t.clone();
-                    async move { t.exchange(route, stream, PROMPT).await }
-                };
-                load::closed_loop(make.clone(), workers, p.warmup_secs).await;
-                let cpu = CpuMeter::start(dp.pid, &fleet_pids);
-                let mut run = load::closed_loop(make, workers, p.throughput_secs).await;
-                let cpu = cpu.stop();
-                run.latencies.sort();
-                saturation.push(SaturationRow { workers, route, stream, run, cpu });
+    for upstream in [Upstream::Tls, Upstream::Plain] {
+        for stream in [false, true] {
+            for &workers in &p.workers {
+                for route in [Route::Direct, Route::Gateway] {
+                    progress(&format!(
+                        "closed loop, Bedrock over {}: {} {}, {workers} workers for {} s",
+                        upstream.name(),
+                        route.name(),
+                        kind_name(stream),
+                        p.throughput_secs
+                    ));
+                    let t = target_of(upstream).clone();
+                    let make = move || {
+                        let t = t.clone();
+                        async move { t.exchange(route, stream, PROMPT).await }
+                    };
+                    load::closed_loop(make.clone(), workers, p.warmup_secs).await;
+                    let cpu = CpuMeter::start(dp.pid, &fleet_pids);
+                    let mut run = load::closed_loop(make, workers, p.throughput_secs).await;
+                    let cpu = cpu.stop();
+                    run.latencies.sort();
+                    saturation.push(SaturationRow { upstream, workers, route, stream, run, cpu });
+                }
             }
         }
     }
@@ -534,7 +577,8 @@ async fn run(p: Params) -> Result<(), Error> {
     drop(dps);
     drop(cps);
     drop(database);
-    drop(double);
+    drop(tls_doubles);
+    drop(plain_doubles);
     drop(work);
     if failures > 0 {
         return Err(format!("{failures} requests failed; see the tables above"));

@@ -90,7 +90,8 @@ pub async fn hold_streams(
     let (threads, wall) = (ThreadTimes::read(dp.pid), Instant::now());
     tokio::time::sleep(Duration::from_secs_f64(idle_secs.min(3.0))).await;
     let dp_baseline_load = ThreadTimes::read(dp.pid).secs_since(&threads) / wall.elapsed().as_secs_f64();
-    let client = new_client();
+    // Its own pool: every held stream on a connection of its own.
+    let client = new_client("");
     let ready = Arc::new(AtomicUsize::new(0));
     let pings = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(Mutex::new(Vec::<String>::new()));
