@@ -1,7 +1,6 @@
 //! The load generator: the requests of each route and kind, and the open-
 //! and closed-loop patterns that drive them.
 
-use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -311,12 +310,9 @@ pub struct LatencyRun {
 
 /// Open loop: a dedicated thread starts one request every `1/rate` s, on
 /// schedule whatever the earlier requests are doing; each latency is counted
-/// from the scheduled start.
-pub async fn open_loop<F, Fut>(make: F, rate: f64, secs: f64) -> LatencyRun
-where
-    F: Fn() -> Fut + Send + 'static,
-    Fut: Future<Output = Result<Exchange, Error>> + Send + 'static,
-{
+/// from the scheduled start. Each request is `t.exchange(route, stream, PROMPT)`.
+pub async fn open_loop(t: &Target, route: Route, stream: bool, rate: f64, secs: f64) -> LatencyRun {
+    let t = t.clone();
     let n = ((rate * secs).round() as usize).max(1);
     let interval = Duration::from_secs_f64(1.0 / rate);
     let handle = tokio::runtime::Handle::current();
@@ -333,9 +329,9 @@ where
                 std::thread::sleep(at - now);
             }
             worst = worst.max(Instant::now().saturating_duration_since(at));
-            let fut = make();
+            let t = t.clone();
             tasks.push(handle.spawn(async move {
-                let r = fut.await;
+                let r = t.exchange(route, stream, PROMPT).await;
                 let done = Instant::now();
                 r.map(|x| (done - at, x.first_byte.saturating_duration_since(at)))
             }));
@@ -389,17 +385,14 @@ impl ThroughputRun {
 }
 
 /// Closed loop: `workers` tasks each send a request, read all of it, and
-/// send the next, until `secs` have passed.
-pub async fn closed_loop<F, Fut>(make: F, workers: usize, secs: f64) -> ThroughputRun
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Result<Exchange, Error>> + Send + 'static,
-{
+/// send the next, until `secs` have passed. Each request is
+/// `t.exchange(route, stream, PROMPT)`.
+pub async fn closed_loop(t: &Target, route: Route, stream: bool, workers: usize, secs: f64) -> ThroughputRun {
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(secs);
     let mut set = JoinSet::new();
     for _ in 0..workers {
-        let make = make.clone();
+        let t = t.clone();
         set.spawn(async move {
             let mut run = ThroughputRun::default();
             loop {
@@ -407,7 +400,7 @@ where
                 if began >= end {
                     break;
                 }
-                match make().await {
+                match t.exchange(route, stream, PROMPT).await {
                     Ok(_) => run.latencies.push(began.elapsed()),
                     Err(e) => {
                         run.errors += 1;

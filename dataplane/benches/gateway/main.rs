@@ -483,14 +483,10 @@ async fn run(p: Params) -> Result<(), Error> {
                         kind_name(stream),
                         p.latency_secs
                     ));
-                    let t = target_of(upstream).clone();
-                    let make = move || {
-                        let t = t.clone();
-                        async move { t.exchange(route, stream, PROMPT).await }
-                    };
-                    load::open_loop(make.clone(), rate, p.warmup_secs).await;
+                    let t = target_of(upstream);
+                    load::open_loop(t, route, stream, rate, p.warmup_secs).await;
                     let cpu = CpuMeter::start(dp.pid, &fleet_pids);
-                    let mut run = load::open_loop(make, rate, p.latency_secs).await;
+                    let mut run = load::open_loop(t, route, stream, rate, p.latency_secs).await;
                     let cpu = cpu.stop();
                     run.total.sort();
                     run.first_byte.sort();
@@ -512,14 +508,10 @@ async fn run(p: Params) -> Result<(), Error> {
                         kind_name(stream),
                         p.throughput_secs
                     ));
-                    let t = target_of(upstream).clone();
-                    let make = move || {
-                        let t = t.clone();
-                        async move { t.exchange(route, stream, PROMPT).await }
-                    };
-                    load::closed_loop(make.clone(), workers, p.warmup_secs).await;
+                    let t = target_of(upstream);
+                    load::closed_loop(t, route, stream, workers, p.warmup_secs).await;
                     let cpu = CpuMeter::start(dp.pid, &fleet_pids);
-                    let mut run = load::closed_loop(make, workers, p.throughput_secs).await;
+                    let mut run = load::closed_loop(t, route, stream, workers, p.throughput_secs).await;
                     let cpu = cpu.stop();
                     run.latencies.sort();
                     saturation.push(SaturationRow { upstream, workers, route, stream, run, cpu });

@@ -112,6 +112,14 @@ fn pct_of_cpu(secs: f64, wall: f64) -> String {
     format!("{:.0}%", secs / wall * 100.0)
 }
 
+/// One summary row per percentile: both routes' figure and the difference.
+fn added_rows(out: &mut String, figure: &str, at: &str, qs: &[(&str, f64)], direct: &[Duration], via: &[Duration]) {
+    for (label, q) in qs {
+        let (a, b) = (pct_ms(direct, *q), pct_ms(via, *q));
+        let _ = writeln!(out, "| {figure} {label} {at} (ms) | {a:.3} | {b:.3} | {:+.3} ms |", b - a);
+    }
+}
+
 impl Results {
     pub fn latency_row(&self, up: Upstream, rate: f64, route: Route, stream: bool) -> Option<&LatencyRow> {
         self.latency.iter().find(|l| l.upstream == up && l.rate == rate && l.route == route && l.stream == stream)
@@ -286,82 +294,8 @@ impl Results {
         for up in [Upstream::Tls, Upstream::Plain] {
             // The plain-HTTP rows are for comparison; their labels say so.
             let via = if up == Upstream::Tls { String::new() } else { format!(", Bedrock over {}", up.name()) };
-            for &rate in &self.params.rates {
-                for stream in [false, true] {
-                    let (Some(d), Some(g)) = (
-                        self.latency_row(up, rate, Route::Direct, stream),
-                        self.latency_row(up, rate, Route::Gateway, stream),
-                    ) else {
-                        continue;
-                    };
-                    for (label, q) in [("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999)] {
-                        let (a, b) = (pct_ms(&d.run.total, q), pct_ms(&g.run.total, q));
-                        let _ = writeln!(
-                            out,
-                            "| {} latency {label} at {} req/s{via} (ms) | {a:.3} | {b:.3} | {:+.3} ms |",
-                            kind_name(stream),
-                            rate_label(rate),
-                            b - a
-                        );
-                    }
-                    if stream {
-                        for (label, q) in [("p50", 0.50), ("p99", 0.99)] {
-                            let (a, b) = (pct_ms(&d.run.first_byte, q), pct_ms(&g.run.first_byte, q));
-                            let _ = writeln!(
-                                out,
-                                "| streaming first event {label} at {} req/s{via} (ms) | {a:.3} | {b:.3} | {:+.3} ms |",
-                                rate_label(rate),
-                                b - a
-                            );
-                        }
-                    }
-                    let n = g.run.total.len().max(1) as f64;
-                    let _ = writeln!(
-                        out,
-                        "| data-plane CPU per {} request at {} req/s{via} (µs) | — | {:.0} | — |",
-                        kind_name(stream),
-                        rate_label(rate),
-                        g.cpu.dp_secs / n * 1e6
-                    );
-                }
-            }
-            for stream in [false, true] {
-                let (Some(d), Some(g)) =
-                    (self.best_saturation(up, Route::Direct, stream), self.best_saturation(up, Route::Gateway, stream))
-                else {
-                    continue;
-                };
-                let _ = writeln!(
-                    out,
-                    "| {} highest sustained rate{via} (req/s) | {:.0} ({} workers) | {:.0} ({} workers) | ×{:.2} |",
-                    kind_name(stream),
-                    d.run.rate(),
-                    d.workers,
-                    g.run.rate(),
-                    g.workers,
-                    g.run.rate() / d.run.rate()
-                );
-                let _ = writeln!(
-                    out,
-                    "| data-plane CPU per {} request at saturation{via} (µs) | — | {:.0} | — |",
-                    kind_name(stream),
-                    g.cpu.dp_secs / g.run.completed.max(1) as f64 * 1e6
-                );
-                // Latency at saturation: both routes at the concurrency where the
-                // data plane did best.
-                if let Some(d) = self.saturation_row(up, g.workers, Route::Direct, stream) {
-                    for (label, q) in [("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999)] {
-                        let (a, b) = (pct_ms(&d.run.latencies, q), pct_ms(&g.run.latencies, q));
-                        let _ = writeln!(
-                            out,
-                            "| {} latency {label} at saturation, {} workers{via} (ms) | {a:.3} | {b:.3} | {:+.3} ms |",
-                            kind_name(stream),
-                            g.workers,
-                            b - a
-                        );
-                    }
-                }
-            }
+            self.summary_rates(out, up, &via);
+            self.summary_saturation(out, up, &via);
         }
         let mem = &self.memory;
         let per_1000 = self.kib_per_stream() * 1000.0 / 1024.0;
@@ -400,6 +334,74 @@ impl Results {
             pct_ms(&lag, 1.0)
         );
         let _ = writeln!(out);
+    }
+
+    /// The fixed-rate rows of one upstream.
+    fn summary_rates(&self, out: &mut String, up: Upstream, via: &str) {
+        const LATENCY: [(&str, f64); 3] = [("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999)];
+        for &rate in &self.params.rates {
+            for stream in [false, true] {
+                let (Some(d), Some(g)) = (
+                    self.latency_row(up, rate, Route::Direct, stream),
+                    self.latency_row(up, rate, Route::Gateway, stream),
+                ) else {
+                    continue;
+                };
+                let at = format!("at {} req/s{via}", rate_label(rate));
+                let figure = format!("{} latency", kind_name(stream));
+                added_rows(out, &figure, &at, &LATENCY, &d.run.total, &g.run.total);
+                if stream {
+                    added_rows(out, "streaming first event", &at, &LATENCY[..2], &d.run.first_byte, &g.run.first_byte);
+                }
+                let per_request = g.cpu.dp_secs / g.run.total.len().max(1) as f64 * 1e6;
+                let _ = writeln!(
+                    out,
+                    "| data-plane CPU per {} request {at} (µs) | — | {per_request:.0} | — |",
+                    kind_name(stream)
+                );
+            }
+        }
+    }
+
+    /// The saturation rows of one upstream.
+    fn summary_saturation(&self, out: &mut String, up: Upstream, via: &str) {
+        for stream in [false, true] {
+            let (Some(d), Some(g)) =
+                (self.best_saturation(up, Route::Direct, stream), self.best_saturation(up, Route::Gateway, stream))
+            else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "| {} highest sustained rate{via} (req/s) | {:.0} ({} workers) | {:.0} ({} workers) | ×{:.2} |",
+                kind_name(stream),
+                d.run.rate(),
+                d.workers,
+                g.run.rate(),
+                g.workers,
+                g.run.rate() / d.run.rate()
+            );
+            let _ = writeln!(
+                out,
+                "| data-plane CPU per {} request at saturation{via} (µs) | — | {:.0} | — |",
+                kind_name(stream),
+                g.cpu.dp_secs / g.run.completed.max(1) as f64 * 1e6
+            );
+            // Latency at saturation: both routes at the concurrency where the
+            // data plane did best.
+            if let Some(d) = self.saturation_row(up, g.workers, Route::Direct, stream) {
+                let at = format!("at saturation, {} workers{via}", g.workers);
+                let figure = format!("{} latency", kind_name(stream));
+                added_rows(
+                    out,
+                    &figure,
+                    &at,
+                    &[("p50", 0.50), ("p99", 0.99), ("p99.9", 0.999)],
+                    &d.run.latencies,
+                    &g.run.latencies,
+                );
+            }
+        }
     }
 
     fn verdicts(&self, out: &mut String) {

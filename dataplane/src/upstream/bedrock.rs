@@ -61,7 +61,7 @@ impl Bedrock {
         };
         let ca_bundle = std::env::var_os("AWS_CA_BUNDLE").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
         let tls = tls_config(ca_bundle.as_deref())?;
-        let http = http_client(&tls)?;
+        let http = http_client(&tls);
         let h2 = Http2::from_env(tls)?;
         let url = env_url.clone().unwrap_or_else(|| regional_url(&region, fips));
         let pool = h2.as_ref().map(|h| h.pool(&url)).transpose()?.flatten();
@@ -93,11 +93,17 @@ impl Bedrock {
     /// The client of one configured endpoint. Its assumed role keeps the
     /// sessions it already has; the HTTP pool is shared, so it keeps its
     /// connections too.
-    pub fn build(&self, spec: &EndpointSpec) -> Result<Runtime, String> {
-        let url = match (&spec.url, &self.env_url) {
+    /// Where an endpoint's calls go: its own URL, else the environment's,
+    /// else its region's.
+    fn url_of(&self, spec: &EndpointSpec) -> String {
+        match (&spec.url, &self.env_url) {
             (Some(u), _) | (None, Some(u)) => u.clone(),
             (None, None) => regional_url(&spec.region, self.fips),
-        };
+        }
+    }
+
+    pub fn build(&self, spec: &EndpointSpec) -> Result<Runtime, String> {
+        let url = self.url_of(spec);
         let auth = match &spec.credentials {
             Credentials::Default => self.default_auth.clone(),
             Credentials::MissingKey => {
@@ -124,15 +130,13 @@ impl Bedrock {
     /// HTTP/2 connections of hosts no endpoint names (the default's stays).
     pub fn retain(&self, live: &[&EndpointSpec]) {
         if let Some(h2) = &self.h2 {
-            let urls: Vec<String> = live
+            let keys: Vec<String> = live
                 .iter()
-                .map(|s| match (&s.url, &self.env_url) {
-                    (Some(u), _) | (None, Some(u)) => u.clone(),
-                    (None, None) => regional_url(&s.region, self.fips),
-                })
+                .map(|s| self.url_of(s))
                 .chain(std::iter::once(self.env_url.clone().unwrap_or_else(|| regional_url(&self.region, self.fips))))
+                .filter_map(|u| host_port(&u))
                 .collect();
-            h2.pools.retain(|key, _| urls.iter().any(|u| host_port(u).as_deref() == Some(key.as_str())));
+            h2.pools.retain(|key, _| keys.contains(key));
         }
         self.roles.retain(|k, _| {
             live.iter().any(|s| {
@@ -189,7 +193,6 @@ impl Http2 {
         let host = uri.host().ok_or_else(|| format!("Bedrock endpoint {url:?} has no host"))?;
         let port = uri.port_u16().unwrap_or(443);
         let key = format!("{host}:{port}");
-        debug_assert_eq!(host_port(url).as_deref(), Some(key.as_str()));
         if let Some(p) = self.pools.get(&key) {
             return Ok(Some(p.clone()));
         }
@@ -198,7 +201,7 @@ impl Http2 {
     }
 }
 
-/// `host:port` of an https URL: the key of its HTTP/2 pool.
+/// `host:port` of an https URL: the key of its HTTP/2 pool (as `pool` makes it).
 fn host_port(url: &str) -> Option<String> {
     let uri: http::Uri = url.parse().ok()?;
     Some(format!("{}:{}", uri.host()?, uri.port_u16().unwrap_or(443)))

@@ -36,10 +36,10 @@ const SIGNING_NAME: &str = "bedrock";
 const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// An error body is only read for its message.
 const MAX_ERROR_BYTES: usize = 64 << 10;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Shorter than the idle timeouts of AWS's front ends, so that the pool never
 /// hands out a connection the far side has already closed.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+pub(super) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 static X_AMZN_BEDROCK_ACCEPT: HeaderName = HeaderName::from_static("x-amzn-bedrock-accept");
 static X_AMZN_ERRORTYPE: &str = "x-amzn-errortype";
 static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -130,7 +130,7 @@ impl Runtime {
         let base = endpoint.trim_end_matches('/').to_owned();
         Ok(Runtime {
             http,
-            h2: h2.filter(|_| uri.scheme_str() == Some("https")),
+            h2,
             control_base: control(&base),
             control_host: HeaderValue::from_str(&control(&host)).map_err(|e| e.to_string())?,
             base,
@@ -342,19 +342,21 @@ impl Runtime {
         self.authorize(&mut req, "POST", &uri, &body, who).await?;
 
         let req = req.map(|()| Full::new(Bytes::from(body)));
-        let (res, slot) = match self.h2.as_deref().filter(|p| !p.http1_only()) {
-            None => (self.http.request(req).await.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?, None),
+        let h2 = match self.h2.as_deref().filter(|p| !p.http1_only()) {
+            None => None,
             Some(pool) => match pool.ready().await {
-                Ok(ready) => {
-                    let (res, slot) = ready.send(req).await.map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
-                    (res, Some(slot))
-                }
+                Ok(ready) => Some(ready),
                 // The endpoint offers no HTTP/2: it gets HTTP/1.1 from now on.
-                Err(H2Error::NotHttp2) => {
-                    (self.http.request(req).await.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?, None)
-                }
+                Err(H2Error::NotHttp2) => None,
                 Err(e) => return Err(UpstreamError::Unreachable(e.to_string())),
             },
+        };
+        let (res, slot) = match h2 {
+            Some(ready) => {
+                let (res, slot) = ready.send(req).await.map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+                (res, Some(slot))
+            }
+            None => (self.http.request(req).await.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?, None),
         };
         if res.status() == StatusCode::OK {
             return Ok((res, slot));
@@ -371,7 +373,7 @@ async fn read_all(res: Response<Incoming>) -> Result<Bytes, UpstreamError> {
     Ok(body.to_bytes())
 }
 
-pub fn http_client(tls: &rustls::ClientConfig) -> Result<HttpClient, String> {
+pub fn http_client(tls: &rustls::ClientConfig) -> HttpClient {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
@@ -382,11 +384,11 @@ pub fn http_client(tls: &rustls::ClientConfig) -> Result<HttpClient, String> {
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
+    Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .build(tls))
+        .build(tls)
 }
 
 /// The TLS client settings of every Bedrock connection: the system's root
@@ -475,7 +477,7 @@ fn code_for_status(status: StatusCode) -> &'static str {
     }
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(inner) = source {
@@ -571,7 +573,7 @@ mod tests {
 
     #[test]
     fn the_host_is_signed_without_a_default_port() {
-        let http = http_client(&tls_config(None).unwrap()).unwrap();
+        let http = http_client(&tls_config(None).unwrap());
         let rt = |e: &str| {
             Runtime::new(http.clone(), None, e, "us-east-1".into(), Auth::Bearer(HeaderValue::from_static("x")))
                 .unwrap()
@@ -600,7 +602,7 @@ mod tests {
 
     fn runtime(tls: &rustls::ClientConfig, h2: Option<Arc<H2Pool>>, url: &str) -> Runtime {
         let auth = Auth::Bearer(HeaderValue::from_static("Bearer k"));
-        Runtime::new(http_client(tls).unwrap(), h2, url, "us-east-1".into(), auth).unwrap()
+        Runtime::new(http_client(tls), h2, url, "us-east-1".into(), auth).unwrap()
     }
 
     #[tokio::test]
@@ -652,7 +654,7 @@ mod tests {
     fn an_endpoint_without_a_scheme_is_refused() {
         let auth = Auth::Bearer(HeaderValue::from_static("x"));
         assert!(Runtime::new(
-            http_client(&tls_config(None).unwrap()).unwrap(),
+            http_client(&tls_config(None).unwrap()),
             None,
             "bedrock.example",
             "us-east-1".into(),

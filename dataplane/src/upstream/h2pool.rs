@@ -20,11 +20,11 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-/// As the HTTP/1.1 client's, for each address tried and for the handshakes.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// As the HTTP/1.1 client's: shorter than the idle timeouts of AWS's front
-/// ends, and it lets the connections a burst opened go once it has passed.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+// As the HTTP/1.1 client's: the connect timeout applies to each address
+// tried and to the handshakes; the idle timeout lets the connections a burst
+// opened go once it has passed.
+use super::client::{error_chain, CONNECT_TIMEOUT, POOL_IDLE_TIMEOUT};
+
 /// Pings find a connection that died silently (a NAT or a load balancer
 /// forgot it) before a request is sent on it, rather than after.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(30);
@@ -315,18 +315,6 @@ impl std::fmt::Debug for StreamSlot {
 
 fn millis_since(start: Instant, now: Instant) -> u64 {
     u64::try_from(now.saturating_duration_since(start).as_millis()).unwrap_or(u64::MAX)
-}
-
-/// hyper's and rustls's errors say what went wrong only in their sources.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

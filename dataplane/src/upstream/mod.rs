@@ -23,7 +23,7 @@ pub fn test_endpoint() -> std::sync::Arc<Endpoint> {
     static ONE: std::sync::OnceLock<std::sync::Arc<Endpoint>> = std::sync::OnceLock::new();
     ONE.get_or_init(|| {
         let auth = client::Auth::Bearer(http::HeaderValue::from_static("Bearer x"));
-        let http = client::http_client(&client::tls_config(None).unwrap()).unwrap();
+        let http = client::http_client(&client::tls_config(None).unwrap());
         std::sync::Arc::new(Endpoint::new(http, None, "http://127.0.0.1:9", "us-east-1".into(), auth).unwrap())
     })
     .clone()
