@@ -48,6 +48,9 @@ pub struct Settings {
     pub signin_url: Option<String>,
     /// `CCAG_DATAPLANE_ADMIN_ADDR`: the metrics listener (`None`: off).
     pub admin_addr: Option<SocketAddr>,
+    /// `CCAG_DATAPLANE_THREADING`: how requests are spread over the cores.
+    /// `main` builds its runtime from it.
+    pub threading: http::Threading,
 }
 
 impl Settings {
@@ -95,7 +98,8 @@ impl Settings {
             None => control.as_ref().map(|_| "http://127.0.0.1:8081".to_owned()),
         };
         let admin_addr = observe::admin::addr_from_env()?;
-        Ok(Settings { addr, config_file, control, timeouts, signin_url, admin_addr })
+        let threading = http::Threading::from_env()?;
+        Ok(Settings { addr, config_file, control, timeouts, signin_url, admin_addr, threading })
     }
 }
 
@@ -113,7 +117,9 @@ fn persistent_id(state_dir: &std::path::Path) -> Result<String, String> {
     Ok(id)
 }
 
-/// Runs the data plane until `shutdown` resolves.
+/// Runs the data plane until `shutdown` resolves. With per-core threading
+/// it must be called on a current-thread runtime (the first core's), as
+/// `settings.threading.runtime()` builds it.
 pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
     let store = Arc::new(config::ConfigStore::default());
     let listener = http::bind(settings.addr).map_err(|e| format!("bind {}: {e}", settings.addr))?;
@@ -191,17 +197,31 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
         }
     });
     let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
+    let cores = match settings.threading {
+        http::Threading::PerCore(n) => {
+            let cores = http::Cores::start(n, state.bedrock.thread_pool_maker())
+                .map_err(|e| format!("starting {n} request cores: {e}"))?;
+            state.gauges.count_tasks_of(cores.handles());
+            Some(Arc::new(cores))
+        }
+        http::Threading::WorkStealing => None,
+    };
     let admin_addr = admin.as_ref().map(|l| l.local_addr()).transpose().map_err(|e| e.to_string())?;
     let admin_task = admin.map(|l| tokio::spawn(observe::admin::serve(l, state.clone(), admin_stopped)));
     let metrics_at = admin_addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
-    tracing::info!(addr = %local, region = state.bedrock.region(), metrics = %metrics_at, "data plane listening");
+    let threads = cores.as_ref().map_or_else(|| "work-stealing".to_owned(), |c| format!("{} cores", c.len()));
+    tracing::info!(addr = %local, region = state.bedrock.region(), metrics = %metrics_at, %threads, "data plane listening");
     // Plain lines on stdout let scripts and tests learn ports chosen by the
     // OS. The first is the one scripts wait for.
     println!("ccag-dataplane listening on http://{local}");
     if let Some(a) = admin_addr {
         println!("ccag-dataplane metrics at http://{a}/metrics");
     }
-    http::serve(listener, state, shutdown).await;
+    http::serve(listener, state, cores.clone(), shutdown).await;
+    if let Some(cores) = cores {
+        // Their connections are over; what they still run is dropped.
+        let _ = tokio::task::spawn_blocking(move || cores.stop()).await;
+    }
     let _ = stop_admin.send(true);
     if let Some(t) = admin_task {
         let _ = t.await;

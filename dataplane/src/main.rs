@@ -1,7 +1,6 @@
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     // `ccag-dataplane health-check [URL]`: the container's probe (its image has
     // no shell).
     if let Some(code) = ccag_outbound::probe::command("ccag-dataplane", "CCAG_DATAPLANE_ADDR", "127.0.0.1:8080") {
@@ -33,7 +32,14 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    match ccag_dataplane::run(settings, shutdown_signal()).await {
+    let runtime = match settings.threading.runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ccag-dataplane: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ccag_dataplane::run(settings, shutdown_signal())) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ccag-dataplane: {e}");

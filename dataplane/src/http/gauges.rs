@@ -32,6 +32,9 @@ struct Counts {
     /// counted (not yet forwarded anywhere), and their bytes.
     telemetry_exports: AtomicI64,
     telemetry_bytes: AtomicI64,
+    /// The request cores' runtimes (per-core threading), whose tasks
+    /// `/health` adds up; without them, the current runtime's.
+    runtimes: std::sync::OnceLock<Vec<tokio::runtime::Handle>>,
 }
 
 impl Gauges {
@@ -60,6 +63,11 @@ impl Gauges {
         self.inner.streams.load(Ordering::Relaxed)
     }
 
+    /// Counts the tasks of these runtimes in `/health` (set once).
+    pub fn count_tasks_of(&self, runtimes: Vec<tokio::runtime::Handle>) {
+        let _ = self.inner.runtimes.set(runtimes);
+    }
+
     pub fn set_draining(&self) {
         self.inner.draining.store(true, Ordering::Relaxed);
     }
@@ -75,7 +83,10 @@ impl Gauges {
 
     /// The body of `GET /health`.
     pub fn health_json(&self) -> String {
-        let tasks = tokio::runtime::Handle::try_current().map(|h| h.metrics().num_alive_tasks()).unwrap_or(0);
+        let tasks = match self.inner.runtimes.get() {
+            Some(all) => all.iter().map(|h| h.metrics().num_alive_tasks()).sum(),
+            None => tokio::runtime::Handle::try_current().map(|h| h.metrics().num_alive_tasks()).unwrap_or(0),
+        };
         format!(
             r#"{{"status":"ok","connections":{},"requests_in_flight":{},"tasks":{},"telemetry_exports":{},"telemetry_bytes":{}}}"#,
             self.connections(),

@@ -19,6 +19,8 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::Sleep;
 
 use super::body::ResBody;
+use super::cores::Cores;
+use super::gauges::ConnectionGuard;
 use super::Gauges;
 
 /// What the server serves: it hands every request to `handle`.
@@ -112,7 +114,15 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-pub async fn serve<A: App>(listener: TcpListener, state: Arc<A>, shutdown: impl Future<Output = ()>) {
+/// Serves `listener` until `shutdown`, then drains. With `cores`, each
+/// connection is served on the core with the fewest; without, on tokio's
+/// runtime as it schedules it.
+pub async fn serve<A: App>(
+    listener: TcpListener,
+    state: Arc<A>,
+    cores: Option<Arc<Cores>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let timeouts = state.timeouts();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -137,7 +147,7 @@ pub async fn serve<A: App>(listener: TcpListener, state: Arc<A>, shutdown: impl 
     let (cut, cut_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
-        let (mut stream, peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
@@ -151,36 +161,21 @@ pub async fn serve<A: App>(listener: TcpListener, state: Arc<A>, shutdown: impl 
         };
         // SSE events are small writes that must leave at once.
         let _ = stream.set_nodelay(true);
-        let open = state.gauges().connection_opened();
-        let state = state.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let mut cut = cut_rx.clone();
-        tokio::spawn(async move {
-            let _open = open;
-            let served = async {
-                let prefix = match read_prefix(&mut stream, timeouts.header_read).await {
-                    Ok(Some(p)) => p,
-                    Ok(None) => return,
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "connection closed before its first request");
-                        return;
-                    }
-                };
-                let io = ConnIo { inner: Some(stream), prefix, stall_limit: timeouts.write_stall, stalled: None };
-                let svc = service_fn(move |req| state.clone().handle(req, peer));
-                let conn = builder.serve_connection(TokioIo::new(io), svc);
-                if let Err(e) = watcher.watch(conn).await {
-                    tracing::debug!(%peer, error = %e, "connection ended with an error");
-                }
-            };
-            // Dropping the connection drops its requests: their meters
-            // record them as cut short.
-            tokio::select! {
-                _ = served => {}
-                _ = crate::observe::admin::stopped(&mut cut) => tracing::debug!(%peer, "connection cut at the end of the drain"),
+        let conn = Connection {
+            peer,
+            open: state.gauges().connection_opened(),
+            state: state.clone(),
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            cut: cut_rx.clone(),
+            timeouts,
+        };
+        match &cores {
+            Some(cores) => cores.spawn(stream, move |stream, load| conn.serve(stream, load)),
+            None => {
+                tokio::spawn(conn.serve(stream, ()));
             }
-        });
+        }
     }
     // New connections are refused from now on, rather than queued.
     drop(listener);
@@ -199,6 +194,47 @@ pub async fn serve<A: App>(listener: TcpListener, state: Arc<A>, shutdown: impl 
     let deadline = tokio::time::Instant::now() + CUT_GRACE;
     while state.gauges().connections() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// One accepted connection and what serving it needs.
+struct Connection<A> {
+    peer: SocketAddr,
+    open: ConnectionGuard,
+    state: Arc<A>,
+    builder: auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+    cut: tokio::sync::watch::Receiver<bool>,
+    timeouts: Timeouts,
+}
+
+impl<A: App> Connection<A> {
+    /// `held` (the connection's count against its core) is dropped with it.
+    async fn serve<H: Send>(self, mut stream: TcpStream, held: H) {
+        let Connection { peer, open, state, builder, watcher, mut cut, timeouts } = self;
+        let _held = (open, held);
+        let served = async {
+            let prefix = match read_prefix(&mut stream, timeouts.header_read).await {
+                Ok(Some(p)) => p,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "connection closed before its first request");
+                    return;
+                }
+            };
+            let io = ConnIo { inner: Some(stream), prefix, stall_limit: timeouts.write_stall, stalled: None };
+            let svc = service_fn(move |req| state.clone().handle(req, peer));
+            let conn = builder.serve_connection(TokioIo::new(io), svc);
+            if let Err(e) = watcher.watch(conn).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        };
+        // Dropping the connection drops its requests: their meters
+        // record them as cut short.
+        tokio::select! {
+            _ = served => {}
+            _ = crate::observe::admin::stopped(&mut cut) => tracing::debug!(%peer, "connection cut at the end of the drain"),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use aws_types::SdkConfig;
 use dashmap::DashMap;
 use http::HeaderValue;
 
-use super::client::{http_client, tls_config, Auth, HttpClient, Runtime};
+use super::client::{http_client, tls_config, use_thread_pool, Auth, HttpClient, Runtime};
 use super::credentials::CredentialCache;
 use super::h2pool::H2Pool;
 use super::sts::{RoleKey, RoleSessions, Sts};
@@ -23,6 +23,8 @@ use crate::routing::{Credentials, EndpointSpec};
 /// across configuration changes.
 pub struct Bedrock {
     http: HttpClient,
+    /// What every HTTP/1.1 pool trusts: the shared one and each core's.
+    tls: Arc<rustls::ClientConfig>,
     region: String,
     /// An explicit endpoint from the environment, which wins over the
     /// regional URL of every endpoint without its own.
@@ -62,13 +64,14 @@ impl Bedrock {
         let ca_bundle = std::env::var_os("AWS_CA_BUNDLE").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
         let tls = tls_config(ca_bundle.as_deref())?;
         let http = http_client(&tls);
-        let h2 = Http2::from_env(tls)?;
+        let h2 = Http2::from_env(tls.clone())?;
         let url = env_url.clone().unwrap_or_else(|| regional_url(&region, fips));
         let pool = h2.as_ref().map(|h| h.pool(&url)).transpose()?.flatten();
         let default = Arc::new(Runtime::new(http.clone(), pool, &url, region.clone(), default_auth.clone())?);
         tracing::info!(endpoint = %url, %region, http2 = h2.is_some(), "Bedrock Runtime");
         Ok(Bedrock {
             http,
+            tls: Arc::new(tls),
             region,
             env_url,
             fips,
@@ -78,6 +81,13 @@ impl Bedrock {
             h2,
             default,
         })
+    }
+
+    /// What gives a request core's thread a pool of its own for HTTP/1.1
+    /// (HTTP/2's pools are shared by every core).
+    pub fn thread_pool_maker(&self) -> impl Fn() + Send + Sync + 'static {
+        let tls = self.tls.clone();
+        move || use_thread_pool(http_client(&tls))
     }
 
     /// The data plane's own region (of the endpoint used when the

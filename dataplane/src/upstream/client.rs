@@ -86,6 +86,21 @@ pub struct Principal<'a> {
 /// changes keeps its warm connections.
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
+thread_local! {
+    /// The calling thread's own HTTP/1.1 pool, on a request core (per-core
+    /// threading): its Bedrock connections are then driven by the runtime
+    /// that serves their requests, and an answer wakes no other thread.
+    static THREAD_POOL: std::cell::OnceCell<HttpClient> = const { std::cell::OnceCell::new() };
+}
+
+/// Gives the calling thread a pool of its own for every endpoint's
+/// HTTP/1.1 calls; a second call keeps the first.
+pub fn use_thread_pool(client: HttpClient) {
+    THREAD_POOL.with(|p| {
+        let _ = p.set(client);
+    });
+}
+
 pub struct Runtime {
     http: HttpClient,
     /// HTTP/2 over TLS, when on (`CCAG_BEDROCK_HTTP2`) and the endpoint is
@@ -294,7 +309,7 @@ impl Runtime {
                 .map_err(|e| UpstreamError::Protocol(format!("building the request: {e}")))?;
             self.authorize(&mut req, "GET", &uri, &[], Principal::default()).await?;
             let req = req.map(|()| Full::new(Bytes::new()));
-            let res = self.http.request(req).await.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?;
+            let res = self.request(req).await.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?;
             if res.status() != StatusCode::OK {
                 return Err(read_error(res).await);
             }
@@ -313,6 +328,11 @@ impl Runtime {
             }
         }
         Ok(out)
+    }
+
+    /// An HTTP/1.1 call on this thread's pool, else on the shared one.
+    fn request(&self, req: Request<Full<Bytes>>) -> hyper_util::client::legacy::ResponseFuture {
+        THREAD_POOL.with(|p| p.get().unwrap_or(&self.http).request(req))
     }
 
     async fn send(
@@ -356,7 +376,7 @@ impl Runtime {
                 let (res, slot) = ready.send(req).await.map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
                 (res, Some(slot))
             }
-            None => (self.http.request(req).await.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?, None),
+            None => (self.request(req).await.map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?, None),
         };
         if res.status() == StatusCode::OK {
             return Ok((res, slot));
