@@ -20,11 +20,6 @@ use crate::usage::UsageRecord;
 
 /// Records per report.
 const BATCH: usize = 500;
-/// Once a record wakes the usage writer, it lets more gather for this long
-/// before taking them. Woken for every record, the writer cost each request
-/// a thread wake-up, a log write and a spool append; at 1,000 req/s it now
-/// takes 20 at a time. A quiet writer waits in `recv` (no timer runs).
-const GATHER: Duration = Duration::from_millis(20);
 /// Longest wait before a partial batch is sent.
 const LINGER: Duration = Duration::from_millis(500);
 /// Shortest gap between two reports. A busy data plane then sends one batch
@@ -67,12 +62,9 @@ fn log(r: &UsageRecord) {
 /// Without a control plane: the log (and the metrics) are the only consumers.
 pub fn spawn_log_only(mut rx: mpsc::Receiver<UsageRecord>, observer: Arc<Observer>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(BATCH);
-        while gather(&mut rx, &mut batch).await > 0 {
-            for r in batch.drain(..) {
-                log(&r);
-                observer.observe(&r);
-            }
+        while let Some(r) = rx.recv().await {
+            log(&r);
+            observer.observe(&r);
         }
     })
 }
@@ -97,7 +89,7 @@ pub fn spawn(
     tokio::spawn(send_loop(spool.clone(), wake.clone(), control, budgets, router, metrics));
     Ok(tokio::spawn(async move {
         let mut batch = Vec::with_capacity(BATCH);
-        while gather(&mut rx, &mut batch).await > 0 {
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
             for r in &batch {
                 log(r);
                 observer.observe(r);
@@ -112,27 +104,6 @@ pub fn spawn(
             batch.clear();
         }
     }))
-}
-
-/// The next records into `batch` (empty on entry): waits for one, then
-/// for [`GATHER`], and takes what arrived meanwhile. 0 once the channel is
-/// closed and empty.
-async fn gather(rx: &mut mpsc::Receiver<UsageRecord>, batch: &mut Vec<UsageRecord>) -> usize {
-    if rx.recv_many(batch, BATCH).await == 0 {
-        return 0;
-    }
-    // No waker is registered while the writer sleeps: senders wake nobody.
-    if batch.len() < BATCH && !rx.is_closed() {
-        tokio::time::sleep(GATHER).await;
-        // try_recv registers no waker either, as a polled recv would.
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
-        }
-    }
-    batch.len()
 }
 
 async fn send_loop(
