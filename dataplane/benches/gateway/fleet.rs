@@ -162,6 +162,28 @@ impl Drop for Proc {
     }
 }
 
+/// The bare relay (`relay.rs`) in front of a double: this binary, started again.
+pub struct Relay {
+    proc: Proc,
+    pub pid: u32,
+    /// `IP:PORT`.
+    pub addr: String,
+}
+
+impl Relay {
+    pub fn start(upstream: std::net::SocketAddr, work: &WorkDir) -> Result<Self, Error> {
+        let exe = std::env::current_exe().map_err(|e| format!("the bench's own binary: {e}"))?;
+        let mut cmd = Command::new(exe);
+        cmd.arg(crate::relay::FLAG).arg(upstream.to_string());
+        let (proc, addr) = Proc::spawn(cmd, "the relay", work.0.join("relay.log"), crate::relay::LISTENING)?;
+        Ok(Relay { pid: proc.pid, proc, addr })
+    }
+
+    pub fn log_tail(&self) -> String {
+        self.proc.log_tail()
+    }
+}
+
 /// The running `ccag-controlplane` on SQLite in the work directory.
 pub struct ControlPlane {
     proc: Proc,
@@ -321,12 +343,16 @@ pub struct CpuMeter {
     dp: u32,
     fleet: Vec<u32>,
     at_start: [f64; 4],
+    /// The measured process's threads, for its own figure in nanoseconds:
+    /// at 50 req/s a 2 s phase holds 100 requests, and the 10 ms ticks of
+    /// `stat` would make ±100 µs of each request's share.
+    dp_threads: ThreadTimes,
     wall: Instant,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuUse {
-    /// The data plane under load.
+    /// The process measured: the data plane under load, or the relay.
     pub dp_secs: f64,
     /// This process: the load generator and the double.
     pub bench_secs: f64,
@@ -340,7 +366,13 @@ pub struct CpuUse {
 
 impl CpuMeter {
     pub fn start(dp: u32, fleet: &[u32]) -> Self {
-        let mut m = CpuMeter { dp, fleet: fleet.to_vec(), at_start: [0.0; 4], wall: Instant::now() };
+        let mut m = CpuMeter {
+            dp,
+            fleet: fleet.to_vec(),
+            at_start: [0.0; 4],
+            dp_threads: ThreadTimes::read(dp),
+            wall: Instant::now(),
+        };
         m.at_start = m.read();
         m.wall = Instant::now();
         m
@@ -359,7 +391,9 @@ impl CpuMeter {
         let now = self.read();
         let d: Vec<f64> = now.iter().zip(self.at_start).map(|(a, b)| a - b).collect();
         CpuUse {
-            dp_secs: d[0],
+            // Of the threads alive at the end: one that exited meanwhile (an
+            // idle blocking thread) takes its time with it.
+            dp_secs: ThreadTimes::read(self.dp).secs_since(&self.dp_threads),
             bench_secs: d[1],
             fleet_secs: d[2],
             other_secs: (d[3] - d[0] - d[1] - d[2]).max(0.0),

@@ -46,6 +46,8 @@ pub enum Route {
     Direct,
     /// Through the data plane.
     Gateway,
+    /// As `Direct`, through a bare TCP relay (`relay.rs`): the floor.
+    Relay,
 }
 
 pub const ALL: [(Route, bool); 4] =
@@ -56,6 +58,7 @@ impl Route {
         match self {
             Route::Direct => "direct",
             Route::Gateway => "via data plane",
+            Route::Relay => "via a bare relay",
         }
     }
 }
@@ -110,6 +113,8 @@ pub struct Target {
     double_host: HeaderValue,
     gateway_url: String,
     api_key: HeaderValue,
+    /// `https://IP:PORT` of the relay in front of the double, if any.
+    relay_url: Option<String>,
 }
 
 impl Target {
@@ -123,7 +128,16 @@ impl Target {
             double_host: HeaderValue::from_str(host).expect("an ASCII authority"),
             gateway_url: gateway_url.to_string(),
             api_key: HeaderValue::from_str(api_key).expect("an ASCII key"),
+            relay_url: None,
         }
+    }
+
+    /// The same target, with `Route::Relay` going through the relay at
+    /// `addr` (`IP:PORT`) to its double.
+    pub fn with_relay(mut self, addr: &str) -> Self {
+        let scheme = if self.double_url.starts_with("https://") { "https" } else { "http" };
+        self.relay_url = Some(format!("{scheme}://{addr}"));
+        self
     }
 
     /// What the data plane would send Bedrock for the same request.
@@ -150,7 +164,9 @@ impl Target {
 
     /// `InvokeModel[WithResponseStream]`, signed as an AWS SDK signs it:
     /// every header sent is signed, the date is now.
-    fn direct_request(&self, stream: bool, text: &str) -> Request<Full<Bytes>> {
+    /// Through the relay when `relay`: the same bytes, another port (the
+    /// Host header, signed, stays the double's).
+    fn direct_request(&self, stream: bool, text: &str, relay: bool) -> Request<Full<Bytes>> {
         let body = Self::bedrock_body(text);
         let op = if stream { "invoke-with-response-stream" } else { "invoke" };
         let path = format!("/model/{BEDROCK_MODEL_PATH}/{op}");
@@ -176,8 +192,12 @@ impl Target {
                 amz_date: &amz_date(SystemTime::now()),
             },
         );
-        let mut req =
-            Request::post(format!("{}{path}", self.double_url)).body(Full::new(body)).expect("a valid request");
+        let base = if relay {
+            self.relay_url.as_deref().expect("Route::Relay on a target given no relay")
+        } else {
+            &self.double_url
+        };
+        let mut req = Request::post(format!("{base}{path}")).body(Full::new(body)).expect("a valid request");
         *req.headers_mut() = headers;
         req
     }
@@ -193,7 +213,8 @@ impl Target {
 
     fn request(&self, route: Route, stream: bool, text: &str) -> Request<Full<Bytes>> {
         match route {
-            Route::Direct => self.direct_request(stream, text),
+            Route::Direct => self.direct_request(stream, text, false),
+            Route::Relay => self.direct_request(stream, text, true),
             Route::Gateway => self.gateway_request(stream, text),
         }
     }
@@ -252,9 +273,12 @@ pub async fn budgeted(t: &Target) -> Result<bool, Error> {
     Ok(budgeted)
 }
 
-/// Checks once that each of the four request kinds gets a real answer.
+/// Checks once that each of the four request kinds gets a real answer, and
+/// the two through the relay if the target has one.
 pub async fn sanity_check(t: &Target) -> Result<(), Error> {
-    for (route, stream) in ALL {
+    let relayed = [(Route::Relay, false), (Route::Relay, true)];
+    let relayed = if t.relay_url.is_some() { &relayed[..] } else { &[] };
+    for &(route, stream) in ALL.iter().chain(relayed) {
         let res = t
             .client
             .request(t.request(route, stream, PROMPT))
@@ -263,7 +287,7 @@ pub async fn sanity_check(t: &Target) -> Result<(), Error> {
         let status = res.status();
         let body = res.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         let expect: &[u8] = match (route, stream) {
-            (Route::Direct, true) => b":event-type",
+            (Route::Direct | Route::Relay, true) => b":event-type",
             (Route::Gateway, true) => b"event: message_stop",
             (_, false) => b"\"content\"",
         };

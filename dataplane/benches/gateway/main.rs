@@ -45,6 +45,7 @@ mod fleet;
 mod load;
 mod otlp_sink;
 mod phases;
+mod relay;
 mod report;
 mod spend;
 
@@ -53,7 +54,7 @@ use std::time::Duration;
 
 use ccag_bedrock_double::DoubleConfig;
 
-use fleet::{ControlPlane, CpuMeter, DataPlane, Machine, WorkDir};
+use fleet::{ControlPlane, CpuMeter, DataPlane, Machine, Relay, WorkDir};
 use load::{kind_name, Route, Target, Upstream, ALL};
 use report::{LatencyRow, Results, SaturationRow};
 
@@ -290,6 +291,12 @@ uses that control plane instead of building one with cargo.";
 // Entry point
 
 fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).take(2).collect();
+    if let [flag, upstream] = args.as_slice() {
+        if flag == relay::FLAG {
+            return relay::serve(upstream);
+        }
+    }
     let params = match Params::from_args() {
         Ok(p) => p,
         Err(e) => {
@@ -422,8 +429,10 @@ async fn run(p: Params) -> Result<(), Error> {
     let dp = &dps[0];
     // The control plane and the idle data planes: their CPU is accounted apart.
     let fleet_pids: Vec<u32> = cps.iter().map(|c| c.pid()).chain(dps[1..].iter().map(|d| d.pid)).collect();
+    // The floor: a bare relay in front of the first TLS double.
+    let relay = Relay::start(tls_doubles[0].addr(), &work)?;
     let client = load::new_client(&ca_pem);
-    let target = Target::new(client.clone(), &tls_doubles[0].url(), &dp.url, &bench_key.secret);
+    let target = Target::new(client.clone(), &tls_doubles[0].url(), &dp.url, &bench_key.secret).with_relay(&relay.addr);
     let plain_target = Target::new(client, &plain_doubles[0].url(), &dp.url, &plain_key.secret);
     let target_of = |u: Upstream| match u {
         Upstream::Tls => &target,
@@ -440,7 +449,7 @@ async fn run(p: Params) -> Result<(), Error> {
     let rss_fresh = dp.rss_kib()?;
     let fds_fresh = dp.open_fds();
 
-    load::sanity_check(&target).await?;
+    load::sanity_check(&target).await.map_err(|e| format!("{e}; relay log:\n{}", relay.log_tail()))?;
     load::sanity_check(&plain_target).await?;
     if p.budgets {
         // The verdicts follow the data planes' start within a second or two.
@@ -472,10 +481,16 @@ async fn run(p: Params) -> Result<(), Error> {
     let usage = phases::usage_lag(&target, &admin, &usage_key, p.repeats).await?;
 
     let mut latency = Vec::new();
+    // While the relay is measured, the data plane idles with the fleet.
+    let fleet_and_dp: Vec<u32> = fleet_pids.iter().copied().chain([dp.pid]).collect();
     for upstream in [Upstream::Tls, Upstream::Plain] {
+        let routes: &[Route] = match upstream {
+            Upstream::Tls => &[Route::Direct, Route::Relay, Route::Gateway],
+            Upstream::Plain => &[Route::Direct, Route::Gateway],
+        };
         for &rate in &p.rates {
             for stream in [false, true] {
-                for route in [Route::Direct, Route::Gateway] {
+                for &route in routes {
                     progress(&format!(
                         "open loop, Bedrock over {}: {} {} at {rate} req/s for {} s",
                         upstream.name(),
@@ -485,7 +500,10 @@ async fn run(p: Params) -> Result<(), Error> {
                     ));
                     let t = target_of(upstream);
                     load::open_loop(t, route, stream, rate, p.warmup_secs).await;
-                    let cpu = CpuMeter::start(dp.pid, &fleet_pids);
+                    let cpu = match route {
+                        Route::Relay => CpuMeter::start(relay.pid, &fleet_and_dp),
+                        _ => CpuMeter::start(dp.pid, &fleet_pids),
+                    };
                     let mut run = load::open_loop(t, route, stream, rate, p.latency_secs).await;
                     let cpu = cpu.stop();
                     run.total.sort();
@@ -569,6 +587,7 @@ async fn run(p: Params) -> Result<(), Error> {
     drop(dps);
     drop(cps);
     drop(database);
+    drop(relay);
     drop(tls_doubles);
     drop(plain_doubles);
     drop(work);

@@ -207,7 +207,8 @@ impl Results {
              (one process, tokio with {} workers); {} `ccag-controlplane` replica(s) on {}; {} `ccag-dataplane` \
              ({build} builds) configured by them over the Watch stream (each given every replica, starting with a \
              different one) and reporting usage to them. The load goes to the first data plane; admin changes to \
-             the first replica.",
+             the first replica. The floor: a bare TCP relay (this binary again, one thread, bytes forwarded and \
+             nothing else, TLS end to end) in front of the first HTTPS double, measured like the data plane.",
             m.nproc,
             self.replicas,
             if self.postgres { "one PostgreSQL database" } else { "SQLite" },
@@ -359,6 +360,14 @@ impl Results {
                     "| data-plane CPU per {} request {at} (µs) | — | {per_request:.0} | — |",
                     kind_name(stream)
                 );
+                if let Some(r) = self.latency_row(up, rate, Route::Relay, stream) {
+                    let floor = format!("{} latency through a bare relay (the floor)", kind_name(stream));
+                    added_rows(out, &floor, &at, &LATENCY[..2], &d.run.total, &r.run.total);
+                    if stream {
+                        let first = "streaming first event through a bare relay (the floor)";
+                        added_rows(out, first, &at, &LATENCY[..2], &d.run.first_byte, &r.run.first_byte);
+                    }
+                }
             }
         }
     }
@@ -436,6 +445,7 @@ impl Results {
                 );
             }
         }
+        self.floor_rows(out);
         let target = format!("Highest sustained streaming rate ≥ {TARGET_STREAM_RATIO} × direct");
         match (self.best_saturation(up, Route::Direct, true), self.best_saturation(up, Route::Gateway, true)) {
             (Some(d), Some(g)) => {
@@ -483,12 +493,38 @@ impl Results {
         let _ = writeln!(out);
     }
 
+    /// What the bare relay adds at the target rates: no target of its own,
+    /// but the least any proxy on this machine could add.
+    fn floor_rows(&self, out: &mut String) {
+        let up = Upstream::Tls;
+        for rate in TARGET_RATES {
+            let rows = [false, true].map(|stream| {
+                self.latency_row(up, rate, Route::Direct, stream).zip(self.latency_row(up, rate, Route::Relay, stream))
+            });
+            let [Some((dn, rn)), Some((ds, rs))] = rows else { continue };
+            let added = |d: &[Duration], r: &[Duration], q: f64| pct_ms(r, q) - pct_ms(d, q);
+            let _ = writeln!(
+                out,
+                "| The floor at {} req/s: what a bare TCP relay adds (for comparison, no target) | p50: non-streaming \
+                 {:+.3} ms, streaming {:+.3} ms to the last byte, {:+.3} ms to the first event; p99: {:+.3}, {:+.3}, \
+                 {:+.3} ms | — |",
+                rate_label(rate),
+                added(&dn.run.total, &rn.run.total, 0.5),
+                added(&ds.run.total, &rs.run.total, 0.5),
+                added(&ds.run.first_byte, &rs.run.first_byte, 0.5),
+                added(&dn.run.total, &rn.run.total, 0.99),
+                added(&ds.run.total, &rs.run.total, 0.99),
+                added(&ds.run.first_byte, &rs.run.first_byte, 0.99),
+            );
+        }
+    }
+
     fn latency_detail(&self, out: &mut String) {
         let _ = writeln!(out, "## Latency at fixed rates (open loop; ms from the scheduled start)\n");
         let _ = writeln!(
             out,
             "| Bedrock | Rate | Request | Route | ok | errors | achieved req/s | first byte p50 | first byte p99 | p50 | p90 | \
-             p99 | p99.9 | max | data-plane CPU / req | bench CPU / req | control plane + other data planes | \
+             p99 | p99.9 | max | data-plane (relay) CPU / req | bench CPU / req | control plane + other data planes | \
              other processes |"
         );
         let _ =
@@ -496,8 +532,9 @@ impl Results {
         for l in &self.latency {
             let (run, cpu) = (&l.run, &l.cpu);
             let n = run.total.len().max(1) as f64;
+            // The relay's rows: its own CPU.
             let dp_cpu =
-                if l.route == Route::Gateway { format!("{:.0} µs", cpu.dp_secs / n * 1e6) } else { "—".into() };
+                if l.route == Route::Direct { "—".into() } else { format!("{:.0} µs", cpu.dp_secs / n * 1e6) };
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} | {} | {} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {dp_cpu} | \
