@@ -658,9 +658,9 @@ impl Results {
             "\nPer 1,000 open streams: {:+.1} MiB of VmRSS over the baseline ({:.1} KiB per stream), {:.0} ms of \
              data-plane CPU to open them, {:.3}% of a CPU to hold them idle (over the background without streams). VmRSS with 1,000 streams: {:.1} MiB{}. \
              The data plane writes a `ping` on a stream after {PING_INTERVAL_SECS} s without an event; the idle \
-             window saw {} of them. The data-plane CPU of this table is the sum of its threads' on-CPU time \
-             (`/proc/PID/task/*/schedstat`, nanoseconds); elsewhere it is utime + stime from `/proc/PID/stat`, \
-             in 10 ms ticks.\n",
+             window saw {} of them. The data-plane CPU, here and in every load phase, is the sum of its threads' \
+             on-CPU time (`/proc/PID/task/*/schedstat`, nanoseconds); the other CPU columns are utime + stime \
+             from `/proc/PID/stat`, in 10 ms ticks.\n",
             self.kib_per_stream() * 1000.0 / 1024.0,
             self.kib_per_stream(),
             mem.dp_open_secs * 1e3 * 1000.0 / n as f64,
