@@ -209,7 +209,7 @@ pub async fn run(settings: Settings, shutdown: impl std::future::Future<Output =
     let admin_addr = admin.as_ref().map(|l| l.local_addr()).transpose().map_err(|e| e.to_string())?;
     let admin_task = admin.map(|l| tokio::spawn(observe::admin::serve(l, state.clone(), admin_stopped)));
     let metrics_at = admin_addr.map_or_else(|| "off".to_owned(), |a| a.to_string());
-    let threads = cores.as_ref().map_or_else(|| "work-stealing".to_owned(), |c| format!("{} cores", c.len()));
+    let threads = cores.as_ref().map_or_else(|| "work-stealing".to_owned(), |c| format!("{} cores", c.count()));
     tracing::info!(addr = %local, region = state.bedrock.region(), metrics = %metrics_at, %threads, "data plane listening");
     // Plain lines on stdout let scripts and tests learn ports chosen by the
     // OS. The first is the one scripts wait for.

@@ -118,12 +118,9 @@ impl Cores {
         Ok(Cores { cores, stop, threads: Mutex::new(threads) })
     }
 
-    pub fn len(&self) -> usize {
+    /// How many cores serve requests (at least one).
+    pub fn count(&self) -> usize {
         self.cores.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.cores.is_empty()
     }
 
     /// Every core's runtime, for the counts of alive tasks.
@@ -188,9 +185,9 @@ impl Cores {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::server::tests::pair;
     use std::sync::atomic::AtomicUsize;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
 
     #[test]
     fn per_core_is_the_default_with_a_runtime_per_available_core() {
@@ -224,20 +221,13 @@ mod tests {
         .unwrap();
         // The two new threads run it as they start; this one at once.
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let (stream, _client) = pair().await;
+        let (_client, stream) = pair().await;
         cores.spawn(stream, move |_, _| async move {
             let _ = tx.send(());
         });
         rx.await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         cores.stop();
-    }
-
-    async fn pair() -> (TcpStream, TcpStream) {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        let (server, _) = l.accept().await.unwrap();
-        (server, client)
     }
 
     #[tokio::test]
@@ -247,7 +237,7 @@ mod tests {
         let mut clients = Vec::new();
         let mut seen = Vec::new();
         for _ in 0..4 {
-            let (stream, client) = pair().await;
+            let (client, stream) = pair().await;
             clients.push(client);
             let mut released = released.clone();
             cores.spawn(stream, move |stream, load| async move {
@@ -272,7 +262,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_is_served_on_its_cores_thread_and_reactor() {
         let cores = Cores::start(2, || {}).unwrap();
-        let (stream, mut client) = pair().await;
+        let (mut client, stream) = pair().await;
         let (tx, rx) = tokio::sync::oneshot::channel();
         cores.spawn(stream, move |mut stream, _| async move {
             let thread = std::thread::current().name().map(str::to_owned);

@@ -402,11 +402,12 @@ async fn linger(mut stream: TcpStream) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
-    async fn pair() -> (TcpStream, TcpStream) {
+    /// A connected (client, server) pair on loopback.
+    pub(crate) async fn pair() -> (TcpStream, TcpStream) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
         let (server, _) = l.accept().await.unwrap();
